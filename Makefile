@@ -1,0 +1,59 @@
+# Forewarn — set-up, run and test on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck pytest pg install install-dev clean bench
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## run: the service on SQLite with the sample data loaded, on http://$(HOST):$(PORT)
+run: install
+	$(BIN)/forewarn db upgrade
+	$(BIN)/forewarn samples load --if-empty
+	$(BIN)/forewarn keys bootstrap
+	$(BIN)/forewarn serve --host $(HOST) --port $(PORT)
+
+## pg: make sure the local PostgreSQL server (127.0.0.1:5432) is up
+pg:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || \
+	  (pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start && \
+	   for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done)
+	@pg_isready -h 127.0.0.1 -p 5432
+
+lint: install-dev
+	$(BIN)/ruff check .
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+pytest: install-dev pg
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## test: lint, type-check and the whole test suite (PostgreSQL started if needed)
+test: lint typecheck pytest
+
+bench: install-dev pg
+	$(PY) bench/ingest.py
+	$(PY) bench/forecast.py
+	$(PY) bench/accuracy.py
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

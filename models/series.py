@@ -1,0 +1,102 @@
+"""Daily and weekly count frames.
+
+Long frames use the columns ``unique_id`` (series id), ``ds`` (day, tz-naive midnight) and
+``y`` (count). Weeks are ISO weeks starting on Monday and are labelled by their Monday
+(column ``week``).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["week_start", "to_weekly", "zero_fill", "counts_from_records"]
+
+
+def week_start(ds: pd.Series | pd.DatetimeIndex) -> pd.Series:
+    """Monday of the ISO week of each day in ``ds``."""
+    s = pd.Series(pd.to_datetime(ds)).dt.normalize()
+    return s - pd.to_timedelta(s.dt.day_of_week, unit="D")
+
+
+def zero_fill(frame: pd.DataFrame) -> pd.DataFrame:
+    """Fill missing days with 0 between each series' first and last day.
+
+    Parameters
+    ----------
+    frame : DataFrame with columns ``unique_id, ds, y``.
+
+    Returns
+    -------
+    DataFrame ``unique_id, ds, y`` sorted by ``unique_id, ds``.
+    """
+    parts = []
+    for uid, g in frame.groupby("unique_id", sort=True):
+        s = g.set_index(pd.to_datetime(g["ds"]).dt.normalize())["y"].groupby(level=0).sum()
+        idx = pd.date_range(s.index.min(), s.index.max(), freq="D")
+        s = s.reindex(idx, fill_value=0)
+        parts.append(pd.DataFrame({"unique_id": uid, "ds": idx, "y": s.to_numpy()}))
+    if not parts:
+        return pd.DataFrame({"unique_id": pd.Series(dtype=str),
+                             "ds": pd.Series(dtype="datetime64[ns]"),
+                             "y": pd.Series(dtype=float)})
+    return pd.concat(parts, ignore_index=True)
+
+
+def to_weekly(frame: pd.DataFrame, *, complete_only: bool = True) -> pd.DataFrame:
+    """Sum daily counts per ISO week.
+
+    Parameters
+    ----------
+    frame : DataFrame ``unique_id, ds, y`` (daily, zero-filled).
+    complete_only : drop weeks with fewer than 7 observed days (the partial first/last week).
+
+    Returns
+    -------
+    DataFrame ``unique_id, week, y`` where ``week`` is the Monday of the ISO week.
+    """
+    f = frame.assign(week=week_start(frame["ds"]).to_numpy())
+    out = f.groupby(["unique_id", "week"], sort=True).agg(y=("y", "sum"), n=("y", "size"))
+    out = out.reset_index()
+    if complete_only:
+        out = out[out["n"] == 7]
+    return out.drop(columns="n").reset_index(drop=True)
+
+
+def counts_from_records(
+    records: pd.DataFrame,
+    *,
+    time_col: str = "received_at",
+    signal: str = "complaints",
+    category_col: str = "category",
+    region_col: str = "region",
+    tz: str = "Asia/Shanghai",
+) -> pd.DataFrame:
+    """Zero-filled daily counts per ``signal|category|region`` from record rows.
+
+    Timestamps are converted to ``tz`` (naive ones are taken as ``tz``) and counted on their
+    local calendar day. Days are zero-filled between the first and last record of the frame.
+
+    Returns
+    -------
+    DataFrame ``unique_id, ds, y``.
+    """
+    raw = records[time_col]
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        ts = raw if raw.dt.tz is not None else raw.dt.tz_localize(tz)
+    else:
+        text = raw.astype(str).str.strip()
+        aware = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
+        ts = pd.Series(pd.NaT, index=raw.index, dtype=f"datetime64[ns, {tz}]")
+        if aware.any():
+            ts[aware] = pd.to_datetime(text[aware], utc=True, format="mixed").dt.tz_convert(tz)
+        if (~aware).any():
+            ts[~aware] = pd.to_datetime(text[~aware], format="mixed").dt.tz_localize(tz)
+    day = ts.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+    uid = signal + "|" + records[category_col].astype(str) + "|" + records[region_col].astype(str)
+    counts = pd.DataFrame({"unique_id": uid, "ds": day}).value_counts().rename("y").reset_index()
+    wide = counts.pivot_table(index="ds", columns="unique_id", values="y", aggfunc="sum")
+    wide = wide.reindex(pd.date_range(day.min(), day.max(), freq="D"), fill_value=0).fillna(0)
+    long = wide.melt(ignore_index=False, var_name="unique_id", value_name="y")
+    long = long.reset_index(names="ds")[["unique_id", "ds", "y"]]
+    long["y"] = long["y"].astype(float)
+    return long.sort_values(["unique_id", "ds"]).reset_index(drop=True)

@@ -1,0 +1,163 @@
+"""Settings, read from the environment (``FOREWARN_`` prefix, nested with ``__``) and ``.env``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "ForecastSettings", "ApiSettings", "SchedulerSettings",
+           "CampaignSettings", "DispatchSettings", "ChannelSettings", "WebhookSettings",
+           "EmailSettings", "PROJECT_ROOT"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLES_DIR = PROJECT_ROOT / "data" / "samples"
+
+
+class ForecastSettings(BaseModel):
+    engine: Literal["serial", "local", "dask"] = "local"
+    dask_address: str | None = None
+    jobs: int = -1
+    horizon_days: int = 182
+    n_samples: int = 200
+    min_spike_count: float = 5.0
+    p_min: float = 0.5
+
+
+class ApiSettings(BaseModel):
+    max_body_bytes: int = 200 * 1024 * 1024
+    cors_origins: list[str] = Field(default_factory=list)
+    rate_limit_per_minute: int = 600
+
+
+class SchedulerSettings(BaseModel):
+    """The scheduler: jobs, their misfire handling and leadership (one acting scheduler)."""
+
+    enabled: bool = False
+    refit_cron: str = "0 2 * * mon"
+    timezone: str = "Asia/Shanghai"
+    refit_enabled: bool = True
+    dispatch_interval_seconds: float = 60.0
+    retry_interval_seconds: float = 60.0
+    # a refit late by less than this still runs; a dispatch tick late by more is just recorded
+    refit_misfire_grace_seconds: int = 6 * 3600
+    dispatch_misfire_grace_seconds: int = 60
+    # catch_up: a run missed while no scheduler was up runs once at take-over; skip: recorded only
+    missed_policy: Literal["catch_up", "skip"] = "catch_up"
+    # leadership: lease row (SQLite) or session advisory lock (PostgreSQL)
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 10.0
+    standby_poll_seconds: float = 5.0
+    advisory_lock_key: int = 0x0F0E_3A2E
+    threads: int = 4
+
+
+class DispatchSettings(BaseModel):
+    """The outbox dispatcher: batch size, concurrency, retries with backoff and jitter."""
+
+    batch_size: int = 200
+    concurrency: int = 8
+    max_attempts: int = 8
+    backoff_base_seconds: float = 30.0
+    backoff_max_seconds: float = 6 * 3600.0
+    backoff_jitter: float = 0.5  # share of the delay drawn at random (0 = none, 1 = full)
+    claim_timeout_seconds: float = 300.0  # a row claimed longer ago is re-claimed (crash)
+    tick_budget_seconds: float = 50.0  # one dispatch tick stops claiming after this
+
+
+class WebhookSettings(BaseModel):
+    # Standard Webhooks secrets ("whsec_<base64>"); every one signs, so receivers can rotate
+    secrets: list[SecretStr] = Field(default_factory=list)
+    connect_timeout_seconds: float = 3.0
+    read_timeout_seconds: float = 5.0
+    max_response_bytes: int = 64 * 1024
+    allow_loopback: bool = False  # tests and `make run` only
+    allow_private: bool = False
+    user_agent: str = "Forewarn-Webhook/1"
+
+
+class EmailSettings(BaseModel):
+    host: str | None = None
+    port: int = 587
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "forewarn@localhost"
+    message_id_domain: str = "forewarn.local"
+    timeout_seconds: float = 10.0
+    verify_tls: bool = True
+
+
+class ChannelSettings(BaseModel):
+    """Delivery channels (webhook, e-mail, file); ``file`` needs no external service."""
+
+    enabled: list[str] = Field(default_factory=lambda: ["file", "webhook", "email"])
+    file_dir: Path = Path("var/outbox")
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+
+
+class CampaignSettings(BaseModel):
+    """Campaign planning: which peaks become reminders and the constraints on send dates."""
+
+    signals: list[Literal["complaints", "violations"]] = Field(
+        default_factory=lambda: ["complaints"],
+        description="Signals whose predicted peak windows are planned")
+    min_probability: float = Field(0.5, ge=0, le=1,
+                                   description="Ignore peak windows less likely than this")
+    default_lead_days: int = Field(14, ge=0, le=365,
+                                   description="Lead days of a category that sets none")
+    min_spacing_days: int = Field(
+        7, ge=0, description="Minimum days between reminders to the same audience "
+        "(region and sector); 0 turns the constraint off")
+    weekly_capacity_per_region: int | None = Field(
+        5, ge=1, description="Reminders a region may send per ISO week; None = unlimited")
+    blackout_holiday_blocks: list[str] = Field(
+        default_factory=lambda: ["spring_festival"],
+        description="Holiday blocks of models.calendar during which nothing is sent")
+    blackout_dates: list[dt.date] = Field(default_factory=list,
+                                          description="Further days on which nothing is sent")
+    max_advance_days: int = Field(
+        14, ge=0, description="How many days earlier than planned a constraint may move a send")
+    min_notice_days: int = Field(
+        1, ge=0, description="A send moved by a constraint stays this many days before the window")
+    window_match_days: int = Field(
+        7, ge=0, description="Replanning matches a window to a campaign overlapping it ±this")
+    review_shift_days: int = Field(
+        7, ge=0, description="An approved campaign whose window moved more than this is flagged")
+    channels: list[str] = Field(default_factory=lambda: ["public", "email", "webhook"],
+                                description="Channels rendered and frozen on approval")
+
+
+class Settings(BaseSettings):
+    """All settings of a Forewarn deployment.
+
+    Tests build one explicitly: ``Settings(_env_file=None, database_url=...)``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="FOREWARN_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    database_url: str = "sqlite:///var/forewarn.db"
+    categories_file: Path = SAMPLES_DIR / "categories.yaml"
+    regions_file: Path = SAMPLES_DIR / "regions.yaml"
+    samples_dir: Path = SAMPLES_DIR
+    timezone: str = "Asia/Shanghai"
+    log_level: str = "INFO"
+    log_json: bool = True
+    import_chunk_rows: int = 50_000
+    bootstrap_admin_key: SecretStr | None = None
+    forecast: ForecastSettings = Field(default_factory=ForecastSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    channels: ChannelSettings = Field(default_factory=ChannelSettings)
+    campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

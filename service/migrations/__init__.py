@@ -1,0 +1,1 @@
+"""Alembic migrations; run with ``forewarn db upgrade`` (also applied at start-up)."""

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables and keyword-only data-access functions."""

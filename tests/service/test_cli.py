@@ -1,0 +1,70 @@
+"""The ``forewarn`` CLI against a SQLite file (typer's runner; settings from the environment)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from service.cli import app
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FOREWARN_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("FOREWARN_CATEGORIES_FILE", str(FIXTURES / "categories.yaml"))
+    monkeypatch.setenv("FOREWARN_REGIONS_FILE", str(FIXTURES / "regions.yaml"))
+    monkeypatch.setenv("FOREWARN_LOG_JSON", "false")
+    return tmp_path
+
+
+def test_db_upgrade_and_reference(env: Path) -> None:
+    runner = CliRunner()
+    r = runner.invoke(app, ["db", "upgrade"])
+    assert r.exit_code == 0, r.output
+    assert "revision" in r.output
+    r = runner.invoke(app, ["reference", "load"])
+    assert r.exit_code == 0, r.output
+    assert "3 categories and 5 regions" in r.output
+    r = runner.invoke(app, ["series", "list", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output) == []
+
+
+def test_keys_lifecycle(env: Path) -> None:
+    runner = CliRunner()
+    r = runner.invoke(app, ["keys", "create", "--name", "ana", "--scopes", "read,plan"])
+    assert r.exit_code == 0, r.output
+    key = r.stdout.strip().splitlines()[0]
+    assert key.startswith("fw_")
+    prefix = key.split("_")[1]
+    listed = json.loads(runner.invoke(app, ["keys", "list", "--json"]).stdout)
+    assert listed[0]["prefix"] == prefix and listed[0]["scopes"] == ["plan", "read"]
+    assert key not in runner.invoke(app, ["keys", "list"]).output  # never prints secrets
+    assert runner.invoke(app, ["keys", "revoke", prefix]).exit_code == 0
+    assert runner.invoke(app, ["keys", "revoke", "zzzz"]).exit_code == 1
+    bad = runner.invoke(app, ["keys", "create", "--name", "x", "--scopes", "root"])
+    assert bad.exit_code != 0 and "unknown scope" in bad.output
+
+
+def test_keys_bootstrap_is_created_once(env: Path) -> None:
+    runner = CliRunner()
+    first = runner.invoke(app, ["keys", "bootstrap"])
+    assert first.exit_code == 0, first.output
+    key_file = env / "var" / "admin-key.txt"
+    key = key_file.read_text().strip()
+    assert key in first.output and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    second = runner.invoke(app, ["keys", "bootstrap"])
+    assert key in second.output
+    assert len(json.loads(runner.invoke(app, ["keys", "list", "--json"]).stdout)) == 1
+
+
+def test_import_rejects_bad_map_argument(env: Path, tmp_path: Path) -> None:
+    f = tmp_path / "x.csv"
+    f.write_text("a,b\n1,2\n")
+    r = CliRunner().invoke(app, ["import", "complaints", str(f), "--map", "nonsense"])
+    assert r.exit_code != 0 and "FIELD=COLUMN" in r.output
