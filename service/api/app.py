@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
+from service.api.middleware import (
+    BodyLimitMiddleware,
+    ObservabilityMiddleware,
+    RateLimitMiddleware,
+)
 from service.api.problems import install_problem_handlers
-from service.api.routes import forecasts, health, series
+from service.api.routes import forecasts, health, metrics, series
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
 from service.forecasting import RunExecutor
@@ -48,21 +52,17 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.run_executor = RunExecutor(app.state.sessionmaker, settings)
     install_problem_handlers(app)
-
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = request.headers.get("X-Request-ID") or uuid.uuid4().hex
-        structlog.contextvars.bind_contextvars(request_id=rid)
-        try:
-            response = await call_next(request)
-        finally:
-            structlog.contextvars.clear_contextvars()
-        response.headers["X-Request-ID"] = rid
-        return response
+    # outermost last: observability sees every response, including 413 and 429
+    app.add_middleware(RateLimitMiddleware, per_minute=settings.api.rate_limit_per_minute)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    if settings.api.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.api.cors_origins,
+                           allow_methods=["GET", "POST", "PATCH"],
+                           allow_headers=["X-API-Key", "Content-Type"])
+    app.add_middleware(ObservabilityMiddleware)
 
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(series.router, prefix="/v1")
     app.include_router(forecasts.router, prefix="/v1")
     return app

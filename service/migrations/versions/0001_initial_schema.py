@@ -31,6 +31,18 @@ def upgrade() -> None:
         sa.UniqueConstraint("prefix", name=op.f("uq_api_keys_prefix")),
     )
     op.create_table(
+        "apscheduler_jobs",
+        sa.Column("id", sa.Unicode(length=191), nullable=False),
+        sa.Column("next_run_time", sa.Float(precision=25), nullable=True),
+        sa.Column("job_state", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_apscheduler_jobs")),
+    )
+    with op.batch_alter_table("apscheduler_jobs", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_apscheduler_jobs_next_run_time"), ["next_run_time"], unique=False
+        )
+
+    op.create_table(
         "categories",
         sa.Column("code", sa.String(length=64), nullable=False),
         sa.Column("name_zh", sa.String(length=200), nullable=False),
@@ -82,6 +94,38 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_import_batches")),
     )
     op.create_table(
+        "outbox",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("idempotency_key", sa.String(length=64), nullable=False),
+        sa.Column("campaign_id", sa.String(length=32), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("recipient_id", sa.String(length=64), nullable=False),
+        sa.Column("destination", sa.String(length=500), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("max_attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("claim_token", sa.String(length=32), nullable=True),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("response_status", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_outbox_idempotency_key")),
+    )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index("ix_outbox_campaign_status", ["campaign_id", "status"], unique=False)
+        batch_op.create_index("ix_outbox_due", ["status", "next_attempt_at"], unique=False)
+
+    op.create_table(
         "regions",
         sa.Column("code", sa.String(length=64), nullable=False),
         sa.Column("name_zh", sa.String(length=200), nullable=False),
@@ -95,6 +139,34 @@ def upgrade() -> None:
             ["parent"], ["regions.code"], name=op.f("fk_regions_parent_regions")
         ),
         sa.PrimaryKeyConstraint("code", name=op.f("pk_regions")),
+    )
+    op.create_table(
+        "scheduler_job_runs",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("job_id", sa.String(length=191), nullable=False),
+        sa.Column("scheduled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("result", sa.Text(), nullable=True),
+        sa.Column("holder", sa.String(length=100), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_scheduler_job_runs")),
+    )
+    with op.batch_alter_table("scheduler_job_runs", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_scheduler_job_runs_job_scheduled", ["job_id", "scheduled_at"], unique=False
+        )
+
+    op.create_table(
+        "scheduler_leases",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("holder", sa.String(length=100), nullable=True),
+        sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_scheduler_leases")),
     )
     op.create_table(
         "complaints",
@@ -317,8 +389,22 @@ def downgrade() -> None:
         batch_op.drop_index("ix_complaints_series_day")
 
     op.drop_table("complaints")
+    op.drop_table("scheduler_leases")
+    with op.batch_alter_table("scheduler_job_runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_scheduler_job_runs_job_scheduled")
+
+    op.drop_table("scheduler_job_runs")
     op.drop_table("regions")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_due")
+        batch_op.drop_index("ix_outbox_campaign_status")
+
+    op.drop_table("outbox")
     op.drop_table("import_batches")
     op.drop_table("forecast_runs")
     op.drop_table("categories")
+    with op.batch_alter_table("apscheduler_jobs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_apscheduler_jobs_next_run_time"))
+
+    op.drop_table("apscheduler_jobs")
     op.drop_table("api_keys")

@@ -1,0 +1,192 @@
+"""ASGI middleware: request id + access log + metrics, body-size limit, security headers,
+per-key rate limits. Pure ASGI (no BaseHTTPMiddleware) to keep the hot path cheap."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import PROBLEM_JSON
+from service.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+__all__ = ["ObservabilityMiddleware", "BodyLimitMiddleware", "RateLimitMiddleware"]
+
+log = structlog.get_logger("forewarn.http")
+
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+_HTML_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+     b"script-src 'self' 'unsafe-inline'; frame-ancestors 'none'"),
+]
+
+
+def _problem(status: int, title: str, detail: str, headers: list[tuple[bytes, bytes]]
+             ) -> tuple[Message, Message]:
+    body = json.dumps({"type": "about:blank", "title": title, "status": status,
+                       "detail": detail}).encode()
+    start: Message = {"type": "http.response.start", "status": status,
+                      "headers": [(b"content-type", PROBLEM_JSON.encode()),
+                                  (b"content-length", str(len(body)).encode()), *headers]}
+    return start, {"type": "http.response.body", "body": body}
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template (bounded label cardinality), e.g.
+    ``/v1/series/{series_id}/counts``; FastAPI ≥ 0.16x keeps the prefixed path of included
+    routers in its effective route context."""
+    ctx = (scope.get("fastapi") or {}).get("effective_route_context")
+    path = getattr(ctx, "path", None) or getattr(scope.get("route"), "path", None)
+    return str(path) if path else "unmatched"
+
+
+class ObservabilityMiddleware:
+    """Request id, one structured access-log line per request (no query strings, no bodies),
+    HTTP metrics, and security headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = ""
+        for k, v in scope["headers"]:
+            if k == b"x-request-id":
+                rid = v.decode("latin-1")[:64]
+                break
+        rid = rid or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        t0 = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", rid.encode()))
+                headers.extend(_SECURITY_HEADERS)
+                ctype = next((v for k, v in headers if k == b"content-type"), b"")
+                if ctype.startswith(b"text/html"):
+                    headers.extend(_HTML_HEADERS)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - t0
+            route = _route_template(scope)
+            method = scope["method"]
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_LATENCY.labels(method, route).observe(elapsed)
+            state = scope.get("state") or {}
+            log.info("request", method=method, route=route, status=status,
+                     ms=round(elapsed * 1000, 2), key=state.get("api_key_prefix"))
+            structlog.contextvars.clear_contextvars()
+
+
+class BodyLimitMiddleware:
+    """413 problem for bodies over ``max_bytes`` (Content-Length or counted while streaming)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for k, v in scope["headers"]:
+            if k == b"content-length" and v.isdigit() and int(v) > self.max_bytes:
+                start, body = _problem(413, "Content Too Large",
+                                       f"the request body exceeds {self.max_bytes} bytes", [])
+                await send(start)
+                await send(body)
+                return
+        received = 0
+        limit = self.max_bytes
+
+        async def receive_wrapper() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, receive_wrapper, send)
+        except _TooLarge:
+            start, body = _problem(413, "Content Too Large",
+                                   f"the request body exceeds {limit} bytes", [])
+            await send(start)
+            await send(body)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class RateLimitMiddleware:
+    """Token bucket per API key (or client address without a key), per process.
+
+    ``per_minute`` requests a minute with bursts up to the same number; over that, a 429
+    problem with ``Retry-After``. Open health endpoints are not limited.
+    """
+
+    def __init__(self, app: ASGIApp, per_minute: int) -> None:
+        self.app = app
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self.buckets: dict[str, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def _take(self, key: str) -> float:
+        """0 when allowed, else seconds until a token is available."""
+        now = time.monotonic()
+        with self.lock:
+            tokens, last = self.buckets.get(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self.buckets[key] = (tokens - 1.0, now)
+                return 0.0
+            self.buckets[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.rate <= 0 or scope["path"] in ("/healthz", "/readyz"):
+            await self.app(scope, receive, send)
+            return
+        key: Any = None
+        for k, v in scope["headers"]:
+            if k == b"x-api-key":
+                key = "key:" + v.decode("latin-1").split("_")[1 if v.startswith(b"fw_") else 0]
+                break
+        if key is None:
+            client = scope.get("client")
+            key = f"ip:{client[0] if client else '-'}"
+        wait = self._take(key)
+        if wait > 0:
+            retry = str(max(1, math.ceil(wait)))
+            start, body = _problem(429, "Too Many Requests",
+                                   "rate limit exceeded for this API key; retry later",
+                                   [(b"retry-after", retry.encode())])
+            await send(start)
+            await send(body)
+            return
+        await self.app(scope, receive, send)

@@ -1,0 +1,446 @@
+"""The ``forewarn`` command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.db import make_engine, make_sessionmaker
+from service.logging import configure_logging
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Forewarn: forecast violation spikes and send reminders before them.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+samples_app = typer.Typer(help="The synthetic Inner Mongolia sample data.", no_args_is_help=True)
+series_app = typer.Typer(help="Series of daily counts.", no_args_is_help=True)
+import_app = typer.Typer(help="Import complaint or enforcement records.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+reference_app = typer.Typer(help="Categories and regions.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(samples_app, name="samples")
+app.add_typer(series_app, name="series")
+app.add_typer(import_app, name="import")
+app.add_typer(keys_app, name="keys")
+app.add_typer(reference_app, name="reference")
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return settings
+
+
+def _session(settings: Settings, *, migrate: bool = True) -> Session:
+    engine = make_engine(settings.database_url)
+    if migrate:
+        from service.migrate import upgrade
+
+        upgrade(engine)
+    return make_sessionmaker(engine)()
+
+
+def _echo_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from service.migrate import current_revision, upgrade
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    upgrade(engine, revision)
+    typer.echo(f"database at revision {current_revision(engine)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's current revision and the head revision."""
+    from service.migrate import current_revision, head_revision
+
+    engine = make_engine(_settings().database_url)
+    typer.echo(f"current {current_revision(engine)} head {head_revision()}")
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+) -> None:
+    """Run the API (applies migrations first)."""
+    import uvicorn
+
+    settings = _settings()
+    from service.migrate import upgrade
+
+    upgrade(make_engine(settings.database_url))
+    uvicorn.run("service.api.main:app", host=host, port=port, workers=workers,
+                log_config=None, access_log=False)
+
+
+@reference_app.command("load")
+def reference_load(
+    categories: Path | None = None, regions: Path | None = None
+) -> None:
+    """Load categories and regions from YAML (default: the configured files)."""
+    from service.store.reference import load_reference
+
+    settings = _settings()
+    with _session(settings) as session:
+        counts = load_reference(session=session,
+                                categories_file=categories or settings.categories_file,
+                                regions_file=regions or settings.regions_file)
+    typer.echo(f"loaded {counts['categories']} categories and {counts['regions']} regions")
+
+
+@samples_app.command("generate")
+def samples_generate(
+    seed: int = 20201118,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default data/samples)")] = None,
+    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD)")] = "2019-01-01",
+    end: Annotated[str, typer.Option(help="Last day (YYYY-MM-DD)")] = "2026-10-31",
+) -> None:
+    """Generate the deterministic sample data set."""
+    from service.samples.generator import generate
+
+    settings = _settings()
+    summary = generate(out or settings.samples_dir, seed=seed,
+                       start=dt.date.fromisoformat(start), end=dt.date.fromisoformat(end))
+    _echo_json(summary)
+
+
+@samples_app.command("load")
+def samples_load(
+    if_empty: Annotated[bool, typer.Option(
+        "--if-empty", help="Do nothing when the database already holds records.")] = False,
+) -> None:
+    """Load the reference data and import the sample complaints and enforcement actions."""
+    from service.ingest import import_file
+    from service.store.reference import load_reference
+    from service.store.tables import Complaint
+
+    settings = _settings()
+    with _session(settings) as session:
+        if if_empty and session.scalar(select(func.count()).select_from(Complaint)):
+            typer.echo("database already holds records; sample data not loaded")
+            return
+        load_reference(session=session, categories_file=settings.categories_file,
+                       regions_file=settings.regions_file)
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    for kind, name in (("complaints", "complaints.csv.gz"),
+                       ("enforcement", "enforcement.csv.gz")):
+        summary = import_file(session_factory=factory, kind=kind,
+                              path=settings.samples_dir / name, filename=name,
+                              chunk_rows=settings.import_chunk_rows, tz=settings.timezone)
+        typer.echo(f"{kind}: received {summary.received}, inserted {summary.inserted}, "
+                   f"duplicates {summary.duplicates}, rejected {summary.rejected}")
+
+
+def _parse_maps(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        field, sep, column = item.partition("=")
+        if not sep or not field or not column:
+            raise typer.BadParameter(f"--map expects FIELD=COLUMN, got '{item}'")
+        out[field.strip()] = column.strip()
+    return out
+
+
+def _import(kind: Literal["complaints", "enforcement"], path: Path, source: str | None,
+            maps: list[str], mapping_file: Path | None, register_new: bool,
+            as_json: bool) -> None:
+    extra = _parse_maps(maps)
+    from service.errors import ServiceError
+    from service.ingest import import_file, load_mapping_file
+
+    settings = _settings()
+    mapping: dict[str, str] = {}
+    if mapping_file is not None:
+        mapping.update(load_mapping_file(mapping_file))
+    mapping.update(extra)
+    engine = make_engine(settings.database_url)
+    from service.migrate import upgrade
+
+    upgrade(engine)
+    try:
+        summary = import_file(session_factory=make_sessionmaker(engine), kind=kind, path=path,
+                              filename=path.name, source=source, mapping=mapping or None,
+                              register_new=register_new, chunk_rows=settings.import_chunk_rows,
+                              tz=settings.timezone)
+    except ServiceError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        _echo_json(summary.model_dump(mode="json"))
+        return
+    typer.echo(f"batch {summary.batch_id}: received {summary.received}, inserted "
+               f"{summary.inserted}, duplicates {summary.duplicates}, rejected {summary.rejected}")
+    for err in summary.errors[:20]:
+        typer.echo(f"  row {err.row}: {err.field or '-'}: {err.problem}: {err.detail}")
+    if summary.rejected > 20:
+        typer.echo(f"  … {summary.rejected - 20} more; GET /v1/import-batches/"
+                   f"{summary.batch_id}/rejected lists all")
+
+
+_SOURCE = Annotated[str | None, typer.Option(help="Source name when the file has none")]
+_MAP = Annotated[list[str] | None, typer.Option("--map", help="FIELD=COLUMN, repeatable")]
+_MAPPING = Annotated[Path | None, typer.Option("--mapping", help="YAML/JSON mapping file")]
+_REGISTER = Annotated[bool, typer.Option("--register-new",
+                                         help="Register unknown categories and regions")]
+_JSON = Annotated[bool, typer.Option("--json", help="Print the batch summary as JSON")]
+
+
+@import_app.command("complaints")
+def import_complaints(path: Path, source: _SOURCE = None, map_: _MAP = None,
+                      mapping: _MAPPING = None, register_new: _REGISTER = False,
+                      as_json: _JSON = False) -> None:
+    """Import complaint records from CSV, XLSX, JSON or JSON Lines."""
+    _import("complaints", path, source, map_ or [], mapping, register_new, as_json)
+
+
+@import_app.command("enforcement")
+def import_enforcement(path: Path, source: _SOURCE = None, map_: _MAP = None,
+                       mapping: _MAPPING = None, register_new: _REGISTER = False,
+                       as_json: _JSON = False) -> None:
+    """Import enforcement actions from CSV, XLSX, JSON or JSON Lines."""
+    _import("enforcement", path, source, map_ or [], mapping, register_new, as_json)
+
+
+@series_app.command("list")
+def series_list(as_json: _JSON = False) -> None:
+    """List series with their first/last day and totals."""
+    from service.store.series import list_series
+
+    with _session(_settings()) as session:
+        items = list_series(session=session)
+    if as_json:
+        _echo_json(items)
+        return
+    for s in items:
+        typer.echo(f"{s['id']:<45} {s['first_date']} … {s['last_date']} {s['total']:>8}")
+    typer.echo(f"{len(items)} series")
+
+
+def _parse_horizon(value: str) -> int:
+    """``26w`` → 182 days, ``90d`` or ``90`` → 90 days."""
+    v = value.strip().lower()
+    try:
+        if v.endswith("w"):
+            return int(v[:-1]) * 7
+        return int(v[:-1]) if v.endswith("d") else int(v)
+    except ValueError as exc:
+        raise typer.BadParameter(f"horizon '{value}' is not like 26w or 90d") from exc
+
+
+@app.command()
+def forecast(
+    horizon: Annotated[str, typer.Option(help="Horizon, e.g. 26w or 180d")] = "26w",
+    train_until: Annotated[str | None, typer.Option(
+        help="Use only records up to this day (YYYY-MM-DD)")] = None,
+    engine: Annotated[str | None, typer.Option(help="local, dask or serial")] = None,
+    jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores)")] = None,
+    signal: Annotated[list[str] | None, typer.Option(
+        help="complaints and/or violations (repeatable; default both)")] = None,
+) -> None:
+    """Fit every series, forecast, and store forecasts and predicted peaks (progress bar)."""
+    from rich.progress import Progress
+
+    from service.errors import ServiceError
+    from service.forecasting import create_run, execute_run
+
+    settings = _settings()
+    days = _parse_horizon(horizon)
+    until = dt.date.fromisoformat(train_until) if train_until else None
+    if engine not in (None, "local", "dask", "serial"):
+        raise typer.BadParameter("engine must be local, dask or serial")
+    with _session(settings) as session:
+        try:
+            run = create_run(session=session, settings=settings, horizon_days=days,
+                             train_until=until, engine=engine, jobs=jobs, signals=signal,
+                             requested_by="cli")
+        except ServiceError as exc:
+            raise typer.BadParameter(exc.detail) from exc
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    with Progress(transient=True) as bar:
+        task = bar.add_task("fitting series", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            done = execute_run(session_factory=factory, run_id=run.id, settings=settings,
+                               on_progress=progress)
+        except ServiceError as exc:
+            typer.echo(f"error: {exc.detail}", err=True)
+            raise typer.Exit(2) from exc
+    typer.echo(f"run {done.id}: {done.status}, {done.total} series, {done.failed} failed, "
+               f"data until {done.train_until}, {done.durations.get('total_seconds')} s")
+
+
+@app.command()
+def peaks(
+    as_json: _JSON = False,
+    min_probability: Annotated[float | None, typer.Option(help="Only peaks at least this likely")
+                               ] = None,
+    category: str | None = None,
+    region: str | None = None,
+) -> None:
+    """Predicted peak windows of the latest forecast run."""
+    from service.forecasting import list_peaks
+
+    with _session(_settings()) as session:
+        rows = [{"series_id": p.series_id, "start": p.start, "end": p.end,
+                 "peak_week": p.peak_week, "expected_count": round(p.expected_count, 1),
+                 "expected_excess": round(p.expected_excess, 1),
+                 "max_probability": round(p.max_probability, 3),
+                 "threshold": round(p.threshold, 1), "run_id": p.run_id}
+                for p in list_peaks(session=session, category=category, region=region,
+                                    min_probability=min_probability)]
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        typer.echo(f"{r['series_id']:<42} {r['start']} … {r['end']}  "
+                   f"P={r['max_probability']:.2f}  expected {r['expected_count']:.0f} "
+                   f"(T={r['threshold']:.0f})")
+    typer.echo(f"{len(rows)} peak windows")
+
+
+_MODELS = {
+    "prophet": ("models.forecast", "ProphetForecaster"),
+    "seasonal_naive": ("models.baselines", "SeasonalNaive"),
+    "hgb": ("models.baselines", "GlobalHistGradientBoosting"),
+}
+
+
+@app.command()
+def backtest(
+    origins: Annotated[int, typer.Option(help="Number of rolling origins")] = 3,
+    horizon: Annotated[str, typer.Option(help="Horizon per origin, e.g. 13w")] = "13w",
+    model: Annotated[list[str] | None, typer.Option(
+        help="prophet, seasonal_naive, hgb (repeatable; default all three)")] = None,
+    signal: Annotated[str, typer.Option(help="complaints or violations")] = "complaints",
+    lead_days: Annotated[int, typer.Option(help="Lead time an alarm needs")] = 14,
+    as_json: _JSON = False,
+) -> None:
+    """Rolling-origin backtest of Prophet and the baselines on the stored records."""
+    import importlib
+
+    from models.backtest import backtest as run_backtest
+    from service.store.series import daily_frame
+
+    names = model or list(_MODELS)
+    unknown = sorted(set(names) - set(_MODELS))
+    if unknown:
+        raise typer.BadParameter(f"unknown model(s) {', '.join(unknown)}; "
+                                 f"known: {', '.join(_MODELS)}")
+    weeks = _parse_horizon(horizon) // 7
+    if weeks < 1:
+        raise typer.BadParameter("horizon must be at least one week")
+    settings = _settings()
+    with _session(settings) as session:
+        frame = daily_frame(session=session, signal=signal)
+    if frame.empty:
+        typer.echo("no records to backtest", err=True)
+        raise typer.Exit(2)
+    specs = {n: getattr(importlib.import_module(_MODELS[n][0]), _MODELS[n][1]) for n in names}
+
+    def progress(name: str, cutoff: Any) -> None:
+        typer.echo(f"fitting {name} at origin {cutoff.date()}", err=True)
+
+    result = run_backtest(frame, specs, origins=origins, horizon_weeks=weeks,
+                          lead_days=lead_days, min_spike_count=settings.forecast.min_spike_count,
+                          p_min=settings.forecast.p_min, on_progress=progress)
+    table = result.summary.pivot_table(index="metric", columns="model", values="value")
+    if as_json:
+        _echo_json({m: {k: (None if v != v else float(v)) for k, v in col.items()}
+                    for m, col in table.to_dict().items()})
+        return
+    typer.echo(table.round(3).to_string())
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what uses the key")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated: read,import,plan,approve,admin")],
+    expires_days: Annotated[int | None, typer.Option(help="Expire after N days")] = None,
+) -> None:
+    """Create an API key and print it once."""
+    from service.store.keys import create_key
+    from service.store.tables import utcnow
+
+    expires = utcnow() + dt.timedelta(days=expires_days) if expires_days else None
+    with _session(_settings()) as session:
+        try:
+            row, plaintext = create_key(session=session, name=name,
+                                        scopes=[s.strip() for s in scopes.split(",") if s],
+                                        expires_at=expires)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    typer.echo(plaintext)
+    typer.echo(f"prefix {row.prefix}, scopes {','.join(row.scopes)}", err=True)
+
+
+@keys_app.command("list")
+def keys_list(as_json: _JSON = False) -> None:
+    """List keys (never their secrets)."""
+    from service.store.keys import list_keys
+
+    with _session(_settings()) as session:
+        rows: list[dict[str, Any]] = [{"prefix": k.prefix, "name": k.name, "scopes": k.scopes,
+                 "created_at": k.created_at, "expires_at": k.expires_at,
+                 "revoked_at": k.revoked_at, "last_used_at": k.last_used_at}
+                for k in list_keys(session=session)]
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        state = "revoked" if r["revoked_at"] else "active"
+        typer.echo(f"{r['prefix']}  {state:<8} {','.join(r['scopes']):<30} {r['name']}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: str) -> None:
+    """Revoke the key with PREFIX."""
+    from service.store.keys import revoke_key
+
+    with _session(_settings()) as session:
+        row = revoke_key(session=session, prefix=prefix)
+    if row is None:
+        typer.echo(f"no key with prefix {prefix}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {prefix}")
+
+
+@keys_app.command("bootstrap")
+def keys_bootstrap(
+    key_file: Annotated[Path, typer.Option(help="Where the local admin key is kept")] = Path(
+        "var/admin-key.txt"),
+) -> None:
+    """Create a local admin key on first start (stored in KEY_FILE, mode 0600) and print it."""
+    from service.store.keys import create_key, list_keys
+
+    with _session(_settings()) as session:
+        if key_file.exists() and list_keys(session=session):
+            typer.echo(f"local admin key: {key_file.read_text().strip()}  (from {key_file})")
+            return
+        _, plaintext = create_key(session=session, name="local-admin", scopes=["admin"])
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(plaintext + "\n")
+    key_file.chmod(0o600)
+    typer.echo(f"local admin key: {plaintext}  (saved to {key_file})")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,286 @@
+"""Database tables (SQLAlchemy 2 declarative). Alembic migrations live in ``service/migrations``.
+
+Timestamps are stored timezone-aware in UTC; ``day`` columns hold the local (Asia/Shanghai)
+calendar day a record counts towards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "Category",
+    "Region",
+    "ImportBatch",
+    "Complaint",
+    "EnforcementAction",
+    "RejectedRow",
+    "ApiKey",
+    "ForecastRun",
+    "SeriesIssue",
+    "FittedModel",
+    "ForecastPoint",
+    "ForecastWeek",
+    "Peak",
+    "utcnow",
+    "new_id",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+class Category(Base):
+    """A violation category configured for the deployment (or registered by an import)."""
+
+    __tablename__ = "categories"
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    aliases: Mapped[list[Any]] = mapped_column(default=list)
+    sector: Mapped[str | None] = mapped_column(String(100))
+    lead_days: Mapped[int] = mapped_column(Integer, default=14)
+    legal_basis: Mapped[list[Any]] = mapped_column(default=list)
+    requirements: Mapped[str | None] = mapped_column(Text)
+    advice: Mapped[str | None] = mapped_column(Text)
+    templates: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    registered_by_import: Mapped[bool] = mapped_column(Boolean, default=False)
+
+class Region(Base):
+    """An administrative region (GB/T 2260 code) with its parent for roll-ups."""
+
+    __tablename__ = "regions"
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    parent: Mapped[str | None] = mapped_column(ForeignKey("regions.code"))
+    level: Mapped[str] = mapped_column(String(32), default="league")
+    population: Mapped[int | None] = mapped_column(Integer)
+    aliases: Mapped[list[Any]] = mapped_column(default=list)
+    registered_by_import: Mapped[bool] = mapped_column(Boolean, default=False)
+
+class ImportBatch(Base):
+    """One import of one file (or JSON body); counts and status."""
+
+    __tablename__ = "import_batches"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(32))  # complaints | enforcement
+    source: Mapped[str | None] = mapped_column(String(100))
+    filename: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    received: Mapped[int] = mapped_column(Integer, default=0)
+    inserted: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+class Complaint(Base):
+    """A public complaint (text redacted before storage)."""
+
+    __tablename__ = "complaints"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", name="uq_complaints_source_external_id"),
+        Index("ix_complaints_series_day", "category", "region", "day"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    day: Mapped[dt.date] = mapped_column(Date)
+    category: Mapped[str] = mapped_column(ForeignKey("categories.code"))
+    region: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    sector: Mapped[str | None] = mapped_column(String(100))
+    channel: Mapped[str | None] = mapped_column(String(50))
+    text: Mapped[str | None] = mapped_column(Text)
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("import_batches.id"))
+
+class EnforcementAction(Base):
+    """An enforcement action (inspection, warning, correction order, penalty, ...)."""
+
+    __tablename__ = "enforcement_actions"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", name="uq_enforcement_actions_source_external_id"),
+        Index("ix_enforcement_actions_series_day", "category", "region", "day"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(200))
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    day: Mapped[dt.date] = mapped_column(Date)
+    category: Mapped[str] = mapped_column(ForeignKey("categories.code"))
+    region: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    action: Mapped[str] = mapped_column(String(50))
+    violation_found: Mapped[bool] = mapped_column(Boolean, default=False)
+    entity_id: Mapped[str | None] = mapped_column(String(100))
+    sector: Mapped[str | None] = mapped_column(String(100))
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("import_batches.id"))
+
+class RejectedRow(Base):
+    """A row an import refused, with its 1-based row number, field and problem.
+
+    ``raw`` keeps the row's values after redaction, without personal columns.
+    """
+
+    __tablename__ = "rejected_rows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("import_batches.id"), index=True)
+    row_number: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str | None] = mapped_column(String(100))
+    problem: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+class ApiKey(Base):
+    """An API key, stored as a SHA-256 hash with a public lookup prefix."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+
+class ForecastRun(Base):
+    """One forecast run: parameters, engine, data cut-off, progress, durations, outcome."""
+
+    __tablename__ = "forecast_runs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    engine: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    train_until: Mapped[dt.date | None] = mapped_column(Date)
+    horizon_days: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    durations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    requested_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SeriesIssue(Base):
+    """A per-series failure or flag of a run (fallback model, short history, ...)."""
+
+    __tablename__ = "forecast_series_issues"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("forecast_runs.id", ondelete="CASCADE"),
+                                        index=True)
+    series_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # failure | flag
+    code: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class FittedModel(Base):
+    """Model registry: one fitted model per (run, series) as Prophet JSON (never a pickle)."""
+
+    __tablename__ = "fitted_models"
+    __table_args__ = (UniqueConstraint("run_id", "series_id",
+                                       name="uq_fitted_models_run_id_series_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("forecast_runs.id", ondelete="CASCADE"),
+                                        index=True)
+    series_id: Mapped[str] = mapped_column(String(200), index=True)
+    model_type: Mapped[str] = mapped_column(String(32))
+    artifact: Mapped[str] = mapped_column(Text)
+    fit_seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ForecastPoint(Base):
+    """Daily forecast of a series in a run (80 % interval)."""
+
+    __tablename__ = "forecast_points"
+    run_id: Mapped[str] = mapped_column(ForeignKey("forecast_runs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    series_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ds: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    yhat: Mapped[float] = mapped_column(Float)
+    yhat_lower: Mapped[float] = mapped_column(Float)
+    yhat_upper: Mapped[float] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(String(32))
+
+
+class ForecastWeek(Base):
+    """Weekly expected count, P(spike) and threshold of a series in a run.
+
+    ``samples`` keeps the weekly sums of the sample paths, so a frozen forecast can serve as a
+    counterfactual later.
+    """
+
+    __tablename__ = "forecast_weeks"
+    run_id: Mapped[str] = mapped_column(ForeignKey("forecast_runs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    series_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    week: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    expected: Mapped[float] = mapped_column(Float)
+    p_spike: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    samples: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Peak(Base):
+    """A predicted peak window of a series (DESIGN.md), with its evidence."""
+
+    __tablename__ = "peaks"
+    __table_args__ = (Index("ix_peaks_run_start", "run_id", "start"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("forecast_runs.id", ondelete="CASCADE"))
+    series_id: Mapped[str] = mapped_column(String(200), index=True)
+    signal: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(64))
+    region: Mapped[str] = mapped_column(String(64))
+    start: Mapped[dt.date] = mapped_column(Date)
+    end: Mapped[dt.date] = mapped_column(Date)
+    peak_week: Mapped[dt.date] = mapped_column(Date)
+    expected_count: Mapped[float] = mapped_column(Float)
+    expected_excess: Mapped[float] = mapped_column(Float)
+    max_probability: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+from service.dispatch import tables as _dispatch_tables  # noqa: E402,F401
+from service.scheduler import tables as _scheduler_tables  # noqa: E402,F401

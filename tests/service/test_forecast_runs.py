@@ -1,0 +1,176 @@
+"""Forecast runs end to end through the service: records → run → stored forecasts and peaks.
+
+Short synthetic series (plumbing), real Prophet fits, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Engine
+
+from service.api.app import create_app
+from service.config import Settings
+from service.db import make_sessionmaker
+from service.errors import PROBLEM_JSON
+from service.forecasting import create_run, execute_run, list_peaks, series_forecast
+from service.store.keys import create_key
+from service.store.reference import load_reference
+from service.store.tables import Complaint, FittedModel, ForecastPoint, ForecastRun, ForecastWeek
+
+pytestmark = pytest.mark.slow
+
+START = dt.date(2021, 1, 1)
+DAYS = 1095
+
+
+def _seed(engine: Engine, settings: Settings) -> None:
+    """Two complaint series with a yearly surge every late January, and a sparse one."""
+    rng = np.random.default_rng(7)
+    factory = make_sessionmaker(engine)
+    with factory() as s:
+        load_reference(session=s, categories_file=settings.categories_file,
+                       regions_file=settings.regions_file)
+        rows = []
+        for cat, region, base in (("fireworks", "150100", 3.0), ("food_safety", "150200", 2.0),
+                                  ("gas_safety", "152900", 0.05)):
+            for i in range(DAYS):
+                day = START + dt.timedelta(days=i)
+                lam = base * (4.0 if day.month == 1 and day.day > 14 else 1.0)
+                at = dt.datetime(day.year, day.month, day.day, 3, tzinfo=dt.UTC)
+                rows.extend({"source": "t", "external_id": f"{cat}-{i}-{k}", "day": day,
+                             "received_at": at, "category": cat, "region": region}
+                            for k in range(int(rng.poisson(lam))))
+        s.execute(insert(Complaint), rows)
+        s.commit()
+
+
+@pytest.fixture
+def seeded(engine: Engine, settings: Settings) -> Engine:
+    _seed(engine, settings)
+    return engine
+
+
+def test_execute_run_stores_everything(seeded: Engine, settings: Settings) -> None:
+    factory = make_sessionmaker(seeded)
+    seen: list[tuple[int, int]] = []
+    with factory() as s:
+        run = create_run(session=s, settings=settings, horizon_days=56, engine="serial",
+                         signals=["complaints"], train_until=dt.date(2023, 11, 30))
+    done = execute_run(session_factory=factory, run_id=run.id, settings=settings,
+                       on_progress=lambda d, t: seen.append((d, t)))
+    assert done.status in ("succeeded", "partial")
+    assert done.total == 3 and done.done == 3
+    assert done.train_until == dt.date(2023, 11, 30)
+    assert seen and seen[-1] == (3, 3)
+    assert {"load_seconds", "fit_seconds", "store_seconds", "total_seconds"} <= set(done.durations)
+    with factory() as s:
+        n_points = s.scalar(select(func.count()).select_from(ForecastPoint)
+                            .where(ForecastPoint.run_id == run.id))
+        assert n_points == 3 * 56
+        first = s.scalar(select(func.min(ForecastPoint.ds)).where(ForecastPoint.run_id == run.id))
+        assert first == dt.date(2023, 12, 1)
+        negatives = s.scalar(select(func.count()).select_from(ForecastPoint).where(
+            ForecastPoint.run_id == run.id, ForecastPoint.yhat_lower < 0))
+        assert negatives == 0
+        weeks = s.scalars(select(ForecastWeek).where(ForecastWeek.run_id == run.id)).all()
+        assert all(0.0 <= w.p_spike <= 1.0 and w.threshold >= 5.0 for w in weeks)
+        assert all(len(w.samples) == settings.forecast.n_samples for w in weeks)
+        models = s.scalars(select(FittedModel).where(FittedModel.run_id == run.id)).all()
+        prophet_models = [m for m in models if m.model_type == "prophet"]
+        assert prophet_models, "fitted Prophet models are kept in the registry"
+        assert all("__prophet_version" in json.loads(m.artifact) for m in prophet_models)
+        # the January surge of the busy series is predicted as a peak window
+        peaks = list_peaks(session=s, run_id=run.id, category="fireworks")
+        assert peaks, "the yearly January surge should be a predicted peak"
+        assert any(p.start <= dt.date(2024, 1, 31) and p.end >= dt.date(2024, 1, 15)
+                   for p in peaks)
+        fc = series_forecast(session=s, series_id="complaints|fireworks|150100")
+        assert fc["run_id"] == run.id and len(fc["points"]) == 56
+
+
+def test_failed_run_is_recorded(engine: Engine, settings: Settings) -> None:
+    factory = make_sessionmaker(engine)
+    with factory() as s:
+        run = create_run(session=s, settings=settings, horizon_days=28, engine="serial")
+    with pytest.raises(Exception, match="no records"):
+        execute_run(session_factory=factory, run_id=run.id, settings=settings)
+    with factory() as s:
+        row = s.get(ForecastRun, run.id)
+        assert row is not None and row.status == "failed" and "no records" in (row.error or "")
+
+
+@pytest.fixture
+def api(seeded: Engine, settings: Settings) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    factory = make_sessionmaker(seeded)
+    with factory() as s:
+        keys = {sc: create_key(session=s, name=sc, scopes=[sc])[1] for sc in ("read", "plan")}
+    with TestClient(create_app(settings)) as client:
+        yield client, keys
+
+
+def test_api_run_lifecycle(api: tuple[TestClient, dict[str, str]]) -> None:
+    client, keys = api
+    read, plan = {"X-API-Key": keys["read"]}, {"X-API-Key": keys["plan"]}
+    r = client.post("/v1/forecast-runs", json={"horizon_days": 35, "engine": "serial",
+                                                "signals": ["complaints"]}, headers=read)
+    assert r.status_code == 403
+    r = client.post("/v1/forecast-runs", json={"horizon_days": 3}, headers=plan)
+    assert r.status_code == 422 and r.headers["content-type"] == PROBLEM_JSON
+    r = client.post("/v1/forecast-runs", json={"horizon_days": 35, "engine": "serial",
+                                                "signals": ["complaints"]}, headers=plan)
+    assert r.status_code == 202
+    location = r.headers["Location"]
+    assert location == f"/v1/forecast-runs/{r.json()['id']}"
+    client.app.state.run_executor.wait(timeout=120)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 60
+    body = client.get(location, headers=read).json()
+    while body["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        body = client.get(location, headers=read).json()
+    assert body["status"] in ("succeeded", "partial"), body
+    assert body["done"] == body["total"] == 3
+    fc = client.get("/v1/series/complaints|fireworks|150100/forecast", headers=read).json()
+    assert len(fc["points"]) == 35 and fc["run_id"] == body["id"]
+    assert all(p["yhat_lower"] <= p["yhat"] <= p["yhat_upper"] for p in fc["points"])
+    assert fc["weeks"] and all(0 <= w["p_spike"] <= 1 for w in fc["weeks"])
+    r = client.get("/v1/forecasts", params={"category": "fireworks"}, headers=read)
+    assert {row["series_id"] for row in r.json()["items"]} == {"complaints|fireworks|150100"}
+    peaks = client.get("/v1/peaks", params={"min_probability": 0.0}, headers=read).json()
+    for p in peaks["items"]:
+        assert p["run_id"] == body["id"] and p["max_probability"] >= 0.5
+        assert p["start"] <= p["peak_week"] <= p["end"]
+    assert client.get("/v1/series/complaints|nope|1/forecast", headers=read).status_code == 404
+    assert client.get("/v1/forecast-runs/zzz", headers=read).status_code == 404
+
+
+def test_second_run_warm_starts_from_registry(seeded: Engine, settings: Settings) -> None:
+    from service.forecasting import _warm_start
+
+    factory = make_sessionmaker(seeded)
+    with factory() as s:
+        first = create_run(session=s, settings=settings, horizon_days=28, engine="serial",
+                           signals=["complaints"])
+    execute_run(session_factory=factory, run_id=first.id, settings=settings)
+    init = _warm_start(factory, {"complaints|fireworks|150100", "complaints|x|y"})
+    assert set(init) == {"complaints|fireworks|150100"}
+    assert {"k", "m", "sigma_obs", "delta", "beta"} <= set(init["complaints|fireworks|150100"])
+    with factory() as s:
+        second = create_run(session=s, settings=settings, horizon_days=28, engine="serial",
+                            signals=["complaints"])
+    done = execute_run(session_factory=factory, run_id=second.id, settings=settings)
+    assert done.status in ("succeeded", "partial")
+    with factory() as s:
+        a = series_forecast(session=s, series_id="complaints|fireworks|150100", run_id=first.id)
+        b = series_forecast(session=s, series_id="complaints|fireworks|150100", run_id=second.id)
+    # warm start converges to (nearly) the same optimum
+    ya = np.array([p.yhat for p in a["points"]])
+    yb = np.array([p.yhat for p in b["points"]])
+    assert np.allclose(ya, yb, rtol=0.05, atol=0.2)

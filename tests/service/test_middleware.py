@@ -1,0 +1,85 @@
+"""Request ids, access logs, metrics, body limit, rate limits, security headers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.app import create_app
+from service.config import ApiSettings, Settings
+from service.db import make_engine, make_sessionmaker
+from service.errors import PROBLEM_JSON
+from service.migrate import upgrade
+from service.store.keys import create_key
+
+
+def _client(tmp_path: Path, **api: object) -> tuple[TestClient, str]:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    with make_sessionmaker(engine)() as s:
+        _, key = create_key(session=s, name="t", scopes=["read"])
+    engine.dispose()
+    settings = Settings(_env_file=None, database_url=url, api=ApiSettings(**api))  # type: ignore[arg-type]
+    return TestClient(create_app(settings)), key
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[tuple[TestClient, str]]:
+    c, key = _client(tmp_path)
+    with c:
+        yield c, key
+
+
+def test_request_id_is_echoed_or_created(client: tuple[TestClient, str]) -> None:
+    c, _ = client
+    assert c.get("/healthz", headers={"X-Request-ID": "abc"}).headers["x-request-id"] == "abc"
+    assert len(c.get("/healthz").headers["x-request-id"]) == 32
+    assert c.get("/healthz").headers["x-content-type-options"] == "nosniff"
+
+
+def test_metrics_needs_a_key_and_counts_requests(client: tuple[TestClient, str]) -> None:
+    c, key = client
+    assert c.get("/metrics").status_code == 401
+    c.get("/v1/series", headers={"X-API-Key": key})
+    r = c.get("/metrics", headers={"X-API-Key": key})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert 'forewarn_http_requests_total{method="GET",route="/v1/series",status="200"}' in r.text
+    assert "forewarn_http_request_duration_seconds_bucket" in r.text
+
+
+def test_body_limit_413_problem(tmp_path: Path) -> None:
+    c, key = _client(tmp_path, max_body_bytes=100)
+    with c:
+        r = c.post("/v1/forecast-runs", content=b"x" * 500, headers={"X-API-Key": key})
+    assert r.status_code == 413 and r.headers["content-type"] == PROBLEM_JSON
+    assert "100 bytes" in r.json()["detail"]
+
+
+def test_rate_limit_429_with_retry_after(tmp_path: Path) -> None:
+    c, key = _client(tmp_path, rate_limit_per_minute=3)
+    with c:
+        codes = [c.get("/v1/series", headers={"X-API-Key": key}).status_code for _ in range(5)]
+        assert codes[:3] == [200, 200, 200] and codes[3] == 429
+        r = c.get("/v1/series", headers={"X-API-Key": key})
+        assert r.headers["content-type"] == PROBLEM_JSON and int(r.headers["retry-after"]) >= 1
+        assert c.get("/healthz").status_code == 200  # health is never limited
+
+
+def test_access_log_has_request_id_and_no_query_or_secrets(
+    client: tuple[TestClient, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.logging import configure_logging
+
+    configure_logging("INFO", json=True)
+    c, key = client
+    c.get("/v1/series/complaints|a|b/counts", params={"from": "2024-01-01"},
+          headers={"X-API-Key": key, "X-Request-ID": "rid-1"})
+    err = capsys.readouterr().err
+    line = next(ln for ln in err.splitlines() if '"request"' in ln)
+    assert '"request_id": "rid-1"' in line and '"status": 404' in line
+    assert "2024-01-01" not in line and key not in err
+    assert '"route": "/v1/series/{series_id}/counts"' in line
