@@ -35,12 +35,16 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def require(scope: str) -> Callable[..., ApiKey]:
-    """Dependency factory: a valid API key with ``scope`` (``admin`` implies every scope)."""
+    """Dependency factory: a valid API key with ``scope`` (``admin`` implies every scope).
+
+    The scope is listed in the operation's OpenAPI ``security`` requirement
+    (``{"APIKeyHeader": ["read"]}``), so clients can see which scope each operation needs.
+    """
 
     def _dep(
         request: Request,
         session: SessionDep,
-        api_key: Annotated[str | None, Security(_api_key_header)] = None,
+        api_key: str | None = Security(_api_key_header, scopes=[scope]),
     ) -> ApiKey:
         if not api_key:
             raise Unauthorized("this endpoint needs an API key in the X-API-Key header")

@@ -150,5 +150,5 @@ def test_unknown_route_and_method_are_problems(client: TestClient) -> None:
 def test_openapi_documents_security_and_problems(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
     op = doc["paths"]["/v1/series"]["get"]
-    assert op["security"] == [{"APIKeyHeader": []}]
+    assert op["security"] == [{"APIKeyHeader": ["read"]}]
     assert PROBLEM_JSON in op["responses"]["401"]["content"]

@@ -1,0 +1,284 @@
+"""Validation benchmark of the campaign-effect estimators (``models/effect.py``).
+
+For every replication a panel with a known effect is made, the campaign's window is
+evaluated by each estimator, and the table reports per estimator, under a null effect and
+under the planted effect (default -30 %):
+
+- ``cov80`` / ``cov95``: share of replications whose 80 % / 95 % interval covers the truth.
+  Counterfactual estimators (``cf_*``): the *realised* effect, treated count minus the count
+  the same series had without the campaign (their estimand). DiD: the planted relative
+  effect (its estimand: a multiplicative effect on the rate).
+- ``bias`` / ``rmse``: of the relative point estimate against the planted relative effect.
+- ``width95``: mean width of the relative 95 % interval.
+- ``sig``: share of replications whose 95 % interval excludes 0: the false-positive rate
+  under the null (nominal 0.05), and with ``reduced`` (upper bound < 0) the power under the
+  effect.
+- ``ok``: share of replications with an estimate (DiD: status ``ok``; not ``no_fair_control``
+  / ``no_interval``).
+
+Data sets
+---------
+synthetic
+    :func:`models.effect.simulate_campaign_panel` (8 regions, 3 years daily, negative
+    binomial counts, a spring peak whose timing moves each year, weekly shocks shared by all
+    regions and own ones, 2 regions peaking in autumn). Counterfactuals frozen 22 days before
+    the 4-week window: ``cf_oracle`` (sample paths from the true process: checks the maths),
+    ``cf_snaive`` (:class:`models.baselines.SeasonalNaive`), ``cf_prophet``
+    (:class:`models.forecast.ProphetForecaster`, ``calendar="none"``, on the first
+    ``--prophet`` replications only). ``*_cal``: the same forecast recalibrated with
+    :func:`models.effect.dispersion_factor` from five windows without a campaign around the
+    same window one year earlier (-60, -56, -52, -48, -44 weeks), each against a forecast
+    frozen the same way.
+chicago (``--chicago``, needs ``../shared/data/chicago_311``)
+    Real weekly 311 sanitation complaints per ward (50 wards, 2011-2014), with no campaign:
+    a random ward, a random 4-week window starting in 2014 (March to October); the effect is
+    planted by binomial thinning of the ward's daily counts in the window. DiD candidates are
+    the other wards; ``cf_snaive`` is fitted on the ward's daily counts up to 22 days before
+    the window.
+
+Usage::
+
+    .venv/bin/python bench/effect.py --reps 200
+    .venv/bin/python bench/effect.py --reps 200 --prophet 20 --chicago
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from models.baselines import SeasonalNaive  # noqa: E402
+from models.effect import (  # noqa: E402
+    DidEstimate,
+    EffectEstimate,
+    campaign_effect,
+    did_effect,
+    dispersion_factor,
+    simulate_campaign_panel,
+    window_weeks,
+)
+from models.types import ForecastOutput  # noqa: E402
+
+CHICAGO = ROOT.parent / "shared" / "data" / "chicago_311"
+LEAD_DAYS = 22  # counterfactual frozen this many days before the window starts
+WINDOW_WEEKS = 4
+
+
+# --------------------------------------------------------------------------- scoring
+def _cf_row(est: EffectEstimate, realised: float, effect: float) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "cov80": est.effect_lower_80 <= realised <= est.effect_upper_80,
+        "cov95": est.effect_lower_95 <= realised <= est.effect_upper_95,
+        "rel": est.relative_effect,
+        "width95": est.relative_upper_95 - est.relative_lower_95,
+        "sig": est.significant,
+        "reduced": est.effect_upper_95 < 0,
+        "planted": effect,
+    }
+
+
+def _did_row(est: DidEstimate, effect: float) -> dict[str, Any]:
+    ok = est.status == "ok"
+    return {
+        "ok": ok,
+        "cov80": est.relative_lower_80 <= effect <= est.relative_upper_80 if ok else np.nan,
+        "cov95": est.relative_lower_95 <= effect <= est.relative_upper_95 if ok else np.nan,
+        "rel": est.relative_effect,
+        "width95": est.relative_upper_95 - est.relative_lower_95,
+        "sig": est.significant,
+        "reduced": ok and est.relative_upper_95 < 0,
+        "planted": effect,
+    }
+
+
+def _frozen(fit_predict: Callable[[pd.DataFrame, int], ForecastOutput], daily: pd.DataFrame,
+            uid: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    cutoff = start - pd.Timedelta(days=LEAD_DAYS)
+    hist = daily[(daily["unique_id"] == uid) & (daily["ds"] <= cutoff)]
+    return fit_predict(hist, (end - cutoff).days).weekly_samples
+
+
+def _snaive(samples: int, seed: int) -> Callable[[pd.DataFrame, int], ForecastOutput]:
+    return lambda hist, h: SeasonalNaive(n_samples=samples, random_state=seed).fit(hist) \
+        .predict(h)
+
+
+def _prophet(samples: int, seed: int) -> Callable[[pd.DataFrame, int], ForecastOutput]:
+    from models.forecast import ProphetForecaster
+
+    return lambda hist, h: ProphetForecaster(calendar="none", n_samples=samples,
+                                             seed=seed).fit(hist).predict(h)
+
+
+def _series(weekly: pd.DataFrame, uid: str) -> pd.Series:
+    return weekly[weekly["unique_id"] == uid].set_index("week")["y"]
+
+
+PAST_SHIFTS = (-60, -56, -52, -48, -44)  # weeks: windows around last year's, no campaign
+
+
+def _past_factor(fit_predict: Callable[[pd.DataFrame, int], ForecastOutput],
+                 daily: pd.DataFrame, actual: pd.Series, uid: str, start: pd.Timestamp,
+                 end: pd.Timestamp) -> float:
+    """:func:`dispersion_factor` from forecasts frozen the same way for past windows."""
+    past = []
+    for shift in PAST_SHIFTS:
+        s, e = start + pd.Timedelta(weeks=shift), end + pd.Timedelta(weeks=shift)
+        cf = _frozen(fit_predict, daily, uid, s, e)
+        past.append(campaign_effect(actual, cf, window_start=s, window_end=e))
+    return dispersion_factor(past)
+
+
+# --------------------------------------------------------------------------- synthetic
+def run_synthetic(reps: int, effect: float, samples: int, prophet_reps: int,
+                  seed0: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for scenario, eff in (("null", 0.0), ("effect", effect)):
+        for i in range(reps):
+            seed = seed0 + i
+            sim = simulate_campaign_panel(seed=seed, effect=eff)
+            weekly, untreated = sim.weekly(), sim.weekly(untreated=True)
+            weeks = window_weeks(sim.window_start, sim.window_end)
+            actual = _series(weekly, sim.treated)
+            realised = float(actual.loc[weeks].sum()
+                             - _series(untreated, sim.treated).loc[weeks].sum())
+            base = {"data": "synthetic", "scenario": scenario, "rep": i}
+            paths = {"cf_oracle": sim.oracle_paths(samples, seed=seed),
+                     "cf_snaive": _frozen(_snaive(samples, seed), sim.daily, sim.treated,
+                                          sim.window_start, sim.window_end)}
+            if i < prophet_reps:
+                paths["cf_prophet"] = _frozen(_prophet(samples, seed), sim.daily, sim.treated,
+                                              sim.window_start, sim.window_end)
+            fits = {"cf_snaive": _snaive(samples, seed)}
+            if i < prophet_reps:
+                fits["cf_prophet"] = _prophet(samples, seed)
+            for name, cf in paths.items():
+                est = campaign_effect(actual, cf, window_start=sim.window_start,
+                                      window_end=sim.window_end)
+                rows.append({**base, "estimator": name, **_cf_row(est, realised, eff)})
+                if name in fits:
+                    k = _past_factor(fits[name], sim.daily, actual, sim.treated,
+                                     sim.window_start, sim.window_end)
+                    est = campaign_effect(actual, cf, window_start=sim.window_start,
+                                          window_end=sim.window_end, dispersion=k)
+                    rows.append({**base, "estimator": f"{name}_cal",
+                                 **_cf_row(est, realised, eff)})
+            did = did_effect(weekly, sim.treated, (sim.window_start, sim.window_end))
+            rows.append({**base, "estimator": "did", **_did_row(did, eff)})
+    return rows
+
+
+# --------------------------------------------------------------------------- chicago
+def load_chicago_wards() -> pd.DataFrame:
+    files = sorted(CHICAGO.glob("chicago_311_sanitation_code_complaints_*.csv"))
+    raw = pd.concat([pd.read_csv(f, usecols=["created_date", "ward"], dtype=str)
+                     for f in files], ignore_index=True)
+    raw = raw[raw["ward"].notna() & (raw["ward"] != "0")]
+    ds = pd.to_datetime(raw["created_date"]).dt.normalize()
+    uid = "complaints|sanitation|ward" + raw["ward"].str.strip()
+    counts = pd.DataFrame({"unique_id": uid, "ds": ds}).value_counts().rename("y")
+    days = pd.date_range(ds.min(), ds.max(), freq="D")
+    idx = pd.MultiIndex.from_product([sorted(uid.unique()), days], names=["unique_id", "ds"])
+    return counts.reindex(idx, fill_value=0).astype(float).reset_index()
+
+
+def run_chicago(reps: int, effect: float, samples: int, seed0: int) -> list[dict[str, Any]]:
+    daily0 = load_chicago_wards()
+    uids = sorted(daily0["unique_id"].unique())
+    mondays = pd.date_range("2014-03-03", "2014-10-27", freq="7D")
+    rows: list[dict[str, Any]] = []
+    for scenario, eff in (("null", 0.0), ("effect", effect)):
+        for i in range(reps):
+            rng = np.random.default_rng([seed0, i])
+            treated = uids[int(rng.integers(len(uids)))]
+            start = mondays[int(rng.integers(len(mondays)))]
+            end = start + pd.Timedelta(days=7 * WINDOW_WEEKS - 1)
+            daily = daily0
+            sel = ((daily0["unique_id"] == treated) & (daily0["ds"] >= start)
+                   & (daily0["ds"] <= end)).to_numpy()
+            if eff < 0:
+                daily = daily0.copy()
+                y = daily.loc[sel, "y"].to_numpy().astype(np.int64)
+                daily.loc[sel, "y"] = rng.binomial(y, 1.0 + eff).astype(float)
+            realised = float(daily.loc[sel, "y"].sum() - daily0.loc[sel, "y"].sum())
+            f = daily.assign(week=daily["ds"] - pd.to_timedelta(daily["ds"].dt.day_of_week,
+                                                                unit="D"))
+            weekly = f.groupby(["unique_id", "week"], as_index=False).agg(
+                y=("y", "sum"), n=("y", "size"))
+            weekly = weekly[weekly["n"] == 7].drop(columns="n")
+            base = {"data": "chicago", "scenario": scenario, "rep": i}
+            cf = _frozen(_snaive(samples, i), daily, treated, start, end)
+            actual = _series(weekly, treated)
+            est = campaign_effect(actual, cf, window_start=start, window_end=end)
+            rows.append({**base, "estimator": "cf_snaive", **_cf_row(est, realised, eff)})
+            k = _past_factor(_snaive(samples, i), daily, actual, treated, start, end)
+            est = campaign_effect(actual, cf, window_start=start, window_end=end, dispersion=k)
+            rows.append({**base, "estimator": "cf_snaive_cal", **_cf_row(est, realised, eff)})
+            did = did_effect(weekly, treated, (start, end))
+            rows.append({**base, "estimator": "did", **_did_row(did, eff)})
+    return rows
+
+
+# --------------------------------------------------------------------------- report
+def summarize(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    r = pd.DataFrame(rows)
+    r["err"] = r["rel"] - r["planted"]
+    out = []
+    for (data, est, scen), g in r.groupby(["data", "estimator", "scenario"], sort=False):
+        ok = g[g["ok"].astype(bool)]
+        out.append({
+            "data": data, "estimator": est, "scenario": scen, "n": len(g),
+            "ok": g["ok"].astype(bool).mean(),
+            "cov80": ok["cov80"].astype(float).mean(), "cov95": ok["cov95"].astype(float).mean(),
+            "bias": ok["err"].mean(), "rmse": float(np.sqrt((ok["err"] ** 2).mean())),
+            "width95": ok["width95"].mean(),
+            "sig": g["sig"].astype(bool).mean(), "reduced": g["reduced"].astype(bool).mean(),
+        })
+    return pd.DataFrame(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--reps", type=int, default=200, help="replications per scenario")
+    ap.add_argument("--effect", type=float, default=-0.3, help="planted relative effect")
+    ap.add_argument("--samples", type=int, default=400, help="counterfactual sample paths")
+    ap.add_argument("--prophet", type=int, default=0, metavar="N",
+                    help="also use ProphetForecaster as counterfactual on the first N reps")
+    ap.add_argument("--chicago", action="store_true",
+                    help="also run on Chicago 311 wards (real data, planted effect)")
+    ap.add_argument("--seed", type=int, default=1000, help="first replication seed")
+    ap.add_argument("--json", action="store_true", help="print the table as JSON")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    rows = run_synthetic(args.reps, args.effect, args.samples, args.prophet, args.seed)
+    if args.chicago:
+        if CHICAGO.exists():
+            rows += run_chicago(args.reps, args.effect, args.samples, args.seed)
+        else:
+            print(f"# chicago skipped: {CHICAGO} not found", file=sys.stderr)
+    table = summarize(rows)
+    if args.json:
+        print(json.dumps(table.to_dict(orient="records"), indent=1))
+    else:
+        with pd.option_context("display.width", 140, "display.max_columns", 20):
+            print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        print(f"# {args.reps} reps per scenario, planted effect {args.effect:+.0%}, "
+              f"{time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
