@@ -1,0 +1,232 @@
+"""Fit and forecast many series in parallel: serially, in local processes or on Dask.
+
+Workers receive frames (chunks of whole series) and plain parameters, never sessions or
+connections, and return plain results. Each series draws from its own seed (base seed + id),
+so every engine and chunking gives the same numbers. Processes, never threads (the work holds
+the GIL) and never ``fork`` (cmdstanpy + fork can hang, FIELD-NOTES): joblib's ``loky`` or a
+Dask cluster of worker processes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from models.forecast import ProphetForecaster
+from models.types import DAILY_COLUMNS, FAILURE_COLUMNS, FLAG_COLUMNS, ForecastOutput
+
+__all__ = ["RunResult", "run_forecasts", "Engine"]
+
+Engine = Literal["serial", "local", "dask"]
+_MAX_CHUNK = 25
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_forecasts` returns.
+
+    Attributes
+    ----------
+    output : the concatenated :class:`ForecastOutput` (sorted by ``unique_id``).
+    model_json : ``{unique_id: json}`` for the series fitted by Prophet
+        (:meth:`ProphetForecaster.to_json`; fallbacks and failures have none).
+    fit_seconds : wall seconds of ``fit`` per series.
+    wall_seconds : wall time of the whole run.
+    """
+
+    output: ForecastOutput
+    model_json: dict[str, str] = field(default_factory=dict)
+    fit_seconds: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+
+_ChunkResult = tuple[int, ForecastOutput, dict[str, str], dict[str, float]]
+
+
+def _run_chunk(
+    index: int,
+    frame: pd.DataFrame,
+    horizon: int,
+    params: Mapping[str, Any],
+    init: Mapping[str, Mapping[str, Any]] | None,
+    return_json: bool,
+) -> _ChunkResult:
+    """Fit + predict one chunk; an unexpected error turns every series into a failure."""
+    uids = sorted(frame["unique_id"].astype(str).unique())
+    try:
+        est = ProphetForecaster(**params).fit(frame, init=init)
+        out = est.predict(horizon)
+        jsons = {uid: est.to_json(uid) for uid in est.models_} if return_json else {}
+        return index, out, jsons, dict(est.fit_seconds_)
+    except Exception as exc:
+        failures = pd.DataFrame({"unique_id": uids, "error": f"{type(exc).__name__}: {exc}"})
+        out = ForecastOutput(daily=pd.DataFrame(columns=DAILY_COLUMNS),
+                             weekly_samples=pd.DataFrame(), failures=failures)
+        return index, out, {}, {}
+
+
+def _chunks(frame: pd.DataFrame, chunk_size: int) -> list[pd.DataFrame]:
+    uids = np.asarray(sorted(frame["unique_id"].astype(str).unique()), dtype=object)
+    key = frame["unique_id"].astype(str)
+    groups = [uids[i:i + chunk_size] for i in range(0, len(uids), chunk_size)]
+    return [frame[key.isin(set(g))].reset_index(drop=True) for g in groups]
+
+
+def _n_workers(n_jobs: int) -> int:
+    cpus = os.cpu_count() or 1
+    return max(1, cpus + 1 + n_jobs if n_jobs < 0 else n_jobs)
+
+
+def run_forecasts(
+    frame: pd.DataFrame,
+    *,
+    horizon: int,
+    params: Mapping[str, Any] | None = None,
+    engine: Engine = "local",
+    n_jobs: int = -1,
+    dask_address: str | None = None,
+    chunk_size: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    init: Mapping[str, Mapping[str, Any]] | None = None,
+    return_json: bool = True,
+) -> RunResult:
+    """Fit a :class:`ProphetForecaster` per series and forecast ``horizon`` days.
+
+    Parameters
+    ----------
+    frame : long daily frame ``unique_id, ds, y``.
+    horizon : days to forecast after each series' last day.
+    params : :class:`ProphetForecaster` parameters (defaults otherwise).
+    engine : ``"serial"`` (this process), ``"local"`` (joblib loky processes) or ``"dask"``
+        (``distributed.Client`` on ``dask_address``, or a temporary ``LocalCluster`` of
+        ``n_jobs`` worker processes when no address is given).
+    n_jobs : worker processes for ``local`` and a temporary Dask cluster; -1 = all cores.
+    chunk_size : series per task; default ``ceil(n_series / (4 * workers))`` capped at 25.
+    on_progress : called as ``on_progress(done_series, total_series)`` after each chunk.
+    init : ``{unique_id: params}`` warm-start parameters (from ``ProphetForecaster.params_``).
+    return_json : include the Prophet JSON of each fitted series in ``model_json``.
+
+    Returns
+    -------
+    RunResult
+        Results do not depend on ``engine`` or ``chunk_size`` (per-series seeds).
+    """
+    t0 = time.perf_counter()
+    params = dict(params or {})
+    workers = _n_workers(n_jobs)
+    n_series = int(frame["unique_id"].nunique())
+    if chunk_size is None:
+        chunk_size = max(1, min(_MAX_CHUNK, math.ceil(n_series / (4 * workers))))
+    chunks = _chunks(frame, int(chunk_size)) if n_series else []
+    total, done = n_series, 0
+    inits = [_init_for(c, init) for c in chunks]
+    results: list[_ChunkResult] = []
+
+    def collect(items: Iterable[_ChunkResult]) -> None:
+        nonlocal done
+        for item in items:
+            results.append(item)
+            done += int(chunks[item[0]]["unique_id"].nunique())
+            if on_progress is not None:
+                on_progress(done, total)
+
+    if engine == "serial" or not chunks:
+        collect(_run_chunk(i, c, horizon, params, inits[i], return_json)
+                for i, c in enumerate(chunks))
+    elif engine == "local":
+        from joblib import Parallel, delayed
+
+        parallel = Parallel(n_jobs=min(workers, len(chunks)), backend="loky",
+                            return_as="generator_unordered")
+        collect(parallel(delayed(_run_chunk)(i, c, horizon, params, inits[i], return_json)
+                         for i, c in enumerate(chunks)))
+    elif engine == "dask":
+        collect(_dask_map(chunks, inits, horizon, params, return_json,
+                          address=dask_address, workers=workers))
+    else:
+        raise ValueError(f"engine must be 'serial', 'local' or 'dask', not {engine!r}")
+    return _merge(results, time.perf_counter() - t0)
+
+
+def _init_for(
+    chunk: pd.DataFrame, init: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, Mapping[str, Any]] | None:
+    if not init:
+        return None
+    uids = set(chunk["unique_id"].astype(str))
+    return {k: v for k, v in init.items() if k in uids} or None
+
+
+def _dask_map(
+    chunks: list[pd.DataFrame],
+    inits: list[dict[str, Mapping[str, Any]] | None],
+    horizon: int,
+    params: Mapping[str, Any],
+    return_json: bool,
+    *,
+    address: str | None,
+    workers: int,
+) -> Iterator[_ChunkResult]:
+    import distributed
+
+    dist: Any = distributed  # untyped library
+    cluster = None
+    if address:
+        client = dist.Client(address)
+    else:
+        cluster = dist.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                    dashboard_address=None)
+        client = dist.Client(cluster)
+    try:
+        futures = [
+            client.submit(_run_chunk, i, c, horizon, dict(params), inits[i], return_json,
+                          pure=False)
+            for i, c in enumerate(chunks)
+        ]
+        for fut in dist.as_completed(futures):
+            result: _ChunkResult = fut.result()
+            yield result
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _merge(results: list[_ChunkResult], wall: float) -> RunResult:
+    results = sorted(results, key=lambda r: r[0])
+    outs = [r[1] for r in results]
+    daily = _cat([o.daily for o in outs], DAILY_COLUMNS)
+    if len(daily):
+        daily = daily.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    weekly_parts = [o.weekly_samples for o in outs if len(o.weekly_samples)]
+    weekly = (pd.concat(weekly_parts).sort_index(kind="stable") if weekly_parts
+              else outs[0].weekly_samples if outs else pd.DataFrame())
+    flags = _cat([o.flags for o in outs], FLAG_COLUMNS)
+    failures = _cat([o.failures for o in outs], FAILURE_COLUMNS)
+    model_json: dict[str, str] = {}
+    fit_seconds: dict[str, float] = {}
+    for r in results:
+        model_json.update(r[2])
+        fit_seconds.update(r[3])
+    output = ForecastOutput(
+        daily=daily,
+        weekly_samples=weekly,
+        flags=flags.sort_values(["unique_id"], kind="stable").reset_index(drop=True),
+        failures=failures.sort_values(["unique_id"], kind="stable").reset_index(drop=True),
+    )
+    return RunResult(output=output, model_json=dict(sorted(model_json.items())),
+                     fit_seconds=dict(sorted(fit_seconds.items())), wall_seconds=wall)
+
+
+def _cat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    return pd.concat(frames, ignore_index=True)[columns]

@@ -1,0 +1,86 @@
+"""run_forecasts: engines agree, progress is reported, failures stay rows."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from models.runner import RunResult, run_forecasts
+
+HORIZON = 70
+PARAMS = {"n_samples": 50}
+
+
+@pytest.fixture(scope="module")
+def small(panel: pd.DataFrame) -> pd.DataFrame:
+    keep = ["medium", "gappy", "short", "zero", "bad"]
+    return panel[panel["unique_id"].isin(keep)].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def serial(small: pd.DataFrame) -> RunResult:
+    return run_forecasts(small, horizon=HORIZON, params=PARAMS, engine="serial", chunk_size=2)
+
+
+def _assert_same(a: RunResult, b: RunResult) -> None:
+    pd.testing.assert_frame_equal(a.output.daily, b.output.daily)
+    pd.testing.assert_frame_equal(a.output.weekly_samples, b.output.weekly_samples)
+    pd.testing.assert_frame_equal(a.output.flags, b.output.flags)
+    pd.testing.assert_frame_equal(a.output.failures, b.output.failures)
+    assert a.model_json.keys() == b.model_json.keys()
+
+
+def test_empty_frame() -> None:
+    empty = pd.DataFrame({"unique_id": pd.Series(dtype=str),
+                          "ds": pd.Series(dtype="datetime64[ns]"), "y": pd.Series(dtype=float)})
+    res = run_forecasts(empty, horizon=7, engine="serial")
+    assert res.output.daily.empty and res.model_json == {}
+
+
+def test_unknown_engine(small: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="engine"):
+        run_forecasts(small, horizon=7, engine="spark")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_serial_result(serial: RunResult) -> None:
+    out = serial.output
+    assert set(out.daily["unique_id"]) == {"medium", "gappy", "short", "zero"}
+    assert list(out.failures["unique_id"]) == ["bad"]
+    assert set(serial.model_json) == {"medium", "gappy"}  # Prophet-fitted series only
+    assert set(serial.fit_seconds) == {"medium", "gappy", "short", "zero", "bad"}
+    assert [int(c) for c in out.weekly_samples.columns] == list(range(50))
+
+
+@pytest.mark.slow
+def test_local_engine_matches_serial(small: pd.DataFrame, serial: RunResult) -> None:
+    progress: list[tuple[int, int]] = []
+    local = run_forecasts(small, horizon=HORIZON, params=PARAMS, engine="local", n_jobs=2,
+                          chunk_size=1, on_progress=lambda d, n: progress.append((d, n)))
+    _assert_same(serial, local)
+    assert len(progress) == 5 and progress[-1] == (5, 5)
+    assert [d for d, _ in progress] == sorted(d for d, _ in progress)
+
+
+@pytest.mark.slow
+def test_warm_start_through_runner(small: pd.DataFrame, serial: RunResult) -> None:
+    from models.forecast import ProphetForecaster
+
+    rebuilt = ProphetForecaster.from_json({"medium": serial.model_json["medium"]})
+    init = {"medium": rebuilt.params_("medium")}
+    medium = small[small["unique_id"] == "medium"]
+    res = run_forecasts(medium, horizon=HORIZON, params=PARAMS, engine="serial", init=init)
+    assert set(res.model_json) == {"medium"} and res.output.failures.empty
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_matches_serial(small: pd.DataFrame, serial: RunResult) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        progress: list[tuple[int, int]] = []
+        res = run_forecasts(small, horizon=HORIZON, params=PARAMS, engine="dask",
+                            dask_address=cluster.scheduler_address, chunk_size=2,
+                            on_progress=lambda d, n: progress.append((d, n)))
+    _assert_same(serial, res)
+    assert progress[-1] == (5, 5)
