@@ -1,0 +1,81 @@
+"""Public, key-free reminders: JSON and an iCalendar feed to subscribe to.
+
+Only published reminders appear (approved or later, public, send date reached), and only
+public facts: category, region, window, legal basis and the public text — never contacts,
+entity ids or recipient names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+
+from service.api.deps import SessionDep, SettingsDep
+from service.campaigns.ics import CONTENT_TYPE, calendar_ics
+from service.campaigns.service import public_reminders
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/public", tags=["public"])
+_CACHE = "public, max-age=300"
+
+
+class NamedCode(BaseModel):
+    code: str
+    name_zh: str
+    name_en: str | None
+
+
+class LegalBasis(BaseModel):
+    title: str
+    articles: str | None
+
+
+class PublicReminder(BaseModel):
+    id: str
+    title: str
+    category: NamedCode
+    region: NamedCode
+    window_start: dt.date = Field(description="First day of the predicted period")
+    window_end: dt.date = Field(description="Last day of the predicted period")
+    published_on: dt.date
+    legal_basis: list[LegalBasis]
+    text: str = Field(description="The reminder as published (Chinese)")
+
+
+class PublicReminderList(BaseModel):
+    items: list[PublicReminder]
+
+
+@router.get("/reminders", summary="Published enforcement matter reminders (no key)")
+def get_reminders(
+    response: Response, session: SessionDep, settings: SettingsDep,
+    category: str | None = None, region: str | None = None,
+    date_from: Annotated[dt.date | None, Query(alias="from",
+                                               description="Windows ending on/after")] = None,
+    date_to: Annotated[dt.date | None, Query(alias="to",
+                                             description="Windows starting on/before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> PublicReminderList:
+    items = public_reminders(session=session, settings=settings, category=category,
+                             region=region, date_from=date_from, date_to=date_to, limit=limit)
+    response.headers["Cache-Control"] = _CACHE
+    return PublicReminderList(items=[PublicReminder.model_validate(i) for i in items])
+
+
+@router.get("/calendar.ics", summary="Published reminders as an iCalendar feed (no key)",
+            response_class=Response,
+            responses={200: {"content": {"text/calendar": {}},
+                             "description": "RFC 5545 calendar, one event per reminder"}})
+def get_calendar(
+    session: SessionDep, settings: SettingsDep,
+    category: str | None = None, region: str | None = None,
+) -> Response:
+    items = public_reminders(session=session, settings=settings, category=category,
+                             region=region, limit=1000)
+    return Response(content=calendar_ics(items), media_type=CONTENT_TYPE,
+                    headers={"Cache-Control": _CACHE,
+                             "Content-Disposition": 'inline; filename="forewarn.ics"'})

@@ -1,0 +1,186 @@
+"""Command-line access to campaigns: ``forewarn plan`` and ``forewarn campaigns …``.
+
+Wire-up (in ``service/cli.py``)::
+
+    from service.campaigns.cli import campaigns_app, plan
+    app.add_typer(campaigns_app, name="campaigns")
+    app.command("plan")(plan)
+
+The actor recorded for approvals and cancellations is ``cli:<login name>``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.db import make_engine, make_sessionmaker
+from service.errors import ServiceError
+
+__all__ = ["campaigns_app", "plan", "cli_actor"]
+
+campaigns_app = typer.Typer(help="Reminder campaigns (执法事项提示).", no_args_is_help=True)
+
+_JSON = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+
+def cli_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}"[:100]
+
+
+@contextmanager
+def _session() -> Iterator[tuple[Session, Settings]]:
+    from service.logging import configure_logging
+    from service.migrate import upgrade
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    try:
+        with make_sessionmaker(engine)() as session:
+            yield session, settings
+    except ServiceError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2 if exc.status != 409 else 3) from exc
+    finally:
+        engine.dispose()
+
+
+def _echo_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+def _date(value: str | None, name: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{name} must be YYYY-MM-DD") from exc
+
+
+def plan(
+    today: Annotated[str | None, typer.Option(help="Plan as of this day (YYYY-MM-DD)")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Forecast run (default: latest)")] = None,
+    category: Annotated[list[str] | None, typer.Option(help="Only this category (repeatable)")
+                        ] = None,
+    as_json: _JSON = False,
+) -> None:
+    """(Re)plan reminder campaigns from the latest forecast run's predicted peaks."""
+    from service.campaigns.service import plan_campaigns
+
+    with _session() as (session, settings):
+        result = plan_campaigns(session=session, settings=settings, today=_date(today, "today"),
+                                run_id=run_id, categories=category, actor=cli_actor())
+    if as_json:
+        _echo_json(result.as_dict())
+        return
+    typer.echo(f"run {result.run_id}, as of {result.today}: {result.windows} windows; "
+               f"created {len(result.created)}, updated {len(result.updated)}, unchanged "
+               f"{len(result.unchanged)}, flagged for review {len(result.flagged)}, superseded "
+               f"{len(result.superseded)}, dropped by constraints {len(result.dropped)}")
+    for err in result.errors:
+        typer.echo(f"  not planned: {err['category']}: {err['detail']}", err=True)
+
+
+@campaigns_app.command("list")
+def list_(
+    status: Annotated[list[str] | None, typer.Option(help="Status (repeatable)")] = None,
+    category: str | None = None,
+    region: str | None = None,
+    date_from: Annotated[str | None, typer.Option("--from", help="Send date ≥")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Send date ≤")] = None,
+    limit: int = 200,
+    as_json: _JSON = False,
+) -> None:
+    """List campaigns by send date."""
+    from service.campaigns.service import list_campaigns
+
+    with _session() as (session, _):
+        rows, _next = list_campaigns(session=session, status=status, category=category,
+                                     region=region, date_from=_date(date_from, "--from"),
+                                     date_to=_date(date_to, "--to"), limit=limit)
+        items = [{"id": c.id, "status": c.status, "send_date": c.send_date,
+                  "category": c.category, "region": c.region, "window_start": c.window_start,
+                  "window_end": c.window_end, "rank": c.rank,
+                  "probability": c.probability, "title": c.title} for c in rows]
+    if as_json:
+        _echo_json(items)
+        return
+    for i in items:
+        p = f"P={i['probability']:.2f}" if i["probability"] is not None else "manual"
+        typer.echo(f"{i['id']}  {i['status']:<16} send {i['send_date']}  window "
+                   f"{i['window_start']}…{i['window_end']}  {p:<7} {i['title']}")
+    typer.echo(f"{len(items)} campaigns")
+
+
+@campaigns_app.command("show")
+def show(campaign_id: str, channel: Annotated[str, typer.Option(
+        help="Also render this channel's message")] = "public", as_json: _JSON = False) -> None:
+    """Show one campaign with its constraint notes and the message to be sent."""
+    from service.campaigns.service import get_campaign, preview
+
+    with _session() as (session, settings):
+        c = get_campaign(session=session, campaign_id=campaign_id)
+        msg = preview(session=session, settings=settings, campaign_id=campaign_id,
+                      channel=channel)
+        data: dict[str, Any] = {
+                "id": c.id, "status": c.status, "origin": c.origin, "category": c.category,
+                "region": c.region, "window_start": c.window_start,
+                "window_end": c.window_end, "send_date": c.send_date,
+                "planned_send_date": c.planned_send_date, "lead_days": c.lead_days,
+                "probability": c.probability, "expected_excess": c.expected_excess,
+                "constraint_notes": c.constraint_notes, "review": c.review,
+                "audience": c.audience, "approved_by": c.approved_by,
+                "approved_at": c.approved_at, "cancelled_by": c.cancelled_by,
+                "cancelled_at": c.cancelled_at, "message": msg.as_dict()}
+    if as_json:
+        _echo_json(data)
+        return
+    for k, v in data.items():
+        if k not in ("message", "constraint_notes", "review"):
+            typer.echo(f"{k:<18} {v}")
+    for note in data["constraint_notes"]:
+        typer.echo(f"constraint         {note['constraint']} ({note['action']}): {note['reason']}")
+    if data["review"]:
+        typer.echo(f"review             {data['review'].get('detail', '')}")
+    typer.echo("")
+    typer.echo(msg.body)
+
+
+@campaigns_app.command("approve")
+def approve(campaign_id: str,
+            note: Annotated[str | None, typer.Option(help="Why it is approved")] = None) -> None:
+    """Approve a draft (or a campaign under review); records who and when."""
+    from service.campaigns.service import approve_campaign
+
+    with _session() as (session, settings):
+        c = approve_campaign(session=session, settings=settings, campaign_id=campaign_id,
+                             actor=cli_actor(), note=note)
+        typer.echo(f"approved {c.id} by {c.approved_by} at {c.approved_at}; "
+                   f"send date {c.send_date}")
+
+
+@campaigns_app.command("cancel")
+def cancel(campaign_id: str,
+           reason: Annotated[str | None, typer.Option(help="Why it is cancelled")] = None) -> None:
+    """Cancel a campaign that has not started sending."""
+    from service.campaigns.service import cancel_campaign
+
+    with _session() as (session, _):
+        c = cancel_campaign(session=session, campaign_id=campaign_id, actor=cli_actor(),
+                            reason=reason)
+        typer.echo(f"cancelled {c.id} by {c.cancelled_by} at {c.cancelled_at}")

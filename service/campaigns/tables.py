@@ -1,0 +1,105 @@
+"""Campaign and recipient tables.
+
+A **campaign** is one dated enforcement matter reminder (执法事项提示) for one (category, region,
+window). Its ``status`` follows :data:`service.campaigns.service.ALLOWED_TRANSITIONS`.
+A **recipient** is a department, regulated entity or subscriber that may receive reminders
+through its own channels; contacts are stored only when ``may_contact`` is true.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.store.tables import Base, new_id, utcnow
+
+__all__ = ["Campaign", "Recipient"]
+
+
+class Campaign(Base):
+    """One reminder campaign, planned from a predicted peak window or created by hand.
+
+    ``window_*`` is the predicted period of frequent violations; ``send_date`` the day the
+    reminder goes out (``planned_send_date`` before constraints moved it); ``constraint_notes``
+    lists ``{constraint, action, reason}`` for every constraint that changed the plan;
+    ``evidence`` keeps the peak windows (and weekly probabilities) the plan rests on;
+    ``review`` holds the reason and the new proposal when the campaign ``needs_review``;
+    ``frozen_content`` the messages rendered at approval, which are what gets sent.
+    """
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        Index("ix_campaigns_send_date_id", "send_date", "id"),
+        Index("ix_campaigns_series", "category", "region", "window_start"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    status: Mapped[str] = mapped_column(String(24), default="draft", index=True)
+    origin: Mapped[str] = mapped_column(String(16), default="planned")  # planned | manual
+    category: Mapped[str] = mapped_column(ForeignKey("categories.code"))
+    region: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    signal: Mapped[str | None] = mapped_column(String(32))
+    window_start: Mapped[dt.date] = mapped_column(Date)
+    window_end: Mapped[dt.date] = mapped_column(Date)
+    peak_week: Mapped[dt.date | None] = mapped_column(Date)
+    lead_days: Mapped[int] = mapped_column(Integer, default=14)
+    planned_send_date: Mapped[dt.date] = mapped_column(Date)
+    send_date: Mapped[dt.date] = mapped_column(Date)
+    rank: Mapped[int | None] = mapped_column(Integer)
+    expected_count: Mapped[float | None] = mapped_column(Float)
+    expected_excess: Mapped[float | None] = mapped_column(Float)
+    probability: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    peak_id: Mapped[int | None] = mapped_column(ForeignKey("peaks.id", ondelete="SET NULL"))
+    run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("forecast_runs.id", ondelete="SET NULL"))
+    last_run_id: Mapped[str | None] = mapped_column(String(32))
+    evidence: Mapped[list[Any]] = mapped_column(default=list)
+    constraint_notes: Mapped[list[Any]] = mapped_column(default=list)
+    review: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    public: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify_entities: Mapped[bool] = mapped_column(Boolean, default=True)
+    audience: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    title: Mapped[str] = mapped_column(String(300))
+    content_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    notes: Mapped[str | None] = mapped_column(Text)
+    locked_fields: Mapped[list[Any]] = mapped_column(default=list)
+    frozen_content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    approved_run_id: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(100), default="planner")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status_changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True),
+                                                           default=utcnow)
+    approved_by: Mapped[str | None] = mapped_column(String(100))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_by: Mapped[str | None] = mapped_column(String(100))
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Recipient(Base):
+    """Someone reminders may go to through their own channel (webhook, e-mail).
+
+    ``kind``: ``department`` (a government department's system), ``entity`` (a regulated
+    business; ``entity_id`` links it to enforcement records) or ``subscriber``. ``region`` None
+    means every region; empty ``categories`` / ``sectors`` mean every one. ``webhook_url`` and
+    ``email`` are kept only while ``may_contact`` is true.
+    """
+
+    __tablename__ = "recipients"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # department | entity | subscriber
+    region: Mapped[str | None] = mapped_column(ForeignKey("regions.code"))
+    categories: Mapped[list[Any]] = mapped_column(default=list)
+    sectors: Mapped[list[Any]] = mapped_column(default=list)
+    entity_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    may_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    email: Mapped[str | None] = mapped_column(String(320))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
