@@ -1,0 +1,1 @@
+"""Transactional outbox and dispatcher (see ``service.dispatch.outbox``)."""

@@ -1,0 +1,148 @@
+"""End to end with campaigns: approve → schedule (outbox rows + status in one transaction) →
+the scheduler sends through file, webhook and e-mail at the send time → ``sent`` or
+``partially_failed``; a cancelled campaign's rows are not sent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.campaigns.service import (
+    approve_campaign,
+    cancel_campaign,
+    create_campaign,
+    create_recipient,
+    local_today,
+)
+from service.campaigns.tables import Campaign
+from service.channels import load_channels
+from service.config import Settings
+from service.dispatch.campaign_link import CampaignHooks, schedule_campaign
+from service.dispatch.dispatcher import Dispatcher
+from service.dispatch.tables import Outbox
+from service.errors import Conflict
+from service.store.reference import load_reference
+from tests.dispatch.conftest import free_port
+
+TODAY = local_today(Settings(_env_file=None))
+
+
+def _campaign(factory: sessionmaker[Session], settings: Settings, region: str = "150100"
+              ) -> str:
+    with factory() as s:
+        c = create_campaign(session=s, settings=settings, actor="test", category="fireworks",
+                            region=region, window_start=TODAY + dt.timedelta(days=10),
+                            window_end=TODAY + dt.timedelta(days=24), send_date=TODAY)
+        approve_campaign(session=s, settings=settings, campaign_id=c.id, actor="test")
+        return c.id
+
+
+def _status(factory: sessionmaker[Session], cid: str) -> str:
+    with factory() as s:
+        c = s.get(Campaign, cid)
+        assert c is not None
+        return c.status
+
+
+@pytest.fixture
+def world(fast: Settings, engine: Engine, factory: sessionmaker[Session]) -> Settings:
+    with factory() as s:
+        load_reference(session=s, categories_file=fast.categories_file,
+                       regions_file=fast.regions_file)
+    # due from local midnight of the send date, so "today" is due whatever the clock says
+    return fast.model_copy(update={"dispatch": fast.dispatch.model_copy(
+        update={"send_time": dt.time(0, 0)})})
+
+
+def test_schedule_then_dispatch_through_every_channel(
+        world: Settings, factory: sessionmaker[Session], receiver_factory: Any) -> None:
+    from aiosmtpd.controller import Controller
+
+    mails: list[bytes] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            mails.append(envelope.content)
+            return "250 OK"
+
+    port = free_port()
+    smtp = Controller(Handler(), hostname="127.0.0.1", port=port)
+    smtp.start()
+    rec = receiver_factory()
+    email_cfg = world.channels.email.model_copy(update={"host": "127.0.0.1", "port": port,
+                                                        "security": "none"})
+    s = world.model_copy(update={"channels": world.channels.model_copy(
+        update={"email": email_cfg})})
+    with factory() as sess:
+        create_recipient(session=sess, actor="t", name="呼和浩特市应急管理局", kind="department",
+                         region="150100", may_contact=True, webhook_url=rec.url,
+                         email="yjj@example.cn")
+        create_recipient(session=sess, actor="t", name="refused", kind="department",
+                         region="150100", may_contact=True, webhook_url="http://10.0.0.1/x")
+    cid = _campaign(factory, s)
+    with factory() as sess:
+        out = schedule_campaign(session=sess, campaign_id=cid, actor="test", settings=s)
+        assert out["rows"] == 4
+        with pytest.raises(Conflict):  # only approved campaigns are scheduled
+            schedule_campaign(session=sess, campaign_id=cid, actor="test", settings=s)
+    assert _status(factory, cid) == "scheduled"
+    with factory() as sess:
+        rows = list(sess.scalars(select(Outbox).where(Outbox.campaign_id == cid)))
+    assert Counter(r.channel for r in rows) == Counter(file=1, webhook=2, email=1)
+    assert len({r.idempotency_key for r in rows}) == 4
+    refused = next(r for r in rows if r.destination == "http://10.0.0.1/x")
+    assert refused.status == "dead" and "private" in (refused.last_error or "")
+
+    channels = load_channels(s)
+    try:
+        stats = Dispatcher(session_factory=factory, settings=s, channels=channels,
+                           hooks=CampaignHooks()).run()
+    finally:
+        smtp.stop()
+        for ch in channels.values():
+            ch.close()
+    assert stats.delivered == 3
+    assert _status(factory, cid) == "partially_failed"  # the refused webhook is dead
+    [line] = (s.channels.file_dir / "public.jsonl").read_text(encoding="utf-8").splitlines()
+    doc = json.loads(line)
+    assert doc["campaign_id"] == cid and "烟花爆竹" in doc["body"]
+    [hook] = rec.entries
+    assert hook.verified and json.loads(hook.body)["campaign_id"] == cid
+    assert len(mails) == 1 and b"Message-ID: <fw-" in mails[0]
+
+
+def test_rows_wait_for_the_send_time_and_cancelled_campaigns_are_not_sent(
+        world: Settings, factory: sessionmaker[Session]) -> None:
+    late = world.model_copy(update={"dispatch": world.dispatch.model_copy(
+        update={"send_time": dt.time(23, 59, 59)})})
+    cid = _campaign(factory, world)
+    with factory() as sess:
+        schedule_campaign(session=sess, campaign_id=cid, actor="test", settings=late)
+    channels = load_channels(world, ["file"])
+    d = Dispatcher(session_factory=factory, settings=world, channels=channels,
+                   hooks=CampaignHooks())
+    now_local = dt.datetime.now(dt.UTC).astimezone(__import__("zoneinfo").ZoneInfo(
+        world.timezone))
+    if now_local.date() == TODAY and now_local.time() < dt.time(23, 59, 50):
+        assert d.run().claimed == 0  # not due before the send time
+    with factory() as sess:
+        sess.execute(Outbox.__table__.update().values(  # type: ignore[attr-defined]
+            next_attempt_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+        sess.commit()
+        cancel_campaign(session=sess, campaign_id=cid, actor="test", reason="window vanished")
+    stats = d.run()
+    assert stats.claimed == 1 and stats.cancelled == 1 and stats.delivered == 0
+    assert not (world.channels.file_dir / "public.jsonl").exists()
+    assert _status(factory, cid) == "cancelled"
+    cid2 = _campaign(factory, world, region="150200")
+    with factory() as sess:
+        schedule_campaign(session=sess, campaign_id=cid2, actor="test", settings=world)
+    assert d.run().delivered == 1
+    assert _status(factory, cid2) == "sent"

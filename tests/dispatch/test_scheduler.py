@@ -1,0 +1,139 @@
+"""The scheduler in this process: jobs run and are recorded, a refusing receiver is retried
+until it accepts, a receiver that never accepts ends dead and visible in the API, a run missed
+while no scheduler was up is recorded and caught up, and the jobs/runs endpoints."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.api.app import create_app
+from service.config import Settings
+from service.dispatch.tables import Outbox
+from service.scheduler.runner import SchedulerService
+from service.scheduler.tables import JobRun
+from service.store.keys import create_key
+from tests.dispatch.conftest import add_rows, fast_settings, wait_for
+
+
+def _statuses(factory: sessionmaker[Session]) -> Counter[str]:
+    with factory() as s:
+        return Counter(s.scalars(select(Outbox.status)))
+
+
+def _runs(factory: sessionmaker[Session], job: str | None = None) -> list[JobRun]:
+    with factory() as s:
+        stmt = select(JobRun).order_by(JobRun.id)
+        if job:
+            stmt = stmt.where(JobRun.job_id == job)
+        return list(s.scalars(stmt))
+
+
+def test_refusing_receiver_is_retried_and_a_hopeless_one_ends_dead(
+        fast: Settings, engine: Engine, factory: sessionmaker[Session],
+        receiver_factory: Any) -> None:
+    rec = receiver_factory(fail_first=2)  # every id is refused twice, then accepted
+    keys = add_rows(factory, n=20, channel="webhook", destination=rec.url)
+    hopeless = receiver_factory(always_fail=set())
+    hopeless.config.fail_rate = 1.0
+    dead_key = add_rows(factory, n=1, channel="webhook", destination=hopeless.url,
+                        campaign_id="c-dead", max_attempts=3)[0]
+    svc = SchedulerService(fast, engine=engine)
+    svc.start()
+    try:
+        assert wait_for(lambda: _statuses(factory) == Counter(delivered=20, dead=1), 30)
+    finally:
+        svc.stop()
+    assert not svc.is_leader
+    acked = Counter(rec.acked())
+    assert set(acked) == set(keys) and all(n == 1 for n in acked.values())
+    tries = Counter(e.key for e in rec.entries)
+    assert all(tries[k] == 3 for k in keys)  # two refusals + the success
+    assert all(e.verified for e in rec.entries)
+    assert [e.key for e in hopeless.entries] == [dead_key] * 3
+    outcomes = {r.outcome for r in _runs(factory)}
+    assert "executed" in outcomes and "error" not in outcomes
+    assert {r.job_id for r in _runs(factory)} >= {"dispatch", "retry"}
+
+    app = create_app(fast)
+    with factory() as s:
+        key = create_key(session=s, name="r", scopes=["read"])[1]
+    with TestClient(app) as client:
+        h = {"X-API-Key": key}
+        dead = client.get("/v1/dispatches", params={"status": "dead"}, headers=h).json()
+        assert [d["idempotency_key"] for d in dead["items"]] == [dead_key]
+        assert dead["items"][0]["attempts"] == 3
+        jobs = client.get("/v1/scheduler/jobs", headers=h).json()
+        assert {j["id"] for j in jobs["jobs"]} == {"dispatch", "retry"}
+        assert all(j["coalesce"] and j["max_instances"] == 1 for j in jobs["jobs"])
+        assert jobs["leader"]["holder"] is None  # released on stop
+        runs = client.get("/v1/scheduler/runs", params={"job": "dispatch", "limit": 2},
+                          headers=h).json()
+        assert len(runs["items"]) == 2 and runs["next_cursor"]
+        assert runs["items"][0]["id"] > runs["items"][1]["id"]
+
+
+def test_missed_run_is_recorded_and_caught_up(settings: Settings, engine: Engine,
+                                              factory: sessionmaker[Session],
+                                              tmp_path: Path) -> None:
+    s = fast_settings(settings, tmp_path, dispatch_interval_seconds=1.0,
+                      retry_interval_seconds=30.0, dispatch_misfire_grace_seconds=1)
+    first = SchedulerService(s, engine=engine)
+    first.start()
+    assert wait_for(lambda: any(r.outcome == "executed" for r in _runs(factory, "dispatch")),
+                    15)
+    first.stop()
+    time.sleep(2.5)  # down across at least one fire time, beyond the 1 s grace
+    second = SchedulerService(s, engine=engine)
+    second.start()
+    try:
+        assert wait_for(lambda: any(r.outcome == "missed" for r in _runs(factory, "dispatch")),
+                        10)
+        missed = next(r for r in _runs(factory, "dispatch") if r.outcome == "missed")
+        assert "no scheduler was running" in (missed.error or "")
+        assert "catch_up" in (missed.error or "")
+        assert missed.scheduled_at is not None
+        # policy catch_up: the job runs right after the take-over
+        assert wait_for(lambda: any(r.outcome == "executed" and r.id > missed.id
+                                    for r in _runs(factory, "dispatch")), 10)
+    finally:
+        second.stop()
+
+
+def test_skip_policy_records_without_running_at_once(settings: Settings, engine: Engine,
+                                                     factory: sessionmaker[Session],
+                                                     tmp_path: Path) -> None:
+    s = fast_settings(settings, tmp_path, dispatch_interval_seconds=30.0,
+                      retry_interval_seconds=30.0, dispatch_misfire_grace_seconds=1,
+                      missed_policy="skip")
+    svc = SchedulerService(s, engine=engine)
+    svc.start()
+    assert wait_for(svc.became_leader.is_set, 10)
+    svc.stop()
+    # pretend the stored fire time passed an hour ago while nothing ran
+    from sqlalchemy import update
+
+    from service.scheduler.tables import ApschedulerJob
+
+    with factory() as sess:
+        sess.execute(update(ApschedulerJob).values(next_run_time=time.time() - 3600))
+        sess.commit()
+    svc2 = SchedulerService(s, engine=engine)
+    svc2.start()
+    try:
+        assert wait_for(lambda: len([r for r in _runs(factory) if r.outcome == "missed"]) == 2,
+                        10)
+        time.sleep(0.5)
+        missed = [r for r in _runs(factory) if r.outcome == "missed"]
+        assert all("waiting for the next fire time" in (r.error or "") for r in missed)
+        assert "121 fire time(s)" in (missed[0].error or "")
+        assert not [r for r in _runs(factory) if r.outcome == "executed"]
+    finally:
+        svc2.stop()
