@@ -29,7 +29,7 @@ run: install
 	$(BIN)/forewarn db upgrade
 	$(BIN)/forewarn samples load --if-empty
 	$(BIN)/forewarn keys bootstrap
-	$(BIN)/forewarn serve --host $(HOST) --port $(PORT)
+	$(BIN)/forewarn serve --with-scheduler --host $(HOST) --port $(PORT)
 
 ## pg: make sure the local PostgreSQL server (127.0.0.1:5432) is up
 pg:

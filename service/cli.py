@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -77,10 +78,15 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 1,
+    with_scheduler: Annotated[bool, typer.Option(
+        "--with-scheduler",
+        help="Also run the scheduler in this process (only the lease holder acts).")] = False,
 ) -> None:
     """Run the API (applies migrations first)."""
     import uvicorn
 
+    if with_scheduler:
+        os.environ["FOREWARN_SCHEDULER__ENABLED"] = "true"
     settings = _settings()
     from service.migrate import upgrade
 
@@ -138,8 +144,9 @@ def samples_load(
         load_reference(session=session, categories_file=settings.categories_file,
                        regions_file=settings.regions_file)
     factory = make_sessionmaker(make_engine(settings.database_url))
-    for kind, name in (("complaints", "complaints.csv.gz"),
-                       ("enforcement", "enforcement.csv.gz")):
+    samples: tuple[tuple[Literal["complaints", "enforcement"], str], ...] = (
+        ("complaints", "complaints.csv.gz"), ("enforcement", "enforcement.csv.gz"))
+    for kind, name in samples:
         summary = import_file(session_factory=factory, kind=kind,
                               path=settings.samples_dir / name, filename=name,
                               chunk_rows=settings.import_chunk_rows, tz=settings.timezone)
@@ -440,6 +447,14 @@ def keys_bootstrap(
     key_file.write_text(plaintext + "\n")
     key_file.chmod(0o600)
     typer.echo(f"local admin key: {plaintext}  (saved to {key_file})")
+
+
+from service.campaigns.cli import campaigns_app, plan  # noqa: E402
+from service.scheduler.cli import scheduler  # noqa: E402
+
+app.command(help="Run the scheduler as its own process (one acts; others stand by).")(scheduler)
+app.command("plan")(plan)
+app.add_typer(campaigns_app, name="campaigns")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,6 +31,7 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = 200 * 1024 * 1024
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = 600
+    key_cache_seconds: float = 5.0  # a revoked key stops working within this time
 
 
 class SchedulerSettings(BaseModel):
@@ -66,6 +67,10 @@ class DispatchSettings(BaseModel):
     backoff_jitter: float = 0.5  # share of the delay drawn at random (0 = none, 1 = full)
     claim_timeout_seconds: float = 300.0  # a row claimed longer ago is re-claimed (crash)
     tick_budget_seconds: float = 50.0  # one dispatch tick stops claiming after this
+    send_time: dt.time = dt.time(9, 0)  # local time of day a campaign's send date starts
+    public_channel: str = "file"  # the channel that carries reminders to the public
+    public_destination: str = "public"
+    schedule_approved: bool = True  # the dispatch job schedules approved campaigns itself
 
 
 class WebhookSettings(BaseModel):
@@ -104,7 +109,7 @@ class CampaignSettings(BaseModel):
     """Campaign planning: which peaks become reminders and the constraints on send dates."""
 
     signals: list[Literal["complaints", "violations"]] = Field(
-        default_factory=lambda: ["complaints"],
+        default_factory=lambda: ["complaints"],  # type: ignore[arg-type]
         description="Signals whose predicted peak windows are planned")
     min_probability: float = Field(0.5, ge=0, le=1,
                                    description="Ignore peak windows less likely than this")
@@ -125,7 +130,8 @@ class CampaignSettings(BaseModel):
     min_notice_days: int = Field(
         1, ge=0, description="A send moved by a constraint stays this many days before the window")
     window_match_days: int = Field(
-        7, ge=0, description="Replanning matches a window to a campaign overlapping it ±this")
+        21, ge=0, description="Replanning matches a window to the nearest campaign of the same "
+        "category and region whose window overlaps it within ±this many days")
     review_shift_days: int = Field(
         7, ge=0, description="An approved campaign whose window moved more than this is flagged")
     channels: list[str] = Field(default_factory=lambda: ["public", "email", "webhook"],

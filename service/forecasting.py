@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from sqlalchemy import desc, insert, select, update
@@ -106,7 +106,7 @@ def execute_run(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ForecastRun:
     """Run a queued forecast run to the end; the run row records success or failure."""
-    from models.runner import run_forecasts
+    from models.runner import Engine, run_forecasts
 
     with session_factory() as s:
         run = s.get(ForecastRun, run_id)
@@ -143,7 +143,7 @@ def execute_run(
         t_load = time.perf_counter() - t0
         result = run_forecasts(
             frame, horizon=horizon, params={"n_samples": params["n_samples"]},
-            engine=engine, n_jobs=params.get("jobs", -1),
+            engine=cast(Engine, engine), n_jobs=params.get("jobs", -1),
             dask_address=settings.forecast.dask_address, on_progress=report,
             init=init or None,
         )
@@ -270,34 +270,44 @@ def get_run(*, session: Session, run_id: str) -> ForecastRun:
 
 def latest_run(*, session: Session, series_id: str | None = None) -> ForecastRun | None:
     """The newest finished run (that forecast ``series_id``, when given)."""
-    stmt = select(ForecastRun).where(ForecastRun.status.in_(FINISHED))
-    if series_id is not None:
-        stmt = stmt.where(ForecastRun.id.in_(
-            select(ForecastWeek.run_id).where(ForecastWeek.series_id == series_id)))
-    return session.scalar(stmt.order_by(desc(ForecastRun.finished_at)).limit(1))
+    stmt = (select(ForecastRun).where(ForecastRun.status.in_(FINISHED))
+            .order_by(desc(ForecastRun.finished_at)))
+    if series_id is None:
+        return session.scalar(stmt.limit(1))
+    # the newest runs usually cover every series: probe them through the primary key
+    for run in session.scalars(stmt.limit(20)):
+        if session.scalar(select(ForecastWeek.week).where(
+                ForecastWeek.run_id == run.id, ForecastWeek.series_id == series_id).limit(1)):
+            return run
+    return None
 
 
 def series_forecast(*, session: Session, series_id: str,
                     run_id: str | None = None) -> dict[str, Any]:
-    """Daily points and weekly P(spike) of one series from the latest (or a given) run."""
+    """Daily points and weekly P(spike) of one series from the latest (or a given) run.
+
+    Returns plain dicts (``points``: ds, yhat, yhat_lower, yhat_upper; ``weeks``: week,
+    expected, p_spike, threshold; ``flags``) — read with Core selects, no ORM objects.
+    """
     parse_series_id(series_id)
     run = get_run(session=session, run_id=run_id) if run_id else latest_run(
         session=session, series_id=series_id)
     if run is None:
         raise NotFound(f"no finished forecast run covers series '{series_id}'")
-    points = session.scalars(select(ForecastPoint).where(
-        ForecastPoint.run_id == run.id, ForecastPoint.series_id == series_id)
-        .order_by(ForecastPoint.ds)).all()
-    weeks = session.scalars(select(ForecastWeek).where(
-        ForecastWeek.run_id == run.id, ForecastWeek.series_id == series_id)
-        .order_by(ForecastWeek.week)).all()
+    fp, fw, si = ForecastPoint, ForecastWeek, SeriesIssue
+    points = [r._asdict() for r in session.execute(
+        select(fp.ds, fp.yhat, fp.yhat_lower, fp.yhat_upper)
+        .where(fp.run_id == run.id, fp.series_id == series_id).order_by(fp.ds))]
     if not points:
         raise NotFound(f"run {run.id} has no forecast for series '{series_id}'")
-    flags = session.scalars(select(SeriesIssue).where(
-        SeriesIssue.run_id == run.id, SeriesIssue.series_id == series_id)).all()
+    weeks = [r._asdict() for r in session.execute(
+        select(fw.week, fw.expected, fw.p_spike, fw.threshold)
+        .where(fw.run_id == run.id, fw.series_id == series_id).order_by(fw.week))]
+    flags = [r._asdict() for r in session.execute(
+        select(si.kind, si.code, si.detail).where(si.run_id == run.id,
+                                                  si.series_id == series_id))]
     return {"series_id": series_id, "run_id": run.id, "train_until": run.train_until,
-            "points": points, "weeks": weeks,
-            "flags": [{"kind": f.kind, "code": f.code, "detail": f.detail} for f in flags]}
+            "points": points, "weeks": weeks, "flags": flags}
 
 
 def list_forecasts(*, session: Session, category: str | None = None,

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from service.config import Settings
+from service.config import ApiSettings, Settings
 from service.db import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,9 +71,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
+    # keys are re-checked on every request (no key cache) so revocation tests see it at once
     return Settings(_env_file=None, database_url=db_url,
                     categories_file=FIXTURES / "categories.yaml",
-                    regions_file=FIXTURES / "regions.yaml", log_json=False)
+                    regions_file=FIXTURES / "regions.yaml", log_json=False,
+                    api=ApiSettings(key_cache_seconds=0))
 
 
 @pytest.fixture

@@ -9,13 +9,25 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
+from service.api.cache import ResponseCache
+from service.api.deps import KeyCache
 from service.api.middleware import (
     BodyLimitMiddleware,
     ObservabilityMiddleware,
     RateLimitMiddleware,
 )
 from service.api.problems import install_problem_handlers
-from service.api.routes import forecasts, health, metrics, series
+from service.api.routes import (
+    campaigns,
+    dispatches,
+    forecasts,
+    health,
+    imports,
+    metrics,
+    public,
+    scheduler,
+    series,
+)
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
 from service.forecasting import RunExecutor
@@ -41,7 +53,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from service.scheduler.cli import start_embedded, stop_embedded
+
+        start_embedded(app)  # only when settings.scheduler.enabled (serve --with-scheduler)
         yield
+        stop_embedded(app)
         app.state.run_executor.shutdown()
         engine.dispose()
 
@@ -51,6 +67,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.run_executor = RunExecutor(app.state.sessionmaker, settings)
+    app.state.response_cache = ResponseCache()
+    app.state.latest_run_memo = (float("-inf"), None)
+    app.state.key_cache = KeyCache(settings.api.key_cache_seconds)
     install_problem_handlers(app)
     # outermost last: observability sees every response, including 413 and 429
     app.add_middleware(RateLimitMiddleware, per_minute=settings.api.rate_limit_per_minute)
@@ -64,5 +83,16 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(series.router, prefix="/v1")
+    app.include_router(imports.router, prefix="/v1")
     app.include_router(forecasts.router, prefix="/v1")
+    app.include_router(campaigns.router, prefix="/v1")
+    app.include_router(public.router, prefix="/v1")
+    app.include_router(dispatches.router, prefix="/v1")
+    app.include_router(scheduler.router, prefix="/v1")
+    from service import dashboard
+    from service.api.routes import evaluation
+
+    app.include_router(evaluation.router, prefix="/v1")
+    app.include_router(dashboard.api_router, prefix="/v1")
+    app.include_router(dashboard.router)  # the page at / and its assets
     return app

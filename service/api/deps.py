@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import hashlib
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from service.config import Settings
 from service.errors import Forbidden, Unauthorized
-from service.store.keys import has_scope, verify_key
-from service.store.tables import ApiKey
+from service.store.keys import aware, has_scope, verify_key
+from service.store.tables import ApiKey, utcnow
 
-__all__ = ["SessionDep", "SettingsDep", "require", "get_session", "get_settings"]
+__all__ = ["SessionDep", "SettingsDep", "KeyCache", "require", "get_session", "get_settings"]
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                                description="API key created with `forewarn keys create`")
@@ -34,23 +38,65 @@ SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def require(scope: str) -> Callable[..., ApiKey]:
+class KeyCache:
+    """Recently verified keys by the SHA-256 of the presented key, for ``ttl`` seconds.
+
+    Keeps the database off the hot path of every request; a revoked or expired key stops
+    working within ``ttl`` seconds (``FOREWARN_API__KEY_CACHE_SECONDS``, 0 disables).
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._data: dict[str, tuple[float, ApiKey]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> ApiKey | None:
+        with self._lock:
+            hit = self._data.get(digest)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        key = hit[1]
+        if key.expires_at is not None and aware(key.expires_at) <= utcnow():
+            return None
+        return key
+
+    def put(self, digest: str, key: ApiKey) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._data) > 10_000:
+                self._data.clear()
+            self._data[digest] = (time.monotonic() + self.ttl, key)
+
+
+def _verify(request: Request, api_key: str) -> ApiKey | None:
+    with request.app.state.sessionmaker() as session:
+        return verify_key(session=session, plaintext=api_key)
+
+
+def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
     """Dependency factory: a valid API key with ``scope`` (``admin`` implies every scope).
 
     The scope is listed in the operation's OpenAPI ``security`` requirement
     (``{"APIKeyHeader": ["read"]}``), so clients can see which scope each operation needs.
+    Verified keys are cached briefly (:class:`KeyCache`); a miss reads the database in the
+    thread pool.
     """
 
-    def _dep(
+    async def _dep(
         request: Request,
-        session: SessionDep,
         api_key: str | None = Security(_api_key_header, scopes=[scope]),
     ) -> ApiKey:
         if not api_key:
             raise Unauthorized("this endpoint needs an API key in the X-API-Key header")
-        key = verify_key(session=session, plaintext=api_key)
+        cache: KeyCache = request.app.state.key_cache
+        digest = hashlib.sha256(api_key.encode()).hexdigest()
+        key = cache.get(digest)
         if key is None:
-            raise Unauthorized("the API key is unknown, revoked or expired")
+            key = await run_in_threadpool(_verify, request, api_key)
+            if key is None:
+                raise Unauthorized("the API key is unknown, revoked or expired")
+            cache.put(digest, key)
         if not has_scope(key, scope):
             raise Forbidden(f"the API key lacks the '{scope}' scope")
         request.state.api_key_prefix = key.prefix

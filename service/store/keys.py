@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from service.store.tables import ApiKey, utcnow
 
-__all__ = ["SCOPES", "create_key", "verify_key", "list_keys", "revoke_key", "has_scope"]
+__all__ = ["aware", "SCOPES", "create_key", "verify_key", "list_keys", "revoke_key", "has_scope"]
 
 SCOPES = ("read", "import", "plan", "approve", "admin")
 _PREFIX_LEN = 8
@@ -48,7 +48,8 @@ def create_key(
     return row, plaintext
 
 
-def _aware(t: dt.datetime) -> dt.datetime:
+def aware(t: dt.datetime) -> dt.datetime:
+    """``t`` with UTC attached when the database returned it naive (SQLite)."""
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
@@ -61,10 +62,10 @@ def verify_key(*, session: Session, plaintext: str) -> ApiKey | None:
     if row is None or not hmac.compare_digest(row.key_hash, _hash(plaintext)):
         return None
     now = utcnow()
-    if row.revoked_at is not None or (row.expires_at and _aware(row.expires_at) <= now):
+    if row.revoked_at is not None or (row.expires_at and aware(row.expires_at) <= now):
         return None
     last = row.last_used_at
-    if last is None or now - _aware(last) > dt.timedelta(minutes=1):
+    if last is None or now - aware(last) > dt.timedelta(minutes=1):
         row.last_used_at = now
         session.commit()
     return row

@@ -186,6 +186,7 @@ class ForecastRun(Base):
     """One forecast run: parameters, engine, data cut-off, progress, durations, outcome."""
 
     __tablename__ = "forecast_runs"
+    __table_args__ = (Index("ix_forecast_runs_status_finished", "status", "finished_at"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     engine: Mapped[str] = mapped_column(String(16))
@@ -282,5 +283,10 @@ class Peak(Base):
     expected_excess: Mapped[float] = mapped_column(Float)
     max_probability: Mapped[float] = mapped_column(Float)
     threshold: Mapped[float] = mapped_column(Float)
+
+
+# Domain tables live next to their domains and register on the same metadata.
+from service import audit as _audit  # noqa: E402,F401
+from service.campaigns import tables as _campaign_tables  # noqa: E402,F401
 from service.dispatch import tables as _dispatch_tables  # noqa: E402,F401
 from service.scheduler import tables as _scheduler_tables  # noqa: E402,F401

@@ -34,7 +34,7 @@ def test_zero_fill_and_weekly_iso_weeks() -> None:
 
 
 def test_threshold_definition() -> None:
-    assert spike_threshold([1, 2, 3]) == 5.0  # min_spike_count floor
+    assert spike_threshold(np.array([1.0, 2.0, 3.0])) == 5.0  # min_spike_count floor
     values = np.arange(200, dtype=float)
     assert spike_threshold(values) == np.quantile(values[-104:], 0.9)
 

@@ -38,7 +38,7 @@ def _seed(engine: Engine, settings: Settings) -> None:
     with factory() as s:
         load_reference(session=s, categories_file=settings.categories_file,
                        regions_file=settings.regions_file)
-        rows = []
+        rows: list[dict[str, object]] = []
         for cat, region, base in (("fireworks", "150100", 3.0), ("food_safety", "150200", 2.0),
                                   ("gas_safety", "152900", 0.05)):
             for i in range(DAYS):
@@ -171,6 +171,6 @@ def test_second_run_warm_starts_from_registry(seeded: Engine, settings: Settings
         a = series_forecast(session=s, series_id="complaints|fireworks|150100", run_id=first.id)
         b = series_forecast(session=s, series_id="complaints|fireworks|150100", run_id=second.id)
     # warm start converges to (nearly) the same optimum
-    ya = np.array([p.yhat for p in a["points"]])
-    yb = np.array([p.yhat for p in b["points"]])
+    ya = np.array([p["yhat"] for p in a["points"]])
+    yb = np.array([p["yhat"] for p in b["points"]])
     assert np.allclose(ya, yb, rtol=0.05, atol=0.2)

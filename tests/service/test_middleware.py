@@ -23,7 +23,7 @@ def _client(tmp_path: Path, **api: object) -> tuple[TestClient, str]:
     with make_sessionmaker(engine)() as s:
         _, key = create_key(session=s, name="t", scopes=["read"])
     engine.dispose()
-    settings = Settings(_env_file=None, database_url=url, api=ApiSettings(**api))  # type: ignore[arg-type]
+    settings = Settings(_env_file=None, database_url=url, api=ApiSettings.model_validate(api))
     return TestClient(create_app(settings)), key
 
 
@@ -83,3 +83,22 @@ def test_access_log_has_request_id_and_no_query_or_secrets(
     assert '"request_id": "rid-1"' in line and '"status": 404' in line
     assert "2024-01-01" not in line and key not in err
     assert '"route": "/v1/series/{series_id}/counts"' in line
+
+
+def test_key_cache_keeps_db_off_the_hot_path_and_honours_revocation(tmp_path: Path) -> None:
+    import time as _time
+
+    from service.store.keys import revoke_key
+
+    c, key = _client(tmp_path, key_cache_seconds=0.5)
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    with c:
+        assert c.get("/v1/series", headers={"X-API-Key": key}).status_code == 200
+        with make_sessionmaker(engine)() as s:
+            revoke_key(session=s, prefix=key.split("_")[1])
+        # within the cache time the verified key is still accepted …
+        assert c.get("/v1/series", headers={"X-API-Key": key}).status_code == 200
+        _time.sleep(0.6)
+        # … and refused once it has run out
+        assert c.get("/v1/series", headers={"X-API-Key": key}).status_code == 401
+    engine.dispose()

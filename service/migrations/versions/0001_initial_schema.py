@@ -43,6 +43,25 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=100), nullable=False),
+        sa.Column("action", sa.String(length=64), nullable=False),
+        sa.Column("entity_type", sa.String(length=64), nullable=False),
+        sa.Column("entity_id", sa.String(length=100), nullable=False),
+        sa.Column("detail", sa.JSON(), nullable=False),
+        sa.Column("remote_addr", sa.String(length=64), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+    )
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_log_action"), ["action"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
+        batch_op.create_index(
+            "ix_audit_log_entity", ["entity_type", "entity_id", "id"], unique=False
+        )
+
+    op.create_table(
         "categories",
         sa.Column("code", sa.String(length=64), nullable=False),
         sa.Column("name_zh", sa.String(length=200), nullable=False),
@@ -76,6 +95,11 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_forecast_runs")),
     )
+    with op.batch_alter_table("forecast_runs", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_forecast_runs_status_finished", ["status", "finished_at"], unique=False
+        )
+
     op.create_table(
         "import_batches",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -340,6 +364,29 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_peaks_series_id"), ["series_id"], unique=False)
 
     op.create_table(
+        "recipients",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("region", sa.String(length=64), nullable=True),
+        sa.Column("categories", sa.JSON(), nullable=False),
+        sa.Column("sectors", sa.JSON(), nullable=False),
+        sa.Column("entity_id", sa.String(length=100), nullable=True),
+        sa.Column("may_contact", sa.Boolean(), nullable=False),
+        sa.Column("webhook_url", sa.String(length=2000), nullable=True),
+        sa.Column("email", sa.String(length=320), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["region"], ["regions.code"], name=op.f("fk_recipients_region_regions")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_recipients")),
+    )
+    with op.batch_alter_table("recipients", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_recipients_entity_id"), ["entity_id"], unique=False)
+
+    op.create_table(
         "rejected_rows",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("batch_id", sa.String(length=32), nullable=False),
@@ -358,13 +405,90 @@ def upgrade() -> None:
     with op.batch_alter_table("rejected_rows", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_rejected_rows_batch_id"), ["batch_id"], unique=False)
 
+    op.create_table(
+        "campaigns",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=24), nullable=False),
+        sa.Column("origin", sa.String(length=16), nullable=False),
+        sa.Column("category", sa.String(length=64), nullable=False),
+        sa.Column("region", sa.String(length=64), nullable=False),
+        sa.Column("signal", sa.String(length=32), nullable=True),
+        sa.Column("window_start", sa.Date(), nullable=False),
+        sa.Column("window_end", sa.Date(), nullable=False),
+        sa.Column("peak_week", sa.Date(), nullable=True),
+        sa.Column("lead_days", sa.Integer(), nullable=False),
+        sa.Column("planned_send_date", sa.Date(), nullable=False),
+        sa.Column("send_date", sa.Date(), nullable=False),
+        sa.Column("rank", sa.Integer(), nullable=True),
+        sa.Column("expected_count", sa.Float(), nullable=True),
+        sa.Column("expected_excess", sa.Float(), nullable=True),
+        sa.Column("probability", sa.Float(), nullable=True),
+        sa.Column("threshold", sa.Float(), nullable=True),
+        sa.Column("peak_id", sa.Integer(), nullable=True),
+        sa.Column("run_id", sa.String(length=32), nullable=True),
+        sa.Column("last_run_id", sa.String(length=32), nullable=True),
+        sa.Column("evidence", sa.JSON(), nullable=False),
+        sa.Column("constraint_notes", sa.JSON(), nullable=False),
+        sa.Column("review", sa.JSON(), nullable=False),
+        sa.Column("public", sa.Boolean(), nullable=False),
+        sa.Column("notify_entities", sa.Boolean(), nullable=False),
+        sa.Column("audience", sa.JSON(), nullable=False),
+        sa.Column("title", sa.String(length=300), nullable=False),
+        sa.Column("content_overrides", sa.JSON(), nullable=False),
+        sa.Column("notes", sa.Text(), nullable=True),
+        sa.Column("locked_fields", sa.JSON(), nullable=False),
+        sa.Column("frozen_content", sa.JSON(), nullable=False),
+        sa.Column("approved_run_id", sa.String(length=32), nullable=True),
+        sa.Column("created_by", sa.String(length=100), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status_changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("approved_by", sa.String(length=100), nullable=True),
+        sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_by", sa.String(length=100), nullable=True),
+        sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("cancel_reason", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["category"], ["categories.code"], name=op.f("fk_campaigns_category_categories")
+        ),
+        sa.ForeignKeyConstraint(
+            ["peak_id"], ["peaks.id"], name=op.f("fk_campaigns_peak_id_peaks"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["region"], ["regions.code"], name=op.f("fk_campaigns_region_regions")
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["forecast_runs.id"],
+            name=op.f("fk_campaigns_run_id_forecast_runs"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_campaigns")),
+    )
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.create_index("ix_campaigns_send_date_id", ["send_date", "id"], unique=False)
+        batch_op.create_index(
+            "ix_campaigns_series", ["category", "region", "window_start"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_campaigns_status"), ["status"], unique=False)
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_campaigns_status"))
+        batch_op.drop_index("ix_campaigns_series")
+        batch_op.drop_index("ix_campaigns_send_date_id")
+
+    op.drop_table("campaigns")
     with op.batch_alter_table("rejected_rows", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_rejected_rows_batch_id"))
 
     op.drop_table("rejected_rows")
+    with op.batch_alter_table("recipients", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_recipients_entity_id"))
+
+    op.drop_table("recipients")
     with op.batch_alter_table("peaks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_peaks_series_id"))
         batch_op.drop_index("ix_peaks_run_start")
@@ -401,8 +525,17 @@ def downgrade() -> None:
 
     op.drop_table("outbox")
     op.drop_table("import_batches")
+    with op.batch_alter_table("forecast_runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_forecast_runs_status_finished")
+
     op.drop_table("forecast_runs")
     op.drop_table("categories")
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_log_entity")
+        batch_op.drop_index(batch_op.f("ix_audit_log_at"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_action"))
+
+    op.drop_table("audit_log")
     with op.batch_alter_table("apscheduler_jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_apscheduler_jobs_next_run_time"))
 
