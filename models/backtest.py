@@ -1,0 +1,327 @@
+"""Rolling-origin backtests with point, calibration and spike-event scores.
+
+For every cutoff (the last day of training data) and every model:
+
+1. fit a fresh copy of the forecaster (``sklearn.base.clone`` of an instance, or a call of a
+   factory) on the data up to and including the cutoff;
+2. predict the rest of the cutoff's ISO week plus ``horizon_weeks`` full weeks;
+3. thresholds from history only (:func:`models.peaks.thresholds` with ``until`` = the day
+   after the cutoff), ``P(spike)`` from the weekly sample paths, predicted peak windows;
+4. actual weekly counts in the horizon, actual spike weeks (count > the same threshold) and
+   their runs as actual windows;
+5. score: MAE / RMSE / MASE / 80 % coverage on days, Brier on weeks, and the DESIGN.md
+   event rule: a predicted window from cutoff ``o`` is available at ``o``; an actual window
+   is caught if a predicted window overlaps it (±``tolerance_days``) and
+   ``actual start - o >= lead_days``.
+
+Only actual windows that start at least ``lead_days`` after the cutoff count in recall
+(``eligible``; the earlier ones are the previous origin's job and are reported as
+``n_actual_too_soon``); all actual windows in the horizon can make a predicted window a true
+positive. Every series is zero-filled from its first record to the last day of the whole
+frame: the source is assumed to cover every series up to its last day.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from models.metrics import match_windows, point_scores, summarize_events
+from models.peaks import (
+    DEFAULT_LOOKBACK_WEEKS,
+    DEFAULT_MIN_SPIKE_COUNT,
+    DEFAULT_P_MIN,
+    peak_windows,
+    runs_to_windows,
+    spike_probabilities,
+    thresholds,
+)
+from models.series import to_weekly
+from models.types import Forecaster
+
+__all__ = ["BacktestResult", "backtest", "make_origins", "horizon_days", "WINDOW_COLUMNS"]
+
+ForecasterSpec = Forecaster | Callable[[], Forecaster]
+
+WINDOW_COLUMNS = [
+    "model", "cutoff", "unique_id", "kind", "start", "end", "peak_week", "threshold",
+    "expected_count", "expected_excess", "max_probability", "peak_count",
+    "true_positive", "eligible", "caught", "lead_days",
+]
+WEEKLY_COLUMNS = ["model", "cutoff", "unique_id", "week", "expected", "p_spike", "threshold",
+                  "y", "spike"]
+
+
+@dataclass
+class BacktestResult:
+    """Backtest output (all frames long).
+
+    Attributes
+    ----------
+    per_origin : ``model, cutoff, unique_id, metric, value`` with metrics ``mae, rmse, mase,
+        coverage, n_days, brier, n_weeks, n_actual, n_actual_too_soon, n_caught,
+        n_predicted, n_true_positive``.
+    summary : ``model, metric, value``: mean ``mae, rmse, mase`` over (cutoff, series) with
+        a finite value, pooled ``coverage`` and ``brier``, pooled event ``recall, precision,
+        f1, median_lead_days`` and counts, ``n_series``, ``n_failures``.
+    windows : one row per window, ``kind`` = ``predicted`` (with ``expected_count,
+        expected_excess, max_probability, true_positive``) or ``actual`` (with
+        ``peak_count, eligible, caught, lead_days``); columns :data:`WINDOW_COLUMNS`.
+    weekly : ``model, cutoff, unique_id, week, expected, p_spike, threshold, y, spike``
+        (``y`` and ``spike`` NaN where the week is not complete in the data).
+    failures : ``model, cutoff, unique_id, error``.
+    """
+
+    per_origin: pd.DataFrame
+    summary: pd.DataFrame
+    windows: pd.DataFrame
+    weekly: pd.DataFrame
+    failures: pd.DataFrame
+
+
+def horizon_days(cutoff: pd.Timestamp, horizon_weeks: int) -> int:
+    """Days from the day after ``cutoff`` to the Sunday ending ``horizon_weeks`` full weeks
+    after the cutoff's ISO week."""
+    return int((6 - pd.Timestamp(cutoff).weekday()) % 7 + 7 * horizon_weeks)
+
+
+def make_origins(last_day: pd.Timestamp, n: int, *, horizon_weeks: int,
+                 step_weeks: int | None = None) -> list[pd.Timestamp]:
+    """``n`` Sunday cutoffs, ``step_weeks`` apart, the last one leaving a full horizon
+    before ``last_day``."""
+    step = horizon_weeks if step_weeks is None else step_weeks
+    latest = pd.Timestamp(last_day).normalize() - pd.Timedelta(days=7 * horizon_weeks)
+    latest -= pd.Timedelta(days=(latest.weekday() - 6) % 7)
+    return [latest - pd.Timedelta(days=7 * step * k) for k in reversed(range(n))]
+
+
+def _new(spec: Any) -> Any:
+    """A fresh, unfitted forecaster from an instance (cloned) or a factory (called)."""
+    if not isinstance(spec, type) and hasattr(spec, "fit") and hasattr(spec, "predict"):
+        if hasattr(spec, "get_params"):
+            return clone(spec)
+        return copy.deepcopy(spec)
+    if callable(spec):
+        return spec()
+    raise TypeError(f"not a forecaster or factory: {spec!r}")
+
+
+def _model_name(spec: Any) -> str:
+    name = getattr(spec, "model_name", None)
+    if isinstance(name, str):
+        return name
+    return spec.__name__ if isinstance(spec, type) else type(spec).__name__
+
+
+def _zero_fill_to(df: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
+    f = df[["unique_id", "ds", "y"]].copy()
+    f["ds"] = pd.to_datetime(f["ds"]).dt.normalize()
+    f["y"] = f["y"].astype(float)
+    f = f.groupby(["unique_id", "ds"], sort=True, as_index=False).agg(y=("y", "sum"))
+    parts = []
+    for uid, g in f.groupby("unique_id", sort=True):
+        idx = pd.date_range(g["ds"].iloc[0], end, freq="D")
+        y = g.set_index("ds")["y"].reindex(idx, fill_value=0.0)
+        parts.append(pd.DataFrame({"unique_id": uid, "ds": idx, "y": y.to_numpy()}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _actual_windows(weekly: pd.DataFrame) -> pd.DataFrame:
+    """Runs of weeks with ``spike`` in ``unique_id, week, y, threshold, spike``."""
+    rows = []
+    for uid, g in weekly.sort_values("week").groupby("unique_id", sort=True):
+        g = g.reset_index(drop=True)
+        for first, last in runs_to_windows(g["week"], g["spike"].astype(bool)):
+            w = g[(g["week"] >= first) & (g["week"] <= last)]
+            peak = int(np.argmax(w["y"].to_numpy()))
+            rows.append({"unique_id": uid, "start": first, "end": last + pd.Timedelta(days=6),
+                         "peak_week": w["week"].iloc[peak], "peak_count": float(w["y"].max()),
+                         "threshold": float(w["threshold"].iloc[0])})
+    return pd.DataFrame(rows, columns=["unique_id", "start", "end", "peak_week", "peak_count",
+                                       "threshold"])
+
+
+def _long(model: str, cutoff: pd.Timestamp, uid: object, values: Mapping[str, float]
+          ) -> list[dict[str, Any]]:
+    return [{"model": model, "cutoff": cutoff, "unique_id": uid, "metric": k, "value": v}
+            for k, v in values.items()]
+
+
+def backtest(
+    df: pd.DataFrame,
+    forecasters: Mapping[str, ForecasterSpec] | ForecasterSpec,
+    *,
+    origins: Sequence[pd.Timestamp | str] | int,
+    horizon_weeks: int = 13,
+    step_weeks: int | None = None,
+    lead_days: int = 14,
+    p_min: float = DEFAULT_P_MIN,
+    min_spike_count: float = DEFAULT_MIN_SPIKE_COUNT,
+    lookback_weeks: int = DEFAULT_LOOKBACK_WEEKS,
+    tolerance_days: int = 7,
+    on_progress: Callable[[str, pd.Timestamp], None] | None = None,
+) -> BacktestResult:
+    """Rolling-origin backtest of one or more forecasters.
+
+    Parameters
+    ----------
+    df : long daily frame ``unique_id, ds, y``.
+    forecasters : a forecaster instance (cloned for each cutoff), a factory (called for each
+        cutoff, e.g. a class), or a mapping ``name -> either``. Anything with
+        ``fit(df) -> self`` and ``predict(horizon) -> ForecastOutput`` works.
+    origins : cutoffs (last training day, inclusive) or a number of Sunday cutoffs
+        ``step_weeks`` apart (default ``horizon_weeks``) ending one horizon before the data
+        end (:func:`make_origins`).
+    horizon_weeks : full ISO weeks forecast after the cutoff's week.
+    lead_days, tolerance_days : event rule (see :func:`models.metrics.match_windows`).
+    p_min, min_spike_count, lookback_weeks : peak-window and threshold definitions.
+    on_progress : called with ``(model, cutoff)`` before each fit.
+
+    Returns
+    -------
+    BacktestResult
+    """
+    specs: dict[str, Any] = (dict(forecasters) if isinstance(forecasters, Mapping)
+                             else {_model_name(forecasters): forecasters})
+    full = _zero_fill_to(df, pd.to_datetime(df["ds"]).max().normalize())
+    data_end = full["ds"].max()
+    weekly_full = to_weekly(full)
+    if isinstance(origins, int):
+        cutoffs = make_origins(data_end, origins, horizon_weeks=horizon_weeks,
+                               step_weeks=step_weeks)
+    else:
+        cutoffs = [pd.Timestamp(o).normalize() for o in origins]
+
+    metric_rows: list[dict[str, Any]] = []
+    window_parts: list[pd.DataFrame] = []
+    weekly_parts: list[pd.DataFrame] = []
+    failure_rows: list[dict[str, Any]] = []
+    for cutoff in cutoffs:
+        hist = full[full["ds"] <= cutoff]
+        if hist.empty:
+            continue
+        h_days = horizon_days(cutoff, horizon_weeks)
+        horizon_end = cutoff + pd.Timedelta(days=h_days)
+        thr = thresholds(to_weekly(hist), until=cutoff + pd.Timedelta(days=1),
+                         min_spike_count=min_spike_count, lookback_weeks=lookback_weeks)
+        in_h = weekly_full[(weekly_full["week"] + pd.Timedelta(days=6) > cutoff)
+                           & (weekly_full["week"] + pd.Timedelta(days=6) <= horizon_end)
+                           & weekly_full["unique_id"].isin(thr.index)]
+        actual_weekly = in_h.assign(threshold=thr.reindex(in_h["unique_id"]).to_numpy())
+        actual_weekly["spike"] = actual_weekly["y"] > actual_weekly["threshold"]
+        act_all = _actual_windows(actual_weekly)
+        act_all["eligible"] = act_all["start"] >= cutoff + pd.Timedelta(days=lead_days)
+        actual_daily = full[(full["ds"] > cutoff) & (full["ds"] <= horizon_end)]
+
+        for name, spec in specs.items():
+            if on_progress is not None:
+                on_progress(name, cutoff)
+            failed: set[object] = set()
+            try:
+                out = _new(spec).fit(hist).predict(h_days)
+            except Exception as exc:  # the whole model failed at this cutoff
+                failure_rows.extend({"model": name, "cutoff": cutoff, "unique_id": u,
+                                     "error": f"{type(exc).__name__}: {exc}"}
+                                    for u in thr.index)
+                failed = set(thr.index)
+                out = None
+            if out is not None:
+                for r in out.failures.itertuples(index=False):
+                    failure_rows.append({"model": name, "cutoff": cutoff,
+                                         "unique_id": r.unique_id, "error": r.error})
+                    failed.add(r.unique_id)
+                probs = spike_probabilities(out.weekly_samples, thr)
+                probs = probs[(probs["week"] + pd.Timedelta(days=6) <= horizon_end)]
+                daily = out.daily[out.daily["ds"] <= horizon_end]
+            else:
+                probs = spike_probabilities(pd.DataFrame(), thr)
+                daily = pd.DataFrame(columns=["unique_id", "ds", "yhat", "yhat_lower",
+                                              "yhat_upper"])
+            pred = peak_windows(probs, p_min=p_min).assign(available_at=cutoff)
+            pred_m, act_m = match_windows(pred, act_all, lead_days=lead_days,
+                                          tolerance_days=tolerance_days)
+
+            wk = probs.merge(actual_weekly[["unique_id", "week", "y", "spike"]],
+                             on=["unique_id", "week"], how="left")
+            weekly_parts.append(wk.assign(model=name, cutoff=cutoff)[WEEKLY_COLUMNS])
+
+            points = point_scores(daily, actual_daily, hist)
+            per_series: dict[object, dict[str, float]] = {}
+            for uid, metric, value in zip(points["unique_id"], points["metric"],
+                                          points["value"], strict=True):
+                per_series.setdefault(uid, {})[str(metric)] = float(value)
+            scored = wk.dropna(subset=["y"])
+            for uid, g in scored.groupby("unique_id", sort=True):
+                d = per_series.setdefault(uid, {})
+                d["brier"] = float(np.mean((g["p_spike"] - g["spike"].astype(float)) ** 2))
+                d["n_weeks"] = float(len(g))
+            for uid in thr.index:
+                a = act_m[act_m["unique_id"] == uid]
+                p = pred_m[pred_m["unique_id"] == uid]
+                if uid not in per_series and a.empty and p.empty and uid not in failed:
+                    continue
+                d = per_series.setdefault(uid, {})
+                d["n_actual"] = float(a["eligible"].sum())
+                d["n_actual_too_soon"] = float((~a["eligible"]).sum())
+                d["n_caught"] = float((a["caught"] & a["eligible"]).sum())
+                d["n_predicted"] = float(len(p))
+                d["n_true_positive"] = float(p["true_positive"].sum())
+            for key, values in per_series.items():
+                metric_rows.extend(_long(name, cutoff, key, values))
+
+            pred_m = pred_m.drop(columns="available_at").assign(kind="predicted")
+            act_m = act_m.assign(kind="actual")
+            act_m.loc[~act_m["eligible"], ["caught", "lead_days"]] = [False, np.nan]
+            window_parts.extend(part.assign(model=name, cutoff=cutoff)
+                                for part in (pred_m, act_m) if not part.empty)
+
+    per_origin = pd.DataFrame(metric_rows,
+                              columns=["model", "cutoff", "unique_id", "metric", "value"])
+    windows = (pd.concat(window_parts, ignore_index=True).reindex(columns=WINDOW_COLUMNS)
+               if window_parts else pd.DataFrame(columns=WINDOW_COLUMNS))
+    weekly = (pd.concat(weekly_parts, ignore_index=True) if weekly_parts
+              else pd.DataFrame(columns=WEEKLY_COLUMNS))
+    failures = pd.DataFrame(failure_rows, columns=["model", "cutoff", "unique_id", "error"])
+    summary = _summarize(per_origin, windows, failures, list(specs))
+    return BacktestResult(per_origin=per_origin, summary=summary, windows=windows,
+                          weekly=weekly, failures=failures)
+
+
+def _summarize(per_origin: pd.DataFrame, windows: pd.DataFrame, failures: pd.DataFrame,
+               models: list[str]) -> pd.DataFrame:
+    rows: list[dict[str, Any]] = []
+    for model in models:
+        po = per_origin[per_origin["model"] == model]
+        wide = po.pivot_table(index=["cutoff", "unique_id"], columns="metric", values="value",
+                              aggfunc="first")
+
+        def col(name: str, frame: pd.DataFrame = wide) -> pd.Series:
+            return frame[name] if name in frame else pd.Series(dtype=float)
+
+        values: dict[str, float] = {}
+        for m in ("mae", "rmse", "mase"):
+            v = col(m).replace([np.inf, -np.inf], np.nan).dropna()
+            values[m] = float(v.mean()) if len(v) else float("nan")
+        for m, w in (("coverage", "n_days"), ("brier", "n_weeks")):
+            v, n = col(m), col(w)
+            ok = v.notna() & n.notna()
+            values[m] = (float(np.average(v[ok], weights=n[ok]))
+                         if ok.any() and n[ok].sum() > 0 else float("nan"))
+        win = windows[(windows["model"] == model) & (windows["kind"] == "actual")]
+        leads = win.loc[win["caught"].astype(bool), "lead_days"].to_numpy(dtype=float)
+        events = summarize_events(
+            n_actual=int(col("n_actual").sum()), n_caught=int(col("n_caught").sum()),
+            n_predicted=int(col("n_predicted").sum()),
+            n_true_positive=int(col("n_true_positive").sum()), leads=leads)
+        values.update(dict(zip(events["metric"], events["value"], strict=True)))
+        values["n_actual_too_soon"] = float(col("n_actual_too_soon").sum())
+        values["n_series"] = float(po["unique_id"].nunique())
+        values["n_failures"] = float((failures["model"] == model).sum())
+        rows.extend({"model": model, "metric": k, "value": v} for k, v in values.items())
+    return pd.DataFrame(rows, columns=["model", "metric", "value"])
