@@ -154,28 +154,18 @@ def samples_load(
                    f"duplicates {summary.duplicates}, rejected {summary.rejected}")
 
 
-def _parse_maps(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        field, sep, column = item.partition("=")
-        if not sep or not field or not column:
-            raise typer.BadParameter(f"--map expects FIELD=COLUMN, got '{item}'")
-        out[field.strip()] = column.strip()
-    return out
-
-
 def _import(kind: Literal["complaints", "enforcement"], path: Path, source: str | None,
             maps: list[str], mapping_file: Path | None, register_new: bool,
             as_json: bool) -> None:
-    extra = _parse_maps(maps)
     from service.errors import ServiceError
-    from service.ingest import import_file, load_mapping_file
+    from service.ingest import import_file, load_mapping_file, parse_mapping_pairs
 
+    try:
+        extra = parse_mapping_pairs(maps)
+        mapping = {**(load_mapping_file(mapping_file) if mapping_file else {}), **extra}
+    except ServiceError as exc:
+        raise typer.BadParameter(exc.detail) from exc
     settings = _settings()
-    mapping: dict[str, str] = {}
-    if mapping_file is not None:
-        mapping.update(load_mapping_file(mapping_file))
-    mapping.update(extra)
     engine = make_engine(settings.database_url)
     from service.migrate import upgrade
 
