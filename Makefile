@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest pg install install-dev clean bench
+.PHONY: run test lint typecheck pytest pg browser-deps install install-dev clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,12 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-pytest: install-dev pg
+## browser-deps: Debian chromium (dashboard test) and a CJK font (Chinese labels in PNGs)
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 && fc-list :lang=zh | grep -q . || \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk)
+
+pytest: install-dev pg browser-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## test: lint, type-check and the whole test suite (PostgreSQL started if needed)

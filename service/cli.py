@@ -440,10 +440,12 @@ def keys_bootstrap(
 
 
 from service.campaigns.cli import campaigns_app, plan  # noqa: E402
+from service.evaluation_cli import evaluate  # noqa: E402
 from service.scheduler.cli import scheduler  # noqa: E402
 
 app.command(help="Run the scheduler as its own process (one acts; others stand by).")(scheduler)
 app.command("plan")(plan)
+app.command("evaluate")(evaluate)
 app.add_typer(campaigns_app, name="campaigns")
 
 

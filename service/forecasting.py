@@ -19,6 +19,7 @@ from models.peaks import peak_windows, spike_probabilities, thresholds
 from models.series import to_weekly
 from service.config import Settings
 from service.errors import InsufficientHistory, NotFound, UnprocessableContent
+from service.metrics import FORECAST_RUNS, PEAKS_FOUND, SERIES_FIT_SECONDS
 from service.store.series import SIGNALS, daily_frame, parse_series_id
 from service.store.tables import (
     FittedModel,
@@ -107,6 +108,7 @@ def execute_run(
 ) -> ForecastRun:
     """Run a queued forecast run to the end; the run row records success or failure."""
     from models.runner import Engine, run_forecasts
+    from service.evaluation import mask_sent_campaigns
 
     with session_factory() as s:
         run = s.get(ForecastRun, run_id)
@@ -141,8 +143,9 @@ def execute_run(
         init = _warm_start(session_factory, set(frame["unique_id"].unique())) \
             if params.get("warm_start", True) else {}
         t_load = time.perf_counter() - t0
+        fit_frame = mask_sent_campaigns(session_factory=session_factory, frame=frame)
         result = run_forecasts(
-            frame, horizon=horizon, params={"n_samples": params["n_samples"]},
+            fit_frame, horizon=horizon, params={"n_samples": params["n_samples"]},
             engine=cast(Engine, engine), n_jobs=params.get("jobs", -1),
             dask_address=settings.forecast.dask_address, on_progress=report,
             init=init or None,
@@ -156,6 +159,7 @@ def execute_run(
         peaks = peak_windows(probs, p_min=params["p_min"])
         _store(session_factory, run_id, result, probs, peaks, t_load, t_fit, t0)
     except Exception as exc:
+        FORECAST_RUNS.labels("failed").inc()
         with session_factory() as s:
             s.execute(update(ForecastRun).where(ForecastRun.id == run_id).values(
                 status="failed", error=f"{type(exc).__name__}: {exc}"[:2000],
@@ -254,6 +258,10 @@ def _store(
         run.done = run.total
         run.status = "partial" if failed else "succeeded"
         run.finished_at = utcnow()
+        FORECAST_RUNS.labels(run.status).inc()
+        PEAKS_FOUND.inc(len(peak_rows))
+        for seconds in fit_seconds.values():
+            SERIES_FIT_SECONDS.observe(seconds)
         run.durations = {"load_seconds": round(t_load, 3), "fit_seconds": round(t_fit, 3),
                          "store_seconds": round(time.perf_counter() - t_store, 3),
                          "total_seconds": round(time.perf_counter() - t0, 3),

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
+from service.api.audit_hook import AuditMiddleware
 from service.api.cache import ResponseCache
 from service.api.deps import KeyCache
 from service.api.middleware import (
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.key_cache = KeyCache(settings.api.key_cache_seconds)
     install_problem_handlers(app)
     # outermost last: observability sees every response, including 413 and 429
+    app.add_middleware(AuditMiddleware)  # innermost: sees the matched route and the key
     app.add_middleware(RateLimitMiddleware, per_minute=settings.api.rate_limit_per_minute)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     if settings.api.cors_origins:

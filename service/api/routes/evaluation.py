@@ -1,0 +1,239 @@
+"""Campaign effects, guidance-work scorecards and report charts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
+
+from service.api.deps import SessionDep, SettingsDep, require
+from service.api.problems import PROBLEM_RESPONSES
+from service.evaluation import campaign_effect_report, scorecard, series_chart
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["evaluation"], dependencies=[Depends(require("read"))],
+                   responses=PROBLEM_RESPONSES)
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not found"}}
+Signal = Literal["complaints", "violations"]
+
+
+class EffectWeek(BaseModel):
+    week: dt.date = Field(description="Monday of the ISO week")
+    actual: float | None = Field(description="Observed count (null: week not complete yet)")
+    counterfactual: float = Field(description="Mean of the frozen forecast's sample paths")
+    lower_80: float
+    upper_80: float
+
+
+class CounterfactualEffect(BaseModel):
+    """Effect against the forecast frozen at approval (``models.effect.EffectEstimate``)."""
+
+    window_start: dt.date
+    window_end: dt.date
+    n_weeks: int
+    weeks_missing: list[dt.date]
+    actual: float
+    counterfactual: float
+    counterfactual_median: float
+    counterfactual_sd: float
+    dispersion: float
+    effect: float = Field(description="actual − counterfactual (negative: fewer than expected)")
+    relative_effect: float | None
+    effect_lower_80: float
+    effect_upper_80: float
+    effect_lower_95: float
+    effect_upper_95: float
+    relative_lower_80: float | None
+    relative_upper_80: float | None
+    relative_lower_95: float | None
+    relative_upper_95: float | None
+    p_reduced: float = Field(description="Probability the campaign reduced the count")
+    n_samples: int
+    significant: bool = Field(description="The 95 % interval excludes 0")
+
+
+class DidOut(BaseModel):
+    """Difference-in-differences against similar regions without a campaign."""
+
+    status: Literal["ok", "no_fair_control", "no_interval", "unavailable"]
+    reason: str | None = None
+    treated: str | None = None
+    window_start: dt.date | None = None
+    window_end: dt.date | None = None
+    controls: list[str] = []
+    similarity: dict[str, float | None] = {}
+    excluded: dict[str, str | None] = {}
+    n_pre_weeks: int = 0
+    n_match_weeks: int = 0
+    actual: float | None = None
+    counterfactual: float | None = None
+    effect: float | None = None
+    relative_effect: float | None = None
+    log_effect: float | None = None
+    effect_lower_80: float | None = None
+    effect_upper_80: float | None = None
+    effect_lower_95: float | None = None
+    effect_upper_95: float | None = None
+    relative_lower_80: float | None = None
+    relative_upper_80: float | None = None
+    relative_lower_95: float | None = None
+    relative_upper_95: float | None = None
+    p_reduced: float | None = None
+    n_placebos: int = 0
+    placebo_rmse: float | None = None
+    significant: bool = False
+
+
+class EffectOut(BaseModel):
+    campaign_id: str
+    campaign_status: str
+    series_id: str
+    signal: Signal
+    category: str
+    region: str
+    window_start: dt.date
+    window_end: dt.date
+    approved_run_id: str | None = Field(description="Forecast frozen at approval")
+    evaluation: Literal["complete", "interim", "pending", "unavailable"] = Field(
+        description="complete: every window week observed; interim: some; pending: none yet; "
+                    "unavailable: no frozen counterfactual (see reason)")
+    reason: str | None
+    weeks_in_window: int
+    weeks_observed: int
+    weeks: list[EffectWeek]
+    counterfactual: CounterfactualEffect | None
+    did: DidOut | None
+
+
+class ScoreGroup(BaseModel):
+    key: str
+    label: str = Field(description="Chinese name of the category, region or department")
+    campaigns: int = Field(description="Approved or later (not withdrawn), by send date")
+    campaigns_sent: int
+    spike_windows: int = Field(description="Actual spike windows starting in the period")
+    spike_windows_caught: int = Field(description="…of which a reminder went out before")
+    catch_rate: float | None
+    median_lead_days: float | None
+    campaigns_evaluated: int = Field(description="Sent, window complete, counterfactual kept")
+    avoided: float | None = Field(description="Counterfactual − actual, summed (counts)")
+    avoided_lower_80: float | None
+    avoided_upper_80: float | None
+    avoided_lower_95: float | None
+    avoided_upper_95: float | None
+    deliveries: int
+    deliveries_failed: int = Field(description="Outbox rows dead-lettered")
+
+
+class Scorecard(BaseModel):
+    group_by: Literal["category", "region", "department"]
+    signal: Signal
+    from_: dt.date | None = Field(None, alias="from")
+    to: dt.date | None
+    groups: list[ScoreGroup]
+    total: ScoreGroup
+
+
+@router.get("/campaigns/{campaign_id}/effect", summary="A campaign's measured effect",
+            responses=_NOT_FOUND)
+def get_campaign_effect(campaign_id: str, session: SessionDep,
+                        signal: Signal | None = None) -> EffectOut:
+    """Actual counts over the window against the forecast frozen at approval, and a
+    difference-in-differences estimate against regions without a campaign."""
+    return EffectOut.model_validate(campaign_effect_report(
+        session=session, campaign_id=campaign_id, signal=signal))
+
+
+@router.get("/evaluation", summary="Guidance-work scorecard", response_model_by_alias=True)
+def get_evaluation(
+    session: SessionDep,
+    settings: SettingsDep,
+    group_by: Literal["category", "region", "department"] = "category",
+    date_from: Annotated[dt.date | None, Query(alias="from")] = None,
+    date_to: Annotated[dt.date | None, Query(alias="to")] = None,
+    signal: Signal | None = None,
+) -> Scorecard:
+    """Campaigns sent, spike windows caught in advance, median lead time, estimated counts
+    avoided (with 80 % / 95 % intervals) and failed deliveries per category, region or
+    department (the category's sector)."""
+    return Scorecard.model_validate(scorecard(
+        session=session, settings=settings, group_by=group_by, date_from=date_from,
+        date_to=date_to, signal=signal))
+
+
+class ChartWeek(BaseModel):
+    week: dt.date
+    count: int
+
+
+class ChartForecastWeek(BaseModel):
+    week: dt.date
+    expected: float
+    lower_80: float
+    upper_80: float
+    p_spike: float
+    threshold: float
+
+
+class ChartPeak(BaseModel):
+    start: dt.date
+    end: dt.date
+    peak_week: dt.date
+    max_probability: float
+    expected_count: float
+
+
+class ChartCampaign(BaseModel):
+    id: str
+    status: str
+    title: str
+    window_start: dt.date
+    window_end: dt.date
+    send_date: dt.date
+
+
+class SeriesChart(BaseModel):
+    series_id: str
+    signal: Signal
+    category: str
+    region: str
+    category_name: str
+    region_name: str
+    category_name_en: str | None
+    region_name_en: str | None
+    run_id: str | None
+    train_until: dt.date | None
+    threshold: float | None
+    history: list[ChartWeek]
+    forecast: list[ChartForecastWeek]
+    peaks: list[ChartPeak]
+    campaigns: list[ChartCampaign]
+
+
+@router.get("/series/{series_id}/chart", summary="Weekly history, forecast band, P(spike), "
+            "peaks and campaigns of one series", responses=_NOT_FOUND)
+def get_series_chart(
+    series_id: str, session: SessionDep,
+    history_weeks: Annotated[int, Query(ge=4, le=520)] = 104, run_id: str | None = None,
+) -> SeriesChart:
+    return SeriesChart.model_validate(series_chart(
+        session=session, series_id=series_id, history_weeks=history_weeks, run_id=run_id))
+
+
+@router.get("/series/{series_id}/forecast.png", summary="Forecast chart for reports (PNG)",
+            response_class=Response,
+            responses={**_NOT_FOUND, 200: {"content": {"image/png": {}}}})
+def get_forecast_png(
+    series_id: str, session: SessionDep,
+    history_weeks: Annotated[int, Query(ge=4, le=520)] = 104, run_id: str | None = None,
+    width: Annotated[float, Query(ge=4, le=20)] = 10.0,
+    height: Annotated[float, Query(ge=3, le=15)] = 6.0,
+) -> Response:
+    from service.dashboard.png import render_forecast_png
+
+    chart = series_chart(session=session, series_id=series_id, history_weeks=history_weeks,
+                         run_id=run_id)
+    png = render_forecast_png(chart, width=width, height=height)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})

@@ -1,0 +1,377 @@
+/* Forewarn dashboard. Talks to /v1 with the X-API-Key header; the key lives in
+ * sessionStorage only (never in a URL, never in localStorage). No external resources. */
+(function () {
+  "use strict";
+
+  var KEY_STORE = "forewarn.apiKey";
+  var STATUS_ZH = {
+    draft: "草稿", dropped: "未排期", approved: "已批准", scheduled: "已排期",
+    dispatching: "发送中", sent: "已发送", partially_failed: "部分失败", cancelled: "已取消",
+    needs_review: "待复核", superseded: "已替代"
+  };
+  var STATUS_COLOR = {
+    draft: "#9e9e9e", dropped: "#bdbdbd", approved: "#1565c0", scheduled: "#00838f",
+    dispatching: "#6a1b9a", sent: "#2e7d32", partially_failed: "#ef6c00",
+    cancelled: "#757575", needs_review: "#f9a825", superseded: "#bdbdbd"
+  };
+  var APPROVABLE = { draft: true, needs_review: true };
+  var CANCELLABLE = { draft: true, dropped: true, approved: true, scheduled: true, needs_review: true };
+
+  var state = { scopes: [], series: [], reference: null, chart: null };
+
+  function $(id) { return document.getElementById(id); }
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === "text") { node.textContent = attrs[k]; }
+      else if (k === "className") { node.className = attrs[k]; }
+      else { node.setAttribute(k, attrs[k]); }
+    });
+    (children || []).forEach(function (c) { node.appendChild(c); });
+    return node;
+  }
+  function fmt(x, digits) {
+    if (x === null || x === undefined) { return "—"; }
+    return Number(x).toFixed(digits === undefined ? 0 : digits);
+  }
+  function say(msg, kind) {
+    var s = $("status");
+    s.textContent = msg || "";
+    s.className = "status" + (kind ? " " + kind : "");
+  }
+  function addDays(iso, n) {
+    var d = new Date(iso + "T00:00:00Z");
+    d.setUTCDate(d.getUTCDate() + n);
+    return d.toISOString().slice(0, 10);
+  }
+  function key() { return sessionStorage.getItem(KEY_STORE) || ""; }
+  function may(scope) {
+    return state.scopes.indexOf("admin") >= 0 || state.scopes.indexOf(scope) >= 0;
+  }
+
+  function api(path, options) {
+    options = options || {};
+    var headers = { "Accept": "application/json", "X-API-Key": key() };
+    if (options.body !== undefined) { headers["Content-Type"] = "application/json"; }
+    return fetch(path, {
+      method: options.method || "GET", headers: headers, cache: "no-store",
+      body: options.body === undefined ? undefined : JSON.stringify(options.body)
+    }).then(function (resp) {
+      return resp.text().then(function (text) {
+        var data = null;
+        try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+        if (!resp.ok) {
+          var detail = (data && (data.detail || data.title)) || resp.statusText;
+          var err = new Error(resp.status + " " + detail);
+          err.status = resp.status;
+          throw err;
+        }
+        return data;
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------ session
+  function connect() {
+    if (!key()) { say("请输入 API 密钥后点击“连接”。"); return Promise.resolve(); }
+    return api("/v1/dashboard/whoami").then(function (me) {
+      state.scopes = me.scopes;
+      $("whoami").textContent = "已连接：" + me.name + "（权限：" + me.scopes.join(", ") + "）";
+      return Promise.all([api("/v1/dashboard/reference"), api("/v1/series?limit=1000")]);
+    }).then(function (res) {
+      if (!res) { return; }
+      state.reference = res[0];
+      state.series = res[1].items;
+      fillPickers();
+      say("");
+      return showSeries();
+    }).catch(function (err) { say("连接失败：" + err.message, "error"); });
+  }
+
+  function names(list) {
+    var out = {};
+    list.forEach(function (x) { out[x.code] = x.name_zh; });
+    return out;
+  }
+
+  function fillPickers() {
+    var signal = $("signal").value;
+    var catNames = names(state.reference.categories);
+    var regNames = names(state.reference.regions);
+    var cats = {}, regs = {};
+    state.series.forEach(function (s) {
+      if (s.signal === signal) { cats[s.category] = true; regs[s.region] = true; }
+    });
+    [["category", cats, catNames], ["region", regs, regNames]].forEach(function (spec) {
+      var select = $(spec[0]);
+      var previous = select.value;
+      select.textContent = "";
+      Object.keys(spec[1]).sort().forEach(function (code) {
+        select.appendChild(el("option", { value: code, text: (spec[2][code] || code) + "（" + code + "）" }));
+      });
+      if (previous && spec[1][previous]) { select.value = previous; }
+    });
+    // start on the busiest series of the signal
+    if (!$("category").dataset.touched) {
+      var best = null;
+      state.series.forEach(function (s) {
+        if (s.signal === signal && (!best || s.total > best.total)) { best = s; }
+      });
+      if (best) { $("category").value = best.category; $("region").value = best.region; }
+    }
+  }
+
+  function seriesId() {
+    return $("signal").value + "|" + $("category").value + "|" + $("region").value;
+  }
+
+  // ------------------------------------------------------------------ chart
+  function showSeries() {
+    var sid = seriesId();
+    var weeks = $("history-weeks").value || "104";
+    return api("/v1/series/" + encodeURIComponent(sid) + "/chart?history_weeks=" + encodeURIComponent(weeks))
+      .then(function (chart) {
+        state.chart = chart;
+        drawChart(chart);
+        return loadCampaigns();
+      })
+      .catch(function (err) {
+        Plotly.purge($("chart"));
+        $("chart-title").textContent = "";
+        say("无法加载序列 " + sid + "：" + err.message, "error");
+        return loadCampaigns();
+      });
+  }
+
+  function drawChart(c) {
+    var sigName = c.signal === "complaints" ? "投诉" : "违法行为";
+    $("chart-title").textContent = c.region_name + " · " + c.category_name + "（" + sigName + "）" +
+      (c.run_id ? "  — 预测批次 " + c.run_id.slice(0, 8) + "，数据截至 " + (c.train_until || "—") : "  — 尚无预测");
+    var traces = [];
+    if (c.history.length) {
+      traces.push({ x: c.history.map(function (h) { return h.week; }), y: c.history.map(function (h) { return h.count; }),
+        type: "scatter", mode: "lines", name: "实际（周）", line: { color: "#444", width: 1.5 } });
+    }
+    if (c.forecast.length) {
+      var wk = c.forecast.map(function (f) { return f.week; });
+      traces.push({ x: wk, y: c.forecast.map(function (f) { return f.lower_80; }), type: "scatter", mode: "lines",
+        line: { width: 0 }, hoverinfo: "skip", showlegend: false, name: "下限" });
+      traces.push({ x: wk, y: c.forecast.map(function (f) { return f.upper_80; }), type: "scatter", mode: "lines",
+        fill: "tonexty", fillcolor: "rgba(31,111,180,0.22)", line: { width: 0 }, name: "80% 区间" });
+      traces.push({ x: wk, y: c.forecast.map(function (f) { return f.expected; }), type: "scatter", mode: "lines",
+        name: "预测（周）", line: { color: "#1f6fb4", width: 2 } });
+      traces.push({ x: wk, y: c.forecast.map(function (f) { return f.p_spike; }), type: "bar", name: "高发概率",
+        marker: { color: "rgba(198,40,40,0.7)" }, xaxis: "x", yaxis: "y2" });
+    }
+    var shapes = [], annotations = [];
+    if (c.threshold !== null && c.threshold !== undefined) {
+      shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: c.threshold, y1: c.threshold,
+        line: { color: "#c62828", dash: "dash", width: 1 } });
+      annotations.push({ xref: "paper", x: 1, yref: "y", y: c.threshold, text: "高发阈值 " + fmt(c.threshold, 1),
+        showarrow: false, xanchor: "right", yanchor: "bottom", font: { size: 11, color: "#c62828" } });
+    }
+    c.peaks.forEach(function (p) {
+      shapes.push({ type: "rect", xref: "x", yref: "paper", x0: p.start, x1: p.end, y0: 0, y1: 1,
+        fillcolor: "rgba(255,127,14,0.15)", line: { width: 0 }, layer: "below" });
+    });
+    var dates = c.history.map(function (h) { return h.week; }).concat(c.forecast.map(function (f) { return f.week; }));
+    var xmin = dates.length ? dates[0] : null, xmax = dates.length ? dates[dates.length - 1] : null;
+    function inRange(d) { return xmin === null || (d >= xmin && d <= addDays(xmax, 7)); }
+    c.campaigns.forEach(function (cp) {
+      if (cp.status === "superseded") { return; }
+      var color = STATUS_COLOR[cp.status] || "#555";
+      var dash = cp.status === "cancelled" ? "dot" : "solid";
+      // the campaign's window: an outlined box over the count panel
+      shapes.push({ type: "rect", xref: "x", yref: "paper", x0: cp.window_start, x1: addDays(cp.window_end, 1),
+        y0: 0.32, y1: 0.97, fillcolor: "rgba(0,0,0,0)", line: { color: color, width: 1.5, dash: dash } });
+      annotations.push({ xref: "x", x: cp.window_start, yref: "paper", y: 0.97, text: "提示·" + (STATUS_ZH[cp.status] || cp.status),
+        showarrow: false, xanchor: "left", yanchor: "bottom", font: { size: 11, color: color } });
+      if (inRange(cp.send_date)) {  // the send date, when it falls on the chart
+        shapes.push({ type: "line", xref: "x", yref: "paper", x0: cp.send_date, x1: cp.send_date, y0: 0.32, y1: 0.97,
+          line: { color: color, width: 1, dash: "dot" } });
+      }
+    });
+    var layout = {
+      margin: { l: 55, r: 20, t: 10, b: 40 }, hovermode: "x unified", bargap: 0.15,
+      legend: { orientation: "h", y: 1.08 },
+      xaxis: { type: "date", anchor: "y2", range: xmin === null ? undefined : [addDays(xmin, -7), addDays(xmax, 14)] },
+      yaxis: { domain: [0.32, 1], title: { text: "件数/周" }, rangemode: "tozero" },
+      yaxis2: { domain: [0, 0.24], range: [0, 1], title: { text: "高发概率" }, tickformat: ".0%" },
+      shapes: shapes, annotations: annotations
+    };
+    Plotly.react($("chart"), traces, layout, { displaylogo: false, responsive: true });
+    var link = $("png-link");
+    link.hidden = false;
+    link.dataset.series = c.series_id;
+  }
+
+  // ------------------------------------------------------------------ campaigns
+  function loadCampaigns() {
+    var q = "/v1/campaigns?limit=200";
+    if (!$("all-campaigns").checked) {
+      q += "&category=" + encodeURIComponent($("category").value) + "&region=" + encodeURIComponent($("region").value);
+    }
+    return api(q).then(function (data) { renderCampaigns(data.items); })
+      .catch(function (err) { say("无法加载提示活动：" + err.message, "error"); });
+  }
+
+  function actionButton(label, cls, onClick) {
+    var b = el("button", { type: "button", className: cls, text: label });
+    b.addEventListener("click", function () { b.disabled = true; onClick().finally(function () { b.disabled = false; }); });
+    return b;
+  }
+
+  function renderCampaigns(items) {
+    var body = $("campaigns").querySelector("tbody");
+    body.textContent = "";
+    if (!items.length) {
+      body.appendChild(el("tr", {}, [el("td", { colspan: "6", className: "muted", text: "暂无提示活动" })]));
+      return;
+    }
+    items.forEach(function (cp) {
+      var actions = el("td", {});
+      if (APPROVABLE[cp.status] && may("approve")) {
+        actions.appendChild(actionButton("批准", "primary approve", function () { return act(cp, "approve"); }));
+      }
+      if (CANCELLABLE[cp.status] && may("approve")) {
+        actions.appendChild(actionButton("取消", "danger cancel", function () { return act(cp, "cancel"); }));
+      }
+      actions.appendChild(actionButton("效果", "effect-btn", function () { return showEffect(cp); }));
+      var badge = el("span", { className: "badge", text: STATUS_ZH[cp.status] || cp.status });
+      badge.style.background = STATUS_COLOR[cp.status] || "#555";
+      var row = el("tr", { "data-id": cp.id, "data-status": cp.status }, [
+        el("td", { text: cp.title }), el("td", {}, [badge]), el("td", { text: cp.send_date }),
+        el("td", { text: cp.window_start + " 至 " + cp.window_end }),
+        el("td", { className: "num", text: cp.probability === null ? "—" : fmt(cp.probability * 100) + "%" }),
+        actions
+      ]);
+      body.appendChild(row);
+    });
+  }
+
+  function act(cp, what) {
+    var label = what === "approve" ? "批准" : "取消";
+    var body = what === "approve" ? { note: "通过看板批准" } : { reason: "通过看板取消" };
+    return api("/v1/campaigns/" + encodeURIComponent(cp.id) + "/" + what, { method: "POST", body: body })
+      .then(function (res) {
+        say("已" + label + "：" + res.title + "（状态：" + (STATUS_ZH[res.status] || res.status) + "）", "ok");
+        return showSeries();
+      })
+      .catch(function (err) { say(label + "失败：" + err.message, "error"); });
+  }
+
+  function showEffect(cp) {
+    var box = $("effect");
+    return api("/v1/campaigns/" + encodeURIComponent(cp.id) + "/effect").then(function (e) {
+      box.hidden = false;
+      box.textContent = "";
+      box.appendChild(el("h3", { text: "效果评估：" + cp.title }));
+      var lines = [];
+      if (e.evaluation === "unavailable" || e.evaluation === "pending") {
+        lines.push((e.evaluation === "pending" ? "尚待评估：" : "无法评估：") + (e.reason || ""));
+      }
+      if (e.counterfactual) {
+        var cf = e.counterfactual;
+        lines.push((e.evaluation === "interim" ? "（中期）" : "") + "实际 " + fmt(cf.actual) + " 件，冻结预测 " +
+          fmt(cf.counterfactual, 1) + " 件；效果 " + fmt(cf.effect, 1) + " 件（" +
+          (cf.relative_effect === null ? "—" : fmt(cf.relative_effect * 100) + "%") + "），95% 区间 [" +
+          fmt(cf.effect_lower_95, 1) + ", " + fmt(cf.effect_upper_95, 1) + "]，减少的概率 " + fmt(cf.p_reduced * 100) + "%。");
+      }
+      if (e.did) {
+        var d = e.did;
+        if (d.status === "ok" || d.status === "no_interval") {
+          lines.push("双重差分（对照 " + d.controls.length + " 个地区）：效果 " + fmt(d.effect, 1) + " 件（" +
+            fmt(d.relative_effect * 100) + "%）" + (d.status === "ok" ? "，95% 区间 [" + fmt(d.effect_lower_95, 1) +
+            ", " + fmt(d.effect_upper_95, 1) + "]" : "（无区间：" + d.reason + "）") + "。");
+        } else {
+          lines.push("双重差分：无合适对照（" + (d.reason || d.status) + "）。");
+        }
+      }
+      lines.forEach(function (t) { box.appendChild(el("p", { text: t })); });
+    }).catch(function (err) { say("无法评估：" + err.message, "error"); });
+  }
+
+  // ------------------------------------------------------------------ scorecard
+  function loadScorecard() {
+    var q = "/v1/evaluation?group_by=" + encodeURIComponent($("group-by").value);
+    if ($("score-from").value) { q += "&from=" + encodeURIComponent($("score-from").value); }
+    if ($("score-to").value) { q += "&to=" + encodeURIComponent($("score-to").value); }
+    say("正在计算……");
+    return api(q).then(function (sc) {
+      var body = $("scorecard").querySelector("tbody");
+      body.textContent = "";
+      sc.groups.concat([sc.total]).forEach(function (g, i) {
+        var tr = el("tr", { className: i === sc.groups.length ? "total" : "" }, [
+          el("td", { text: g.label }),
+          el("td", { className: "num", text: String(g.campaigns) }),
+          el("td", { className: "num", text: String(g.campaigns_sent) }),
+          el("td", { className: "num", text: String(g.spike_windows) }),
+          el("td", { className: "num", text: g.spike_windows_caught + (g.catch_rate === null ? "" : "（" + fmt(g.catch_rate * 100) + "%）") }),
+          el("td", { className: "num", text: fmt(g.median_lead_days) }),
+          el("td", { className: "num", text: String(g.campaigns_evaluated) }),
+          el("td", { className: "num", text: fmt(g.avoided, 1) }),
+          el("td", { className: "num", text: g.avoided === null ? "—" : "[" + fmt(g.avoided_lower_80, 1) + ", " + fmt(g.avoided_upper_80, 1) + "]" }),
+          el("td", { className: "num", text: g.avoided === null ? "—" : "[" + fmt(g.avoided_lower_95, 1) + ", " + fmt(g.avoided_upper_95, 1) + "]" }),
+          el("td", { className: "num", text: String(g.deliveries_failed) })
+        ]);
+        body.appendChild(tr);
+      });
+      say("考核口径：" + (sc.signal === "complaints" ? "投诉" : "违法行为") + "。", "ok");
+    }).catch(function (err) { say("无法计算考核：" + err.message, "error"); });
+  }
+
+  // ------------------------------------------------------------------ wiring
+  function downloadPng(ev) {
+    ev.preventDefault();
+    var sid = $("png-link").dataset.series;
+    if (!sid) { return; }
+    fetch("/v1/series/" + encodeURIComponent(sid) + "/forecast.png", { headers: { "X-API-Key": key() } })
+      .then(function (resp) { if (!resp.ok) { throw new Error(String(resp.status)); } return resp.blob(); })
+      .then(function (blob) {
+        var a = el("a", { href: URL.createObjectURL(blob), download: sid.replace(/\|/g, "_") + ".png" });
+        document.body.appendChild(a); a.click(); a.remove();
+      }).catch(function (err) { say("PNG 生成失败：" + err.message, "error"); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    $("key-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var v = $("api-key").value.trim();
+      if (v) { sessionStorage.setItem(KEY_STORE, v); }
+      $("api-key").value = "";
+      connect();
+    });
+    $("key-clear").addEventListener("click", function () {
+      sessionStorage.removeItem(KEY_STORE);
+      state.scopes = [];
+      state.chart = null;
+      $("whoami").textContent = "";
+      $("campaigns").querySelector("tbody").textContent = "";
+      $("scorecard").querySelector("tbody").textContent = "";
+      $("effect").hidden = true;
+      $("chart-title").textContent = "";
+      Plotly.purge($("chart"));
+      say("已退出。");
+    });
+    $("series-form").addEventListener("submit", function (ev) { ev.preventDefault(); showSeries(); });
+    $("signal").addEventListener("change", function () { fillPickers(); showSeries(); });
+    ["category", "region"].forEach(function (id) {
+      $(id).addEventListener("change", function () { $("category").dataset.touched = "1"; showSeries(); });
+    });
+    $("all-campaigns").addEventListener("change", loadCampaigns);
+    $("png-link").addEventListener("click", downloadPng);
+    $("score-form").addEventListener("submit", function (ev) { ev.preventDefault(); loadScorecard(); });
+    Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (tab) {
+      tab.addEventListener("click", function () {
+        Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (t) { t.classList.remove("active"); });
+        Array.prototype.forEach.call(document.querySelectorAll(".view"), function (v) { v.hidden = true; });
+        tab.classList.add("active");
+        $(tab.dataset.tab).hidden = false;
+        if (tab.dataset.tab === "score-view") { loadScorecard(); }
+        else if (state.chart) { Plotly.Plots.resize($("chart")); }
+      });
+    });
+    if (typeof Plotly === "undefined") { say("图表库未加载（plotly.min.js）。", "error"); return; }
+    connect();
+  });
+})();

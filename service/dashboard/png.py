@@ -1,0 +1,126 @@
+"""``forecast.png``: a report chart of one series, drawn with matplotlib's Agg backend.
+
+Chinese labels need a CJK-capable font. :func:`cjk_font` looks for one known to matplotlib,
+then among the system's font files (Debian: ``fonts-noto-cjk``, ``fonts-wqy-zenhei``); with
+none, the chart falls back to the English names so no glyph goes missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import io
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["cjk_font", "render_forecast_png"]
+
+_KNOWN = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN",
+          "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Noto Serif CJK SC", "SimHei",
+          "Microsoft YaHei", "PingFang SC", "AR PL UMing CN", "Droid Sans Fallback")
+_FILE_HINTS = ("notosanscjk", "notoserifcjk", "sourcehansans", "wqy", "simhei", "msyh",
+               "droidsansfallback", "uming", "ukai")
+_LOCK = threading.Lock()  # rc_context changes global rcParams: one rendering at a time
+
+
+@functools.lru_cache(maxsize=1)
+def cjk_font() -> str | None:
+    """Family name of a font that renders Chinese, registering a system file if needed."""
+    from matplotlib import font_manager as fm
+
+    have = {f.name for f in fm.fontManager.ttflist}
+    for name in _KNOWN:
+        if name in have:
+            return name
+    files = sorted(p for p in fm.findSystemFonts()
+                   if any(h in p.lower().replace("-", "").replace("_", "") for h in _FILE_HINTS))
+    # prefer sans regular faces
+    files.sort(key=lambda p: ("sans" not in p.lower(), "bold" in p.lower(), p))
+    for path in files:
+        try:
+            fm.fontManager.addfont(path)
+            return str(fm.FontProperties(fname=path).get_name())
+        except (OSError, RuntimeError, ValueError):
+            continue
+    return None
+
+
+def _d(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+_SIGNAL_ZH = {"complaints": "投诉", "violations": "违法行为"}
+_STATUS_ZH = {"draft": "草稿", "dropped": "未排期", "approved": "已批准", "scheduled": "已排期",
+              "dispatching": "发送中", "sent": "已发送", "partially_failed": "部分失败",
+              "cancelled": "已取消", "needs_review": "待复核", "superseded": "已替代"}
+
+
+def render_forecast_png(chart: Mapping[str, Any], *, width: float = 10.0,
+                        height: float = 6.0, dpi: int = 100) -> bytes:
+    """PNG of :func:`service.evaluation.series_chart` output: weekly history, forecast with
+    its 80 % band and the spike threshold (top), weekly P(spike) bars (bottom), predicted
+    peak windows shaded, campaigns marked at their send dates with their status."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    font = cjk_font()
+    zh = font is not None
+    signal_zh = _SIGNAL_ZH.get(chart["signal"], chart["signal"])
+    title = (f"{chart['region_name']} · {chart['category_name']}（{signal_zh}）" if zh
+             else f"{chart.get('region_name_en') or chart['region']} · "
+                  f"{chart.get('category_name_en') or chart['category']} ({chart['signal']})")
+    labels = ({"hist": "实际（周）", "fc": "预测（周）", "band": "80% 区间", "thr": "高发阈值",
+               "p": "高发概率", "peak": "预测高发期", "count": "件数/周", "send": "提示"}
+              if zh else
+              {"hist": "actual (weekly)", "fc": "forecast (weekly)", "band": "80% interval",
+               "thr": "spike threshold", "p": "P(spike)", "peak": "predicted peak",
+               "count": "count / week", "send": "reminder"})
+    rc: Any = {"axes.unicode_minus": False}
+    if font:
+        rc["font.family"] = [font, "DejaVu Sans"]
+    with _LOCK, matplotlib.rc_context(rc):
+        fig = Figure(figsize=(width, height), dpi=dpi)
+        FigureCanvasAgg(fig)
+        ax, axp = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        hist = chart.get("history") or []
+        fc = chart.get("forecast") or []
+        if hist:
+            ax.plot([_d(h["week"]) for h in hist], [h["count"] for h in hist],
+                    color="#333333", lw=1.2, label=labels["hist"])
+        if fc:
+            weeks = [_d(f["week"]) for f in fc]
+            ax.fill_between(weeks, [f["lower_80"] for f in fc], [f["upper_80"] for f in fc],
+                            color="#1f77b4", alpha=0.25, lw=0, label=labels["band"])
+            ax.plot(weeks, [f["expected"] for f in fc], color="#1f77b4", lw=1.6,
+                    label=labels["fc"])
+            axp.bar(weeks, [f["p_spike"] for f in fc], width=6, color="#d62728", alpha=0.7,
+                    label=labels["p"])
+        if chart.get("threshold") is not None:
+            ax.axhline(float(chart["threshold"]), color="#d62728", ls="--", lw=1,
+                       label=labels["thr"])
+        for i, p in enumerate(chart.get("peaks") or []):
+            for a in (ax, axp):
+                a.axvspan(_d(p["start"]), _d(p["end"]), color="#ff7f0e", alpha=0.15,
+                          label=labels["peak"] if (i == 0 and a is ax) else None)
+        for c in chart.get("campaigns") or []:
+            if c["status"] in ("cancelled", "superseded"):
+                continue
+            status = _STATUS_ZH.get(c["status"], c["status"]) if zh else c["status"]
+            start, end = _d(c["window_start"]), _d(c["window_end"]) + dt.timedelta(days=1)
+            ax.axvspan(start, end, ymin=0, ymax=0.95, fill=False, ec="#2ca02c", lw=1.2)
+            ax.annotate(f"{labels['send']} {_d(c['send_date']):%m-%d} · {status}", (start, 0.96),
+                        xycoords=("data", "axes fraction"), va="bottom", ha="left",
+                        fontsize=7, color="#2ca02c")
+        ax.set_title(title)
+        ax.set_ylabel(labels["count"])
+        ax.set_ylim(bottom=0)
+        axp.set_ylabel(labels["p"])
+        axp.set_ylim(0, 1)
+        ax.legend(loc="upper left", fontsize=8, ncols=3)
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+    return buf.getvalue()

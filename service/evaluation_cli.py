@@ -1,0 +1,130 @@
+"""``forewarn evaluate``: a campaign's effect, or the guidance-work scorecard.
+
+Wire-up (in ``service/cli.py``)::
+
+    from service.evaluation_cli import evaluate
+    app.command("evaluate")(evaluate)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.db import make_engine, make_sessionmaker
+from service.errors import ServiceError
+
+__all__ = ["evaluate"]
+
+
+@contextmanager
+def _session() -> Iterator[tuple[Session, Settings]]:
+    from service.logging import configure_logging
+    from service.migrate import upgrade
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    try:
+        with make_sessionmaker(engine)() as session:
+            yield session, settings
+    except ServiceError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+
+
+def _date(value: str | None, name: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{name} must be YYYY-MM-DD") from exc
+
+
+def _f(x: Any, digits: int = 1) -> str:
+    return "—" if x is None else f"{float(x):.{digits}f}"
+
+
+def _print_effect(e: dict[str, Any]) -> None:
+    typer.echo(f"campaign {e['campaign_id']} ({e['campaign_status']})  {e['series_id']}  "
+               f"window {e['window_start']} … {e['window_end']}")
+    typer.echo(f"evaluation: {e['evaluation']}  ({e['weeks_observed']} of "
+               f"{e['weeks_in_window']} weeks observed)"
+               + (f" — {e['reason']}" if e.get("reason") else ""))
+    cf = e.get("counterfactual")
+    if cf:
+        rel = "—" if cf["relative_effect"] is None else f"{100 * cf['relative_effect']:+.0f} %"
+        typer.echo(f"counterfactual: actual {_f(cf['actual'], 0)} vs frozen forecast "
+                   f"{_f(cf['counterfactual'])}; effect {_f(cf['effect'])} ({rel}), "
+                   f"80 % [{_f(cf['effect_lower_80'])}, {_f(cf['effect_upper_80'])}], "
+                   f"95 % [{_f(cf['effect_lower_95'])}, {_f(cf['effect_upper_95'])}], "
+                   f"P(reduced) {_f(cf['p_reduced'], 2)}")
+    did = e.get("did")
+    if did:
+        if did["status"] in ("ok", "no_interval"):
+            typer.echo(f"difference-in-differences ({len(did['controls'])} controls): effect "
+                       f"{_f(did['effect'])} ({100 * did['relative_effect']:+.0f} %), 95 % "
+                       f"[{_f(did.get('effect_lower_95'))}, {_f(did.get('effect_upper_95'))}]"
+                       + (f" — {did['reason']}" if did.get("reason") else ""))
+        else:
+            typer.echo(f"difference-in-differences: {did['status']} — {did.get('reason')}")
+
+
+def _print_scorecard(sc: dict[str, Any]) -> None:
+    head = (f"{'group':<24} {'sent':>5} {'spikes':>6} {'caught':>6} {'lead d':>6} "
+            f"{'eval':>4} {'avoided':>8} {'95 % interval':>20} {'failed':>6}")
+    typer.echo(f"scorecard by {sc['group_by']} ({sc['signal']}), "
+               f"{sc['from'] or '…'} – {sc['to'] or '…'}")
+    typer.echo(head)
+    for g in [*sc["groups"], sc["total"]]:
+        interval = ("" if g["avoided"] is None else
+                    f"[{_f(g['avoided_lower_95'])}, {_f(g['avoided_upper_95'])}]")
+        typer.echo(f"{g['label'][:24]:<24} {g['campaigns_sent']:>5} {g['spike_windows']:>6} "
+                   f"{g['spike_windows_caught']:>6} {_f(g['median_lead_days'], 0):>6} "
+                   f"{g['campaigns_evaluated']:>4} {_f(g['avoided']):>8} {interval:>20} "
+                   f"{g['deliveries_failed']:>6}")
+
+
+def evaluate(
+    campaign: Annotated[str | None, typer.Option(
+        help="Show this campaign's effect instead of the scorecard")] = None,
+    group_by: Annotated[str, typer.Option(help="category, region or department")] = "category",
+    date_from: Annotated[str | None, typer.Option("--from", help="Period start YYYY-MM-DD")
+                         ] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Period end YYYY-MM-DD")] = None,
+    signal: Annotated[str | None, typer.Option(help="complaints or violations")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Measure campaigns: one campaign's effect (--campaign ID) or the scorecard per category,
+    region or department (campaigns sent, spikes caught in advance, lead time, counts
+    avoided with intervals, failed deliveries)."""
+    from service.evaluation import campaign_effect_report, scorecard
+
+    if group_by not in ("category", "region", "department"):
+        raise typer.BadParameter("group-by must be category, region or department")
+    start, end = _date(date_from, "--from"), _date(date_to, "--to")
+    with _session() as (session, settings):
+        if campaign:
+            result = campaign_effect_report(session=session, campaign_id=campaign,
+                                            signal=signal)
+        else:
+            result = scorecard(session=session, settings=settings,
+                               group_by=group_by,  # type: ignore[arg-type]
+                               date_from=start, date_to=end, signal=signal)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+    elif campaign:
+        _print_effect(result)
+    else:
+        _print_scorecard(result)

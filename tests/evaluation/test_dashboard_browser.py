@@ -1,0 +1,189 @@
+"""The dashboard in a real headless Chromium against a running uvicorn server.
+
+Needs Debian's ``chromium`` (``apt-get install -y chromium``) and the ``playwright`` Python
+package; Playwright's own browser download is not used. Without them the test FAILS with the
+install line (``make test`` installs both), it does not skip.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import delete
+
+from service.campaigns.tables import Campaign
+from service.config import Settings
+from service.db import make_engine
+from service.forecasting import create_run, execute_run
+from service.migrate import upgrade
+from service.store.keys import create_key
+from tests.conftest import FIXTURES, ROOT
+from tests.evaluation.conftest import LAST_DAY, Seeded, seed
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOT_COPY = Path("/tmp/forewarn-dashboard.png")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Seeded, str]]:
+    """Seeded SQLite DB with a real quick forecast, a draft campaign in its horizon, and a
+    uvicorn server on a free loopback port."""
+    url = f"sqlite:///{tmp_path / 'dash.db'}"
+    settings = Settings(_env_file=None, database_url=url, log_json=False,
+                        categories_file=FIXTURES / "categories.yaml",
+                        regions_file=FIXTURES / "regions.yaml")
+    engine = make_engine(url)
+    upgrade(engine)
+    seeded = seed(engine, settings)
+    with seeded.factory() as s:
+        s.execute(delete(Campaign).where(Campaign.id == seeded.draft_id))  # far in the future
+        s.commit()
+        run = create_run(session=s, settings=settings, horizon_days=56, engine="serial",
+                         signals=["complaints"])
+    execute_run(session_factory=seeded.factory, run_id=run.id, settings=settings)
+    start = LAST_DAY + dt.timedelta(days=15)  # a Monday, inside the forecast horizon
+    with seeded.factory() as s:
+        draft = Campaign(status="draft", category="fireworks", region="150100",
+                         signal="complaints", title="【执法事项提示】呼和浩特市·烟花爆竹",
+                         window_start=start, window_end=start + dt.timedelta(days=13),
+                         send_date=start - dt.timedelta(days=21),
+                         planned_send_date=start - dt.timedelta(days=21), run_id=run.id,
+                         probability=0.7, lead_days=21)
+        s.add(draft)
+        s.commit()
+        draft_id = draft.id
+        keys = {sc: create_key(session=s, name=sc, scopes=[sc])[1] for sc in ("read", "approve")}
+        keys["both"] = create_key(session=s, name="analyst", scopes=["read", "approve"])[1]
+    engine.dispose()
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}
+    env.update({"PYTHONPATH": str(ROOT), "FOREWARN_DATABASE_URL": url,
+                "FOREWARN_LOG_JSON": "false", "FOREWARN_LOG_LEVEL": "WARNING",
+                "FOREWARN_CATEGORIES_FILE": str(FIXTURES / "categories.yaml"),
+                "FOREWARN_REGIONS_FILE": str(FIXTURES / "regions.yaml")})
+    log = open(tmp_path / "uvicorn.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "service.api.main:app",
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=tmp_path, env=env, stdout=log, stderr=log)
+    log.close()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("uvicorn did not start:\n"
+                            + (tmp_path / "uvicorn.log").read_text(errors="replace"))
+            time.sleep(0.2)
+        yield base, keys, seeded, draft_id
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def _browser_or_fail() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get update && apt-get install -y chromium "
+                    "(make test installs it)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.fail("the playwright package is missing: pip install playwright "
+                    "(never `playwright install`; Debian's chromium is used)")
+
+
+def test_dashboard_draws_and_approves(stack: tuple[str, dict[str, str], Seeded, str],
+                                      tmp_path: Path) -> None:
+    _browser_or_fail()
+    from playwright.sync_api import expect, sync_playwright
+
+    base, keys, seeded, draft_id = stack
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
+                    if r.status >= 400 else None)
+            page.on("request", lambda r: problems.append(f"external request {r.url}")
+                    if not r.url.startswith(base) and not r.url.startswith(("data:", "blob:"))
+                    else None)
+            page.goto(base + "/")
+            expect(page.locator("#status")).to_contain_text("API 密钥")
+            page.fill("#api-key", keys["both"])
+            page.click("#key-save")
+            expect(page.locator("#whoami")).to_contain_text("analyst")
+            page.wait_for_selector("#chart .main-svg", timeout=20_000)
+            page.select_option("#category", "fireworks")
+            page.select_option("#region", "150100")
+            # the chart draws: plotly's svg with the history, forecast and P(spike) traces
+            page.wait_for_selector("#chart .main-svg", timeout=20_000)
+            expect(page.locator("#chart-title")).to_contain_text("呼和浩特市")
+            assert page.locator("#chart .scatterlayer .trace").count() >= 3
+            assert page.locator("#chart .barlayer .trace").count() == 1
+            assert page.evaluate("sessionStorage.getItem('forewarn.apiKey')") == keys["both"]
+            assert keys["both"] not in page.url
+            row = page.locator(f"#campaigns tr[data-id='{draft_id}']")
+            expect(row).to_have_attribute("data-status", "draft")
+            row.locator("button.approve").click()
+            expect(page.locator("#status")).to_contain_text("已批准", timeout=15_000)
+            expect(page.locator(f"#campaigns tr[data-id='{draft_id}']")).to_have_attribute(
+                "data-status", "approved")
+            page.wait_for_selector("#chart .main-svg")
+            # the sent campaign's measured effect (actual 16 against the frozen 28)
+            page.locator(f"#campaigns tr[data-id='{seeded.sent_id}'] button.effect-btn").click()
+            expect(page.locator("#effect")).to_contain_text("实际 16 件", timeout=15_000)
+            expect(page.locator("#effect")).to_contain_text("双重差分")
+            shot = tmp_path / "dashboard.png"
+            page.screenshot(path=str(shot), full_page=True)
+            # the scorecard view
+            page.click("button[data-tab='score-view']")
+            page.wait_for_selector("#scorecard tbody tr.total", timeout=20_000)
+            expect(page.locator("#scorecard tbody")).to_contain_text("违规销售燃放烟花爆竹")
+            page.screenshot(path=str(tmp_path / "scorecard.png"), full_page=True)
+            # a read-only key sees no approve / cancel buttons
+            page.click("#key-clear")
+            page.click("button[data-tab='series-view']")
+            page.fill("#api-key", keys["read"])
+            page.click("#key-save")
+            expect(page.locator("#whoami")).to_contain_text("read")
+            page.wait_for_selector(f"#campaigns tr[data-id='{seeded.sent_id}']")
+            assert page.locator("#campaigns button.approve, #campaigns button.cancel").count() == 0
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 20_000
+    shutil.copyfile(shot, SHOT_COPY)
+    r = httpx.get(f"{base}/v1/campaigns/{draft_id}", headers={"X-API-Key": keys["read"]})
+    assert r.status_code == 200 and r.json()["status"] == "approved"
+    assert r.json()["approved_run_id"] is not None
+    assert not problems, problems
