@@ -12,7 +12,8 @@ __all__ = ["configure_logging"]
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
-    for noisy in ("cmdstanpy", "prophet", "alembic"):
+    # httpx logs every request URL at INFO (webhook URLs may carry tokens or personal data)
+    for noisy in ("cmdstanpy", "prophet", "alembic", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()

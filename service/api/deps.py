@@ -13,6 +13,7 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from service.api.audit_hook import note_key_use
 from service.config import Settings
 from service.errors import Forbidden, Unauthorized
 from service.store.keys import aware, has_scope, verify_key
@@ -97,6 +98,7 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
             if key is None:
                 raise Unauthorized("the API key is unknown, revoked or expired")
             cache.put(digest, key)
+        note_key_use(request.state, key, scope)  # audited once the response is out
         if not has_scope(key, scope):
             raise Forbidden(f"the API key lacks the '{scope}' scope")
         request.state.api_key_prefix = key.prefix

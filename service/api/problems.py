@@ -13,7 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import PROBLEM_JSON, ServiceError
 
-__all__ = ["install_problem_handlers", "problem_response", "PROBLEM_RESPONSES"]
+__all__ = ["install_problem_handlers", "problem_response", "problem_doc", "PROBLEM_RESPONSES",
+           "BODY_RESPONSES"]
 
 log = structlog.get_logger(__name__)
 
@@ -36,15 +37,26 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
-def _problem_doc(description: str) -> dict[str, Any]:
+def problem_doc(description: str) -> dict[str, Any]:
+    """OpenAPI response object of a problem-details error with ``description``."""
     return {"description": description, **_PROBLEM_SCHEMA}
 
 
+_problem_doc = problem_doc
+
+#: Errors every guarded operation can answer with.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _problem_doc("Missing or invalid API key"),
-    403: _problem_doc("The key lacks the required scope"),
-    422: _problem_doc("Invalid parameters or body"),
-    429: _problem_doc("Rate limit exceeded"),
+    400: problem_doc("Malformed request (e.g. a body that is not valid JSON, a foreign cursor)"),
+    401: problem_doc("Missing or invalid API key"),
+    403: problem_doc("The key lacks the required scope"),
+    422: problem_doc("Invalid parameters or body"),
+    429: problem_doc("Rate limit exceeded (see the Retry-After header)"),
+}
+
+#: Extra errors of operations that take a request body.
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: problem_doc("The request body is larger than the configured maximum "
+                     "(api.max_body_bytes)"),
 }
 
 

@@ -979,12 +979,14 @@ def public_reminders(
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
     limit: int = 500,
+    after: tuple[dt.date, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Published reminders: approved (or later) public campaigns whose send date has come.
 
     Each item holds only public facts — category, region, window, publication date, legal
     basis and the public text — never contacts, entity ids or recipient names.
-    ``date_from`` / ``date_to`` select windows overlapping the range.
+    ``date_from`` / ``date_to`` select windows overlapping the range; ``after`` (a
+    ``(window_start, id)`` key) starts after that reminder in the (window_start, id) order.
     """
     today = today or local_today(settings)
     stmt = select(Campaign).where(Campaign.status.in_(PUBLISHED), Campaign.public.is_(True),
@@ -997,6 +999,9 @@ def public_reminders(
         stmt = stmt.where(Campaign.window_end >= date_from)
     if date_to:
         stmt = stmt.where(Campaign.window_start <= date_to)
+    if after is not None:
+        stmt = stmt.where(or_(Campaign.window_start > after[0],
+                              and_(Campaign.window_start == after[0], Campaign.id > after[1])))
     rows = session.scalars(stmt.order_by(Campaign.window_start, Campaign.id).limit(limit))
     cats = {c.code: c for c in session.scalars(select(Category))}
     regs = {r.code: r for r in session.scalars(select(Region))}

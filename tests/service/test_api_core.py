@@ -62,7 +62,8 @@ def test_health_and_ready(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     body = client.get("/readyz").json()
     assert body["status"] == "ready"
-    assert body["checks"] == {"database": "ok", "migrations": "current"}
+    assert body["checks"] == {"database": "ok", "migrations": "current",
+                              "scheduler": {"holder": None, "expires_at": None, "alive": False}}
 
 
 def test_missing_key_is_401_problem(client: TestClient) -> None:

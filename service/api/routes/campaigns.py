@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import SessionDep, SettingsDep, require
-from service.api.problems import PROBLEM_RESPONSES
+from service.api.pagination import (
+    PAGINATION_RESPONSES,
+    CursorQuery,
+    decode_cursor,
+    encode_cursor,
+)
+from service.api.problems import BODY_RESPONSES, PROBLEM_RESPONSES, problem_doc
+from service.api.schema_types import UtcDatetime
 from service.audit import list_entries
 from service.campaigns.service import (
     STATUSES,
@@ -30,10 +37,11 @@ from service.store.tables import ApiKey
 __all__ = ["router"]
 
 router = APIRouter(tags=["campaigns"], responses=PROBLEM_RESPONSES)
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not found"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Not found")}
 _CONFLICT: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Not found"},
-    409: {"description": "The campaign's status does not allow this"},
+    404: problem_doc("Not found"),
+    409: problem_doc("The campaign's status does not allow this"),
+    **BODY_RESPONSES,
 }
 Status = Literal["draft", "dropped", "approved", "scheduled", "dispatching", "sent",
                  "partially_failed", "cancelled", "superseded", "needs_review"]
@@ -71,10 +79,10 @@ class CampaignSummary(BaseModel):
     expected_excess: float | None
     public: bool
     approved_by: str | None
-    approved_at: dt.datetime | None
+    approved_at: UtcDatetime | None
     cancelled_by: str | None
-    cancelled_at: dt.datetime | None
-    updated_at: dt.datetime
+    cancelled_at: UtcDatetime | None
+    updated_at: UtcDatetime
 
 
 class PeakOut(BaseModel):
@@ -112,7 +120,7 @@ class CampaignDetail(CampaignSummary):
     notes: str | None
     cancel_reason: str | None
     created_by: str
-    created_at: dt.datetime
+    created_at: UtcDatetime
 
 
 class CampaignList(BaseModel):
@@ -191,7 +199,7 @@ class PreviewOut(BaseModel):
 class AuditOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
-    at: dt.datetime
+    at: UtcDatetime
     actor: str
     action: str
     detail: dict[str, Any]
@@ -199,6 +207,7 @@ class AuditOut(BaseModel):
 
 class AuditList(BaseModel):
     items: list[AuditOut]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page")
 
 
 def _detail(session: Any, campaign_id: str) -> CampaignDetail:
@@ -229,7 +238,7 @@ def get_campaigns(
 
 
 @router.post("/campaigns/plan", summary="(Re)plan campaigns from the latest forecast run",
-             responses=_NOT_FOUND)
+             responses=_NOT_FOUND | BODY_RESPONSES)
 def post_plan(
     session: SessionDep, settings: SettingsDep,
     key: Annotated[ApiKey, Depends(require("plan"))], body: PlanRequest | None = None,
@@ -244,7 +253,8 @@ def post_plan(
     return PlanOut.model_validate(result.as_dict())
 
 
-@router.post("/campaigns", status_code=201, summary="Create a campaign by hand (a draft)")
+@router.post("/campaigns", status_code=201, summary="Create a campaign by hand (a draft)",
+             responses=BODY_RESPONSES)
 def post_campaign(
     body: CampaignCreate, response: Response, session: SessionDep, settings: SettingsDep,
     key: Annotated[ApiKey, Depends(require("plan"))],
@@ -305,14 +315,19 @@ def get_preview(campaign_id: str, session: SessionDep, settings: SettingsDep,
                       template=msg.template, frozen=msg.frozen)
 
 
-@router.get("/campaigns/{campaign_id}/audit", summary="The campaign's audit trail",
-            dependencies=[Depends(require("read"))], responses=_NOT_FOUND)
+@router.get("/campaigns/{campaign_id}/audit", summary="The campaign's audit trail (oldest "
+            "first, cursor-paginated)", dependencies=[Depends(require("read"))],
+            responses=_NOT_FOUND | PAGINATION_RESPONSES)
 def get_audit(
     campaign_id: str, session: SessionDep,
     after_id: Annotated[int | None, Query(description="Entries after this id")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    cursor: CursorQuery = None,
 ) -> AuditList:
     get_campaign(session=session, campaign_id=campaign_id)
+    if cursor is not None:
+        after_id = max(after_id or 0, int(decode_cursor(cursor, (int,))[0]))
     rows = list_entries(session=session, entity_type="campaign", entity_id=campaign_id,
-                        after_id=after_id, limit=limit)
-    return AuditList(items=[AuditOut.model_validate(r) for r in rows])
+                        after_id=after_id, limit=limit + 1)
+    nxt = encode_cursor((rows[limit - 1].id,)) if len(rows) > limit else None
+    return AuditList(items=[AuditOut.model_validate(r) for r in rows[:limit]], next_cursor=nxt)

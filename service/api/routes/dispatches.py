@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.api.deps import SessionDep, require
-from service.api.problems import PROBLEM_RESPONSES
+from service.api.pagination import PAGINATION_RESPONSES
+from service.api.problems import PROBLEM_RESPONSES, problem_doc
 from service.dispatch.outbox import aware, list_dispatches, retry_row
 from service.store.tables import ApiKey
 
@@ -18,8 +19,8 @@ __all__ = ["router"]
 router = APIRouter(tags=["dispatches"], responses=PROBLEM_RESPONSES)
 Status = Literal["pending", "sending", "retrying", "delivered", "dead", "cancelled"]
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such dispatch"},
-    409: {"description": "The dispatch is delivered or cancelled"},
+    404: problem_doc("No such dispatch"),
+    409: problem_doc("The dispatch is delivered or cancelled"),
 }
 
 
@@ -53,7 +54,7 @@ class DispatchList(BaseModel):
 
 
 @router.get("/dispatches", summary="List deliveries (filtered, cursor-paginated)",
-            dependencies=[Depends(require("read"))])
+            dependencies=[Depends(require("read"))], responses=PAGINATION_RESPONSES)
 def get_dispatches(
     session: SessionDep,
     campaign: Annotated[str | None, Query(description="Campaign id")] = None,
@@ -70,7 +71,7 @@ def get_dispatches(
 @router.post("/dispatches/{dispatch_id}/retry", summary="Send a dead delivery again",
              responses=_RESPONSES)
 def post_retry(
-    dispatch_id: int,
+    dispatch_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     session: SessionDep,
     key: Annotated[ApiKey, Depends(require("approve"))],
 ) -> DispatchPublic:

@@ -12,22 +12,30 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import SessionDep, SettingsDep, require
-from service.api.problems import PROBLEM_RESPONSES
-from service.errors import NotFound
+from service.api.pagination import (
+    DEFAULT_LIMIT,
+    PAGINATION_RESPONSES,
+    CursorQuery,
+    LimitQuery,
+    decode_cursor,
+    keyset_after,
+    page_of,
+)
+from service.api.problems import BODY_RESPONSES, PROBLEM_RESPONSES, problem_doc
+from service.api.schema_types import UtcDatetime
+from service.errors import BadRequest, NotFound
 from service.forecasting import (
     FINISHED,
     create_run,
     get_run,
     latest_run,
-    list_forecasts,
-    list_peaks,
     series_forecast,
 )
 from service.store.series import parse_series_id
-from service.store.tables import ApiKey, SeriesIssue
+from service.store.tables import ApiKey, ForecastRun, ForecastWeek, Peak, SeriesIssue
 
 router = APIRouter(tags=["forecasts"], responses=PROBLEM_RESPONSES)
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not found"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Not found")}
 
 
 class RunCreate(BaseModel):
@@ -59,9 +67,9 @@ class RunPublic(BaseModel):
     failed: int
     error: str | None
     durations: dict[str, Any]
-    created_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     failures: list[SeriesProblem] = []
 
 
@@ -102,6 +110,8 @@ class WeekRow(WeekPoint):
 
 class ForecastList(BaseModel):
     items: list[WeekRow]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page "
+                                    "(pages stay on the run of the first page)")
 
 
 class PeakPublic(BaseModel):
@@ -123,6 +133,8 @@ class PeakPublic(BaseModel):
 
 class PeakList(BaseModel):
     items: list[PeakPublic]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page "
+                                    "(pages stay on the run of the first page)")
 
 
 def _run_public(session: Any, run_id: str) -> RunPublic:
@@ -136,7 +148,10 @@ def _run_public(session: Any, run_id: str) -> RunPublic:
 
 
 @router.post("/forecast-runs", status_code=202, summary="Start a forecast run",
-             responses={202: {"description": "Accepted; poll the Location"}})
+             responses={202: {"description": "Accepted; poll the Location",
+                              "headers": {"Location": {"description": "URL of the run",
+                                                       "schema": {"type": "string"}}}},
+                        **BODY_RESPONSES})
 def post_forecast_run(
     body: RunCreate, request: Request, response: Response, session: SessionDep,
     settings: SettingsDep, key: Annotated[ApiKey, Depends(require("plan"))],
@@ -203,30 +218,90 @@ async def get_series_forecast(request: Request, series_id: str,
     return Response(body, media_type="application/json")
 
 
-@router.get("/forecasts", summary="Weekly forecasts of the latest run",
-            dependencies=[Depends(require("read"))])
+_WEEK_ORDER = ((ForecastWeek.series_id, False), (ForecastWeek.week, False))
+
+
+def _forecast_page(session: Any, *, category: str | None, region: str | None,
+                   date_from: dt.date | None, date_to: dt.date | None, limit: int,
+                   cursor: str | None) -> ForecastList:
+    """Weekly rows of one run ordered by (series_id, week); the cursor carries the run id."""
+    after: list[Any] | None = None
+    if cursor is not None:
+        run_id, *after = decode_cursor(cursor, (str, str, dt.date))
+    else:
+        run = latest_run(session=session)
+        if run is None:
+            return ForecastList(items=[], next_cursor=None)
+        run_id = run.id
+    fw = ForecastWeek
+    stmt = select(fw.run_id, fw.series_id, fw.week, fw.expected, fw.p_spike, fw.threshold
+                  ).where(fw.run_id == run_id)
+    if category:
+        stmt = stmt.where(fw.series_id.contains(f"|{category}|", autoescape=True))
+    if region:
+        stmt = stmt.where(fw.series_id.endswith(f"|{region}", autoescape=True))
+    if date_from:
+        stmt = stmt.where(fw.week >= date_from - dt.timedelta(days=6))
+    if date_to:
+        stmt = stmt.where(fw.week <= date_to)
+    if after is not None:
+        stmt = stmt.where(keyset_after(_WEEK_ORDER, after))
+    rows = session.execute(stmt.order_by(fw.series_id, fw.week).limit(limit + 1)).all()
+    page, nxt = page_of(rows, limit, lambda r: (r.run_id, r.series_id, r.week))
+    return ForecastList(items=[WeekRow.model_validate(r._asdict()) for r in page],
+                        next_cursor=nxt)
+
+
+@router.get("/forecasts", summary="Weekly forecasts of the latest run (by series and week, "
+            "cursor-paginated)", dependencies=[Depends(require("read"))],
+            responses=PAGINATION_RESPONSES)
 def get_forecasts(
     session: SessionDep, category: str | None = None, region: str | None = None,
     date_from: Annotated[dt.date | None, Query(alias="from")] = None,
     date_to: Annotated[dt.date | None, Query(alias="to")] = None,
+    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
 ) -> ForecastList:
-    rows = list_forecasts(session=session, category=category, region=region,
-                          date_from=date_from, date_to=date_to)
-    return ForecastList(items=[WeekRow.model_validate(r, from_attributes=True) for r in rows])
+    return _forecast_page(session, category=category, region=region, date_from=date_from,
+                          date_to=date_to, limit=limit, cursor=cursor)
 
 
-def _peaks_body(request: Request, key: tuple[object, ...], run_id: str | None,
-                **filters: Any) -> bytes:
+#: Peaks by start, then most expected excess first, then id (total order).
+_PEAK_ORDER = ((Peak.start, False), (Peak.expected_excess, True), (Peak.id, False))
+
+
+def _peaks_body(request: Request, key: tuple[object, ...], run_id: str, limit: int,
+                after: list[Any] | None, **filters: Any) -> bytes:
     with request.app.state.sessionmaker() as session:
-        rows = list_peaks(session=session, run_id=run_id, **filters)
-        body: bytes = PeakList(items=[PeakPublic.model_validate(r) for r in rows]
-                               ).model_dump_json().encode()
-    request.app.state.response_cache.put(key, body)
+        stmt = select(Peak).where(Peak.run_id == run_id)
+        if filters["category"]:
+            stmt = stmt.where(Peak.category == filters["category"])
+        if filters["region"]:
+            stmt = stmt.where(Peak.region == filters["region"])
+        if filters["signal"]:
+            stmt = stmt.where(Peak.signal == filters["signal"])
+        if filters["date_from"]:
+            stmt = stmt.where(Peak.end >= filters["date_from"])
+        if filters["date_to"]:
+            stmt = stmt.where(Peak.start <= filters["date_to"])
+        if filters["min_probability"] is not None:
+            stmt = stmt.where(Peak.max_probability >= filters["min_probability"])
+        if after is not None:
+            stmt = stmt.where(keyset_after(_PEAK_ORDER, after))
+        rows = list(session.scalars(stmt.order_by(Peak.start, Peak.expected_excess.desc(),
+                                                  Peak.id).limit(limit + 1)))
+        page, nxt = page_of(rows, limit,
+                            lambda p: (p.run_id, p.start, p.expected_excess, p.id))
+        body: bytes = PeakList(items=[PeakPublic.model_validate(r) for r in page],
+                               next_cursor=nxt).model_dump_json().encode()
+        status = session.scalar(select(ForecastRun.status).where(ForecastRun.id == run_id))
+    if status in FINISHED:  # a finished run's peaks never change
+        request.app.state.response_cache.put(key, body)
     return body
 
 
-@router.get("/peaks", summary="Predicted peak windows of the latest run",
-            dependencies=[Depends(require("read"))], response_model=PeakList)
+@router.get("/peaks", summary="Predicted peak windows of the latest run (cursor-paginated)",
+            dependencies=[Depends(require("read"))], response_model=PeakList,
+            responses=PAGINATION_RESPONSES)
 async def get_peaks(
     request: Request, category: str | None = None, region: str | None = None,
     signal: Literal["complaints", "violations"] | None = None,
@@ -234,16 +309,25 @@ async def get_peaks(
     date_to: Annotated[dt.date | None, Query(alias="to")] = None,
     min_probability: Annotated[float | None, Query(ge=0, le=1)] = None,
     run_id: str | None = None,
+    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
 ) -> Response:
     """Peak windows overlapping [from, to], each with its evidence: threshold, expected
-    count, probability and the run id."""
+    count, probability and the run id. Ordered by start, then expected excess (largest
+    first), then id; later pages stay on the run of the first page."""
+    after: list[Any] | None = None
+    if cursor is not None:
+        cursor_run, *after = decode_cursor(cursor, (str, dt.date, float, int))
+        if run_id is not None and run_id != cursor_run:
+            raise BadRequest("the cursor belongs to another run_id")
+        run_id = cursor_run
     rid = run_id or await _latest_run_id(request)
     if rid is None:
-        return Response(PeakList(items=[]).model_dump_json(), media_type="application/json")
+        return Response(PeakList(items=[], next_cursor=None).model_dump_json(),
+                        media_type="application/json")
     filters = {"category": category, "region": region, "signal": signal,
                "date_from": date_from, "date_to": date_to, "min_probability": min_probability}
-    key = ("peaks", rid, *filters.values())
+    key = ("peaks", rid, *filters.values(), limit, cursor)
     body = request.app.state.response_cache.get(key)
     if body is None:
-        body = await run_in_threadpool(_peaks_body, request, key, rid, **filters)
+        body = await run_in_threadpool(_peaks_body, request, key, rid, limit, after, **filters)
     return Response(body, media_type="application/json")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from service.api.db_metrics import lease_state
 from service.migrate import is_current
 
 router = APIRouter(tags=["health"])
@@ -18,8 +19,42 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Database reachable and migrations current",
-            responses={503: {"description": "Not ready"}})
+_READY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "not ready"]},
+        "checks": {
+            "type": "object",
+            "properties": {
+                "database": {"type": "string"},
+                "migrations": {"type": "string", "enum": ["current", "outdated"]},
+                "scheduler": {
+                    "type": "object",
+                    "description": "The scheduler lease (informational: API processes are "
+                                   "ready without a scheduler)",
+                    "properties": {"holder": {"type": ["string", "null"]},
+                                   "expires_at": {"type": ["string", "null"],
+                                                  "format": "date-time"},
+                                   "alive": {"type": "boolean"}},
+                },
+            },
+        },
+    },
+}
+_READY_EXAMPLE = {"status": "ready", "checks": {
+    "database": "ok", "migrations": "current",
+    "scheduler": {"holder": "api-1:4242:a1b2c3", "expires_at": "2026-11-02T01:00:30+00:00",
+                  "alive": True}}}
+
+
+@router.get("/readyz", summary="Database reachable, migrations current, scheduler lease state",
+            responses={
+                200: {"description": "Ready",
+                      "content": {"application/json": {"schema": _READY_SCHEMA,
+                                                       "example": _READY_EXAMPLE}}},
+                503: {"description": "Not ready (database unreachable or migrations outdated)",
+                      "content": {"application/json": {"schema": _READY_SCHEMA}}}})
 def readyz(request: Request) -> JSONResponse:
     checks: dict[str, Any] = {}
     engine = request.app.state.engine
@@ -30,6 +65,13 @@ def readyz(request: Request) -> JSONResponse:
         checks["migrations"] = "current" if is_current(engine) else "outdated"
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
+    if checks.get("migrations") == "current":
+        try:
+            with request.app.state.sessionmaker() as session:
+                checks["scheduler"] = lease_state(session)
+        except Exception as exc:  # informational only: never fails readiness
+            checks["scheduler"] = {"holder": None, "expires_at": None, "alive": False,
+                                   "error": type(exc).__name__}
     ready = checks.get("database") == "ok" and checks.get("migrations") == "current"
     return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                         status_code=200 if ready else 503)

@@ -1,20 +1,28 @@
-"""Prometheus exposition at ``/metrics`` (needs a key with the ``read`` scope)."""
+"""Prometheus exposition at ``/metrics`` (needs a key with the ``read`` scope).
+
+The process's counters and histograms (default registry) followed by the database gauges of
+:mod:`service.api.db_metrics`, computed at scrape time in the thread pool.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from service.api.db_metrics import db_registry
 from service.api.deps import require
 from service.api.problems import PROBLEM_RESPONSES
+
+__all__ = ["router"]
 
 router = APIRouter(tags=["observability"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/metrics", summary="Prometheus metrics",
             dependencies=[Depends(require("read"))],
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}},
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
                              "description": "Prometheus text exposition format"}},
             response_class=Response)
-def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request) -> Response:
+    body = generate_latest(REGISTRY) + generate_latest(db_registry(request.app.state))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from service.api.deps import SessionDep, SettingsDep, require
+from service.api.pagination import PAGINATION_RESPONSES
 from service.api.problems import PROBLEM_RESPONSES
 from service.dispatch.outbox import aware, decode_cursor, encode_cursor
 from service.scheduler.runner import job_specs
@@ -102,7 +103,7 @@ def get_jobs(session: SessionDep, settings: SettingsDep) -> JobsOut:
 
 
 @router.get("/scheduler/runs", summary="Runs, misses and errors of scheduler jobs (newest "
-            "first, cursor-paginated)")
+            "first, cursor-paginated)", responses=PAGINATION_RESPONSES)
 def get_runs(
     session: SessionDep,
     job: str | None = None,

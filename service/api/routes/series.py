@@ -9,6 +9,13 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from service.api.deps import SessionDep, require
+from service.api.pagination import (
+    DEFAULT_LIMIT,
+    PAGINATION_RESPONSES,
+    CursorQuery,
+    LimitQuery,
+    paginate_sorted,
+)
 from service.api.problems import PROBLEM_RESPONSES
 from service.store.series import list_series, series_counts
 
@@ -28,6 +35,7 @@ class SeriesPublic(BaseModel):
 
 class SeriesList(BaseModel):
     items: list[SeriesPublic]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page")
 
 
 class CountPoint(BaseModel):
@@ -41,9 +49,14 @@ class SeriesCounts(BaseModel):
     points: list[CountPoint]
 
 
-@router.get("/series", summary="List series (signal × category × region)")
-def get_series(session: SessionDep) -> SeriesList:
-    return SeriesList(items=[SeriesPublic(**s) for s in list_series(session=session)])
+@router.get("/series", summary="List series (signal × category × region; by id, "
+            "cursor-paginated)", responses=PAGINATION_RESPONSES)
+def get_series(session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT,
+               cursor: CursorQuery = None) -> SeriesList:
+    items = sorted(list_series(session=session), key=lambda s: str(s["id"]))
+    page, nxt = paginate_sorted(items, key=lambda s: (str(s["id"]),), types=(str,),
+                                cursor=cursor, limit=limit)
+    return SeriesList(items=[SeriesPublic(**s) for s in page], next_cursor=nxt)
 
 
 @router.get(
