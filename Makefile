@@ -28,6 +28,8 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/forewarn db upgrade
 	$(BIN)/forewarn samples load --if-empty
+	$(BIN)/forewarn forecast --if-none --horizon 26w
+	$(BIN)/forewarn plan
 	$(BIN)/forewarn keys bootstrap
 	$(BIN)/forewarn serve --with-scheduler --host $(HOST) --port $(PORT)
 

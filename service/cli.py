@@ -249,14 +249,22 @@ def forecast(
     jobs: Annotated[int | None, typer.Option(help="Worker processes (-1 = all cores)")] = None,
     signal: Annotated[list[str] | None, typer.Option(
         help="complaints and/or violations (repeatable; default both)")] = None,
+    if_none: Annotated[bool, typer.Option(
+        "--if-none", help="Do nothing when a finished run exists (first start)")] = False,
 ) -> None:
     """Fit every series, forecast, and store forecasts and predicted peaks (progress bar)."""
     from rich.progress import Progress
 
     from service.errors import ServiceError
-    from service.forecasting import create_run, execute_run
+    from service.forecasting import create_run, execute_run, latest_run
 
     settings = _settings()
+    if if_none:
+        with _session(settings) as session:
+            existing = latest_run(session=session)
+        if existing is not None:
+            typer.echo(f"forecast run {existing.id} exists; not forecasting again")
+            return
     days = _parse_horizon(horizon)
     until = dt.date.fromisoformat(train_until) if train_until else None
     if engine not in (None, "local", "dask", "serial"):

@@ -10,8 +10,37 @@ import structlog
 __all__ = ["configure_logging"]
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes to the *current* ``sys.stderr``."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
-    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
+    """Route structlog and the standard library (uvicorn, APScheduler, ...) through one
+    renderer: JSON lines on stderr, or console lines for humans."""
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    handler = _StderrHandler()
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.JSONRenderer() if json
+                    else structlog.dev.ConsoleRenderer()],
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+    ))
+    logging.basicConfig(handlers=[handler], level=level.upper(), force=True)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
     # httpx logs every request URL at INFO (webhook URLs may carry tokens or personal data)
     for noisy in ("cmdstanpy", "prophet", "alembic", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

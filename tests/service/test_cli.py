@@ -68,3 +68,24 @@ def test_import_rejects_bad_map_argument(env: Path, tmp_path: Path) -> None:
     f.write_text("a,b\n1,2\n")
     r = CliRunner().invoke(app, ["import", "complaints", str(f), "--map", "nonsense"])
     assert r.exit_code != 0 and "FIELD=COLUMN" in r.output
+
+
+def test_forecast_if_none_skips_when_a_run_exists(env: Path) -> None:
+    import datetime as dt
+
+    from service.config import Settings
+    from service.db import make_engine, make_sessionmaker
+    from service.migrate import upgrade
+    from service.store.tables import ForecastRun
+
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    with make_sessionmaker(engine)() as s:
+        s.add(ForecastRun(status="succeeded", engine="serial", horizon_days=7,
+                          finished_at=dt.datetime.now(dt.UTC)))
+        s.commit()
+    engine.dispose()
+    r = CliRunner().invoke(app, ["forecast", "--if-none"])
+    assert r.exit_code == 0, r.output
+    assert "exists; not forecasting again" in r.output
