@@ -4,16 +4,20 @@ Workload: ``--series`` synthetic daily count series (default 500) x ``--years`` 
 history, ``--horizon`` (182) days = 26 weeks ahead with daily 80 % intervals and weekly
 P(spike) (DESIGN.md: share of weekly path sums above the history threshold).
 
-- **ours**: :func:`models.runner.run_forecasts` (recurring CN holiday names + ``is_workday``,
-  200 sample paths on the future only, orjson data writer, loky processes), plus the P(spike)
-  step. Also a serial pass over the baseline subset to split fit / predict per series.
+- **ours**: :func:`models.runner.run_forecasts` with the default ``ProphetForecaster``
+  (recurring CN holiday names with weekly blocks + ``is_workday``; features and Stan data
+  prepared in numpy and Prophet's compiled Stan model called directly; 200 count sample
+  paths on the future only, vectorised; loky processes), plus the P(spike) step. Also a
+  serial pass over the baseline subset to split fit / predict per series.
 - **baseline** (the naive loop, one series after another in this process): default
   ``Prophet()`` + ``add_country_holidays('CN')``, 1,000 uncertainty samples, ``predict`` over
   history + future, then ``predictive_samples`` of the future rows for P(spike). Measured on a
   subset (``--baseline-series``, default 40) and extrapolated per series (the rate is
   per-series constant: same lengths, same model).
 
-Peak memory: ``ru_maxrss`` of this process and of its (joined) worker processes.
+Peak memory: ``ru_maxrss`` of this process and of its (joined) worker processes. The load
+average is printed before and after: the machine is shared, so compare the ratio measured
+in one run, not absolute rates across runs.
 
 Usage::
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import resource
 import sys
 import time
@@ -120,7 +125,8 @@ def main() -> None:
     subset = frame[frame["unique_id"].isin(sorted(frame["unique_id"].unique())[:n_base])]
     days = frame.groupby("unique_id").size().iloc[0]
     print(f"workload: {args.series} series x {days} days, horizon {args.horizon} days "
-          f"(26 weeks), intervals + weekly P(spike); engine={args.engine}")
+          f"(26 weeks), intervals + weekly P(spike); engine={args.engine}; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
 
     # ours, serial on the subset: split fit / predict per series
     est = ProphetForecaster()
@@ -154,6 +160,7 @@ def main() -> None:
           f"{base_rate:.2f} series/s; extrapolated to {args.series} series: "
           f"{args.series / base_rate:.0f} s")
     print(f"speed-up ours/baseline: {ours_rate / base_rate:.1f}x (target >= 5x)")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(f"peak RSS: this process {_mb(me):.0f} MB, largest worker {_mb(kids):.0f} MB")

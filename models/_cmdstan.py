@@ -18,8 +18,10 @@ original writer.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -106,8 +108,11 @@ def model_exe() -> Path:
 
 @lru_cache(maxsize=1)
 def _workdir() -> str:
-    """One scratch directory per process (files are overwritten call after call)."""
-    return tempfile.mkdtemp(prefix="forewarn-stan-")
+    """One scratch directory per process (files are overwritten call after call; removed
+    when the process exits)."""
+    path = tempfile.mkdtemp(prefix="forewarn-stan-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def optimize(

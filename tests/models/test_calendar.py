@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from holidays.countries.china import China as _China
@@ -82,25 +83,56 @@ def test_holiday_frame_uses_recurring_names(frame: pd.DataFrame) -> None:
     assert list(frame.columns) == calendar.HOLIDAY_COLUMNS
     names = set(frame["holiday"])
     assert set(calendar.BLOCK_NAMES) <= names
-    assert {"pre_spring_festival", "lantern_festival", "makeup_workday",
-            "naadam", "gaokao"} <= names
+    assert {"pre_spring_festival_b0", "pre_spring_festival_b2", "lantern_festival",
+            "makeup_workday", "naadam_b0", "naadam_b1", "gaokao"} <= names
     assert not any(n.startswith("Day off") for n in names)
     assert len(names) < 25  # vs ~49 mostly one-off names from add_country_holidays('CN')
     years = frame.groupby("holiday")["ds"].apply(lambda s: s.dt.year.nunique())
     every_year = [b for b in calendar.BLOCK_NAMES if b != "mid_autumn"]
     assert (years[every_year] >= 8).all()  # recurring every year
     assert years["mid_autumn"] >= 5  # merged into national_day in 2020, 2023, 2025
-    assert (frame["lower_window"] <= 0).all() and (frame["upper_window"] >= 0).all()
+    assert (frame["lower_window"] == 0).all() and (frame["upper_window"] == 0).all()  # blocks
+    windows = calendar.holiday_frame("2019-01-01", "2027-12-31", block_days=1)
+    assert (windows["lower_window"] <= 0).all() and (windows["upper_window"] >= 0).all()
+    assert {"pre_spring_festival", "naadam"} <= set(windows["holiday"])
 
 
 def test_ramps_before_spring_festival_and_lantern(frame: pd.DataFrame) -> None:
-    pre = frame[frame["holiday"] == "pre_spring_festival"]
-    pre = pre.set_index(pre["ds"].dt.year)
-    assert pre.loc[2024, "ds"] == pd.Timestamp("2024-02-09")  # the day before the break
-    assert pre.loc[2024, "lower_window"] == 1 - calendar.PRE_SPRING_FESTIVAL_DAYS
+    pre = frame[frame["holiday"].str.startswith("pre_spring_festival")]
+    pre24 = pre[(pre["ds"] >= "2024-01-01") & (pre["ds"] <= "2024-02-29")]
+    assert pre24["ds"].max() == pd.Timestamp("2024-02-09")  # the day before the break
+    assert len(pre24) == calendar.PRE_SPRING_FESTIVAL_DAYS
+    blocks = pre24.groupby("holiday")["ds"].agg(["min", "max", "size"])
+    assert list(blocks["size"]) == [7, 7, 7]  # weekly blocks, earliest = _b0
+    assert blocks.loc["pre_spring_festival_b2", "max"] == pd.Timestamp("2024-02-09")
+    assert blocks.loc["pre_spring_festival_b0", "min"] == pd.Timestamp("2024-01-20")
+    windows = calendar.holiday_frame("2024-01-01", "2024-12-31", block_days=1)
+    row = windows[windows["holiday"] == "pre_spring_festival"].iloc[0]
+    assert row["ds"] == pd.Timestamp("2024-02-09")
+    assert row["lower_window"] == 1 - calendar.PRE_SPRING_FESTIVAL_DAYS
     lantern = frame[frame["holiday"] == "lantern_festival"]
-    assert pd.Timestamp("2024-02-24") in set(lantern["ds"])  # lunar 1/15
-    assert (lantern["ds"].dt.year.value_counts() == 1).all()
+    assert {pd.Timestamp(d) for d in ("2024-02-23", "2024-02-24", "2024-02-25")} <= set(
+        lantern["ds"])  # lunar 1/15 +- 1 day, one block
+    assert (lantern["ds"].dt.year.value_counts() == 3).all()
+
+
+@pytest.mark.parametrize("block_days", [1, 7])
+@pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # Prophet 1.5.0 internals
+def test_holiday_features_equal_prophets_loop(block_days: int) -> None:
+    """The vectorised indicator matrix is exactly Prophet's per-row holiday loop (non-zero
+    columns; ``<h>_delim_<o>`` -> ``<h><o>``)."""
+    from prophet import Prophet
+
+    start, end = "2023-06-01", "2025-03-31"
+    fast = calendar.holiday_features(start, end, block_days=block_days)
+    m = Prophet(holidays=calendar.holiday_frame(start, end, block_days=block_days))
+    ds = pd.Series(pd.date_range(start, end), name="ds")
+    slow, _, _ = m.make_holiday_features(ds, m.construct_holiday_dataframe(ds))
+    slow.columns = [c.replace("_delim_", "") for c in slow.columns]
+    slow = slow.loc[:, slow.any()]
+    assert sorted(slow.columns) == list(fast.columns)
+    np.testing.assert_array_equal(slow[list(fast.columns)].to_numpy(), fast.to_numpy())
+    assert calendar.feature_name("naadam", -7) == "naadam-7" and len(fast.columns) > 15
 
 
 def test_local_events_file() -> None:

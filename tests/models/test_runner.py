@@ -37,6 +37,18 @@ def test_empty_frame() -> None:
     assert res.output.daily.empty and res.model_json == {}
 
 
+def test_chunks_hold_whole_series_in_id_order() -> None:
+    from models.runner import _chunks
+
+    frame = pd.DataFrame({"unique_id": ["b", "b", "a", "c", "a", "d", "c"],
+                          "ds": pd.date_range("2024-01-01", periods=7), "y": range(7)})
+    chunks = _chunks(frame, 2)
+    assert [sorted(set(c["unique_id"])) for c in chunks] == [["a", "b"], ["c", "d"]]
+    assert sum(len(c) for c in chunks) == len(frame)
+    a = chunks[0][chunks[0]["unique_id"] == "a"]
+    assert list(a["y"]) == [2, 4]  # row order inside a series kept
+
+
 def test_unknown_engine(small: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="engine"):
         run_forecasts(small, horizon=7, engine="spark")  # type: ignore[arg-type]

@@ -174,3 +174,23 @@ def test_second_run_warm_starts_from_registry(seeded: Engine, settings: Settings
     ya = np.array([p["yhat"] for p in a["points"]])
     yb = np.array([p["yhat"] for p in b["points"]])
     assert np.allclose(ya, yb, rtol=0.05, atol=0.2)
+
+
+def test_run_metrics_are_counted(seeded: Engine, settings: Settings) -> None:
+    from prometheus_client import REGISTRY
+
+    def value(name: str, labels: dict[str, str] | None = None) -> float:
+        return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+    before_runs = value("forewarn_forecast_runs_total", {"status": "succeeded"}) + value(
+        "forewarn_forecast_runs_total", {"status": "partial"})
+    before_fits = value("forewarn_series_fit_seconds_count")
+    factory = make_sessionmaker(seeded)
+    with factory() as s:
+        run = create_run(session=s, settings=settings, horizon_days=28, engine="serial",
+                         signals=["complaints"])
+    execute_run(session_factory=factory, run_id=run.id, settings=settings)
+    after_runs = value("forewarn_forecast_runs_total", {"status": "succeeded"}) + value(
+        "forewarn_forecast_runs_total", {"status": "partial"})
+    assert after_runs == before_runs + 1
+    assert value("forewarn_series_fit_seconds_count") >= before_fits + 2
