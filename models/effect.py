@@ -48,6 +48,9 @@ __all__ = [
     "DidEstimate",
     "campaign_effect",
     "dispersion_factor",
+    "Calibration",
+    "CalibrationStatus",
+    "placebo_calibration",
     "did_effect",
     "window_weeks",
     "counterfactual_frame",
@@ -64,9 +67,11 @@ HOLIDAY_COLUMNS = ["unique_id", "holiday", "ds", "lower_window", "upper_window"]
 _LEVELS = (0.8, 0.95)
 _OFFSET = 0.5  # counts/week added before taking logs in the DiD (zero-safe)
 _Z = {level: NormalDist().inv_cdf(0.5 + level / 2) for level in _LEVELS}
+_Z90 = NormalDist().inv_cdf(0.95)  # |z| quantile 0.9 of a standard normal
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 DidStatus = Literal["ok", "no_fair_control", "no_interval"]
+CalibrationStatus = Literal["calibrated", "uncalibrated"]
 
 
 # --------------------------------------------------------------------------- windows
@@ -194,10 +199,12 @@ class EffectEstimate:
     n_weeks : weeks evaluated (fewer than the window's only with ``allow_partial``).
     weeks_missing : window weeks without an actual count (only with ``allow_partial``).
     actual : observed total over the evaluated weeks.
-    counterfactual : mean of the sample paths' totals over those weeks.
-    counterfactual_median : median of the paths' totals.
-    counterfactual_sd : sd of the paths' totals (after ``dispersion``; intervals and
-        ``p_reduced`` use the spread totals, the point estimates do not change).
+    counterfactual : mean of the sample paths' totals over those weeks (times
+        ``bias_ratio``).
+    counterfactual_median : median of the paths' totals (times ``bias_ratio``).
+    counterfactual_sd : sd of the paths' totals (after ``bias_ratio`` and ``dispersion``;
+        intervals and ``p_reduced`` use the spread totals, the point estimates do not
+        change with ``dispersion``).
     dispersion : the factor the path totals were spread by around their mean (1 = as
         forecast).
     effect : ``actual - counterfactual`` (negative = fewer violations than expected).
@@ -209,6 +216,7 @@ class EffectEstimate:
     p_reduced : share of paths whose total exceeds ``actual`` (probability the campaign
         reduced violations, if the forecast is calibrated).
     n_samples : number of sample paths.
+    bias_ratio : the factor the path totals were multiplied by (1 = as forecast).
     """
 
     window_start: pd.Timestamp
@@ -232,6 +240,7 @@ class EffectEstimate:
     relative_upper_95: float
     p_reduced: float
     n_samples: int
+    bias_ratio: float = 1.0
 
     @property
     def significant(self) -> bool:
@@ -260,6 +269,7 @@ def campaign_effect(
     window_end: Any,
     allow_partial: bool = False,
     dispersion: float = 1.0,
+    bias_ratio: float = 1.0,
 ) -> EffectEstimate:
     """Effect of a campaign over its window against the counterfactual sample paths.
 
@@ -279,6 +289,9 @@ def campaign_effect(
         at 0) before computing intervals and ``P(reduced)``: a recalibration for a
         forecaster whose intervals are too narrow, estimated with :func:`dispersion_factor`
         on past windows without a campaign. 1 = the frozen forecast as is.
+    bias_ratio : multiply the paths' window totals by this factor first (a multiplicative
+        bias correction, e.g. :attr:`Calibration.bias_ratio` from
+        :func:`placebo_calibration`); ``dispersion`` then spreads them around their new mean.
 
     Returns
     -------
@@ -314,7 +327,9 @@ def campaign_effect(
     total = float(values.sum())
     if not dispersion > 0:
         raise ValueError("dispersion must be > 0")
-    path_totals = paths.loc[used].to_numpy(dtype=float).sum(axis=0)
+    if not (bias_ratio > 0 and np.isfinite(bias_ratio)):
+        raise ValueError("bias_ratio must be a finite number > 0")
+    path_totals = paths.loc[used].to_numpy(dtype=float).sum(axis=0) * bias_ratio
     cf = float(path_totals.mean())
     median = float(np.median(path_totals))
     if dispersion != 1.0:
@@ -347,6 +362,7 @@ def campaign_effect(
         relative_upper_95=rel(float(q[3])),
         p_reduced=float((path_totals > total).mean()),
         n_samples=int(path_totals.size),
+        bias_ratio=float(bias_ratio),
     )
 
 
@@ -379,6 +395,136 @@ def dispersion_factor(past: Iterable[EffectEstimate], *, floor: float = 1.0) -> 
     if not z:
         raise ValueError("no past window with a positive counterfactual sd")
     return float(max(floor, np.sqrt(np.mean(np.square(z)))))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Placebo calibration of a counterfactual forecaster (see :func:`placebo_calibration`).
+
+    Attributes
+    ----------
+    status : ``"calibrated"`` (at least ``min_placebos`` placebo windows) or
+        ``"uncalibrated"`` (too few: ``bias_ratio`` and ``dispersion`` are 1, the frozen
+        forecast is used as is and its estimate must be labelled so).
+    n_placebos : placebo windows used.
+    bias_ratio : multiplicative correction of the counterfactual paths (shrunk ratio of sums
+        ``actual / expected``; 1 when uncalibrated). Pass to ``campaign_effect(bias_ratio=)``.
+    dispersion : spread factor of the bias-corrected paths (standardised placebo error, by
+        its root mean square or 90 % quantile, inflated for the estimated bias, never below
+        ``floor``; 1 when uncalibrated). Pass to ``campaign_effect(dispersion=)``.
+    raw_ratio : the unshrunk ratio of sums (NaN without placebos): the evidence, also when
+        uncalibrated.
+    ratio_se : standard error of ``log(raw_ratio)`` (delta method; inf with < 2 placebos).
+    shrinkage : weight of the data in ``log(bias_ratio) = shrinkage * log(raw_ratio)``.
+    min_placebos : the threshold the status was decided with.
+    reason : why the status is uncalibrated (None when calibrated).
+    """
+
+    status: CalibrationStatus
+    n_placebos: int
+    bias_ratio: float
+    dispersion: float
+    raw_ratio: float
+    ratio_se: float
+    shrinkage: float
+    min_placebos: int
+    reason: str | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        return self.status == "calibrated"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the attributes."""
+        return asdict(self)
+
+
+_PLACEBO_COLUMNS = ("actual", "counterfactual", "counterfactual_sd")
+
+
+def placebo_calibration(
+    placebos: pd.DataFrame,
+    *,
+    min_placebos: int = 8,
+    prior_sd: float = 0.25,
+    floor: float = 1.0,
+) -> Calibration:
+    """Bias and dispersion of a counterfactual forecaster from windows without a campaign.
+
+    A campaign is planned where the forecast runs high, so the frozen forecast of a campaign
+    window is selected for being high: even a calibrated forecaster then overstates the
+    counterfactual there (regression to the mean), and a null campaign looks like a
+    reduction. Placebo windows selected the same way — predicted peak windows of stored runs
+    that got no campaign, complete in the data — measure that bias and the real spread of
+    the error.
+
+    Parameters
+    ----------
+    placebos : one row per placebo window with columns ``actual`` (observed window total),
+        ``counterfactual`` (mean of the frozen paths' window totals) and
+        ``counterfactual_sd`` (their sd) — the :class:`EffectEstimate` fields, so
+        ``pd.concat([e.to_frame() for e in estimates])`` works. Rows with a non-finite value
+        or a counterfactual <= 0 are ignored. Use one forecast per real window (several runs
+        predicting the same window are not independent placebos).
+    min_placebos : fewer usable rows -> ``uncalibrated`` (identity correction).
+    prior_sd : prior sd of the log bias (centred on 0): the ratio of sums is shrunk towards 1
+        by ``w = prior_sd**2 / (prior_sd**2 + se**2)`` on the log scale, with ``se`` its
+        delta-method standard error, so a few noisy placebos move it little.
+    floor : lower bound of the dispersion (default 1: never narrow the forecast's paths).
+
+    Returns
+    -------
+    Calibration
+
+    Notes
+    -----
+    ``raw_ratio = (sum actual + 0.5) / (sum counterfactual + 0.5)`` (a ratio of sums: large
+    windows weigh more, empty ones do not explode it); ``se**2 = n/(n-1) * sum((actual -
+    raw_ratio * counterfactual)**2) / (sum actual + 0.5)**2``. The bias-corrected placebo
+    errors ``z = (actual - b * counterfactual) / (b * counterfactual_sd)`` give
+    ``dispersion = max(floor, max(rms(z), q90(|z|) / 1.645) * sqrt(1 + 1/n))``: the error of
+    the corrected paths in units of their sd (any bias left by the shrinkage widens it), by
+    its root mean square or, when the errors are heavier-tailed than normal, by their 90 %
+    quantile (on the sample data the rms alone left 7.5 % of null campaigns significant at
+    95 %, the quantile rule 6.8 %), with ``1 + 1/n`` for the error of the estimated bias in a
+    new window. Applying both to a
+    campaign's paths (``campaign_effect(..., bias_ratio=b, dispersion=d)``) makes a null
+    campaign's effect centred on 0 with an interval of about nominal coverage, provided the
+    placebo windows resemble the campaign's (same selection, similar lead time and season).
+    """
+    missing = set(_PLACEBO_COLUMNS) - set(placebos.columns)
+    if missing:
+        raise ValueError(f"placebos lacks columns {sorted(missing)}")
+    if min_placebos < 1 or not prior_sd > 0:
+        raise ValueError("min_placebos must be >= 1 and prior_sd > 0")
+    f = placebos[list(_PLACEBO_COLUMNS)].apply(pd.to_numeric, errors="coerce").astype(float)
+    f = f[np.isfinite(f.to_numpy()).all(axis=1) & (f["counterfactual"] > 0)
+          & (f["actual"] >= 0) & (f["counterfactual_sd"] >= 0)]
+    n = len(f)
+    a, e, sd = (f[c].to_numpy() for c in _PLACEBO_COLUMNS)
+    raw = float((a.sum() + 0.5) / (e.sum() + 0.5)) if n else float("nan")
+    if n >= 2:
+        resid = a - raw * e
+        se = float(np.sqrt(n / (n - 1) * np.sum(resid**2)) / (a.sum() + 0.5))
+    else:
+        se = float("inf")
+    shrink = float(prior_sd**2 / (prior_sd**2 + se**2)) if np.isfinite(se) else 0.0
+    common: dict[str, Any] = {"n_placebos": n, "raw_ratio": raw, "ratio_se": se,
+                              "shrinkage": shrink, "min_placebos": min_placebos}
+    if n < min_placebos:
+        return Calibration(status="uncalibrated", bias_ratio=1.0, dispersion=1.0,
+                           reason=f"{n} placebo window(s) < min_placebos={min_placebos}",
+                           **common)
+    bias = float(np.exp(shrink * np.log(raw)))
+    ok = sd > 0
+    if not ok.any():
+        return Calibration(status="uncalibrated", bias_ratio=1.0, dispersion=1.0,
+                           reason="no placebo window has a positive path sd", **common)
+    z = (a[ok] - bias * e[ok]) / (bias * sd[ok])
+    spread = max(float(np.sqrt(np.mean(z**2))),
+                 float(np.quantile(np.abs(z), 0.9)) / _Z90)
+    disp = float(max(floor, spread * np.sqrt(1.0 + 1.0 / n)))
+    return Calibration(status="calibrated", bias_ratio=bias, dispersion=disp, **common)
 
 
 # --------------------------------------------------------------------------- DiD

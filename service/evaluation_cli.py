@@ -62,10 +62,19 @@ def _print_effect(e: dict[str, Any]) -> None:
     typer.echo(f"evaluation: {e['evaluation']}  ({e['weeks_observed']} of "
                f"{e['weeks_in_window']} weeks observed)"
                + (f" — {e['reason']}" if e.get("reason") else ""))
-    cf = e.get("counterfactual")
+    cf, cal = e.get("counterfactual"), e.get("calibration")
+    if cal:
+        if cal["status"] == "calibrated":
+            typer.echo(f"calibration: {cal['n_placebos']} placebo windows ({cal['pooled_over']})"
+                       f", bias ×{_f(cal['bias_ratio'], 2)} (raw ×{_f(cal['raw_ratio'], 2)}), "
+                       f"dispersion ×{_f(cal['dispersion'], 2)}")
+        else:
+            typer.echo(f"calibration: UNCALIBRATED — {cal['reason']}; the counterfactual below "
+                       "is the frozen forecast as stored and is not counted in the scorecard")
     if cf:
         rel = "—" if cf["relative_effect"] is None else f"{100 * cf['relative_effect']:+.0f} %"
-        typer.echo(f"counterfactual: actual {_f(cf['actual'], 0)} vs frozen forecast "
+        label = "counterfactual" if cf.get("calibrated") else "counterfactual (uncalibrated)"
+        typer.echo(f"{label}: actual {_f(cf['actual'], 0)} vs frozen forecast "
                    f"{_f(cf['counterfactual'])}; effect {_f(cf['effect'])} ({rel}), "
                    f"80 % [{_f(cf['effect_lower_80'])}, {_f(cf['effect_upper_80'])}], "
                    f"95 % [{_f(cf['effect_lower_95'])}, {_f(cf['effect_upper_95'])}], "
@@ -94,6 +103,11 @@ def _print_scorecard(sc: dict[str, Any]) -> None:
                    f"{g['spike_windows_caught']:>6} {_f(g['median_lead_days'], 0):>6} "
                    f"{g['campaigns_evaluated']:>4} {_f(g['avoided']):>8} {interval:>20} "
                    f"{g['deliveries_failed']:>6}")
+    t = sc["total"]
+    typer.echo(f"counted: {t['counted_counterfactual']} by the calibrated counterfactual, "
+               f"{t['counted_did']} by difference-in-differences; {t['not_counted']} sent "
+               f"campaign(s) not counted (no calibrated counterfactual and no DiD ok). "
+               f"Intervals: {sc['interval_method']}.")
 
 
 def evaluate(
@@ -116,8 +130,9 @@ def evaluate(
     start, end = _date(date_from, "--from"), _date(date_to, "--to")
     with _session() as (session, settings):
         if campaign:
-            result = campaign_effect_report(session=session, campaign_id=campaign,
-                                            signal=signal)
+            result = campaign_effect_report(
+                session=session, campaign_id=campaign, signal=signal,
+                min_probability=settings.campaigns.min_probability)
         else:
             result = scorecard(session=session, settings=settings,
                                group_by=group_by,  # type: ignore[arg-type]

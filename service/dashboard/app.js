@@ -272,7 +272,10 @@
       }
       if (e.counterfactual) {
         var cf = e.counterfactual;
-        lines.push((e.evaluation === "interim" ? "（中期）" : "") + "实际 " + fmt(cf.actual) + " 件，冻结预测 " +
+        var uncal = e.calibration && e.calibration.status === "uncalibrated";
+        lines.push((e.evaluation === "interim" ? "（中期）" : "") +
+          (uncal ? "（未校准，不计入考核）" : "（已按 " + (e.calibration ? e.calibration.n_placebos : 0) +
+            " 个无活动高发期校准）") + "实际 " + fmt(cf.actual) + " 件，冻结预测 " +
           fmt(cf.counterfactual, 1) + " 件；效果 " + fmt(cf.effect, 1) + " 件（" +
           (cf.relative_effect === null ? "—" : fmt(cf.relative_effect * 100) + "%") + "），95% 区间 [" +
           fmt(cf.effect_lower_95, 1) + ", " + fmt(cf.effect_upper_95, 1) + "]，减少的概率 " + fmt(cf.p_reduced * 100) + "%。");

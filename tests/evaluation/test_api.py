@@ -44,6 +44,12 @@ def test_effect_of_a_sent_campaign_matches_hand_computation(api: Api, seeded: Se
     assert cf["effect_lower_80"] == pytest.approx(float(np.quantile(diffs, 0.1)))
     assert cf["effect_upper_80"] == pytest.approx(-8.8)
     assert cf["p_reduced"] == 1.0 and cf["significant"] is True and cf["n_samples"] == 5
+    # no stored peak window without a campaign: shown as stored, labelled uncalibrated
+    assert cf["calibrated"] is False and e["counterfactual_raw"] is None
+    cal = e["calibration"]
+    assert cal["status"] == "uncalibrated" and cal["n_placebos"] == 0
+    assert (cal["bias_ratio"], cal["dispersion"], cal["pooled_over"]) == (1.0, 1.0, None)
+    assert cal["lead_days"] == 35
     weeks = e["weeks"]
     assert isinstance(weeks, list)
     assert [w["actual"] for w in weeks] == [7.0, 9.0]
@@ -92,9 +98,19 @@ def test_scorecard_by_category(api: Api, seeded: Seeded) -> None:
     fw, food = groups["fireworks"], groups["food_safety"]
     assert fw["label"] == "违规销售燃放烟花爆竹"
     assert (fw["campaigns"], fw["campaigns_sent"], fw["campaigns_evaluated"]) == (1, 1, 1)
-    assert fw["avoided"] == pytest.approx(12.0)
-    assert 8.0 <= fw["avoided_lower_95"] <= fw["avoided_lower_80"] < 12.0
-    assert 12.0 < fw["avoided_upper_80"] <= fw["avoided_upper_95"] <= 16.0
+    # the counterfactual is uncalibrated (no placebo windows), so the DiD estimate counts
+    assert (fw["counted_counterfactual"], fw["counted_did"], fw["not_counted"]) == (0, 1, 0)
+    rows = {r["campaign_id"]: r for r in sc["campaigns"]}
+    assert rows[seeded.sent_id]["method"] == "did"
+    assert rows[seeded.pending_id]["method"] == "none"
+    assert "pending" in rows[seeded.pending_id]["reason"]
+    did = _get(api, f"/v1/campaigns/{seeded.sent_id}/effect")["did"]
+    assert fw["avoided"] == pytest.approx(-did["effect"], abs=1e-3) and fw["avoided"] > 0
+    assert fw["avoided_lower_95"] == pytest.approx(-did["effect_upper_95"], abs=1e-3)
+    assert fw["avoided_upper_95"] == pytest.approx(-did["effect_lower_95"], abs=1e-3)
+    assert fw["avoided_lower_95"] <= fw["avoided_lower_80"] < fw["avoided"]
+    assert fw["avoided"] < fw["avoided_upper_80"] <= fw["avoided_upper_95"]
+    assert "sum of the per-campaign bounds" in sc["interval_method"]
     assert (fw["deliveries"], fw["deliveries_failed"]) == (2, 1)
     assert (food["campaigns_sent"], food["campaigns_evaluated"], food["avoided"]) == (1, 0, None)
     assert food["deliveries_failed"] == 2
@@ -113,7 +129,8 @@ def test_scorecard_by_category(api: Api, seeded: Seeded) -> None:
     total = sc["total"]
     assert isinstance(total, dict)
     assert total["campaigns_sent"] == 2 and total["deliveries_failed"] == 3
-    assert total["avoided"] == pytest.approx(12.0)
+    assert total["avoided"] == pytest.approx(fw["avoided"])
+    assert total["avoided_upper_95"] == pytest.approx(fw["avoided_upper_95"])
 
 
 def test_scorecard_groups_and_period(api: Api, seeded: Seeded) -> None:

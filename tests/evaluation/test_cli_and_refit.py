@@ -33,6 +33,8 @@ def test_cli_evaluate(seeded: Seeded, settings: Settings,
     r = runner.invoke(app, ["evaluate", "--campaign", seeded.sent_id])
     assert r.exit_code == 0, r.output
     assert "evaluation: complete" in r.output and "effect -12.0 (-43 %)" in r.output
+    assert "calibration: UNCALIBRATED" in r.output
+    assert "counterfactual (uncalibrated): actual 16" in r.output
     assert "difference-in-differences (2 controls)" in r.output
     r = runner.invoke(app, ["evaluate", "--group-by", "department", "--json"])
     assert r.exit_code == 0, r.output
@@ -40,6 +42,8 @@ def test_cli_evaluate(seeded: Seeded, settings: Settings,
     assert {g["key"] for g in sc["groups"]} >= {"公共安全", "餐饮"}
     r = runner.invoke(app, ["evaluate", "--from", "2024-01-01"])
     assert r.exit_code == 0 and "违规销售燃放烟花爆竹" in r.output and "合计" in r.output
+    assert "counted: 0 by the calibrated counterfactual, 1 by difference-in-differences" \
+        in r.output
     r = runner.invoke(app, ["evaluate", "--campaign", "nope"])
     assert r.exit_code == 2 and "does not exist" in r.output
     r = runner.invoke(app, ["evaluate", "--group-by", "sector"])

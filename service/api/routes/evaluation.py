@@ -23,7 +23,8 @@ Signal = Literal["complaints", "violations"]
 class EffectWeek(BaseModel):
     week: dt.date = Field(description="Monday of the ISO week")
     actual: float | None = Field(description="Observed count (null: week not complete yet)")
-    counterfactual: float = Field(description="Mean of the frozen forecast's sample paths")
+    counterfactual: float = Field(description="Mean of the frozen forecast's sample paths "
+                                              "(after calibration, when calibrated)")
     lower_80: float
     upper_80: float
 
@@ -52,7 +53,35 @@ class CounterfactualEffect(BaseModel):
     relative_upper_95: float | None
     p_reduced: float = Field(description="Probability the campaign reduced the count")
     n_samples: int
+    bias_ratio: float = Field(1.0, description="Factor applied to the paths' totals")
     significant: bool = Field(description="The 95 % interval excludes 0")
+    calibrated: bool = Field(description="Against placebo-calibrated paths; false: the frozen "
+                                         "forecast as stored (uncalibrated, not counted in "
+                                         "the scorecard)")
+
+
+class CalibrationOut(BaseModel):
+    """Placebo calibration of the counterfactual (``models.effect.Calibration``)."""
+
+    status: Literal["calibrated", "uncalibrated"]
+    n_placebos: int = Field(description="Predicted peak windows without a campaign, complete "
+                                        "in the data and before this window, one per real "
+                                        "window")
+    bias_ratio: float = Field(description="Multiplicative correction of the counterfactual "
+                                          "(1 when uncalibrated)")
+    dispersion: float = Field(description="Spread factor of the corrected paths (1 when "
+                                          "uncalibrated)")
+    raw_ratio: float | None = Field(description="Sum of actual / sum of expected over the "
+                                                "placebos, before shrinkage towards 1")
+    ratio_se: float | None = Field(description="Standard error of log(raw_ratio)")
+    shrinkage: float = Field(description="Weight of the placebos in log(bias_ratio)")
+    min_placebos: int
+    pooled_over: Literal["category", "signal"] | None = Field(
+        description="category: placebos of the same category; signal: every category and "
+                    "region pooled (too few in the category); null: no placebo")
+    lead_days: int | None = Field(description="Window start − the frozen forecast's data "
+                                              "cut-off")
+    reason: str | None = None
 
 
 class DidOut(BaseModel):
@@ -104,7 +133,13 @@ class EffectOut(BaseModel):
     weeks_in_window: int
     weeks_observed: int
     weeks: list[EffectWeek]
-    counterfactual: CounterfactualEffect | None
+    calibration: CalibrationOut | None = Field(
+        description="Placebo calibration of the counterfactual (null: no frozen forecast)")
+    counterfactual: CounterfactualEffect | None = Field(
+        description="Calibrated estimate, or the raw one labelled calibrated=false")
+    counterfactual_raw: CounterfactualEffect | None = Field(
+        description="Against the frozen paths as stored (only when a calibrated estimate is "
+                    "shown)")
     did: DidOut | None
 
 
@@ -117,8 +152,13 @@ class ScoreGroup(BaseModel):
     spike_windows_caught: int = Field(description="…of which a reminder went out before")
     catch_rate: float | None
     median_lead_days: float | None
-    campaigns_evaluated: int = Field(description="Sent, window complete, counterfactual kept")
-    avoided: float | None = Field(description="Counterfactual − actual, summed (counts)")
+    campaigns_evaluated: int = Field(description="Sent, window complete, and a calibrated "
+                                                 "counterfactual or a DiD with status ok")
+    counted_counterfactual: int = Field(description="…counted by the calibrated counterfactual")
+    counted_did: int = Field(description="…counted by the DiD (counterfactual uncalibrated)")
+    not_counted: int = Field(description="Sent campaigns without an estimate to count")
+    avoided: float | None = Field(description="Counterfactual − actual, summed over the "
+                                              "counted campaigns (counts)")
     avoided_lower_80: float | None
     avoided_upper_80: float | None
     avoided_lower_95: float | None
@@ -127,23 +167,47 @@ class ScoreGroup(BaseModel):
     deliveries_failed: int = Field(description="Outbox rows dead-lettered")
 
 
+class ScoredCampaign(BaseModel):
+    campaign_id: str
+    category: str
+    region: str
+    window_start: dt.date
+    window_end: dt.date
+    evaluation: Literal["complete", "interim", "pending", "unavailable"]
+    method: Literal["counterfactual", "did", "none"] = Field(
+        description="counterfactual: calibrated counterfactual; did: difference-in-differences "
+                    "(status ok); none: not counted (see reason)")
+    avoided: float | None
+    avoided_lower_80: float | None
+    avoided_upper_80: float | None
+    avoided_lower_95: float | None
+    avoided_upper_95: float | None
+    reason: str | None
+
+
 class Scorecard(BaseModel):
     group_by: Literal["category", "region", "department"]
     signal: Signal
     from_: dt.date | None = Field(None, alias="from")
     to: dt.date | None
+    interval_method: str = Field(description="How the intervals of the counted campaigns are "
+                                             "summed")
     groups: list[ScoreGroup]
     total: ScoreGroup
+    campaigns: list[ScoredCampaign] = Field(description="Sent campaigns of the period and the "
+                                                        "estimate each contributes")
 
 
 @router.get("/campaigns/{campaign_id}/effect", summary="A campaign's measured effect",
             responses=_NOT_FOUND)
-def get_campaign_effect(campaign_id: str, session: SessionDep,
+def get_campaign_effect(campaign_id: str, session: SessionDep, settings: SettingsDep,
                         signal: Signal | None = None) -> EffectOut:
-    """Actual counts over the window against the forecast frozen at approval, and a
-    difference-in-differences estimate against regions without a campaign."""
+    """Actual counts over the window against the forecast frozen at approval (calibrated on
+    predicted peak windows that had no campaign; labelled uncalibrated when too few exist),
+    and a difference-in-differences estimate against regions without a campaign."""
     return EffectOut.model_validate(campaign_effect_report(
-        session=session, campaign_id=campaign_id, signal=signal))
+        session=session, campaign_id=campaign_id, signal=signal,
+        min_probability=settings.campaigns.min_probability))
 
 
 @router.get("/evaluation", summary="Guidance-work scorecard", response_model_by_alias=True)
@@ -156,7 +220,8 @@ def get_evaluation(
     signal: Signal | None = None,
 ) -> Scorecard:
     """Campaigns sent, spike windows caught in advance, median lead time, estimated counts
-    avoided (with 80 % / 95 % intervals) and failed deliveries per category, region or
+    avoided (with 80 % / 95 % intervals; only calibrated counterfactual or DiD estimates are
+    counted, per campaign in ``campaigns``) and failed deliveries per category, region or
     department (the category's sector)."""
     return Scorecard.model_validate(scorecard(
         session=session, settings=settings, group_by=group_by, date_from=date_from,
