@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -58,10 +57,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         from service.scheduler.cli import start_embedded, stop_embedded
 
         start_embedded(app)  # only when settings.scheduler.enabled (serve --with-scheduler)
-        # the start-up objects (app, models, Prophet, pandas) live for the whole process:
-        # move them out of the collector's generations so GC pauses stay short under load
-        gc.collect()
-        gc.freeze()
         yield
         stop_embedded(app)
         app.state.run_executor.shutdown()
