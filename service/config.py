@@ -156,7 +156,6 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     import_chunk_rows: int = 50_000
-    bootstrap_admin_key: SecretStr | None = None
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
