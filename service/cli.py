@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from service.config import Settings
+from service.cli_support import cli_session, cli_settings, echo_json
 from service.db import make_engine, make_sessionmaker
-from service.logging import configure_logging
 
 __all__ = ["app"]
 
@@ -34,31 +31,12 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(reference_app, name="reference")
 
 
-def _settings() -> Settings:
-    settings = Settings()
-    configure_logging(settings.log_level, json=settings.log_json)
-    return settings
-
-
-def _session(settings: Settings, *, migrate: bool = True) -> Session:
-    engine = make_engine(settings.database_url)
-    if migrate:
-        from service.migrate import upgrade
-
-        upgrade(engine)
-    return make_sessionmaker(engine)()
-
-
-def _echo_json(value: Any) -> None:
-    typer.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
-
-
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
     from service.migrate import current_revision, upgrade
 
-    settings = _settings()
+    settings = cli_settings()
     engine = make_engine(settings.database_url)
     upgrade(engine, revision)
     typer.echo(f"database at revision {current_revision(engine)}")
@@ -69,7 +47,7 @@ def db_current() -> None:
     """Print the database's current revision and the head revision."""
     from service.migrate import current_revision, head_revision
 
-    engine = make_engine(_settings().database_url)
+    engine = make_engine(cli_settings().database_url)
     typer.echo(f"current {current_revision(engine)} head {head_revision()}")
 
 
@@ -87,7 +65,7 @@ def serve(
 
     if with_scheduler:
         os.environ["FOREWARN_SCHEDULER__ENABLED"] = "true"
-    settings = _settings()
+    settings = cli_settings()
     from service.migrate import upgrade
 
     upgrade(make_engine(settings.database_url))
@@ -102,8 +80,8 @@ def reference_load(
     """Load categories and regions from YAML (default: the configured files)."""
     from service.store.reference import load_reference
 
-    settings = _settings()
-    with _session(settings) as session:
+    settings = cli_settings()
+    with cli_session(settings) as session:
         counts = load_reference(session=session,
                                 categories_file=categories or settings.categories_file,
                                 regions_file=regions or settings.regions_file)
@@ -120,10 +98,10 @@ def samples_generate(
     """Generate the deterministic sample data set."""
     from service.samples.generator import generate
 
-    settings = _settings()
+    settings = cli_settings()
     summary = generate(out or settings.samples_dir, seed=seed,
                        start=dt.date.fromisoformat(start), end=dt.date.fromisoformat(end))
-    _echo_json(summary)
+    echo_json(summary)
 
 
 @samples_app.command("load")
@@ -136,8 +114,8 @@ def samples_load(
     from service.store.reference import load_reference
     from service.store.tables import Complaint
 
-    settings = _settings()
-    with _session(settings) as session:
+    settings = cli_settings()
+    with cli_session(settings) as session:
         if if_empty and session.scalar(select(func.count()).select_from(Complaint)):
             typer.echo("database already holds records; sample data not loaded")
             return
@@ -165,7 +143,7 @@ def _import(kind: Literal["complaints", "enforcement"], path: Path, source: str 
         mapping = {**(load_mapping_file(mapping_file) if mapping_file else {}), **extra}
     except ServiceError as exc:
         raise typer.BadParameter(exc.detail) from exc
-    settings = _settings()
+    settings = cli_settings()
     engine = make_engine(settings.database_url)
     from service.migrate import upgrade
 
@@ -179,7 +157,7 @@ def _import(kind: Literal["complaints", "enforcement"], path: Path, source: str 
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(2) from exc
     if as_json:
-        _echo_json(summary.model_dump(mode="json"))
+        echo_json(summary.model_dump(mode="json"))
         return
     typer.echo(f"batch {summary.batch_id}: received {summary.received}, inserted "
                f"{summary.inserted}, duplicates {summary.duplicates}, rejected {summary.rejected}")
@@ -219,10 +197,10 @@ def series_list(as_json: _JSON = False) -> None:
     """List series with their first/last day and totals."""
     from service.store.series import list_series
 
-    with _session(_settings()) as session:
+    with cli_session(cli_settings()) as session:
         items = list_series(session=session)
     if as_json:
-        _echo_json(items)
+        echo_json(items)
         return
     for s in items:
         typer.echo(f"{s['id']:<45} {s['first_date']} … {s['last_date']} {s['total']:>8}")
@@ -258,9 +236,9 @@ def forecast(
     from service.errors import ServiceError
     from service.forecasting import create_run, execute_run, latest_run
 
-    settings = _settings()
+    settings = cli_settings()
     if if_none:
-        with _session(settings) as session:
+        with cli_session(settings) as session:
             existing = latest_run(session=session)
         if existing is not None:
             typer.echo(f"forecast run {existing.id} exists; not forecasting again")
@@ -269,7 +247,7 @@ def forecast(
     until = dt.date.fromisoformat(train_until) if train_until else None
     if engine not in (None, "local", "dask", "serial"):
         raise typer.BadParameter("engine must be local, dask or serial")
-    with _session(settings) as session:
+    with cli_session(settings) as session:
         try:
             run = create_run(session=session, settings=settings, horizon_days=days,
                              train_until=until, engine=engine, jobs=jobs, signals=signal,
@@ -304,7 +282,7 @@ def peaks(
     """Predicted peak windows of the latest forecast run."""
     from service.forecasting import list_peaks
 
-    with _session(_settings()) as session:
+    with cli_session(cli_settings()) as session:
         rows = [{"series_id": p.series_id, "start": p.start, "end": p.end,
                  "peak_week": p.peak_week, "expected_count": round(p.expected_count, 1),
                  "expected_excess": round(p.expected_excess, 1),
@@ -313,7 +291,7 @@ def peaks(
                 for p in list_peaks(session=session, category=category, region=region,
                                     min_probability=min_probability)]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     for r in rows:
         typer.echo(f"{r['series_id']:<42} {r['start']} … {r['end']}  "
@@ -353,8 +331,8 @@ def backtest(
     weeks = _parse_horizon(horizon) // 7
     if weeks < 1:
         raise typer.BadParameter("horizon must be at least one week")
-    settings = _settings()
-    with _session(settings) as session:
+    settings = cli_settings()
+    with cli_session(settings) as session:
         frame = daily_frame(session=session, signal=signal)
     if frame.empty:
         typer.echo("no records to backtest", err=True)
@@ -369,7 +347,7 @@ def backtest(
                           p_min=settings.forecast.p_min, on_progress=progress)
     table = result.summary.pivot_table(index="metric", columns="model", values="value")
     if as_json:
-        _echo_json({m: {k: (None if v != v else float(v)) for k, v in col.items()}
+        echo_json({m: {k: (None if v != v else float(v)) for k, v in col.items()}
                     for m, col in table.to_dict().items()})
         return
     typer.echo(table.round(3).to_string())
@@ -386,7 +364,7 @@ def keys_create(
     from service.store.tables import utcnow
 
     expires = utcnow() + dt.timedelta(days=expires_days) if expires_days else None
-    with _session(_settings()) as session:
+    with cli_session(cli_settings()) as session:
         try:
             row, plaintext = create_key(session=session, name=name,
                                         scopes=[s.strip() for s in scopes.split(",") if s],
@@ -402,13 +380,13 @@ def keys_list(as_json: _JSON = False) -> None:
     """List keys (never their secrets)."""
     from service.store.keys import list_keys
 
-    with _session(_settings()) as session:
+    with cli_session(cli_settings()) as session:
         rows: list[dict[str, Any]] = [{"prefix": k.prefix, "name": k.name, "scopes": k.scopes,
                  "created_at": k.created_at, "expires_at": k.expires_at,
                  "revoked_at": k.revoked_at, "last_used_at": k.last_used_at}
                 for k in list_keys(session=session)]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     for r in rows:
         state = "revoked" if r["revoked_at"] else "active"
@@ -420,7 +398,7 @@ def keys_revoke(prefix: str) -> None:
     """Revoke the key with PREFIX."""
     from service.store.keys import revoke_key
 
-    with _session(_settings()) as session:
+    with cli_session(cli_settings()) as session:
         row = revoke_key(session=session, prefix=prefix)
     if row is None:
         typer.echo(f"no key with prefix {prefix}", err=True)
@@ -436,7 +414,7 @@ def keys_bootstrap(
     """Create a local admin key on first start (stored in KEY_FILE, mode 0600) and print it."""
     from service.store.keys import create_key, list_keys
 
-    with _session(_settings()) as session:
+    with cli_session(cli_settings()) as session:
         if key_file.exists() and list_keys(session=session):
             typer.echo(f"local admin key: {key_file.read_text().strip()}  (from {key_file})")
             return

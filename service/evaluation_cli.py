@@ -8,48 +8,13 @@ Wire-up (in ``service/cli.py``)::
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session
 
-from service.config import Settings
-from service.db import make_engine, make_sessionmaker
-from service.errors import ServiceError
+from service.cli_support import cli_session, cli_settings, echo_json, parse_date
 
 __all__ = ["evaluate"]
-
-
-@contextmanager
-def _session() -> Iterator[tuple[Session, Settings]]:
-    from service.logging import configure_logging
-    from service.migrate import upgrade
-
-    settings = Settings()
-    configure_logging(settings.log_level, json=settings.log_json)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    try:
-        with make_sessionmaker(engine)() as session:
-            yield session, settings
-    except ServiceError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
-
-
-def _date(value: str | None, name: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{name} must be YYYY-MM-DD") from exc
 
 
 def _f(x: Any, digits: int = 1) -> str:
@@ -127,8 +92,9 @@ def evaluate(
 
     if group_by not in ("category", "region", "department"):
         raise typer.BadParameter("group-by must be category, region or department")
-    start, end = _date(date_from, "--from"), _date(date_to, "--to")
-    with _session() as (session, settings):
+    start, end = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+    settings = cli_settings()
+    with cli_session(settings) as session:
         if campaign:
             result = campaign_effect_report(
                 session=session, campaign_id=campaign, signal=signal,
@@ -138,7 +104,7 @@ def evaluate(
                                group_by=group_by,  # type: ignore[arg-type]
                                date_from=start, date_to=end, signal=signal)
     if as_json:
-        typer.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+        echo_json(result)
     elif campaign:
         _print_effect(result)
     else:

@@ -37,7 +37,6 @@ __all__ = [
     "latest_run",
     "get_run",
     "series_forecast",
-    "list_forecasts",
     "list_peaks",
     "FINISHED",
     "RunExecutor",
@@ -316,26 +315,6 @@ def series_forecast(*, session: Session, series_id: str,
                                                   si.series_id == series_id))]
     return {"series_id": series_id, "run_id": run.id, "train_until": run.train_until,
             "points": points, "weeks": weeks, "flags": flags}
-
-
-def list_forecasts(*, session: Session, category: str | None = None,
-                   region: str | None = None, date_from: dt.date | None = None,
-                   date_to: dt.date | None = None, limit: int = 10_000) -> list[ForecastWeek]:
-    """Weekly forecasts of the latest finished run, filtered."""
-    run = latest_run(session=session)
-    if run is None:
-        return []
-    stmt = select(ForecastWeek).where(ForecastWeek.run_id == run.id)
-    if category:
-        stmt = stmt.where(ForecastWeek.series_id.like(f"%|{category}|%"))
-    if region:
-        stmt = stmt.where(ForecastWeek.series_id.like(f"%|{region}"))
-    if date_from:
-        stmt = stmt.where(ForecastWeek.week >= date_from - dt.timedelta(days=6))
-    if date_to:
-        stmt = stmt.where(ForecastWeek.week <= date_to)
-    return list(session.scalars(stmt.order_by(ForecastWeek.series_id, ForecastWeek.week)
-                                .limit(limit)))
 
 
 def list_peaks(*, session: Session, run_id: str | None = None, category: str | None = None,

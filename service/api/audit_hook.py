@@ -24,6 +24,7 @@ import structlog
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.middleware import route_template
 from service.audit import record
 from service.store.tables import ApiKey
 
@@ -59,12 +60,6 @@ def note_key_use(state: Any, key: ApiKey, scope: str) -> None:
                                 "key_name": key.name})
 
 
-def _route_template(scope: Scope) -> str:
-    ctx = (scope.get("fastapi") or {}).get("effective_route_context")
-    path = getattr(ctx, "path", None) or getattr(scope.get("route"), "path", None)
-    return str(path) if path else "unmatched"
-
-
 class AuditMiddleware:
     """Writes the audit entry of a noted scope use once the response has gone out."""
 
@@ -98,7 +93,7 @@ class AuditMiddleware:
             return
         client = scope.get("client")
         rid = structlog.contextvars.get_contextvars().get("request_id")
-        method, route = scope["method"], _route_template(scope)
+        method, route = scope["method"], route_template(scope)
 
         def write() -> None:
             with factory() as session:

@@ -11,19 +11,12 @@ The actor recorded for approvals and cancellations is ``cli:<login name>``.
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session
 
-from service.config import Settings
-from service.db import make_engine, make_sessionmaker
-from service.errors import ServiceError
+from service.cli_support import cli_session, cli_settings, echo_json, parse_date
 
 __all__ = ["campaigns_app", "plan", "cli_actor"]
 
@@ -40,38 +33,6 @@ def cli_actor() -> str:
     return f"cli:{user}"[:100]
 
 
-@contextmanager
-def _session() -> Iterator[tuple[Session, Settings]]:
-    from service.logging import configure_logging
-    from service.migrate import upgrade
-
-    settings = Settings()
-    configure_logging(settings.log_level, json=settings.log_json)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    try:
-        with make_sessionmaker(engine)() as session:
-            yield session, settings
-    except ServiceError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
-        raise typer.Exit(2 if exc.status != 409 else 3) from exc
-    finally:
-        engine.dispose()
-
-
-def _echo_json(value: Any) -> None:
-    typer.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
-
-
-def _date(value: str | None, name: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{name} must be YYYY-MM-DD") from exc
-
-
 def plan(
     today: Annotated[str | None, typer.Option(help="Plan as of this day (YYYY-MM-DD)")] = None,
     run_id: Annotated[str | None, typer.Option(help="Forecast run (default: latest)")] = None,
@@ -82,11 +43,13 @@ def plan(
     """(Re)plan reminder campaigns from the latest forecast run's predicted peaks."""
     from service.campaigns.service import plan_campaigns
 
-    with _session() as (session, settings):
-        result = plan_campaigns(session=session, settings=settings, today=_date(today, "today"),
-                                run_id=run_id, categories=category, actor=cli_actor())
+    settings = cli_settings()
+    with cli_session(settings, conflict_exit=3) as session:
+        result = plan_campaigns(session=session, settings=settings,
+                                today=parse_date(today, "today"), run_id=run_id,
+                                categories=category, actor=cli_actor())
     if as_json:
-        _echo_json(result.as_dict())
+        echo_json(result.as_dict())
         return
     typer.echo(f"run {result.run_id}, as of {result.today}: {result.windows} windows; "
                f"created {len(result.created)}, updated {len(result.updated)}, unchanged "
@@ -109,16 +72,16 @@ def list_(
     """List campaigns by send date."""
     from service.campaigns.service import list_campaigns
 
-    with _session() as (session, _):
+    with cli_session(cli_settings(), conflict_exit=3) as session:
         rows, _next = list_campaigns(session=session, status=status, category=category,
-                                     region=region, date_from=_date(date_from, "--from"),
-                                     date_to=_date(date_to, "--to"), limit=limit)
+                                     region=region, date_from=parse_date(date_from, "--from"),
+                                     date_to=parse_date(date_to, "--to"), limit=limit)
         items = [{"id": c.id, "status": c.status, "send_date": c.send_date,
                   "category": c.category, "region": c.region, "window_start": c.window_start,
                   "window_end": c.window_end, "rank": c.rank,
                   "probability": c.probability, "title": c.title} for c in rows]
     if as_json:
-        _echo_json(items)
+        echo_json(items)
         return
     for i in items:
         p = f"P={i['probability']:.2f}" if i["probability"] is not None else "manual"
@@ -133,7 +96,8 @@ def show(campaign_id: str, channel: Annotated[str, typer.Option(
     """Show one campaign with its constraint notes and the message to be sent."""
     from service.campaigns.service import get_campaign, preview
 
-    with _session() as (session, settings):
+    settings = cli_settings()
+    with cli_session(settings, conflict_exit=3) as session:
         c = get_campaign(session=session, campaign_id=campaign_id)
         msg = preview(session=session, settings=settings, campaign_id=campaign_id,
                       channel=channel)
@@ -148,7 +112,7 @@ def show(campaign_id: str, channel: Annotated[str, typer.Option(
                 "approved_at": c.approved_at, "cancelled_by": c.cancelled_by,
                 "cancelled_at": c.cancelled_at, "message": msg.as_dict()}
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
     for k, v in data.items():
         if k not in ("message", "constraint_notes", "review"):
@@ -167,7 +131,8 @@ def approve(campaign_id: str,
     """Approve a draft (or a campaign under review); records who and when."""
     from service.campaigns.service import approve_campaign
 
-    with _session() as (session, settings):
+    settings = cli_settings()
+    with cli_session(settings, conflict_exit=3) as session:
         c = approve_campaign(session=session, settings=settings, campaign_id=campaign_id,
                              actor=cli_actor(), note=note)
         typer.echo(f"approved {c.id} by {c.approved_by} at {c.approved_at}; "
@@ -180,7 +145,7 @@ def cancel(campaign_id: str,
     """Cancel a campaign that has not started sending."""
     from service.campaigns.service import cancel_campaign
 
-    with _session() as (session, _):
+    with cli_session(cli_settings(), conflict_exit=3) as session:
         c = cancel_campaign(session=session, campaign_id=campaign_id, actor=cli_actor(),
                             reason=reason)
         typer.echo(f"cancelled {c.id} by {c.cancelled_by} at {c.cancelled_at}")

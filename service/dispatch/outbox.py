@@ -38,7 +38,6 @@ __all__ = [
     "release",
     "backoff_delay",
     "retry_row",
-    "cancel_campaign_rows",
     "campaign_counts",
     "list_dispatches",
     "get_dispatch",
@@ -249,14 +248,6 @@ def retry_row(*, session: Session, outbox_id: int, actor: str = "system",
     session.commit()
     session.refresh(row)
     return row
-
-
-def cancel_campaign_rows(*, session: Session, campaign_id: str) -> int:
-    """Cancel the open (not yet claimed) rows of a withdrawn campaign; does not commit."""
-    res = session.execute(update(_T).where(_T.c.campaign_id == campaign_id,
-                                           _T.c.status.in_(("pending", "retrying")))
-                          .values(status="cancelled", updated_at=utcnow()))
-    return int(res.rowcount)  # type: ignore[attr-defined]
 
 
 def campaign_counts(*, session: Session, campaign_ids: Iterable[str]

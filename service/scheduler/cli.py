@@ -21,13 +21,11 @@ def scheduler(
         help="Stop after this many seconds (tests); default: until SIGTERM/SIGINT")] = None,
 ) -> None:
     """Run the scheduler: stand by until this process leads, then refit, replan and dispatch."""
-    from service.config import Settings
-    from service.logging import configure_logging
+    from service.cli_support import cli_settings
     from service.migrate import upgrade
     from service.scheduler.runner import SchedulerService
 
-    settings = Settings()
-    configure_logging(settings.log_level, json=settings.log_json)
+    settings = cli_settings()
     svc = SchedulerService(settings)
     upgrade(svc.engine)
     done = threading.Event()
