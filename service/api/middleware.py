@@ -8,7 +8,6 @@ import math
 import threading
 import time
 import uuid
-from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,7 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.errors import PROBLEM_JSON
 from service.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
-__all__ = ["ObservabilityMiddleware", "BodyLimitMiddleware", "RateLimitMiddleware"]
+__all__ = ["ObservabilityMiddleware", "BodyLimitMiddleware", "RateLimitMiddleware",
+           "route_template"]
 
 log = structlog.get_logger("forewarn.http")
 
@@ -42,7 +42,7 @@ def _problem(status: int, title: str, detail: str, headers: list[tuple[bytes, by
     return start, {"type": "http.response.body", "body": body}
 
 
-def _route_template(scope: Scope) -> str:
+def route_template(scope: Scope) -> str:
     """The matched route's path template (bounded label cardinality), e.g.
     ``/v1/series/{series_id}/counts``; FastAPI ≥ 0.16x keeps the prefixed path of included
     routers in its effective route context."""
@@ -89,7 +89,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - t0
-            route = _route_template(scope)
+            route = route_template(scope)
             method = scope["method"]
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_LATENCY.labels(method, route).observe(elapsed)
@@ -143,48 +143,68 @@ class _TooLarge(Exception):
 
 
 class RateLimitMiddleware:
-    """Token bucket per API key (or client address without a key), per process.
+    """Token buckets per presented API key and per client address, per process.
 
-    ``per_minute`` requests a minute with bursts up to the same number; over that, a 429
-    problem with ``Retry-After``. Open health endpoints are not limited.
+    ``per_minute`` requests a minute per key, with bursts up to the same number; a client
+    address gets ``ip_factor`` times that across all the keys it presents, so inventing key
+    prefixes does not buy a fresh allowance. Over either limit: a 429 problem with
+    ``Retry-After``. Health endpoints are not limited. Idle buckets are dropped so memory stays
+    bounded.
     """
 
-    def __init__(self, app: ASGIApp, per_minute: int) -> None:
+    def __init__(self, app: ASGIApp, per_minute: int, ip_factor: int = 4) -> None:
         self.app = app
         self.rate = per_minute / 60.0
         self.capacity = float(per_minute)
+        self.ip_factor = ip_factor
         self.buckets: dict[str, tuple[float, float]] = {}
         self.lock = threading.Lock()
+        self._last_sweep = time.monotonic()
 
-    def _take(self, key: str) -> float:
-        """0 when allowed, else seconds until a token is available."""
+    def _take(self, key: str, factor: float = 1.0) -> float:
+        """0 when allowed (a token is taken), else seconds until a token is available."""
+        rate, capacity = self.rate * factor, self.capacity * factor
         now = time.monotonic()
         with self.lock:
-            tokens, last = self.buckets.get(key, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            tokens, last = self.buckets.get(key, (capacity, now))
+            tokens = min(capacity, tokens + (now - last) * rate)
             if tokens >= 1.0:
                 self.buckets[key] = (tokens - 1.0, now)
                 return 0.0
             self.buckets[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
+            return (1.0 - tokens) / rate
+
+    def _sweep(self) -> None:
+        """Forget buckets idle long enough to have refilled completely."""
+        now = time.monotonic()
+        if now - self._last_sweep < 60.0:
+            return
+        idle = self.ip_factor * self.capacity / self.rate
+        with self.lock:
+            self._last_sweep = now
+            for k in [k for k, (_, last) in self.buckets.items() if now - last > idle]:
+                del self.buckets[k]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.rate <= 0 or scope["path"] in ("/healthz", "/readyz"):
             await self.app(scope, receive, send)
             return
-        key: Any = None
+        self._sweep()
+        client = scope.get("client")
+        ip = f"ip:{client[0] if client else '-'}"
+        key: str | None = None
         for k, v in scope["headers"]:
             if k == b"x-api-key":
-                key = "key:" + v.decode("latin-1").split("_")[1 if v.startswith(b"fw_") else 0]
+                parts = v.decode("latin-1").split("_")
+                key = "key:" + (parts[1] if len(parts) > 2 and parts[0] == "fw" else parts[0])
                 break
-        if key is None:
-            client = scope.get("client")
-            key = f"ip:{client[0] if client else '-'}"
-        wait = self._take(key)
+        wait = self._take(ip, self.ip_factor) if key is not None else self._take(ip)
+        if wait == 0 and key is not None:
+            wait = self._take(key)
         if wait > 0:
             retry = str(max(1, math.ceil(wait)))
             start, body = _problem(429, "Too Many Requests",
-                                   "rate limit exceeded for this API key; retry later",
+                                   "rate limit exceeded; retry later",
                                    [(b"retry-after", retry.encode())])
             await send(start)
             await send(body)

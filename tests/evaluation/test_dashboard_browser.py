@@ -148,7 +148,7 @@ def test_dashboard_draws_and_approves(stack: tuple[str, dict[str, str], Seeded, 
             page.select_option("#region", "150100")
             # the chart draws: plotly's svg with the history, forecast and P(spike) traces
             page.wait_for_selector("#chart .main-svg", timeout=20_000)
-            expect(page.locator("#chart-title")).to_contain_text("呼和浩特市")
+            expect(page.locator("#chart-title")).to_contain_text("呼和浩特市", timeout=20_000)
             assert page.locator("#chart .scatterlayer .trace").count() >= 3
             assert page.locator("#chart .barlayer .trace").count() == 1
             assert page.evaluate("sessionStorage.getItem('forewarn.apiKey')") == keys["both"]

@@ -102,3 +102,13 @@ def test_key_cache_keeps_db_off_the_hot_path_and_honours_revocation(tmp_path: Pa
         # … and refused once it has run out
         assert c.get("/v1/series", headers={"X-API-Key": key}).status_code == 401
     engine.dispose()
+
+
+def test_inventing_key_prefixes_does_not_escape_the_rate_limit(tmp_path: Path) -> None:
+    c, _ = _client(tmp_path, rate_limit_per_minute=2)
+    with c:
+        # per-address allowance is 4 × the per-key one: 8 requests, then 429 whatever the key
+        codes = [c.get("/v1/series", headers={"X-API-Key": f"fw_{i:08x}_x"}).status_code
+                 for i in range(10)]
+    assert codes[:8] == [401] * 8
+    assert codes[8:] == [429, 429]
