@@ -21,10 +21,11 @@ Rows: numbered from 1 over data rows (header excluded; blank CSV lines and empty
 neither counted nor numbered). Each rejected row is stored once, with the first problem found
 (see :data:`PROBLEMS`), its field and its non-personal raw values, redacted.
 
-Writers: SQLite gets ``executemany`` on the raw ``sqlite3`` connection (rows sorted by the
-series index per chunk; foreign-key checks off for the transaction because every code was
-just read from the reference tables under the write lock; for a bulk load into a near-empty
-table the series index is dropped and rebuilt inside the transaction); PostgreSQL gets
+Writers: SQLite gets ``executemany`` on the raw ``sqlite3`` connection (foreign-key checks
+off for the transaction because every code was just read from the reference tables under the
+write lock; rows sorted by the series index per chunk, except in a bulk load into a
+near-empty table: there the series index is dropped and rebuilt inside the transaction and
+rows go in file order, which keeps the unique key's inserts local); PostgreSQL gets
 ``COPY`` into a temporary table and ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
 
 Memory: files are read in chunks of ``chunk_rows`` (CSV, JSON Lines, JSON arrays and XLSX all
@@ -98,6 +99,8 @@ PROBLEMS = (
 )
 _MIN_TIME = pd.Timestamp("1970-01-01", tz="UTC")
 _SQLITE_CACHE_KIB = 131_072
+_SQLITE_SORT_CACHE_KIB = 2_000
+_HIGH_CARDINALITY = frozenset({"external_id", "entity_id"})  # stripped with _strip_nulls
 
 
 class RowError(BaseModel):
@@ -167,6 +170,22 @@ def _longer_than(values: pd.Series, limit: int) -> np.ndarray:
         return lut[codes]
     out: np.ndarray = values.str.len().gt(limit).to_numpy(dtype=bool, na_value=False)
     return out
+
+
+def _strip_nulls(values: pd.Series) -> pd.Series:
+    """Strip a high-cardinality column (ids) and turn null tokens into missing, in one pass;
+    an ``object`` column of ``str`` / ``None``."""
+    nulls = NULL_TOKENS
+    stripped = [v.strip() if isinstance(v, str) else None for v in values.tolist()]
+    out = np.empty(len(stripped), dtype=object)
+    out[:] = [None if v is None or v in nulls else v for v in stripped]
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def _longer_than_each(values: pd.Series, limit: int) -> np.ndarray:
+    """:func:`_longer_than` for a high-cardinality ``object`` column of ``str`` / ``None``."""
+    return np.fromiter((v is not None and len(v) > limit for v in values.tolist()),
+                       dtype=bool, count=len(values))
 
 
 def _per_value(values: pd.Series, fn: Callable[[str], str]) -> pd.Series:
@@ -344,16 +363,14 @@ class _Processor:
         # without the column gets content-hash ids
         ext = col("external_id")
         if "external_id" in src_of:
-            ext = ext.str.strip()
-            ext = ext.where(~ext.isin(NULL_TOKENS))
+            ext = _strip_nulls(ext)
             reject(ext.isna(), "external_id", "missing_value", "external_id is empty")
         optional: dict[str, pd.Series] = {}
         for name in self.spec.optional:
             if name == "text":
                 optional[name] = col(name)
             elif name == "entity_id":
-                v = col(name).str.strip()
-                optional[name] = v.where(~v.isin(NULL_TOKENS))
+                optional[name] = _strip_nulls(col(name))
             else:
                 optional[name] = _clean(col(name)) if name in src_of else pd.Series(
                     None, index=frame.index, dtype=object)
@@ -362,7 +379,8 @@ class _Processor:
                 else optional[name]
             if name not in src_of:  # an import's own source is checked once, up front
                 continue
-            too_long = _longer_than(values, limit)
+            too_long = (_longer_than_each(values, limit) if name in _HIGH_CARDINALITY
+                        else _longer_than(values, limit))
             reject(too_long, name, "value_too_long", f"{name} is longer than {limit} characters")
 
         rejected = self._rejected_rows(frame, rows, ~ok, pfield, problem, detail, plan)
@@ -555,7 +573,8 @@ class _Writer:
 
 
 class _SqliteWriter(_Writer):
-    """``executemany`` on the raw sqlite3 connection, rows ordered by the series index."""
+    """``executemany`` on the raw sqlite3 connection, rows ordered by the series index (in
+    file order for a bulk load, see :meth:`start`)."""
 
     def __init__(self, conn: Connection, spec: KindSpec, batch_id: str) -> None:
         super().__init__(conn, spec, batch_id)
@@ -587,14 +606,32 @@ class _SqliteWriter(_Writer):
             self._deferred.append(sql)
 
     def finish(self) -> None:
-        for sql in self._deferred:
-            self.raw.execute(sql)
+        if not self._deferred:
+            return
+        # The index build's sorter: with a small page cache it sorts in cache-sized runs
+        # (merged by 2 threads) instead of one huge in-memory sort -- about twice as fast
+        # (measured on 1M rows: 1.35 s -> 0.6 s).
+        threads = self.raw.execute("PRAGMA threads").fetchone()[0]
+        cache = self.raw.execute("PRAGMA cache_size").fetchone()[0]
+        self.raw.execute("PRAGMA threads=2")
+        self.raw.execute(f"PRAGMA cache_size=-{_SQLITE_SORT_CACHE_KIB}")
+        try:
+            for sql in self._deferred:
+                self.raw.execute(sql)
+        finally:
+            self.raw.execute(f"PRAGMA cache_size={int(cache)}")
+            self.raw.execute(f"PRAGMA threads={int(threads)}")
         self._deferred.clear()
 
     def prepare(self, p: _Processed) -> list[tuple[Any, ...]]:
         if not p.columns["source"]:
             return []
-        cols = self._ordered(p, sort=True)
+        if self._deferred:
+            # bulk load (no series index to keep local): file order, and ON CONFLICT DO
+            # NOTHING keeps the first of any in-file repeats, so no dedupe pass is needed
+            cols = [p.columns[c] for c in self.columns]
+        else:
+            cols = self._ordered(p, sort=True)
         if "violation_found" in self.columns:
             i = self.columns.index("violation_found")
             cols[i] = [int(v) for v in cols[i]]
@@ -818,9 +855,7 @@ def _transaction(
                 )
                 writer: _Writer = (_SqliteWriter if is_sqlite else _PostgresWriter)(
                     conn, spec, batch.id)
-                for processed, payload in _pipelined(reader, processor, writer):
-                    if totals.received == 0:
-                        writer.start(first_chunk=processed.received, chunk_rows=chunk_rows)
+                for processed, payload in _pipelined(reader, processor, writer, chunk_rows):
                     _write_chunk(processed, payload, writer, totals)
                 writer.finish()
             finally:
@@ -869,16 +904,20 @@ def _gc_paused() -> Iterator[None]:
                 gc.enable()
 
 
-def _pipelined(reader: TableReader, processor: _Processor,
-               writer: _Writer) -> Iterator[tuple[_Processed, Any]]:
+def _pipelined(reader: TableReader, processor: _Processor, writer: _Writer,
+               chunk_rows: int) -> Iterator[tuple[_Processed, Any]]:
     """Read, process and prepare chunks one after the other.
 
     (A reader thread overlapping parsing with inserting was tried: ``sqlite3`` releases and
     re-takes the GIL around every row it steps, so a busy parser thread makes each row wait
     for the interpreter's switch interval and the import got slower, not faster.)
     """
+    started = False
     for chunk in reader.chunks():
         processed = processor.process(chunk)
+        if not started:  # before the first prepare: a bulk load changes the row order
+            writer.start(first_chunk=processed.received, chunk_rows=chunk_rows)
+            started = True
         yield processed, writer.prepare(processed)
 
 

@@ -324,6 +324,21 @@ def test_reimport_inserts_nothing(sf: sessionmaker[Session]) -> None:
     assert get_batch(session=sf(), batch_id=second.batch_id).duplicates == 120
 
 
+def test_bulk_load_keeps_the_first_of_repeated_ids(sf: sessionmaker[Session]) -> None:
+    rows = zh_rows(120)
+    rows[10][0], rows[10][6] = rows[3][0], "repeat in the same chunk"
+    rows[70][0], rows[70][6] = rows[5][0], "repeat in a later chunk"
+    rows[80][0], rows[90][0] = "GDX", "GDX"
+    rows[90][6] = "repeat of a later row"
+    summary = _imp(sf, csv_bytes(rows), chunk_rows=50)  # a bulk load
+    assert (summary.received, summary.inserted, summary.duplicates) == (120, 117, 3)
+    assert _count(sf) == 117
+    assert _complaint(sf, rows[3][0]).text == "第3号投诉：楼下有人燃放烟花。"
+    assert _complaint(sf, rows[5][0]).text == "第5号投诉：楼下有人燃放烟花。"
+    assert _complaint(sf, "GDX").text == "第80号投诉：楼下有人燃放烟花。"
+    assert _series_index_present(sf)
+
+
 def test_identical_rows_without_ids_stay_two(sf: sessionmaker[Session]) -> None:
     head = ["受理时间", "问题类别", "所属地区", "投诉内容"]
     rows = [["2023-01-05 10:00", "烟花爆竹", "呼市", "有人放炮"]] * 2 + [

@@ -228,3 +228,13 @@ def test_json_array_streaming_small_blocks() -> None:
         list(iter_json_array(io.StringIO('[{"a": 1}, {"a": '), block=4))
     with pytest.raises(UnprocessableContent):
         list(iter_json_array(io.StringIO('{"a": 1}'), block=4))
+
+
+def test_ids_are_stripped_and_null_tokens_dropped() -> None:
+    from service.ingest.pipeline import _longer_than_each, _strip_nulls
+
+    raw = pd.Series([" GD1 ", "GD2", None, "  ", "NULL", " n/a ", "x" * 5], dtype="str")
+    out = _strip_nulls(raw)
+    assert out.tolist() == ["GD1", "GD2", None, None, None, None, "x" * 5]
+    assert out.dtype == object and out.index.equals(raw.index)
+    assert _longer_than_each(out, 4).tolist() == [False] * 6 + [True]
