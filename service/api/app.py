@@ -17,6 +17,7 @@ from service.api.middleware import (
     ObservabilityMiddleware,
     RateLimitMiddleware,
 )
+from service.api.openapi_doc import install_openapi
 from service.api.problems import install_problem_handlers
 from service.api.routes import (
     campaigns,
@@ -97,4 +98,5 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(evaluation.router, prefix="/v1")
     app.include_router(dashboard.api_router, prefix="/v1")
     app.include_router(dashboard.router)  # the page at / and its assets
+    install_openapi(app)
     return app

@@ -27,7 +27,7 @@ from sqlalchemy import and_, false, or_
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
-from service.api.problems import PROBLEM_RESPONSES
+from service.api.problems import problem_doc
 from service.errors import BadRequest
 
 __all__ = [
@@ -55,7 +55,7 @@ CursorQuery = Annotated[str | None, Query(
 
 #: Extra documented responses of paginated operations (a cursor this API did not issue).
 PAGINATION_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {**PROBLEM_RESPONSES[422], "description": "The cursor is not one this API returned"},
+    400: problem_doc("The cursor is not one this API returned", 400),
 }
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, HTMLResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 from service.api.deps import SessionDep, require
@@ -68,6 +68,9 @@ def static_asset(asset: str) -> FileResponse:
 
 
 class WhoAmI(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"prefix": "9c41e07a", "name": "呼和浩特市局 值班",
+         "scopes": ["read", "plan", "approve"]}]})
     prefix: str
     name: str
     scopes: list[str]
@@ -75,7 +78,8 @@ class WhoAmI(BaseModel):
 
 @api_router.get("/dashboard/whoami", summary="The calling key's name and scopes")
 def whoami(key: Annotated[ApiKey, Depends(require("read"))]) -> WhoAmI:
-    """Lets the dashboard show approve / cancel only to keys that may use them."""
+    """The key's prefix, name and scopes; lets the dashboard show approve / cancel only to
+    keys that may use them. Needs the ``read`` scope."""
     scopes: list[Any] = list(key.scopes)
     return WhoAmI(prefix=key.prefix, name=key.name, scopes=[str(s) for s in scopes])
 
@@ -89,6 +93,11 @@ class NamedCode(BaseModel):
 
 
 class Reference(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "categories": [{"code": "fireworks", "name_zh": "烟花爆竹", "name_en": "Fireworks",
+                        "sector": "公共安全", "parent": None}],
+        "regions": [{"code": "150100", "name_zh": "呼和浩特市", "name_en": "Hohhot",
+                     "sector": None, "parent": "150000"}]}]})
     categories: list[NamedCode]
     regions: list[NamedCode]
 
@@ -96,6 +105,8 @@ class Reference(BaseModel):
 @api_router.get("/dashboard/reference", summary="Category and region names for pickers",
                 dependencies=[Depends(require("read"))])
 def reference(session: SessionDep) -> Reference:
+    """Every category (with its sector) and region (with its parent) by code, with Chinese
+    and English names. Needs the ``read`` scope."""
     cats = session.scalars(select(Category).order_by(Category.code))
     regs = session.scalars(select(Region).order_by(Region.code))
     return Reference(

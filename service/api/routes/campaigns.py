@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import SessionDep, SettingsDep, require
@@ -37,10 +37,40 @@ from service.store.tables import ApiKey
 __all__ = ["router"]
 
 router = APIRouter(tags=["campaigns"], responses=PROBLEM_RESPONSES)
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Not found")}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Not found", 404)}
+_CampaignId = Annotated[str, Path(description="Campaign id")]
+_CID = "3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57"
+_RUN = "7c4e2b9a1f3d4a6e8b0c2d4f6a8e1b3c"
+_SUMMARY_EXAMPLE: dict[str, Any] = {
+    "id": _CID, "status": "approved", "origin": "planned", "category": "fireworks",
+    "region": "150100", "title": "【执法事项提示】呼和浩特市·烟花爆竹",
+    "window_start": "2027-02-01", "window_end": "2027-02-14", "send_date": "2027-01-18",
+    "planned_send_date": "2027-01-18", "lead_days": 14, "rank": 1, "probability": 0.91,
+    "expected_excess": 109.7, "public": True, "approved_by": "key:9c41e07a",
+    "approved_at": "2027-01-12T03:15:00Z", "cancelled_by": None, "cancelled_at": None,
+    "updated_at": "2027-01-12T03:15:00Z",
+}
+_DETAIL_EXAMPLE: dict[str, Any] = {
+    **_SUMMARY_EXAMPLE, "signal": "complaints", "peak_week": "2027-02-01",
+    "expected_count": 301.7, "threshold": 96.0, "run_id": _RUN, "last_run_id": _RUN,
+    "approved_run_id": _RUN,
+    "peak": {"id": 3071, "run_id": _RUN, "series_id": "complaints|fireworks|150100",
+             "signal": "complaints", "start": "2027-02-01", "end": "2027-02-14",
+             "peak_week": "2027-02-01", "expected_count": 301.7, "expected_excess": 109.7,
+             "max_probability": 0.91, "threshold": 96.0},
+    "evidence": [{"series_id": "complaints|fireworks|150100", "start": "2027-02-01",
+                  "end": "2027-02-14", "max_probability": 0.91,
+                  "weeks": [{"series_id": "complaints|fireworks|150100",
+                             "week": "2027-02-01", "p_spike": 0.91, "expected": 168.4}]}],
+    "constraint_notes": [], "review": {},
+    "audience": {"public": True, "entities": 37, "recipients": 52},
+    "notify_entities": True, "content_overrides": {}, "locked_fields": [],
+    "notes": "春节前重点提示烟花爆竹零售点", "cancel_reason": None,
+    "created_by": "scheduler", "created_at": "2026-11-23T02:32:10Z",
+}
 _CONFLICT: dict[int | str, dict[str, Any]] = {
-    404: problem_doc("Not found"),
-    409: problem_doc("The campaign's status does not allow this"),
+    404: problem_doc("Not found", 404),
+    409: problem_doc("The campaign's status does not allow this", 409),
     **BODY_RESPONSES,
 }
 Status = Literal["draft", "dropped", "approved", "scheduled", "dispatching", "sent",
@@ -62,7 +92,8 @@ class ConstraintNote(BaseModel):
 
 
 class CampaignSummary(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True,
+                              json_schema_extra={"examples": [_SUMMARY_EXAMPLE]})
     id: str
     status: Status
     origin: Literal["planned", "manual"]
@@ -101,6 +132,8 @@ class PeakOut(BaseModel):
 
 
 class CampaignDetail(CampaignSummary):
+    model_config = ConfigDict(from_attributes=True,
+                              json_schema_extra={"examples": [_DETAIL_EXAMPLE]})
     signal: str | None
     peak_week: dt.date | None
     expected_count: float | None
@@ -124,22 +157,30 @@ class CampaignDetail(CampaignSummary):
 
 
 class CampaignList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"items": [_SUMMARY_EXAMPLE], "next_cursor": None}]})
     items: list[CampaignSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
 class PlanRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"categories": ["fireworks"], "today": "2026-12-01"}]})
     run_id: str | None = Field(None, description="Plan from this run (default: the latest)")
     categories: list[str] | None = Field(None, description="Only these categories")
     today: dt.date | None = Field(None, description="Plan as of this day (default: today)")
 
 
 class PlanError(BaseModel):
-    category: str
-    detail: str
+    category: str = Field(description="Category code")
+    detail: str = Field(description="Why it could not be planned")
 
 
 class PlanOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "run_id": _RUN, "today": "2026-12-01", "windows": 6, "created": [_CID],
+        "updated": [], "unchanged": [], "flagged": [], "superseded": [], "dropped": [],
+        "untouched": [], "errors": []}]})
     run_id: str
     today: dt.date
     windows: int
@@ -154,41 +195,59 @@ class PlanOut(BaseModel):
 
 
 class CampaignCreate(BaseModel):
-    category: str
-    region: str
-    window_start: dt.date
-    window_end: dt.date
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "category": "fireworks", "region": "150100", "window_start": "2027-02-01",
+        "window_end": "2027-02-14", "send_date": "2027-01-18",
+        "title": "【执法事项提示】呼和浩特市·烟花爆竹", "public": True,
+        "notify_entities": True, "notes": "春节前重点提示烟花爆竹零售点"}]})
+    category: str = Field(description="Category code, e.g. `fireworks`")
+    region: str = Field(description="Region code (GB/T 2260), e.g. `150100`")
+    window_start: dt.date = Field(description="First day of the period the reminder covers")
+    window_end: dt.date = Field(description="Last day of the period the reminder covers")
     send_date: dt.date | None = Field(None, description="Default: window start − lead days")
-    title: str | None = Field(None, max_length=300)
+    title: str | None = Field(None, max_length=300,
+                              description="Default: 【执法事项提示】region·category")
     content_overrides: dict[str, str] = Field(
         default_factory=dict, description="Jinja2 template per channel (or `default`)")
-    public: bool = True
-    notify_entities: bool = True
-    notes: str | None = Field(None, max_length=5000)
+    public: bool = Field(True, description="Publish on the public reminder list and calendar")
+    notify_entities: bool = Field(True, description="Send to the registered entities of the "
+                                                    "category and region")
+    notes: str | None = Field(None, max_length=5000, description="Internal notes")
 
 
 class CampaignPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    title: str | None = Field(None, max_length=300)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"send_date": "2027-01-15", "notes": "提前至腊八前发送"}]})
+    title: str | None = Field(None, max_length=300, description="New title")
     content_overrides: dict[str, str | None] | None = Field(
         None, description="Template per channel; null removes an override")
-    public: bool | None = None
-    notify_entities: bool | None = None
-    notes: str | None = Field(None, max_length=5000)
-    send_date: dt.date | None = None
+    public: bool | None = Field(None, description="Publish on the public list and calendar")
+    notify_entities: bool | None = Field(None, description="Send to the registered entities")
+    notes: str | None = Field(None, max_length=5000, description="Internal notes")
+    send_date: dt.date | None = Field(None, description="New send date (kept by later "
+                                                        "re-planning)")
 
 
 class ApproveRequest(BaseModel):
-    note: str | None = Field(None, max_length=2000)
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"note": "同意发布", "apply_proposal": True}]})
+    note: str | None = Field(None, max_length=2000, description="Approval note (audit trail)")
     apply_proposal: bool = Field(
         True, description="For a campaign under review: adopt the new window and send date")
 
 
 class CancelRequest(BaseModel):
-    reason: str | None = Field(None, max_length=2000)
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"reason": "已由市应急管理局统一发布"}]})
+    reason: str | None = Field(None, max_length=2000, description="Why it was cancelled")
 
 
 class PreviewOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "channel": "public", "subject": "【执法事项提示】呼和浩特市·烟花爆竹",
+        "body": "春节将至（2027年2月1日至2月14日），烟花爆竹相关投诉预计明显增多。请各经营单位"
+                "依照《烟花爆竹安全管理条例》规范经营……",
+        "template": "builtin:default", "frozen": True}]})
     channel: str
     subject: str
     body: str
@@ -206,6 +265,10 @@ class AuditOut(BaseModel):
 
 
 class AuditList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": [{"id": 981, "at": "2027-01-12T03:15:00Z", "actor": "key:9c41e07a",
+                   "action": "campaign.approved", "detail": {"note": "同意发布"}}],
+        "next_cursor": None}]})
     items: list[AuditOut]
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page")
 
@@ -222,14 +285,18 @@ def _detail(session: Any, campaign_id: str) -> CampaignDetail:
             dependencies=[Depends(require("read"))])
 def get_campaigns(
     session: SessionDep,
-    status: Annotated[list[Status] | None, Query(description="Repeatable")] = None,
-    category: str | None = None,
-    region: str | None = None,
+    status: Annotated[list[Status] | None, Query(description="Only these statuses "
+                                                             "(repeatable)")] = None,
+    category: Annotated[str | None, Query(description="Only this category code")] = None,
+    region: Annotated[str | None, Query(description="Only this region code")] = None,
     date_from: Annotated[dt.date | None, Query(alias="from", description="Send date ≥")] = None,
     date_to: Annotated[dt.date | None, Query(alias="to", description="Send date ≤")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size (1–500)")] = 100,
+    cursor: Annotated[str | None, Query(
+        description="`next_cursor` of the previous page (opaque)")] = None,
 ) -> CampaignList:
+    """Campaigns by send date, filtered by status, category, region and send-date range.
+    Needs the ``read`` scope."""
     rows, nxt = list_campaigns(session=session, status=status, category=category,
                                region=region, date_from=date_from, date_to=date_to,
                                limit=limit, cursor=cursor)
@@ -243,6 +310,10 @@ def post_plan(
     session: SessionDep, settings: SettingsDep,
     key: Annotated[ApiKey, Depends(require("plan"))], body: PlanRequest | None = None,
 ) -> PlanOut:
+    """Turn the predicted peak windows of a finished run into draft campaigns (one per
+    category × region window, sent lead days before it), applying blackout days, minimum
+    spacing and weekly capacity. Re-planning updates drafts, flags approved campaigns whose
+    window moved (needs_review) and never touches sent ones. Needs the ``plan`` scope."""
     body = body or PlanRequest()
     if body.today is not None and body.today < local_today(settings):
         raise UnprocessableContent("today cannot be in the past: reminders are never planned "
@@ -259,6 +330,8 @@ def post_campaign(
     body: CampaignCreate, response: Response, session: SessionDep, settings: SettingsDep,
     key: Annotated[ApiKey, Depends(require("plan"))],
 ) -> CampaignDetail:
+    """A draft campaign for a window chosen by hand (origin ``manual``); approve it to send.
+    Needs the ``plan`` scope; answers 201 with ``Location``."""
     c = create_campaign(session=session, settings=settings, actor=_actor(key),
                         **body.model_dump())
     response.headers["Location"] = f"/v1/campaigns/{c.id}"
@@ -267,16 +340,21 @@ def post_campaign(
 
 @router.get("/campaigns/{campaign_id}", summary="A campaign with its peak and evidence",
             dependencies=[Depends(require("read"))], responses=_NOT_FOUND)
-def get_campaign_detail(campaign_id: str, session: SessionDep) -> CampaignDetail:
+def get_campaign_detail(campaign_id: _CampaignId, session: SessionDep) -> CampaignDetail:
+    """Everything about one campaign: window, send date, constraint notes, audience size,
+    the forecast runs behind it and the predicted peak. Needs the ``read`` scope."""
     return _detail(session, campaign_id)
 
 
 @router.patch("/campaigns/{campaign_id}", summary="Edit a campaign before approval",
               responses=_CONFLICT)
 def patch_campaign(
-    campaign_id: str, body: CampaignPatch, session: SessionDep, settings: SettingsDep,
+    campaign_id: _CampaignId, body: CampaignPatch, session: SessionDep, settings: SettingsDep,
     key: Annotated[ApiKey, Depends(require("plan"))],
 ) -> CampaignDetail:
+    """Change title, content, audience flags, notes or send date of a draft, dropped or
+    needs_review campaign (409 otherwise). An edited title or send date is kept by later
+    re-planning. Needs the ``plan`` scope."""
     update_campaign(session=session, settings=settings, campaign_id=campaign_id,
                     actor=_actor(key), changes=body.model_dump(exclude_unset=True))
     return _detail(session, campaign_id)
@@ -285,9 +363,12 @@ def patch_campaign(
 @router.post("/campaigns/{campaign_id}/approve", summary="Approve a campaign",
              responses=_CONFLICT)
 def post_approve(
-    campaign_id: str, session: SessionDep, settings: SettingsDep,
+    campaign_id: _CampaignId, session: SessionDep, settings: SettingsDep,
     key: Annotated[ApiKey, Depends(require("approve"))], body: ApproveRequest | None = None,
 ) -> CampaignDetail:
+    """Approve a draft (or a campaign under review) for sending on its send date: the content
+    and the forecast behind it are frozen. Needs the ``approve`` scope; 409 when the status
+    does not allow it."""
     body = body or ApproveRequest()
     approve_campaign(session=session, settings=settings, campaign_id=campaign_id,
                      actor=_actor(key), note=body.note, apply_proposal=body.apply_proposal)
@@ -297,9 +378,11 @@ def post_approve(
 @router.post("/campaigns/{campaign_id}/cancel", summary="Cancel a campaign",
              responses=_CONFLICT)
 def post_cancel(
-    campaign_id: str, session: SessionDep,
+    campaign_id: _CampaignId, session: SessionDep,
     key: Annotated[ApiKey, Depends(require("approve"))], body: CancelRequest | None = None,
 ) -> CampaignDetail:
+    """Withdraw a campaign that has not started dispatching. Needs the ``approve`` scope; 409
+    otherwise."""
     cancel_campaign(session=session, campaign_id=campaign_id, actor=_actor(key),
                     reason=(body.reason if body else None))
     return _detail(session, campaign_id)
@@ -308,8 +391,13 @@ def post_cancel(
 @router.get("/campaigns/{campaign_id}/preview",
             summary="Render a channel's message exactly as it will be sent",
             dependencies=[Depends(require("read"))], responses=_NOT_FOUND)
-def get_preview(campaign_id: str, session: SessionDep, settings: SettingsDep,
-                channel: str = "public") -> PreviewOut:
+def get_preview(campaign_id: _CampaignId, session: SessionDep, settings: SettingsDep,
+                channel: Annotated[str, Query(
+                    description="Channel to render (`public`, `email`, `webhook`, … or "
+                                "`default`); 422 for an unknown one")] = "public",
+                ) -> PreviewOut:
+    """Subject and body of one channel rendered from the template that will be used (the
+    frozen copy once approved). Needs the ``read`` scope."""
     msg = preview(session=session, settings=settings, campaign_id=campaign_id, channel=channel)
     return PreviewOut(channel=msg.channel, subject=msg.subject, body=msg.body,
                       template=msg.template, frozen=msg.frozen)
@@ -319,11 +407,13 @@ def get_preview(campaign_id: str, session: SessionDep, settings: SettingsDep,
             "first, cursor-paginated)", dependencies=[Depends(require("read"))],
             responses=_NOT_FOUND | PAGINATION_RESPONSES)
 def get_audit(
-    campaign_id: str, session: SessionDep,
+    campaign_id: _CampaignId, session: SessionDep,
     after_id: Annotated[int | None, Query(description="Entries after this id")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size (1–1000)")] = 500,
     cursor: CursorQuery = None,
 ) -> AuditList:
+    """Who created, edited, approved, sent or cancelled the campaign, and when. Needs the
+    ``read`` scope."""
     get_campaign(session=session, campaign_id=campaign_id)
     if cursor is not None:
         after_id = max(after_id or 0, int(decode_cursor(cursor, (int,))[0]))

@@ -19,13 +19,25 @@ __all__ = ["router"]
 router = APIRouter(tags=["dispatches"], responses=PROBLEM_RESPONSES)
 Status = Literal["pending", "sending", "retrying", "delivered", "dead", "cancelled"]
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: problem_doc("No such dispatch"),
-    409: problem_doc("The dispatch is delivered or cancelled"),
+    404: problem_doc("No such dispatch", 404),
+    409: problem_doc("The dispatch is neither dead nor retrying", 409),
+}
+
+
+_DISPATCH_EXAMPLE: dict[str, Any] = {
+    "id": 42, "idempotency_key": "msg_02a78e1de19ab44c5c3e672cef24d1ff",
+    "campaign_id": "3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57", "channel": "webhook",
+    "recipient_id": "5d8a1c3e7b9f4a2c6e0d8b1a3c5e7f90",
+    "destination": "https://hooks.example.gov.cn/forewarn", "status": "pending",
+    "attempts": 0, "max_attempts": 8, "next_attempt_at": "2027-01-18T00:00:00Z",
+    "last_error": None, "response_status": None, "created_at": "2027-01-12T03:15:01Z",
+    "updated_at": "2027-01-18T00:00:00Z", "delivered_at": None,
 }
 
 
 class DispatchPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True,
+                              json_schema_extra={"examples": [_DISPATCH_EXAMPLE]})
     id: int
     idempotency_key: str = Field(description="Sent as `webhook-id`; receivers dedupe on it")
     campaign_id: str
@@ -49,6 +61,8 @@ class DispatchPublic(BaseModel):
 
 
 class DispatchList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"items": [_DISPATCH_EXAMPLE], "next_cursor": None}]})
     items: list[DispatchPublic]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
@@ -58,11 +72,15 @@ class DispatchList(BaseModel):
 def get_dispatches(
     session: SessionDep,
     campaign: Annotated[str | None, Query(description="Campaign id")] = None,
-    status: Status | None = None,
-    channel: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    status: Annotated[Status | None, Query(description="Only this status")] = None,
+    channel: Annotated[str | None, Query(description="Only this channel, e.g. `webhook`")
+                       ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size (1–1000)")] = 100,
+    cursor: Annotated[str | None, Query(
+        description="`next_cursor` of the previous page (opaque)")] = None,
 ) -> DispatchList:
+    """One outbox row per campaign, channel and recipient, with its delivery state and
+    attempts, oldest first. Needs the ``read`` scope."""
     rows, nxt = list_dispatches(session=session, campaign=campaign, status=status,
                                 channel=channel, cursor=cursor, limit=limit)
     return DispatchList(items=[DispatchPublic.model_validate(r) for r in rows], next_cursor=nxt)
@@ -71,9 +89,13 @@ def get_dispatches(
 @router.post("/dispatches/{dispatch_id}/retry", summary="Send a dead delivery again",
              responses=_RESPONSES)
 def post_retry(
-    dispatch_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    dispatch_id: Annotated[int, Path(ge=1, le=2**63 - 1,
+                                     description="Dispatch (outbox row) id")],
     session: SessionDep,
     key: Annotated[ApiKey, Depends(require("approve"))],
 ) -> DispatchPublic:
+    """Put a dead (or retrying) delivery back in the queue, due now, with a fresh attempt
+    budget; the idempotency key stays the same. Needs the ``approve`` scope; 409 for any
+    other status."""
     row = retry_row(session=session, outbox_id=dispatch_id, actor=f"key:{key.prefix}")
     return DispatchPublic.model_validate(row)

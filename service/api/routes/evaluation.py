@@ -5,19 +5,74 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import SessionDep, SettingsDep, require
-from service.api.problems import PROBLEM_RESPONSES
+from service.api.problems import PROBLEM_RESPONSES, problem_doc
 from service.evaluation import campaign_effect_report, scorecard, series_chart
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["evaluation"], dependencies=[Depends(require("read"))],
                    responses=PROBLEM_RESPONSES)
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not found"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Not found", 404)}
 Signal = Literal["complaints", "violations"]
+_CID = "3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57"
+_RUN = "7c4e2b9a1f3d4a6e8b0c2d4f6a8e1b3c"
+_SeriesPath = Annotated[str, Path(description="Series id `signal|category|region`, e.g. "
+                                              "`complaints|fireworks|150100`")]
+_HistoryWeeks = Annotated[int, Query(ge=4, le=520, description="Complete weeks of history "
+                                                               "to show (4–520)")]
+_RunQuery = Annotated[str | None, Query(
+    description="Forecast run id (default: the newest finished run covering the series)")]
+_SignalQuery = Annotated[Signal | None, Query(
+    description="Signal to measure (default: the one the window was predicted for, else "
+                "complaints)")]
+_EFFECT: dict[str, Any] = {
+    "window_start": "2027-02-01", "window_end": "2027-02-14", "n_weeks": 2,
+    "weeks_missing": [], "actual": 214.0, "counterfactual": 298.3,
+    "counterfactual_median": 295.0, "counterfactual_sd": 31.2, "dispersion": 1.1,
+    "effect": -84.3, "relative_effect": -0.283, "effect_lower_80": -124.6,
+    "effect_upper_80": -44.1, "effect_lower_95": -146.0, "effect_upper_95": -22.8,
+    "relative_lower_80": -0.368, "relative_upper_80": -0.171, "relative_lower_95": -0.405,
+    "relative_upper_95": -0.096, "p_reduced": 0.993, "n_samples": 1000, "bias_ratio": 0.97,
+    "significant": True, "calibrated": True,
+}
+_EFFECT_EXAMPLE: dict[str, Any] = {
+    "campaign_id": _CID, "campaign_status": "sent",
+    "series_id": "complaints|fireworks|150100", "signal": "complaints",
+    "category": "fireworks", "region": "150100", "window_start": "2027-02-01",
+    "window_end": "2027-02-14", "approved_run_id": _RUN, "evaluation": "complete",
+    "reason": None, "weeks_in_window": 2, "weeks_observed": 2,
+    "weeks": [{"week": "2027-02-01", "actual": 118.0, "counterfactual": 162.9,
+               "lower_80": 131.0, "upper_80": 196.0},
+              {"week": "2027-02-08", "actual": 96.0, "counterfactual": 135.4,
+               "lower_80": 107.0, "upper_80": 165.0}],
+    "calibration": {"status": "calibrated", "n_placebos": 9, "bias_ratio": 0.97,
+                    "dispersion": 1.1, "raw_ratio": 0.95, "ratio_se": 0.06,
+                    "shrinkage": 0.62, "min_placebos": 5, "pooled_over": "category",
+                    "lead_days": 73, "reason": None},
+    "counterfactual": _EFFECT, "counterfactual_raw": {**_EFFECT, "calibrated": False,
+                                                      "bias_ratio": 1.0},
+    "did": {"status": "ok", "treated": "150100", "window_start": "2027-02-01",
+            "window_end": "2027-02-14", "controls": ["150200", "150600"],
+            "similarity": {"150200": 0.91, "150600": 0.87}, "excluded": {},
+            "n_pre_weeks": 52, "n_match_weeks": 8, "actual": 214.0, "counterfactual": 281.5,
+            "effect": -67.5, "relative_effect": -0.24, "log_effect": -0.274,
+            "effect_lower_80": -101.2, "effect_upper_80": -31.0, "effect_lower_95": -118.9,
+            "effect_upper_95": -11.7, "relative_lower_80": -0.36, "relative_upper_80": -0.11,
+            "relative_lower_95": -0.42, "relative_upper_95": -0.04, "p_reduced": 0.98,
+            "n_placebos": 20, "placebo_rmse": 0.12, "significant": True},
+}
+_GROUP: dict[str, Any] = {
+    "key": "fireworks", "label": "烟花爆竹", "campaigns": 12, "campaigns_sent": 11,
+    "spike_windows": 9, "spike_windows_caught": 8, "catch_rate": 0.889,
+    "median_lead_days": 14.0, "campaigns_evaluated": 10, "counted_counterfactual": 7,
+    "counted_did": 3, "not_counted": 1, "avoided": 512.4, "avoided_lower_80": 241.0,
+    "avoided_upper_80": 790.2, "avoided_lower_95": 98.6, "avoided_upper_95": 935.1,
+    "deliveries": 604, "deliveries_failed": 3,
+}
 
 
 class EffectWeek(BaseModel):
@@ -117,6 +172,7 @@ class DidOut(BaseModel):
 
 
 class EffectOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_EFFECT_EXAMPLE]})
     campaign_id: str
     campaign_status: str
     series_id: str
@@ -186,6 +242,16 @@ class ScoredCampaign(BaseModel):
 
 
 class Scorecard(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "group_by": "category", "signal": "complaints", "from": "2027-01-01",
+        "to": "2027-03-31", "interval_method": "sum of the per-campaign bounds",
+        "groups": [_GROUP], "total": {**_GROUP, "key": "total", "label": "合计"},
+        "campaigns": [{"campaign_id": _CID, "category": "fireworks", "region": "150100",
+                       "window_start": "2027-02-01", "window_end": "2027-02-14",
+                       "evaluation": "complete", "method": "counterfactual",
+                       "avoided": 84.3, "avoided_lower_80": 44.1, "avoided_upper_80": 124.6,
+                       "avoided_lower_95": 22.8, "avoided_upper_95": 146.0,
+                       "reason": None}]}]})
     group_by: Literal["category", "region", "department"]
     signal: Signal
     from_: dt.date | None = Field(None, alias="from")
@@ -200,11 +266,13 @@ class Scorecard(BaseModel):
 
 @router.get("/campaigns/{campaign_id}/effect", summary="A campaign's measured effect",
             responses=_NOT_FOUND)
-def get_campaign_effect(campaign_id: str, session: SessionDep, settings: SettingsDep,
-                        signal: Signal | None = None) -> EffectOut:
+def get_campaign_effect(campaign_id: Annotated[str, Path(description="Campaign id")],
+                        session: SessionDep, settings: SettingsDep,
+                        signal: _SignalQuery = None) -> EffectOut:
     """Actual counts over the window against the forecast frozen at approval (calibrated on
     predicted peak windows that had no campaign; labelled uncalibrated when too few exist),
-    and a difference-in-differences estimate against regions without a campaign."""
+    and a difference-in-differences estimate against regions without a campaign. Needs the
+    ``read`` scope."""
     return EffectOut.model_validate(campaign_effect_report(
         session=session, campaign_id=campaign_id, signal=signal,
         min_probability=settings.campaigns.min_probability))
@@ -214,15 +282,22 @@ def get_campaign_effect(campaign_id: str, session: SessionDep, settings: Setting
 def get_evaluation(
     session: SessionDep,
     settings: SettingsDep,
-    group_by: Literal["category", "region", "department"] = "category",
-    date_from: Annotated[dt.date | None, Query(alias="from")] = None,
-    date_to: Annotated[dt.date | None, Query(alias="to")] = None,
-    signal: Signal | None = None,
+    group_by: Annotated[Literal["category", "region", "department"], Query(
+        description="Rows per category, region or department (the category's sector)")
+    ] = "category",
+    date_from: Annotated[dt.date | None, Query(
+        alias="from", description="Period start: campaigns by send date, spike windows by "
+                                  "first day")] = None,
+    date_to: Annotated[dt.date | None, Query(
+        alias="to", description="Period end (inclusive)")] = None,
+    signal: Annotated[Signal | None, Query(
+        description="Signal the spikes and effects are measured on (default: the first "
+                    "planning signal)")] = None,
 ) -> Scorecard:
     """Campaigns sent, spike windows caught in advance, median lead time, estimated counts
     avoided (with 80 % / 95 % intervals; only calibrated counterfactual or DiD estimates are
     counted, per campaign in ``campaigns``) and failed deliveries per category, region or
-    department (the category's sector)."""
+    department (the category's sector). Needs the ``read`` scope."""
     return Scorecard.model_validate(scorecard(
         session=session, settings=settings, group_by=group_by, date_from=date_from,
         date_to=date_to, signal=signal))
@@ -260,6 +335,20 @@ class ChartCampaign(BaseModel):
 
 
 class SeriesChart(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "series_id": "complaints|fireworks|150100", "signal": "complaints",
+        "category": "fireworks", "region": "150100", "category_name": "烟花爆竹",
+        "region_name": "呼和浩特市", "category_name_en": "Fireworks",
+        "region_name_en": "Hohhot", "run_id": _RUN, "train_until": "2026-11-22",
+        "threshold": 96.0, "history": [{"week": "2026-11-16", "count": 21}],
+        "forecast": [{"week": "2027-02-01", "expected": 168.4, "lower_80": 131.0,
+                      "upper_80": 196.0, "p_spike": 0.91, "threshold": 96.0}],
+        "peaks": [{"start": "2027-02-01", "end": "2027-02-14", "peak_week": "2027-02-01",
+                   "max_probability": 0.91, "expected_count": 301.7}],
+        "campaigns": [{"id": _CID, "status": "approved",
+                       "title": "【执法事项提示】呼和浩特市·烟花爆竹",
+                       "window_start": "2027-02-01", "window_end": "2027-02-14",
+                       "send_date": "2027-01-18"}]}]})
     series_id: str
     signal: Signal
     category: str
@@ -280,22 +369,30 @@ class SeriesChart(BaseModel):
 @router.get("/series/{series_id}/chart", summary="Weekly history, forecast band, P(spike), "
             "peaks and campaigns of one series", responses=_NOT_FOUND)
 def get_series_chart(
-    series_id: str, session: SessionDep,
-    history_weeks: Annotated[int, Query(ge=4, le=520)] = 104, run_id: str | None = None,
+    series_id: _SeriesPath, session: SessionDep,
+    history_weeks: _HistoryWeeks = 104, run_id: _RunQuery = None,
 ) -> SeriesChart:
+    """The data behind the dashboard chart: complete weeks of history, the run's weekly
+    forecast with its 80 % band and P(spike), the threshold, predicted peaks and the
+    campaigns of the series' category and region. Needs the ``read`` scope."""
     return SeriesChart.model_validate(series_chart(
         session=session, series_id=series_id, history_weeks=history_weeks, run_id=run_id))
 
 
 @router.get("/series/{series_id}/forecast.png", summary="Forecast chart for reports (PNG)",
             response_class=Response,
-            responses={**_NOT_FOUND, 200: {"content": {"image/png": {}}}})
+            responses={**_NOT_FOUND, 200: {
+                "description": "PNG image of the chart",
+                "content": {"image/png": {"schema": {"type": "string", "format": "binary"},
+                                          "example": "(binary PNG image data)"}}}})
 def get_forecast_png(
-    series_id: str, session: SessionDep,
-    history_weeks: Annotated[int, Query(ge=4, le=520)] = 104, run_id: str | None = None,
-    width: Annotated[float, Query(ge=4, le=20)] = 10.0,
-    height: Annotated[float, Query(ge=3, le=15)] = 6.0,
+    series_id: _SeriesPath, session: SessionDep,
+    history_weeks: _HistoryWeeks = 104, run_id: _RunQuery = None,
+    width: Annotated[float, Query(ge=4, le=20, description="Width in inches (4–20)")] = 10.0,
+    height: Annotated[float, Query(ge=3, le=15, description="Height in inches (3–15)")] = 6.0,
 ) -> Response:
+    """The same chart rendered as a PNG image for reports (Chinese labels when a CJK font is
+    installed). Needs the ``read`` scope."""
     from service.dashboard.png import render_forecast_png
 
     chart = series_chart(session=session, series_id=series_id, history_weeks=history_weeks,

@@ -6,7 +6,7 @@ import datetime as dt
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -35,16 +35,30 @@ from service.store.series import parse_series_id
 from service.store.tables import ApiKey, ForecastRun, ForecastWeek, Peak, SeriesIssue
 
 router = APIRouter(tags=["forecasts"], responses=PROBLEM_RESPONSES)
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Not found")}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Not found", 404)}
+_RunPath = Annotated[str, Path(description="Forecast run id")]
+_RunQuery = Annotated[str | None, Query(
+    description="Forecast run id (default: the newest finished run)")]
+_SeriesPath = Annotated[str, Path(description="Series id `signal|category|region`, e.g. "
+                                              "`complaints|fireworks|150100`")]
+_Category = Annotated[str | None, Query(description="Only this category code, e.g. "
+                                                    "`fireworks`")]
+_Region = Annotated[str | None, Query(description="Only this region code (GB/T 2260), e.g. "
+                                                  "`150100`")]
 
 
 class RunCreate(BaseModel):
     horizon_days: int = Field(182, ge=7, le=730, description="Days to forecast")
     train_until: dt.date | None = Field(
         None, description="Use only records up to this day (check predictions afterwards)")
-    engine: Literal["serial", "local", "dask"] | None = None
-    jobs: int | None = Field(None, ge=-1, le=256)
-    signals: list[Literal["complaints", "violations"]] = ["complaints", "violations"]
+    engine: Literal["serial", "local", "dask"] | None = Field(
+        None, description="Where series are fitted (default: the configured engine)")
+    jobs: int | None = Field(None, ge=-1, le=256,
+                             description="Parallel fits (-1: all cores; default: configured)")
+    signals: list[Literal["complaints", "violations"]] = Field(
+        ["complaints", "violations"], description="Signals to forecast")
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"horizon_days": 182, "train_until": "2026-11-22", "signals": ["complaints"]}]})
 
 
 class SeriesProblem(BaseModel):
@@ -55,7 +69,6 @@ class SeriesProblem(BaseModel):
 
 
 class RunPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
     id: str
     status: Literal["queued", "running", "succeeded", "partial", "failed"]
     engine: str
@@ -71,6 +84,16 @@ class RunPublic(BaseModel):
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
     failures: list[SeriesProblem] = []
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [{
+        "id": "7c4e2b9a1f3d4a6e8b0c2d4f6a8e1b3c", "status": "succeeded", "engine": "local",
+        "params": {"signals": ["complaints", "violations"], "jobs": 2},
+        "train_until": "2026-11-22", "horizon_days": 182, "done": 412, "total": 414,
+        "failed": 2, "error": None, "durations": {"load_seconds": 12.4, "fit_seconds": 1843.2,
+                                        "store_seconds": 46.1, "total_seconds": 1901.7},
+        "created_at": "2026-11-23T02:00:00Z", "started_at": "2026-11-23T02:00:01Z",
+        "finished_at": "2026-11-23T02:31:43Z",
+        "failures": [{"series_id": "violations|food_safety|152900", "kind": "failure",
+                      "code": "error", "detail": "InsufficientHistory: 41 days of data"}]}]})
 
 
 class DailyPoint(BaseModel):
@@ -95,6 +118,14 @@ class SeriesFlag(BaseModel):
 
 
 class SeriesForecast(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "series_id": "complaints|fireworks|150100", "run_id": "7c4e2b9a1f3d4a6e8b0c2d4f6a8e1b3c",
+        "train_until": "2026-11-22",
+        "points": [{"ds": "2027-02-06", "yhat": 24.1, "yhat_lower": 15.3, "yhat_upper": 34.8}],
+        "weeks": [{"week": "2027-02-01", "expected": 168.4, "p_spike": 0.91,
+                   "threshold": 96.0}],
+        "flags": [{"kind": "flag", "code": "short_history",
+                   "detail": "fewer than 2 years of history: no yearly seasonality"}]}]})
     series_id: str
     run_id: str
     train_until: dt.date | None
@@ -109,6 +140,11 @@ class WeekRow(WeekPoint):
 
 
 class ForecastList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": [{"week": "2027-02-01", "expected": 168.4, "p_spike": 0.91, "threshold": 96.0,
+                   "series_id": "complaints|fireworks|150100",
+                   "run_id": "7c4e2b9a1f3d4a6e8b0c2d4f6a8e1b3c"}],
+        "next_cursor": None}]})
     items: list[WeekRow]
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page "
                                     "(pages stay on the run of the first page)")
@@ -132,6 +168,14 @@ class PeakPublic(BaseModel):
 
 
 class PeakList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": [{"id": 3071, "run_id": "7c4e2b9a1f3d4a6e8b0c2d4f6a8e1b3c",
+                   "series_id": "complaints|fireworks|150100",
+                   "signal": "complaints", "category": "fireworks", "region": "150100",
+                   "start": "2027-02-01", "end": "2027-02-14", "peak_week": "2027-02-01",
+                   "expected_count": 301.7, "expected_excess": 109.7,
+                   "max_probability": 0.91, "threshold": 96.0}],
+        "next_cursor": None}]})
     items: list[PeakPublic]
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page "
                                     "(pages stay on the run of the first page)")
@@ -156,6 +200,9 @@ def post_forecast_run(
     body: RunCreate, request: Request, response: Response, session: SessionDep,
     settings: SettingsDep, key: Annotated[ApiKey, Depends(require("plan"))],
 ) -> RunPublic:
+    """Queue a run that fits every series of the chosen signals and stores daily forecasts,
+    weekly P(spike) and predicted peak windows. Answers 202 at once with the queued run;
+    poll ``Location`` for progress. Needs the ``plan`` scope."""
     run = create_run(session=session, settings=settings, horizon_days=body.horizon_days,
                      train_until=body.train_until, engine=body.engine, jobs=body.jobs,
                      signals=list(body.signals), requested_by=key.prefix)
@@ -166,7 +213,9 @@ def post_forecast_run(
 
 @router.get("/forecast-runs/{run_id}", summary="A forecast run's status, progress and failures",
             dependencies=[Depends(require("read"))], responses=_NOT_FOUND)
-def get_forecast_run(run_id: str, session: SessionDep) -> RunPublic:
+def get_forecast_run(run_id: _RunPath, session: SessionDep) -> RunPublic:
+    """Status (queued, running, succeeded, partial, failed), series done / failed of the
+    total, timings and up to 1000 per-series failures. Needs the ``read`` scope."""
     return _run_public(session, run_id)
 
 
@@ -206,10 +255,11 @@ def _forecast_body(request: Request, series_id: str, run_id: str | None,
 @router.get("/series/{series_id}/forecast", summary="Latest forecast of one series",
             dependencies=[Depends(require("read"))], responses=_NOT_FOUND,
             response_model=SeriesForecast)
-async def get_series_forecast(request: Request, series_id: str,
-                              run_id: str | None = None) -> Response:
+async def get_series_forecast(request: Request, series_id: _SeriesPath,
+                              run_id: _RunQuery = None) -> Response:
     """Daily points (80 % band) and weekly P(spike) of the newest finished run covering the
-    series (or of ``run_id``). Responses of finished runs are served from a cache."""
+    series (or of ``run_id``), with data-quality flags. Responses of finished runs are
+    served from a cache. Needs the ``read`` scope; 404 when no finished run covers it."""
     parse_series_id(series_id)
     rid = run_id or await _latest_run_id(request)
     body = request.app.state.response_cache.get(("forecast", rid, series_id)) if rid else None
@@ -256,11 +306,15 @@ def _forecast_page(session: Any, *, category: str | None, region: str | None,
             "cursor-paginated)", dependencies=[Depends(require("read"))],
             responses=PAGINATION_RESPONSES)
 def get_forecasts(
-    session: SessionDep, category: str | None = None, region: str | None = None,
-    date_from: Annotated[dt.date | None, Query(alias="from")] = None,
-    date_to: Annotated[dt.date | None, Query(alias="to")] = None,
+    session: SessionDep, category: _Category = None, region: _Region = None,
+    date_from: Annotated[dt.date | None, Query(
+        alias="from", description="Weeks ending on/after this day")] = None,
+    date_to: Annotated[dt.date | None, Query(
+        alias="to", description="Weeks starting on/before this day")] = None,
     limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
 ) -> ForecastList:
+    """Expected count, spike threshold and P(spike) per series and ISO week, from the newest
+    finished run. Needs the ``read`` scope."""
     return _forecast_page(session, category=category, region=region, date_from=date_from,
                           date_to=date_to, limit=limit, cursor=cursor)
 
@@ -303,17 +357,23 @@ def _peaks_body(request: Request, key: tuple[object, ...], run_id: str, limit: i
             dependencies=[Depends(require("read"))], response_model=PeakList,
             responses=PAGINATION_RESPONSES)
 async def get_peaks(
-    request: Request, category: str | None = None, region: str | None = None,
-    signal: Literal["complaints", "violations"] | None = None,
-    date_from: Annotated[dt.date | None, Query(alias="from")] = None,
-    date_to: Annotated[dt.date | None, Query(alias="to")] = None,
-    min_probability: Annotated[float | None, Query(ge=0, le=1)] = None,
-    run_id: str | None = None,
+    request: Request, category: _Category = None, region: _Region = None,
+    signal: Annotated[Literal["complaints", "violations"] | None, Query(
+        description="Only this signal")] = None,
+    date_from: Annotated[dt.date | None, Query(
+        alias="from", description="Windows ending on/after this day")] = None,
+    date_to: Annotated[dt.date | None, Query(
+        alias="to", description="Windows starting on/before this day")] = None,
+    min_probability: Annotated[float | None, Query(
+        ge=0, le=1, description="Only windows whose highest weekly P(spike) is at least "
+                                "this")] = None,
+    run_id: _RunQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
 ) -> Response:
     """Peak windows overlapping [from, to], each with its evidence: threshold, expected
     count, probability and the run id. Ordered by start, then expected excess (largest
-    first), then id; later pages stay on the run of the first page."""
+    first), then id; later pages stay on the run of the first page. Needs the ``read``
+    scope."""
     after: list[Any] | None = None
     if cursor is not None:
         cursor_run, *after = decode_cursor(cursor, (str, dt.date, float, int))

@@ -14,8 +14,11 @@ from service.migrate import is_current
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Process is alive")
+@router.get("/healthz", summary="Process is alive",
+            responses={200: {"description": "The process answers",
+                             "content": {"application/json": {"example": {"status": "ok"}}}}})
 def healthz() -> dict[str, str]:
+    """Liveness probe: answers ``{"status": "ok"}`` without touching the database. No key."""
     return {"status": "ok"}
 
 
@@ -46,6 +49,8 @@ _READY_EXAMPLE = {"status": "ready", "checks": {
     "database": "ok", "migrations": "current",
     "scheduler": {"holder": "api-1:4242:a1b2c3", "expires_at": "2026-11-02T01:00:30+00:00",
                   "alive": True}}}
+_NOT_READY_EXAMPLE = {"status": "not ready", "checks": {
+    "database": "ok", "migrations": "outdated"}}
 
 
 @router.get("/readyz", summary="Database reachable, migrations current, scheduler lease state",
@@ -54,8 +59,11 @@ _READY_EXAMPLE = {"status": "ready", "checks": {
                       "content": {"application/json": {"schema": _READY_SCHEMA,
                                                        "example": _READY_EXAMPLE}}},
                 503: {"description": "Not ready (database unreachable or migrations outdated)",
-                      "content": {"application/json": {"schema": _READY_SCHEMA}}}})
+                      "content": {"application/json": {"schema": _READY_SCHEMA,
+                                                       "example": _NOT_READY_EXAMPLE}}}})
 def readyz(request: Request) -> JSONResponse:
+    """Readiness probe (no key): 200 when the database answers and its schema is at the
+    newest migration, else 503. The scheduler lease is reported but never fails readiness."""
     checks: dict[str, Any] = {}
     engine = request.app.state.engine
     try:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncGenerator, Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from service.api.deps import SessionDep, require
-from service.api.problems import PROBLEM_RESPONSES
+from service.api.problems import PROBLEM_RESPONSES, problem_doc
 from service.dispatch.outbox import aware
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from service.ingest.pipeline import (
@@ -31,20 +31,33 @@ __all__ = ["router", "escape_cell"]
 router = APIRouter(tags=["imports"], responses=PROBLEM_RESPONSES)
 
 
-def _problem_doc(description: str) -> dict[str, Any]:
-    return {**PROBLEM_RESPONSES[422], "description": description}
+def _problem_doc(description: str, status: int) -> dict[str, Any]:
+    return problem_doc(description, status)
 
+
+_BATCH_EXAMPLE: dict[str, Any] = {
+    "batch_id": "9b1e4c2a7d3f4e5a8c6b0d1e2f3a4b5c", "kind": "complaints", "status": "completed",
+    "received": 1250, "inserted": 1236, "duplicates": 11, "rejected": 3,
+    "errors": [{"row": 418, "field": "received_at", "problem": "invalid_date",
+                "detail": "'2027-02-30 09:12' is not a date"}],
+    "errors_truncated": False, "source": "12345热线", "filename": "呼和浩特-2027-01.xlsx",
+    "format": "xlsx", "encoding": None, "registered_categories": [],
+    "registered_regions": [], "error": None,
+    "started_at": "2027-02-01T01:02:03Z", "finished_at": "2027-02-01T01:02:09Z",
+}
 
 _IMPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     201: {"description": "The batch was imported (see the counts; rejected rows are listed)",
+          "content": {"application/json": {"example": _BATCH_EXAMPLE}},
           "headers": {"Location": {"description": "URL of the import batch",
                                    "schema": {"type": "string"}}}},
-    400: _problem_doc("Malformed multipart body, mapping or form field"),
-    413: _problem_doc("The upload is larger than the configured maximum (api.max_body_bytes)"),
+    400: _problem_doc("Malformed multipart body, mapping or form field", 400),
+    413: _problem_doc("The upload is larger than the configured maximum (api.max_body_bytes)",
+                      413),
     415: _problem_doc("Neither multipart/form-data nor application/json, or a file format "
-                      "that is not CSV, CSV.gz, XLSX, JSON or JSON Lines"),
+                      "that is not CSV, CSV.gz, XLSX, JSON or JSON Lines", 415),
     422: _problem_doc("The file cannot be parsed at all (e.g. required columns missing after "
-                      "mapping; the problem names them and lists the headers found)"),
+                      "mapping; the problem names them and lists the headers found)", 422),
 }
 
 _RECORD_SCHEMA: dict[str, Any] = {
@@ -53,6 +66,8 @@ _RECORD_SCHEMA: dict[str, Any] = {
     "description": "One record; keys are canonical field names or any header alias "
                    "(e.g. 受理时间, 问题类别, 所属地区).",
 }
+_REGISTER_NEW = ("Add unknown category and region codes to the reference data instead of "
+                 "rejecting their rows")
 _REQUEST_BODY: dict[str, Any] = {
     "required": True,
     "content": {
@@ -66,7 +81,8 @@ _REQUEST_BODY: dict[str, Any] = {
                                             "array or JSON Lines"},
                     "source": {"type": "string",
                                "description": "Source of rows without a source column"},
-                    "register_new": {"type": "boolean", "default": False},
+                    "register_new": {"type": "boolean", "default": False,
+                                     "description": _REGISTER_NEW},
                     "mapping": {"type": "string",
                                 "description": 'JSON object field -> column, e.g. '
                                                '{"received_at": "受理日期"}'},
@@ -83,10 +99,15 @@ _REQUEST_BODY: dict[str, Any] = {
                 "type": "object",
                 "required": ["records"],
                 "properties": {
-                    "records": {"type": "array", "items": _RECORD_SCHEMA},
-                    "source": {"type": "string"},
-                    "register_new": {"type": "boolean", "default": False},
-                    "mapping": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "records": {"type": "array", "items": _RECORD_SCHEMA,
+                                "description": "The records to import"},
+                    "source": {"type": "string",
+                               "description": "Source of records without a source field"},
+                    "register_new": {"type": "boolean", "default": False,
+                                     "description": _REGISTER_NEW},
+                    "mapping": {"type": "object", "additionalProperties": {"type": "string"},
+                                "description": "Field -> key of the records, e.g. "
+                                               '{"received_at": "受理日期"}'},
                 },
             }
         },
@@ -232,6 +253,11 @@ _import_deps = [Depends(require("import"))]
              status_code=201, responses=_IMPORT_RESPONSES, openapi_extra={
                  "requestBody": _REQUEST_BODY}, dependencies=_import_deps)
 async def import_complaints(request: Request, response: Response) -> BatchSummary:
+    """Import complaints (受理记录) from a file (multipart field ``file``: CSV in UTF-8 or
+    GB18030, optionally gzipped, XLSX, JSON or JSON Lines), a JSON body of records or a JSON
+    Lines body. Headers are matched to fields by alias (e.g. 受理时间) or ``mapping``. Rows
+    already imported are counted as duplicates; invalid rows are rejected and listed, the
+    rest imported. Needs the ``import`` scope; the body is limited to api.max_body_bytes."""
     return await _import(request, "complaints", response)
 
 
@@ -240,16 +266,23 @@ async def import_complaints(request: Request, response: Response) -> BatchSummar
              status_code=201, responses=_IMPORT_RESPONSES, openapi_extra={
                  "requestBody": _REQUEST_BODY}, dependencies=_import_deps)
 async def import_enforcement(request: Request, response: Response) -> BatchSummary:
+    """Import enforcement actions (violations found) in the same formats and with the same
+    rules as complaints. Needs the ``import`` scope."""
     return await _import(request, "enforcement", response)
 
 
 _read = [Depends(require("read"))]
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem_doc("No such import batch")}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem_doc("No such import batch", 404)}
 
 
 @router.get("/import-batches/{batch_id}", summary="State and counts of an import batch",
-            responses=_NOT_FOUND, dependencies=_read)
-def get_import_batch(batch_id: str, session: SessionDep) -> BatchSummary:
+            responses={200: {"description": "The batch", "content": {
+                "application/json": {"example": _BATCH_EXAMPLE}}}, **_NOT_FOUND},
+            dependencies=_read)
+def get_import_batch(batch_id: Annotated[str, Path(description="Import batch id")],
+                     session: SessionDep) -> BatchSummary:
+    """The batch's status (running, completed, failed), counts and first row errors. Needs the
+    ``read`` scope."""
     summary = get_batch(session=session, batch_id=batch_id)
     # SQLite returns naive UTC datetimes; the document promises RFC 3339 date-times
     return summary.model_copy(update={"started_at": aware(summary.started_at),
@@ -284,14 +317,21 @@ def _csv_lines(request: Request, batch_id: str) -> Iterator[str]:
     "/import-batches/{batch_id}/rejected",
     summary="Rejected rows of an import batch as CSV",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}, "example": (
+                         "\ufeffrow,field,problem,detail,received_at,category,region\r\n"
+                         "418,received_at,invalid_date,'2027-02-30 09:12' is not a date,"
+                         "2027-02-30 09:12,烟花爆竹,呼和浩特市\r\n")}},
                      "description": "UTF-8 CSV (with BOM): row, field, problem, detail and the "
                                     "row's non-personal columns, redacted; cells that a "
                                     "spreadsheet would run as a formula start with '"},
                **_NOT_FOUND},
     dependencies=_read,
 )
-def get_rejected_rows(batch_id: str, request: Request, session: SessionDep) -> StreamingResponse:
+def get_rejected_rows(batch_id: Annotated[str, Path(description="Import batch id")],
+                      request: Request, session: SessionDep) -> StreamingResponse:
+    """Every rejected row with the reason, streamed as a CSV download to fix and re-import.
+    Personal columns are left out and cells are escaped against formula injection. Needs
+    the ``read`` scope."""
     get_batch(session=session, batch_id=batch_id, max_errors=0)  # 404 before streaming
     return StreamingResponse(
         _csv_lines(request, batch_id), media_type="text/csv; charset=utf-8",

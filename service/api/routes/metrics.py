@@ -15,14 +15,27 @@ from service.api.problems import PROBLEM_RESPONSES
 
 __all__ = ["router"]
 
+_EXAMPLE = """\
+# HELP forewarn_http_requests_total HTTP requests by route and status
+# TYPE forewarn_http_requests_total counter
+forewarn_http_requests_total{method="GET",route="/v1/peaks",status="200"} 1542.0
+# HELP forewarn_outbox_rows Outbox rows (deliveries) by status / outcome
+# TYPE forewarn_outbox_rows gauge
+forewarn_outbox_rows{status="pending"} 12.0
+"""
+
 router = APIRouter(tags=["observability"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/metrics", summary="Prometheus metrics",
             dependencies=[Depends(require("read"))],
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {
+                "schema": {"type": "string"}, "example": _EXAMPLE}},
                              "description": "Prometheus text exposition format"}},
             response_class=Response)
 def metrics(request: Request) -> Response:
+    """The process's request counters and latency histograms, then database gauges computed
+    at scrape time (runs and campaigns by status, outbox depth and lag, scheduler leader).
+    Needs the ``read`` scope."""
     body = generate_latest(REGISTRY) + generate_latest(db_registry(request.app.state))
     return Response(body, media_type=CONTENT_TYPE_LATEST)

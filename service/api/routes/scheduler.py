@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -22,10 +22,20 @@ __all__ = ["router"]
 router = APIRouter(tags=["scheduler"], dependencies=[Depends(require("read"))],
                    responses=PROBLEM_RESPONSES)
 Outcome = Literal["running", "executed", "error", "missed"]
+_RUN_EXAMPLE: dict[str, Any] = {
+    "id": 5310, "job_id": "dispatch", "scheduled_at": "2027-01-18T00:00:00Z",
+    "started_at": "2027-01-18T00:00:00.214000Z", "finished_at": "2027-01-18T00:00:03.870000Z",
+    "outcome": "executed", "error": None,
+    "result": '{"scheduled_campaigns": 1, "claimed": 52, "delivered": 52, "retrying": 0, '
+              '"dead": 0, "cancelled": 0, "lost": 0, "skipped": 0, "batches": 1, '
+              '"seconds": 3.61}',
+    "holder": "api-1:4242:a1b2c3",
+}
 
 
 class JobRunPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True,
+                              json_schema_extra={"examples": [_RUN_EXAMPLE]})
     id: int
     job_id: str
     scheduled_at: dt.datetime | None
@@ -63,17 +73,30 @@ class Leader(BaseModel):
 
 
 class JobsOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "leader": {"holder": "api-1:4242:a1b2c3", "acquired_at": "2027-01-17T08:00:00Z",
+                   "heartbeat_at": "2027-01-18T00:00:10Z",
+                   "expires_at": "2027-01-18T00:00:40Z", "alive": True},
+        "jobs": [{"id": "dispatch", "description": "send due outbox rows",
+                  "trigger": "interval[0:01:00]", "misfire_grace_seconds": 60,
+                  "coalesce": True, "max_instances": 1,
+                  "next_run_time": "2027-01-18T00:01:00Z", "last_run": _RUN_EXAMPLE}]}]})
     leader: Leader | None
     jobs: list[JobPublic]
 
 
 class RunList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"items": [_RUN_EXAMPLE], "next_cursor": None}]})
     items: list[JobRunPublic]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
 @router.get("/scheduler/jobs", summary="Scheduled jobs, their next fire time and the leader")
 def get_jobs(session: SessionDep, settings: SettingsDep) -> JobsOut:
+    """The configured jobs (refit, dispatch, retry) and one-off catch-up runs, each with its
+    trigger, next fire time and last run, plus the process holding the scheduler lease.
+    Needs the ``read`` scope."""
     stored = {r.id: r.next_run_time for r in session.execute(
         select(ApschedulerJob.id, ApschedulerJob.next_run_time))}
     specs = {s.id: s.as_dict() for s in job_specs(settings)}
@@ -106,11 +129,14 @@ def get_jobs(session: SessionDep, settings: SettingsDep) -> JobsOut:
             "first, cursor-paginated)", responses=PAGINATION_RESPONSES)
 def get_runs(
     session: SessionDep,
-    job: str | None = None,
-    outcome: Outcome | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    job: Annotated[str | None, Query(description="Only this job id, e.g. `refit`")] = None,
+    outcome: Annotated[Outcome | None, Query(description="Only this outcome")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size (1–1000)")] = 100,
+    cursor: Annotated[str | None, Query(
+        description="`next_cursor` of the previous page (opaque)")] = None,
 ) -> RunList:
+    """Every recorded run of a scheduler job with its outcome (running, executed, error,
+    missed), error text and JSON result. Needs the ``read`` scope."""
     stmt = select(JobRun)
     if job:
         stmt = stmt.where(JobRun.job_id == job)
