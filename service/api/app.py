@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service import __version__
+from service import __version__, dashboard
 from service.api.audit_hook import AuditMiddleware
 from service.api.cache import ResponseCache
 from service.api.deps import KeyCache
@@ -22,6 +22,7 @@ from service.api.problems import install_problem_handlers
 from service.api.routes import (
     campaigns,
     dispatches,
+    evaluation,
     forecasts,
     health,
     imports,
@@ -92,9 +93,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(public.router, prefix="/v1")
     app.include_router(dispatches.router, prefix="/v1")
     app.include_router(scheduler.router, prefix="/v1")
-    from service import dashboard
-    from service.api.routes import evaluation
-
     app.include_router(evaluation.router, prefix="/v1")
     app.include_router(dashboard.api_router, prefix="/v1")
     app.include_router(dashboard.router)  # the page at / and its assets
