@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import desc, insert, select, update
+from sqlalchemy import Select, desc, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.peaks import peak_windows, spike_probabilities, thresholds
@@ -38,6 +38,7 @@ __all__ = [
     "get_run",
     "series_forecast",
     "list_peaks",
+    "peaks_query",
     "FINISHED",
     "RunExecutor",
 ]
@@ -317,16 +318,11 @@ def series_forecast(*, session: Session, series_id: str,
             "points": points, "weeks": weeks, "flags": flags}
 
 
-def list_peaks(*, session: Session, run_id: str | None = None, category: str | None = None,
-               region: str | None = None, signal: str | None = None,
-               date_from: dt.date | None = None, date_to: dt.date | None = None,
-               min_probability: float | None = None) -> list[Peak]:
-    """Predicted peak windows of the latest (or a given) run that overlap [from, to]."""
-    if run_id is None:
-        run = latest_run(session=session)
-        if run is None:
-            return []
-        run_id = run.id
+def peaks_query(*, run_id: str, category: str | None = None, region: str | None = None,
+                signal: str | None = None, date_from: dt.date | None = None,
+                date_to: dt.date | None = None,
+                min_probability: float | None = None) -> Select[Peak]:
+    """Peaks of ``run_id`` that match the filters and overlap [from, to] (not yet ordered)."""
     stmt = select(Peak).where(Peak.run_id == run_id)
     if category:
         stmt = stmt.where(Peak.category == category)
@@ -340,6 +336,21 @@ def list_peaks(*, session: Session, run_id: str | None = None, category: str | N
         stmt = stmt.where(Peak.start <= date_to)
     if min_probability is not None:
         stmt = stmt.where(Peak.max_probability >= min_probability)
+    return stmt
+
+
+def list_peaks(*, session: Session, run_id: str | None = None, category: str | None = None,
+               region: str | None = None, signal: str | None = None,
+               date_from: dt.date | None = None, date_to: dt.date | None = None,
+               min_probability: float | None = None) -> list[Peak]:
+    """Predicted peak windows of the latest (or a given) run that overlap [from, to]."""
+    if run_id is None:
+        run = latest_run(session=session)
+        if run is None:
+            return []
+        run_id = run.id
+    stmt = peaks_query(run_id=run_id, category=category, region=region, signal=signal,
+                       date_from=date_from, date_to=date_to, min_probability=min_probability)
     return list(session.scalars(stmt.order_by(Peak.start, desc(Peak.expected_excess))))
 
 

@@ -29,6 +29,7 @@ from service.forecasting import (
     create_run,
     get_run,
     latest_run,
+    peaks_query,
     series_forecast,
 )
 from service.store.series import parse_series_id
@@ -326,19 +327,7 @@ _PEAK_ORDER = ((Peak.start, False), (Peak.expected_excess, True), (Peak.id, Fals
 def _peaks_body(request: Request, key: tuple[object, ...], run_id: str, limit: int,
                 after: list[Any] | None, **filters: Any) -> bytes:
     with request.app.state.sessionmaker() as session:
-        stmt = select(Peak).where(Peak.run_id == run_id)
-        if filters["category"]:
-            stmt = stmt.where(Peak.category == filters["category"])
-        if filters["region"]:
-            stmt = stmt.where(Peak.region == filters["region"])
-        if filters["signal"]:
-            stmt = stmt.where(Peak.signal == filters["signal"])
-        if filters["date_from"]:
-            stmt = stmt.where(Peak.end >= filters["date_from"])
-        if filters["date_to"]:
-            stmt = stmt.where(Peak.start <= filters["date_to"])
-        if filters["min_probability"] is not None:
-            stmt = stmt.where(Peak.max_probability >= filters["min_probability"])
+        stmt = peaks_query(run_id=run_id, **filters)
         if after is not None:
             stmt = stmt.where(keyset_after(_PEAK_ORDER, after))
         rows = list(session.scalars(stmt.order_by(Peak.start, Peak.expected_excess.desc(),
