@@ -66,7 +66,8 @@ CHICAGO = ROOT.parent / "shared" / "data" / "chicago_311"
 LEAD_DAYS = 14
 SHOWN = ["mase", "coverage", "brier", "recall", "precision", "f1", "median_lead_days",
          "n_actual", "n_predicted"]
-MODEL_KEYS = {"prophet": "Prophet", "sn": "SeasonalNaive", "hgb": "GlobalHistGradientBoosting"}
+MODEL_KEYS = {"prophet": "Prophet", "sn": "SeasonalNaive", "hgb": "GlobalHistGradientBoosting",
+              "oracle": "Oracle"}
 
 
 # --------------------------------------------------------------------------- data
@@ -139,6 +140,8 @@ def model_specs(keys: list[str], *, country: str | None, prophet_calendar: str
             specs["SeasonalNaive"] = SeasonalNaive()
         elif key == "hgb":
             specs["GlobalHistGradientBoosting"] = GlobalHistGradientBoosting(country=country)
+        elif key == "oracle":  # samples only: added by main() with the generator's counts
+            continue
         else:
             raise SystemExit(f"unknown model {key!r} (choose from {sorted(MODEL_KEYS)})")
     return specs
@@ -256,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
             daily, truth = load_samples(args.quick)
             cutoffs = [pd.Timestamp("2023-12-31") + pd.Timedelta(weeks=13 * k) for k in range(8)]
             specs = model_specs(keys, country="CN", prophet_calendar="cn")
+            if "oracle" in keys:
+                from bench._oracle import GeneratorOracle
+                from service.samples.generator import expected_counts
+
+                specs["Oracle"] = GeneratorOracle(expected_counts())
             res, secs = run_set("samples", daily, specs, cutoffs, 13, not args.json,
                                 args.p_min)
             long = pd.concat([res.summary, truth_scores(res, truth, cutoffs, 13)])

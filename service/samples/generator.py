@@ -41,6 +41,7 @@ from service.samples.calendar import FestivalDates, days_off_and_makeup_days, fe
 from service.samples.dirty import dirty_complaints
 
 __all__ = [
+    "expected_counts",
     "DEFAULT_SEED",
     "DEFAULT_START",
     "DEFAULT_END",
@@ -518,41 +519,38 @@ def _assign_driver(windows: pd.DataFrame, events: list[_Planted]) -> pd.DataFram
     return windows.assign(driver=drivers, planted=planted, one_off=one_off)
 
 
-def generate(
-    out_dir: Path,
-    *,
-    seed: int = DEFAULT_SEED,
-    start: date = DEFAULT_START,
-    end: date = DEFAULT_END,
-    scale: float = 1.0,
-) -> dict[str, object]:
-    """Write the synthetic sample set to ``out_dir``; same arguments give identical bytes.
+@dataclass(frozen=True)
+class _Simulation:
+    """Expected and drawn daily counts of every complaint series (rows = ``uids``)."""
 
-    Parameters
-    ----------
-    out_dir : directory to write into (created if missing).
-    seed : master seed; every random stream derives from it and a fixed label.
-    start, end : first and last day of records (inclusive, Asia/Shanghai local dates).
-    scale : multiplies every expected count (1.0 keeps the committed volumes).
+    region_codes: list[str]
+    pop: Array
+    cat_codes: list[str]
+    sectors: dict[str, str]
+    n_c: int
+    n_r: int
+    n_s: int
+    uids: list[str]
+    days: pd.DatetimeIndex
+    n_d: int
+    years: range
+    fests: dict[int, FestivalDates]
+    holiday: npt.NDArray[np.bool_]
+    weekend: npt.NDArray[np.bool_]
+    makeup: npt.NDArray[np.bool_]
+    workday: npt.NDArray[np.bool_]
+    t_years: Array
+    events: list[_Planted]
+    counts: npt.NDArray[np.int64]
+    hot: npt.NDArray[np.int64]
+    web: npt.NDArray[np.int64]
+    gaps: list[tuple[str, str, date, date, str]]
+    mu_all: Array
+    keep: Array
 
-    Returns
-    -------
-    dict with ``files`` (name -> bytes written), ``rows`` (name -> data rows), ``series``,
-    ``planted_events``, ``one_off_events``, ``truth_windows``, ``truth_planted``,
-    ``truth_one_off``, ``gaps`` and the arguments.
 
-    Files: ``complaints.csv.gz`` (``source, external_id, received_at, category, region, sector,
-    channel, text``), ``enforcement.csv.gz`` (``source, external_id, occurred_at, category,
-    region, action, violation_found, entity_id, sector``), ``planted_events.csv`` (``unique_id,
-    driver, start, end, one_off, multiplier``), ``planted_gaps.csv`` (``region, source, start,
-    end, kind``), ``truth_spikes.csv`` (``unique_id, start, end, peak_week, peak_count,
-    threshold, driver, planted, one_off``), ``regions.yaml``, ``categories.yaml``,
-    ``dirty_complaints.csv`` (GB18030) and ``dirty_complaints.expected.json``.
-    """
-    if end < start:
-        raise ValueError("end must not be before start")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _simulate(seed: int, start: date, end: date, scale: float) -> _Simulation:
+    """Planted events, expected counts, gamma-Poisson draws and gaps (no files)."""
     regions_doc = _load_yaml("regions.yaml")
     categories_doc = _load_yaml("categories.yaml")
     leagues = [r for r in regions_doc["regions"] if r["level"] == "league"]
@@ -627,6 +625,79 @@ def generate(
             hot[np.ix_(rows, np.flatnonzero(day_sel))] = 0
             web[np.ix_(rows, np.flatnonzero(day_sel))] = 0
     counts = hot + web
+    # share of the expected count that survives the gaps (web share during a hotline outage)
+    keep = np.ones((n_s, n_d))
+    for region, _source, g0, g1, _kind in gaps:
+        day_sel = (days >= pd.Timestamp(g0)) & (days <= pd.Timestamp(g1))
+        if region == "all":
+            keep[:, day_sel] *= _WEB_SHARE * web_on[day_sel]
+        else:
+            keep[np.ix_(np.arange(n_c, dtype=np.int64) * n_r + region_codes.index(region),
+                        np.flatnonzero(day_sel))] = 0.0
+    return _Simulation(
+        region_codes=region_codes, pop=pop, cat_codes=cat_codes, sectors=sectors, n_c=n_c,
+        n_r=n_r, n_s=n_s, uids=uids, days=days, n_d=n_d, years=years, fests=fests,
+        holiday=holiday, weekend=weekend, makeup=makeup, workday=workday, t_years=t_years,
+        events=events, counts=counts, hot=hot, web=web, gaps=gaps, mu_all=mu_all, keep=keep)
+
+
+def generate(
+    out_dir: Path,
+    *,
+    seed: int = DEFAULT_SEED,
+    start: date = DEFAULT_START,
+    end: date = DEFAULT_END,
+    scale: float = 1.0,
+) -> dict[str, object]:
+    """Write the synthetic sample set to ``out_dir``; same arguments give identical bytes.
+
+    Parameters
+    ----------
+    out_dir : directory to write into (created if missing).
+    seed : master seed; every random stream derives from it and a fixed label.
+    start, end : first and last day of records (inclusive, Asia/Shanghai local dates).
+    scale : multiplies every expected count (1.0 keeps the committed volumes).
+
+    Returns
+    -------
+    dict with ``files`` (name -> bytes written), ``rows`` (name -> data rows), ``series``,
+    ``planted_events``, ``one_off_events``, ``truth_windows``, ``truth_planted``,
+    ``truth_one_off``, ``gaps`` and the arguments.
+
+    Files: ``complaints.csv.gz`` (``source, external_id, received_at, category, region, sector,
+    channel, text``), ``enforcement.csv.gz`` (``source, external_id, occurred_at, category,
+    region, action, violation_found, entity_id, sector``), ``planted_events.csv`` (``unique_id,
+    driver, start, end, one_off, multiplier``), ``planted_gaps.csv`` (``region, source, start,
+    end, kind``), ``truth_spikes.csv`` (``unique_id, start, end, peak_week, peak_count,
+    threshold, driver, planted, one_off``), ``regions.yaml``, ``categories.yaml``,
+    ``dirty_complaints.csv`` (GB18030) and ``dirty_complaints.expected.json``.
+    """
+    if end < start:
+        raise ValueError("end must not be before start")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sim = _simulate(seed, start, end, scale)
+    region_codes = sim.region_codes
+    pop = sim.pop
+    cat_codes = sim.cat_codes
+    sectors = sim.sectors
+    n_r = sim.n_r
+    n_s = sim.n_s
+    uids = sim.uids
+    days = sim.days
+    n_d = sim.n_d
+    years = sim.years
+    fests = sim.fests
+    holiday = sim.holiday
+    weekend = sim.weekend
+    makeup = sim.makeup
+    workday = sim.workday
+    t_years = sim.t_years
+    events = sim.events
+    counts = sim.counts
+    hot = sim.hot
+    web = sim.web
+    gaps = sim.gaps
 
     # ---- complaint records -------------------------------------------------------------
     rng = _rng(seed, "complaint_records", start, end)
@@ -734,6 +805,29 @@ def generate(
         "end": end.isoformat(),
         "scale": scale,
     }
+
+
+def expected_counts(
+    *, seed: int = DEFAULT_SEED, start: date = DEFAULT_START, end: date = DEFAULT_END,
+    scale: float = 1.0,
+) -> pd.DataFrame:
+    """The generator's own expected daily complaint counts, for an *oracle* upper bound.
+
+    Returns a long frame ``unique_id, ds, mu, dispersion``: ``mu`` is the expected count of
+    the day after gaps (everything the counts are drawn from, including the latent weekly
+    wander no forecaster can know), ``dispersion`` the gamma shape of the daily noise, so
+    ``Poisson(mu * Gamma(dispersion, 1 / dispersion))`` has exactly the distribution of the
+    committed counts. Used by ``bench/accuracy.py --models oracle`` to show what the spike
+    targets allow on this data; nothing in ``models/`` or the service may read it.
+    """
+    sim = _simulate(seed, start, end, scale)
+    disp = np.repeat([_CATS[c].dispersion for c in sim.cat_codes], sim.n_r)
+    return pd.DataFrame({
+        "unique_id": np.repeat(np.array(sim.uids), sim.n_d),
+        "ds": np.tile(sim.days.to_numpy(), sim.n_s),
+        "mu": (sim.mu_all * sim.keep).reshape(-1),
+        "dispersion": np.repeat(disp, sim.n_d),
+    })
 
 
 def _enforcement(

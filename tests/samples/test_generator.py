@@ -26,6 +26,7 @@ from service.samples.generator import (
     GAP_COLUMNS,
     PLANTED_COLUMNS,
     TRUTH_COLUMNS,
+    expected_counts,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -399,3 +400,37 @@ def test_committed_config_matches_sources() -> None:
 def test_committed_files_equal_default_generation(tmp_path: Path) -> None:
     generate(tmp_path, seed=DEFAULT_SEED)
     assert _digest(tmp_path) == _digest(COMMITTED)
+
+
+def test_expected_counts_are_what_the_counts_were_drawn_from(
+    short_run: tuple[Path, dict[str, object]], complaints: pd.DataFrame,
+) -> None:
+    """The oracle's expected counts (bench/_oracle.py) match the drawn counts: per series the
+    totals agree within sampling noise, gap days expect (almost) nothing, and seasons show."""
+    exp = expected_counts(**SHORT)  # type: ignore[arg-type]
+    assert list(exp.columns) == ["unique_id", "ds", "mu", "dispersion"]
+    assert len(exp) == int(short_run[1]["series"]) * 730  # type: ignore[call-overload]
+    assert (exp["mu"] >= 0).all() and (exp["dispersion"] > 0).all()
+    local = pd.to_datetime(complaints["received_at"], utc=True).dt.tz_convert("Asia/Shanghai")
+    drawn = (("complaints|" + complaints["category"] + "|" + complaints["region"])
+             .groupby(local.dt.year.to_numpy()).value_counts())
+    expected = exp.groupby([exp["ds"].dt.year, "unique_id"])["mu"].sum()
+    both = pd.concat([drawn.rename("n"), expected.rename("mu")], axis=1).fillna(0.0)
+    big = both[both["mu"] > 200]
+    assert len(big) > 50
+    # gamma-Poisson totals over a year: well within 25 % of their expectation
+    assert ((big["n"] - big["mu"]).abs() / big["mu"]).max() < 0.25
+    assert abs(big["n"].sum() / big["mu"].sum() - 1.0) < 0.02
+    # a league missing from the data expects nothing; a hotline outage only the web share
+    gaps = pd.read_csv(short_run[0] / "planted_gaps.csv", parse_dates=["start", "end"],
+                       dtype={"region": str})
+    assert len(gaps)
+    for region, g0, g1 in zip(gaps["region"], gaps["start"], gaps["end"], strict=True):
+        start, end = pd.Timestamp(g0), pd.Timestamp(g1)
+        days = (exp["ds"] >= start) & (exp["ds"] <= end)
+        if region == "all":
+            before = (exp["ds"] >= start - pd.Timedelta(days=14)) & (exp["ds"] < start)
+            assert exp.loc[days, "mu"].mean() < 0.1 * exp.loc[before, "mu"].mean()
+        else:
+            assert (exp.loc[days & exp["unique_id"].str.endswith(f"|{region}"),
+                            "mu"] == 0).all()
