@@ -38,6 +38,13 @@ Usage::
     .venv/bin/python bench/accuracy.py --quick              # few series, all three models
     .venv/bin/python bench/accuracy.py --models sn,hgb      # baselines only
     .venv/bin/python bench/accuracy.py --json > accuracy.json
+    .venv/bin/python bench/accuracy.py --sets samples --models prophet,sn,oracle
+
+``--models ...,oracle`` adds :class:`bench._oracle.GeneratorOracle` on the samples: the
+generator's own expected counts and noise, i.e. an upper bound for any calibrated forecaster
+under these rules (it knows every planted surge and the latent wander; only the daily noise
+is left to chance). ``--samples-origins year2025`` scores one forecast made with data to
+2024-12-31 over 52 weeks against the planted 2025 windows, the setting of bench/campaigns.py.
 """
 
 from __future__ import annotations
@@ -245,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chicago-min-weekly", type=float, default=None,
                     help="drop series with fewer complaints a week (default 1, 2 per ward)")
     ap.add_argument("--chicago-origins", choices=["year", "quarterly"], default="year")
+    ap.add_argument("--samples-origins", choices=["quarterly", "year2025"], default="quarterly",
+                    help="year2025: one cutoff 2024-12-31, 52 weeks, planted 2025 windows "
+                         "(the bench/campaigns.py setting)")
     ap.add_argument("--p-min", type=float, default=0.5,
                     help="P(spike) for a predicted window week (DESIGN default 0.5)")
     args = ap.parse_args(argv)
@@ -257,16 +267,22 @@ def main(argv: list[str] | None = None) -> int:
             print("# samples missing: skipped", file=sys.stderr)
         else:
             daily, truth = load_samples(args.quick)
-            cutoffs = [pd.Timestamp("2023-12-31") + pd.Timedelta(weeks=13 * k) for k in range(8)]
+            if args.samples_origins == "quarterly":
+                cutoffs = [pd.Timestamp("2023-12-31") + pd.Timedelta(weeks=13 * k)
+                           for k in range(8)]
+                hw = 13
+            else:  # as bench/campaigns.py: one forecast with data to 2024-12-31, 52 weeks
+                cutoffs, hw = [pd.Timestamp("2024-12-31")], 52
+                truth = truth[(truth["start"] >= "2025-01-01") & (truth["start"] <= "2025-12-31")]
             specs = model_specs(keys, country="CN", prophet_calendar="cn")
             if "oracle" in keys:
                 from bench._oracle import GeneratorOracle
                 from service.samples.generator import expected_counts
 
                 specs["Oracle"] = GeneratorOracle(expected_counts())
-            res, secs = run_set("samples", daily, specs, cutoffs, 13, not args.json,
+            res, secs = run_set("samples", daily, specs, cutoffs, hw, not args.json,
                                 args.p_min)
-            long = pd.concat([res.summary, truth_scores(res, truth, cutoffs, 13)])
+            long = pd.concat([res.summary, truth_scores(res, truth, cutoffs, hw)])
             table = long.pivot(index="metric", columns="model", values="value")
             table = table[[m for m in specs if m in table.columns]]
             shown = table.loc[[m for m in SHOWN + [
@@ -274,9 +290,10 @@ def main(argv: list[str] | None = None) -> int:
                 for m in ("recall", "precision", "f1", "median_lead_days", "n_actual")]
                 if m in table.index]]
             checks = targets(table, samples=True)
-            note = (f"{daily['unique_id'].nunique()} series, cutoffs "
-                    f"{cutoffs[0].date()}..{cutoffs[-1].date()} every 13 weeks, 13-week horizon"
-                    f", lead {LEAD_DAYS} days, p_min {args.p_min:g}")
+            span = (f"cutoffs {cutoffs[0].date()}..{cutoffs[-1].date()} every 13 weeks"
+                    if len(cutoffs) > 1 else f"cutoff {cutoffs[0].date()}")
+            note = (f"{daily['unique_id'].nunique()} series, {span}, {hw}-week horizon, "
+                    f"lead {LEAD_DAYS} days, p_min {args.p_min:g}")
             out["samples"] = {"note": note, "seconds": secs, "metrics": shown.to_dict(),
                               "targets": [{"check": t, "pass": ok} for t, ok in checks]}
             if not args.json:

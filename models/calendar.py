@@ -9,7 +9,11 @@ seasonality predicts a weekend dip on days when offices are open. Here instead:
   off of the block, weekends inside the break included; when Mid-Autumn falls inside the
   National Day break the merged block is ``national_day``;
 - ramps: ``pre_spring_festival`` (the 21 days before the break, one coefficient per day, since
-  fireworks and unpaid-wage violations build up) and ``lantern_festival`` (lunar 1/15, ±1 day);
+  fireworks and unpaid-wage violations build up), ``pre_dragon_boat`` (21 days before the
+  festival day: zongzi) and ``pre_mid_autumn`` (28 days: mooncakes, gift boxes, prepaid
+  cards — the festival food markets that market regulators inspect every year in the weeks
+  before these festivals; the lunar dates move by up to three weeks a year, which a yearly
+  Fourier seasonality cannot follow) and ``lantern_festival`` (lunar 1/15, ±1 day);
 - ``makeup_workday`` on every 调休 weekend day (``holidays``' ``weekend_workdays``);
 - approximate Inner Mongolia events from ``models/data/local_events.yaml``;
 - the ``is_workday`` regressor from :func:`day_table`.
@@ -59,6 +63,8 @@ HOLIDAY_COLUMNS = ["holiday", "ds", "lower_window", "upper_window"]
 DAY_TABLE_COLUMNS = ["ds", "is_workday", "is_holiday", "is_makeup_workday", "block", "official"]
 
 PRE_SPRING_FESTIVAL_DAYS = 21
+# Ramps before lunar festivals (module docstring): name of the festival block -> days.
+PRE_FESTIVAL_DAYS: dict[str, int] = {"dragon_boat": 21, "mid_autumn": 28}
 BLOCK_DAYS = 7
 _LOCAL_EVENTS_FILE = Path(__file__).parent / "data" / "local_events.yaml"
 # Order = priority when one break holds several festivals (e.g. Mid-Autumn inside National Day).
@@ -72,6 +78,8 @@ _NAME_TO_BLOCK: tuple[tuple[str, str], ...] = (
     ("New Year's Day", "new_year"),
 )
 _SPRING_FESTIVAL_DAY = "Chinese New Year (Spring Festival)"
+_FESTIVAL_DAYS = {"spring_festival": _SPRING_FESTIVAL_DAY,
+                  "dragon_boat": "Dragon Boat Festival", "mid_autumn": "Mid-Autumn Festival"}
 _SUBSTITUTED = "Day off"
 _OTHER_BLOCK = "special_holiday"
 
@@ -98,8 +106,9 @@ def _block_of(names: list[str]) -> str | None:
 
 
 @lru_cache(maxsize=32)
-def _calendar(y0: int, y1: int) -> tuple[pd.DataFrame, tuple[dt.date, ...]]:
-    """Day table for whole years ``y0..y1`` (private, cached; callers copy) + CNY dates."""
+def _calendar(y0: int, y1: int) -> tuple[pd.DataFrame, dict[str, tuple[dt.date, ...]]]:
+    """Day table for whole years ``y0..y1`` (private, cached; callers copy) + the festival
+    days per year (``spring_festival`` = lunar 1/1, ``dragon_boat``, ``mid_autumn``)."""
     cn: Any = China(years=range(y0 - 1, y1 + 2))  # type: ignore[no-untyped-call]
     first, last = dt.date(y0 - 1, 12, 1), dt.date(y1 + 1, 1, 31)
     makeup = {d for d in cn.weekend_workdays if first <= d <= last}
@@ -139,11 +148,13 @@ def _calendar(y0: int, y1: int) -> tuple[pd.DataFrame, tuple[dt.date, ...]]:
     )
     official = official_years()
     table["official"] = table["ds"].dt.year.isin(official)
-    first_day: dict[int, dt.date] = {}
-    for d in sorted(d for d, ns in names.items() if _SPRING_FESTIVAL_DAY in ns):
-        first_day.setdefault(d.year, d)  # lunar 1/1 = first "Spring Festival" day of the year
-    cny = tuple(first_day.values())
-    return table[DAY_TABLE_COLUMNS], cny
+    festivals: dict[str, tuple[dt.date, ...]] = {}
+    for key, label in _FESTIVAL_DAYS.items():
+        first_day: dict[int, dt.date] = {}
+        for d in sorted(d for d, ns in names.items() if label in ns):
+            first_day.setdefault(d.year, d)  # e.g. lunar 1/1 = first "Spring Festival" day
+        festivals[key] = tuple(first_day.values())
+    return table[DAY_TABLE_COLUMNS], festivals
 
 
 def _span(start: Any, end: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -209,6 +220,7 @@ def holiday_frame(
     include_local: bool = True,
     pre_spring_festival_days: int = PRE_SPRING_FESTIVAL_DAYS,
     block_days: int = BLOCK_DAYS,
+    pre_festival_days: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """Prophet ``holidays`` frame with recurring names, for days ``start..end``.
 
@@ -218,24 +230,29 @@ def holiday_frame(
         horizon too, since Prophet only knows the holidays listed here.
     include_local : merge the local events from ``models/data/local_events.yaml``.
     pre_spring_festival_days : length of the ``pre_spring_festival`` ramp (0 = none).
+    pre_festival_days : ``{festival: days}`` ramps ``pre_<festival>`` over the days before
+        the festival day (``None`` = :data:`PRE_FESTIVAL_DAYS`, ``{}`` = none).
     block_days : windows (ramps, local events) get one coefficient per block of this many
         days instead of one per day (Prophet's window semantics, ``block_days=1``): the
         window becomes window-0 rows named ``<holiday>`` (window of at most ``block_days``)
         or ``<holiday>_b0``, ``<holiday>_b1``, ... (earliest block first). Weekly blocks
         match the weekly resolution of spike probabilities and cut the regression columns
-        (82 -> 20 over 2022-2025), so Stan's optimisation costs about half.
+        (131 -> 27 over 2022-2025; 82 -> 20 before the lunar food-festival ramps), so
+        Stan's optimisation costs about half.
 
     Returns
     -------
     DataFrame ``holiday, ds, lower_window, upper_window`` sorted by ``ds, holiday``: one row per
     official day off (window 0) named by its festival block, the ``pre_spring_festival`` ramp
-    (the ``pre_spring_festival_days`` days before the break), ``lantern_festival`` (lunar
+    (the ``pre_spring_festival_days`` days before the break), ``pre_dragon_boat`` and
+    ``pre_mid_autumn`` (the days before the festival day), ``lantern_festival`` (lunar
     1/15 ± 1 day), ``makeup_workday`` (window 0) and the local events. With ``block_days=1``
     the ramp is one row per year on the day before the break with ``lower_window = 1 -
     pre_spring_festival_days`` and windows stay Prophet windows.
     """
     s, e = _span(start, end)
-    table, cny = _calendar(s.year, e.year)
+    table, festivals = _calendar(s.year, e.year)
+    cny = festivals["spring_festival"]
     rows: list[tuple[str, pd.Timestamp, int, int]] = []
     blocks = table.dropna(subset=["block"])
     rows.extend((str(b), d, 0, 0) for d, b in zip(blocks["ds"], blocks["block"], strict=True))
@@ -251,6 +268,11 @@ def holiday_frame(
             first = in_break.min() if len(in_break) else new_year
             rows.append(("pre_spring_festival", first - pd.Timedelta(days=1),
                          1 - pre_spring_festival_days, 0))
+    pre = PRE_FESTIVAL_DAYS if pre_festival_days is None else pre_festival_days
+    for festival, n_days in pre.items():
+        if n_days > 0:
+            rows.extend((f"pre_{festival}", pd.Timestamp(day) - pd.Timedelta(days=1),
+                         1 - n_days, 0) for day in festivals[festival])
     if include_local:
         for ev in local_events():
             for year in range(s.year - 1, e.year + 2):
@@ -284,6 +306,7 @@ def holiday_features(
     include_local: bool = True,
     pre_spring_festival_days: int = PRE_SPRING_FESTIVAL_DAYS,
     block_days: int = BLOCK_DAYS,
+    pre_festival_days: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """The :func:`holiday_frame` as a 0/1 indicator matrix, built vectorised.
 
@@ -295,7 +318,8 @@ def holiday_features(
     Parameters
     ----------
     start, end : first and last day (inclusive).
-    include_local, pre_spring_festival_days, block_days : as in :func:`holiday_frame`.
+    include_local, pre_spring_festival_days, block_days, pre_festival_days : as in
+        :func:`holiday_frame`.
 
     Returns
     -------
@@ -305,7 +329,7 @@ def holiday_features(
     days = pd.date_range(s, e, freq="D")
     frame = holiday_frame(s, e, include_local=include_local,
                           pre_spring_festival_days=pre_spring_festival_days,
-                          block_days=block_days)
+                          block_days=block_days, pre_festival_days=pre_festival_days)
     lw = frame["lower_window"].to_numpy(dtype=np.int64)
     uw = frame["upper_window"].to_numpy(dtype=np.int64)
     width = uw - lw + 1

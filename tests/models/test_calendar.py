@@ -86,7 +86,7 @@ def test_holiday_frame_uses_recurring_names(frame: pd.DataFrame) -> None:
     assert {"pre_spring_festival_b0", "pre_spring_festival_b2", "lantern_festival",
             "makeup_workday", "naadam_b0", "naadam_b1", "gaokao"} <= names
     assert not any(n.startswith("Day off") for n in names)
-    assert len(names) < 25  # vs ~49 mostly one-off names from add_country_holidays('CN')
+    assert len(names) < 35  # vs ~49 mostly one-off names from add_country_holidays('CN')
     years = frame.groupby("holiday")["ds"].apply(lambda s: s.dt.year.nunique())
     every_year = [b for b in calendar.BLOCK_NAMES if b != "mid_autumn"]
     assert (years[every_year] >= 8).all()  # recurring every year
@@ -114,6 +114,26 @@ def test_ramps_before_spring_festival_and_lantern(frame: pd.DataFrame) -> None:
     assert {pd.Timestamp(d) for d in ("2024-02-23", "2024-02-24", "2024-02-25")} <= set(
         lantern["ds"])  # lunar 1/15 +- 1 day, one block
     assert (lantern["ds"].dt.year.value_counts() == 3).all()
+
+
+def test_ramps_before_the_lunar_food_festivals(frame: pd.DataFrame) -> None:
+    """pre_dragon_boat / pre_mid_autumn end the day before the (lunar) festival day, move
+    with it from year to year, and can be switched off."""
+    for festival, day24, day25 in (("dragon_boat", "2024-06-10", "2025-05-31"),
+                                   ("mid_autumn", "2024-09-17", "2025-10-06")):
+        n = calendar.PRE_FESTIVAL_DAYS[festival]
+        ramp = frame[frame["holiday"].str.startswith(f"pre_{festival}_b")]
+        for day in (day24, day25):
+            end = pd.Timestamp(day) - pd.Timedelta(days=1)
+            year = ramp[(ramp["ds"] > end - pd.Timedelta(days=60)) & (ramp["ds"] <= end)]
+            assert len(year) == n and year["ds"].max() == end
+            assert year["ds"].min() == end - pd.Timedelta(days=n - 1)
+            assert year.groupby("holiday").size().tolist() == [7] * (n // 7)
+    off = calendar.holiday_frame("2024-01-01", "2025-12-31", pre_festival_days={})
+    assert not off["holiday"].str.startswith(("pre_dragon", "pre_mid")).any()
+    feats = calendar.holiday_features("2024-01-01", "2025-12-31")
+    assert feats.loc["2024-09-16", "pre_mid_autumn_b3+0"] == 1.0
+    assert feats.loc["2024-09-17", [c for c in feats.columns if c.startswith("pre_mid")]].sum() == 0
 
 
 @pytest.mark.parametrize("block_days", [1, 7])
