@@ -206,6 +206,24 @@ def run_set(name: str, daily: pd.DataFrame, specs: dict[str, Any], cutoffs: list
     return merged, seconds
 
 
+RELIABILITY_BINS = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0 + 1e-9]
+
+
+def reliability(weekly: pd.DataFrame) -> pd.DataFrame:
+    """Calibration of weekly P(spike): per model and probability bin, the mean forecast
+    probability and the observed spike frequency (rows ``model x {n, p, observed}``)."""
+    done = weekly.dropna(subset=["y"])
+    bins = pd.cut(done["p_spike"], RELIABILITY_BINS, right=False,
+                  labels=[f"{a:.1f}-{min(b, 1.0):.1f}" for a, b in
+                          zip(RELIABILITY_BINS[:-1], RELIABILITY_BINS[1:], strict=True)])
+    table = done.assign(bin=bins, spike=done["spike"].astype(float)).groupby(
+        ["model", "bin"], observed=True).agg(n=("spike", "size"), p=("p_spike", "mean"),
+                                             observed=("spike", "mean"))
+    out = table.stack().unstack("bin")
+    assert isinstance(out, pd.DataFrame)
+    return out
+
+
 def targets(table: pd.DataFrame, samples: bool) -> list[tuple[str, bool | None]]:
     def get(model: str, metric: str) -> float:
         try:
@@ -230,11 +248,15 @@ def targets(table: pd.DataFrame, samples: bool) -> list[tuple[str, bool | None]]
 
 
 def _print_table(title: str, table: pd.DataFrame, seconds: dict[str, float],
-                 checks: list[tuple[str, bool | None]], note: str) -> None:
+                 checks: list[tuple[str, bool | None]], note: str,
+                 calibration: pd.DataFrame | None = None) -> None:
     print(f"\n## {title}\n{note}")
     with pd.option_context("display.width", 160, "display.max_columns", 10,
                            "display.float_format", "{:.3f}".format):
         print(table)
+        if calibration is not None:
+            print("\nreliability of weekly P(spike) (n weeks, mean P, observed frequency):")
+            print(calibration)
     print("seconds: " + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items()))
     for text, ok in checks:
         print(f"  [{'PASS' if ok else 'FAIL' if ok is not None else 'n/a '}] {text}")
@@ -297,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             out["samples"] = {"note": note, "seconds": secs, "metrics": shown.to_dict(),
                               "targets": [{"check": t, "pass": ok} for t, ok in checks]}
             if not args.json:
-                _print_table("samples", shown, secs, checks, note)
+                _print_table("samples", shown, secs, checks, note, reliability(res.weekly))
 
     if "chicago" in sets:
         if not CHICAGO.exists():
@@ -325,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
             out["chicago"] = {"note": note, "seconds": secs, "metrics": shown.to_dict(),
                               "targets": [{"check": t, "pass": ok} for t, ok in checks]}
             if not args.json:
-                _print_table("chicago 311", shown, secs, checks, note)
+                _print_table("chicago 311", shown, secs, checks, note,
+                             reliability(res.weekly))
 
     if args.json:
         print(json.dumps(out, indent=2, default=float))
