@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.backtest import BacktestResult, backtest, horizon_days  # noqa: E402
+from models.backtest import BacktestResult, backtest, horizon_days, p_min_curve  # noqa: E402
 from models.baselines import GlobalHistGradientBoosting, SeasonalNaive  # noqa: E402
 from models.metrics import match_windows, summarize_events  # noqa: E402
 
@@ -224,6 +224,16 @@ def reliability(weekly: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def curve_table(result: BacktestResult, grid: list[float]) -> pd.DataFrame:
+    """Spike-window F1 (recall / precision) per model for each p_min of ``grid``, re-scored
+    from the backtest's weekly P(spike) without refitting (:func:`models.backtest.p_min_curve`).
+    """
+    curve = p_min_curve(result, grid, lead_days=LEAD_DAYS)
+    cell = curve.apply(lambda r: f"{r['f1']:.3f} ({r['recall']:.2f}/{r['precision']:.2f})",
+                       axis=1)
+    return curve.assign(cell=cell).pivot(index="p_min", columns="model", values="cell")
+
+
 def targets(table: pd.DataFrame, samples: bool) -> list[tuple[str, bool | None]]:
     def get(model: str, metric: str) -> float:
         try:
@@ -249,7 +259,8 @@ def targets(table: pd.DataFrame, samples: bool) -> list[tuple[str, bool | None]]
 
 def _print_table(title: str, table: pd.DataFrame, seconds: dict[str, float],
                  checks: list[tuple[str, bool | None]], note: str,
-                 calibration: pd.DataFrame | None = None) -> None:
+                 calibration: pd.DataFrame | None = None,
+                 curve: pd.DataFrame | None = None) -> None:
     print(f"\n## {title}\n{note}")
     with pd.option_context("display.width", 160, "display.max_columns", 10,
                            "display.float_format", "{:.3f}".format):
@@ -257,6 +268,9 @@ def _print_table(title: str, table: pd.DataFrame, seconds: dict[str, float],
         if calibration is not None:
             print("\nreliability of weekly P(spike) (n weeks, mean P, observed frequency):")
             print(calibration)
+        if curve is not None:
+            print("\nspike-window F1 (recall/precision) by p_min, re-scored without refitting:")
+            print(curve)
     print("seconds: " + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items()))
     for text, ok in checks:
         print(f"  [{'PASS' if ok else 'FAIL' if ok is not None else 'n/a '}] {text}")
@@ -274,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chicago-min-weekly", type=float, default=None,
                     help="drop series with fewer complaints a week (default 1, 2 per ward)")
     ap.add_argument("--chicago-origins", choices=["year", "quarterly"], default="year")
+    ap.add_argument("--p-grid", default="0.2,0.25,0.3,0.35,0.4,0.5",
+                    type=lambda v: [float(x) for x in v.split(",") if x.strip()],
+                    help="p_min values for the F1 curve (comma list)")
     ap.add_argument("--samples-origins", choices=["quarterly", "year2025"], default="quarterly",
                     help="year2025: one cutoff 2024-12-31, 52 weeks, planted 2025 windows "
                          "(the bench/campaigns.py setting)")
@@ -319,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
             out["samples"] = {"note": note, "seconds": secs, "metrics": shown.to_dict(),
                               "targets": [{"check": t, "pass": ok} for t, ok in checks]}
             if not args.json:
-                _print_table("samples", shown, secs, checks, note, reliability(res.weekly))
+                _print_table("samples", shown, secs, checks, note, reliability(res.weekly),
+                             curve_table(res, args.p_grid))
 
     if "chicago" in sets:
         if not CHICAGO.exists():
@@ -348,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
                               "targets": [{"check": t, "pass": ok} for t, ok in checks]}
             if not args.json:
                 _print_table("chicago 311", shown, secs, checks, note,
-                             reliability(res.weekly))
+                             reliability(res.weekly), curve_table(res, args.p_grid))
 
     if args.json:
         print(json.dumps(out, indent=2, default=float))

@@ -45,7 +45,8 @@ from models.peaks import (
 from models.series import to_weekly
 from models.types import Forecaster
 
-__all__ = ["BacktestResult", "backtest", "make_origins", "horizon_days", "WINDOW_COLUMNS"]
+__all__ = ["BacktestResult", "backtest", "make_origins", "horizon_days", "p_min_curve",
+           "WINDOW_COLUMNS", "CURVE_COLUMNS"]
 
 ForecasterSpec = Forecaster | Callable[[], Forecaster]
 
@@ -56,6 +57,8 @@ WINDOW_COLUMNS = [
 ]
 WEEKLY_COLUMNS = ["model", "cutoff", "unique_id", "week", "expected", "p_spike", "threshold",
                   "y", "spike"]
+CURVE_COLUMNS = ["model", "p_min", "recall", "precision", "f1", "median_lead_days", "n_actual",
+                 "n_caught", "n_predicted", "n_true_positive"]
 
 
 @dataclass
@@ -325,3 +328,55 @@ def _summarize(per_origin: pd.DataFrame, windows: pd.DataFrame, failures: pd.Dat
         values["n_failures"] = float((failures["model"] == model).sum())
         rows.extend({"model": model, "metric": k, "value": v} for k, v in values.items())
     return pd.DataFrame(rows, columns=["model", "metric", "value"])
+
+
+def p_min_curve(
+    result: BacktestResult,
+    p_grid: Sequence[float],
+    *,
+    lead_days: int = 14,
+    tolerance_days: int = 7,
+) -> pd.DataFrame:
+    """Event scores of a finished backtest for other ``p_min`` values, without refitting.
+
+    The weekly P(spike) of every (model, cutoff, series) is in ``result.weekly`` and the actual
+    windows (with ``eligible``) in ``result.windows``; only the predicted windows depend on
+    ``p_min``, so they are rebuilt (:func:`models.peaks.peak_windows`) and matched again
+    (:func:`models.metrics.match_windows`) for each value of ``p_grid``. Pass the
+    ``lead_days`` and ``tolerance_days`` the backtest ran with.
+
+    Use it to compare forecasters independently of the decision threshold (calibrated
+    probabilities need a lower ``p_min`` than over-confident ones for the same alarms) and to
+    choose a deployment's ``p_min`` on earlier origins before checking it on later ones.
+
+    Returns
+    -------
+    DataFrame with columns :data:`CURVE_COLUMNS`, one row per (model, p_min), pooled over
+    cutoffs and series like ``result.summary``.
+    """
+    rows: list[dict[str, Any]] = []
+    weekly, windows = result.weekly, result.windows
+    actual = windows[windows["kind"] == "actual"]
+    for model in pd.unique(pd.concat([weekly["model"], actual["model"]])):
+        wk_m, act_m = weekly[weekly["model"] == model], actual[actual["model"] == model]
+        for p_min in p_grid:
+            n_actual = n_caught = n_predicted = n_tp = 0
+            leads: list[float] = []
+            for cutoff in sorted(set(wk_m["cutoff"]) | set(act_m["cutoff"])):
+                probs = wk_m[wk_m["cutoff"] == cutoff]
+                pred = peak_windows(probs, p_min=float(p_min)).assign(available_at=cutoff)
+                act = act_m[act_m["cutoff"] == cutoff][["unique_id", "start", "end", "eligible"]]
+                pred_m, matched = match_windows(pred, act, lead_days=lead_days,
+                                                tolerance_days=tolerance_days)
+                ok = matched[matched["eligible"].astype(bool)]
+                caught = ok[ok["caught"].astype(bool)]
+                n_actual += len(ok)
+                n_caught += len(caught)
+                leads.extend(caught["lead_days"].to_numpy(dtype=float).tolist())
+                n_predicted += len(pred_m)
+                n_tp += int(pred_m["true_positive"].sum())
+            ev = summarize_events(n_actual=n_actual, n_caught=n_caught, n_predicted=n_predicted,
+                                  n_true_positive=n_tp, leads=np.asarray(leads, dtype=float))
+            rows.append({"model": model, "p_min": float(p_min),
+                         **dict(zip(ev["metric"], ev["value"], strict=True))})
+    return pd.DataFrame(rows).reindex(columns=CURVE_COLUMNS)

@@ -315,12 +315,23 @@ def backtest(
         help="prophet, seasonal_naive, hgb (repeatable; default all three)")] = None,
     signal: Annotated[str, typer.Option(help="complaints or violations")] = "complaints",
     lead_days: Annotated[int, typer.Option(help="Lead time an alarm needs")] = 14,
+    p_min_grid: Annotated[str | None, typer.Option(
+        help="Comma list of p_min values, e.g. 0.2,0.3,0.4,0.5: also print spike-window "
+             "recall / precision / F1 for each (re-scored without refitting)")] = None,
     as_json: _JSON = False,
 ) -> None:
-    """Rolling-origin backtest of Prophet and the baselines on the stored records."""
+    """Rolling-origin backtest of Prophet and the baselines on the stored records.
+
+    Scores use the configured ``p_min`` (``FOREWARN_FORECAST__P_MIN``, DESIGN default 0.5);
+    ``--p-min-grid`` shows how the spike-window scores change with it, to choose a
+    deployment's value on its own history (check it on later origins before relying on it).
+    """
     import importlib
 
+    import pandas as pd
+
     from models.backtest import backtest as run_backtest
+    from models.backtest import p_min_curve
     from service.store.series import daily_frame
 
     names = model or list(_MODELS)
@@ -331,6 +342,15 @@ def backtest(
     weeks = _parse_horizon(horizon) // 7
     if weeks < 1:
         raise typer.BadParameter("horizon must be at least one week")
+    grid: list[float] = []
+    if p_min_grid:
+        try:
+            grid = [float(v) for v in p_min_grid.split(",") if v.strip()]
+        except ValueError:
+            raise typer.BadParameter(f"--p-min-grid: not a comma list of numbers: "
+                                     f"{p_min_grid!r}") from None
+        if not grid or not all(0.0 < v <= 1.0 for v in grid):
+            raise typer.BadParameter("--p-min-grid: values must be in (0, 1]")
     settings = cli_settings()
     with cli_session(settings) as session:
         frame = daily_frame(session=session, signal=signal)
@@ -346,11 +366,24 @@ def backtest(
                           lead_days=lead_days, min_spike_count=settings.forecast.min_spike_count,
                           p_min=settings.forecast.p_min, on_progress=progress)
     table = result.summary.pivot_table(index="metric", columns="model", values="value")
+    curve = (p_min_curve(result, grid, lead_days=lead_days) if grid
+             else pd.DataFrame(columns=["model", "p_min"]))
     if as_json:
-        echo_json({m: {k: (None if v != v else float(v)) for k, v in col.items()}
-                    for m, col in table.to_dict().items()})
+        doc: dict[str, Any] = {
+            str(m): {str(k): (None if v != v else float(v)) for k, v in col.items()}
+            for m, col in table.to_dict().items()}
+        if grid:
+            doc["p_min_curve"] = [{k: (None if isinstance(v, float) and v != v else v)
+                                   for k, v in row.items()}
+                                  for row in curve.to_dict(orient="records")]
+        echo_json(doc)
         return
+    typer.echo(f"p_min {settings.forecast.p_min:g}, lead {lead_days} days")
     typer.echo(table.round(3).to_string())
+    if grid:
+        typer.echo("\nspike windows by p_min (re-scored without refitting):")
+        typer.echo(curve.set_index(["model", "p_min"])[["recall", "precision", "f1",
+                                                        "n_predicted"]].round(3).to_string())
 
 
 @keys_app.command("create")

@@ -11,7 +11,14 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator
 
-from models.backtest import BacktestResult, backtest, horizon_days, make_origins
+from models.backtest import (
+    CURVE_COLUMNS,
+    BacktestResult,
+    backtest,
+    horizon_days,
+    make_origins,
+    p_min_curve,
+)
 from models.baselines import GlobalHistGradientBoosting, SeasonalNaive
 from models.types import DAILY_COLUMNS, ForecastOutput
 
@@ -49,6 +56,22 @@ class FakeForecaster(BaseEstimator):  # type: ignore[misc]
             weekly.append(pd.DataFrame(values, index=idx))
         return ForecastOutput(daily=pd.concat(daily, ignore_index=True)[DAILY_COLUMNS],
                               weekly_samples=pd.concat(weekly))
+
+
+class GradedForecaster(FakeForecaster):
+    """Like FakeForecaster, but week ``w`` spikes in a share ``probabilities[w]`` of 10 paths."""
+
+    def __init__(self, probabilities: tuple[tuple[str, float], ...] = ()) -> None:
+        self.probabilities = probabilities
+        super().__init__()
+
+    def predict(self, horizon: int) -> ForecastOutput:
+        out = FakeForecaster.predict(self, horizon)
+        weekly = out.weekly_samples * 0.0
+        for week, share in self.probabilities:
+            rows = weekly.index.get_level_values("week") == T(week)
+            weekly.loc[rows, list(range(round(10 * share)))] = 100.0
+        return ForecastOutput(daily=out.daily, weekly_samples=weekly)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +113,28 @@ def test_hand_computed_scores(fake_result: BacktestResult) -> None:
     assert s["mase"] == pytest.approx(1.0 / (28 / 399))
     assert s["coverage"] == pytest.approx(84 / 112)
     assert s["n_series"] == 1 and s["n_failures"] == 0
+
+
+def test_p_min_curve_rescored_without_refitting(flat_series: pd.DataFrame) -> None:
+    graded = GradedForecaster(probabilities=(("2024-02-05", 0.9), ("2024-03-11", 0.4),
+                                             ("2024-04-08", 0.2), ("2024-05-06", 0.3)))
+    result = backtest(flat_series, {"graded": graded}, origins=[CUTOFF], horizon_weeks=16,
+                      p_min=0.3)
+    raw = p_min_curve(result, [0.2, 0.3, 0.5])
+    assert list(raw.columns) == CURVE_COLUMNS
+    curve = raw.set_index("p_min")
+    assert (curve["model"] == "graded").all()
+    # at the backtest's own p_min the curve is the summary
+    summary = _metrics(result)
+    for m in ("recall", "precision", "f1", "n_actual", "n_caught", "n_predicted"):
+        assert curve.at[0.3, m] == pytest.approx(summary[m])
+    # 0.5: only 02-05 (a true positive of the too-soon window); 0.3: + 03-11 and 05-06, which
+    # catch both eligible windows; 0.2: + the false alarm 04-08
+    assert curve["n_caught"].tolist() == [2, 2, 0] and (curve["n_actual"] == 2).all()
+    assert curve["n_predicted"].tolist() == [4, 3, 1]
+    assert curve["n_true_positive"].tolist() == [3, 3, 1]
+    assert curve.at[0.5, "recall"] == 0.0 and curve.at[0.5, "f1"] == 0.0
+    assert curve.at[0.3, "f1"] == pytest.approx(1.0)
 
 
 def test_frames(fake_result: BacktestResult) -> None:

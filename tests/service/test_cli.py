@@ -89,3 +89,42 @@ def test_forecast_if_none_skips_when_a_run_exists(env: Path) -> None:
     r = CliRunner().invoke(app, ["forecast", "--if-none"])
     assert r.exit_code == 0, r.output
     assert "exists; not forecasting again" in r.output
+
+
+def test_backtest_prints_scores_by_p_min(env: Path) -> None:
+    """``forewarn backtest --p-min-grid``: the curve re-scores the same backtest; at the
+    configured p_min it equals the summary; a bad grid is refused."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    days = pd.date_range("2023-01-02", "2024-12-29", freq="D")
+    season = 3.0 + 2.5 * np.sin(2 * np.pi * (np.arange(len(days)) - 136) / 365.25)  # Aug peak
+    rows = []
+    for category, region in (("fireworks", "150100"), ("gas_safety", "150200")):
+        for day, n in zip(days, rng.poisson(season), strict=True):
+            rows.extend({"source": "test", "external_id": f"{category}-{day:%Y%m%d}-{i}",
+                         "received_at": f"{day:%Y-%m-%d}T10:00:00+08:00",
+                         "category": category, "region": region} for i in range(n))
+    pd.DataFrame(rows).to_csv(env / "records.csv", index=False)
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["reference", "load"]).exit_code == 0
+    r = runner.invoke(app, ["import", "complaints", str(env / "records.csv")])
+    assert r.exit_code == 0, r.output
+    args = ["backtest", "--origins", "3", "--horizon", "13w", "--model", "seasonal_naive"]
+    r = runner.invoke(app, [*args, "--p-min-grid", "0.2,0.5", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    curve = {row["p_min"]: row for row in doc["p_min_curve"]}
+    assert set(curve) == {0.2, 0.5}
+    assert {row["model"] for row in curve.values()} == {"seasonal_naive"}
+    summary = doc["seasonal_naive"]
+    assert curve[0.5]["n_actual"] == summary["n_actual"] > 0
+    assert curve[0.5]["n_predicted"] == summary["n_predicted"]
+    assert curve[0.2]["n_caught"] >= curve[0.5]["n_caught"] == summary["n_caught"]
+    text = runner.invoke(app, [*args, "--p-min-grid", "0.3"])
+    assert text.exit_code == 0 and "spike windows by p_min" in text.output
+    assert "p_min 0.5" in text.output
+    bad = runner.invoke(app, [*args, "--p-min-grid", "0.5,lots"])
+    assert bad.exit_code == 2 and "--p-min-grid" in bad.output
