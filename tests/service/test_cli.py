@@ -100,7 +100,7 @@ def test_backtest_prints_scores_by_p_min(env: Path) -> None:
     rng = np.random.default_rng(7)
     days = pd.date_range("2023-01-02", "2024-12-29", freq="D")
     season = 3.0 + 2.5 * np.sin(2 * np.pi * (np.arange(len(days)) - 136) / 365.25)  # Aug peak
-    rows = []
+    rows: list[dict[str, object]] = []
     for category, region in (("fireworks", "150100"), ("gas_safety", "150200")):
         for day, n in zip(days, rng.poisson(season), strict=True):
             rows.extend({"source": "test", "external_id": f"{category}-{day:%Y%m%d}-{i}",
