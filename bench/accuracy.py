@@ -50,6 +50,7 @@ is left to chance). ``--samples-origins year2025`` scores one forecast made with
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -67,6 +68,7 @@ if str(ROOT) not in sys.path:
 from models.backtest import BacktestResult, backtest, horizon_days, p_min_curve  # noqa: E402
 from models.baselines import GlobalHistGradientBoosting, SeasonalNaive  # noqa: E402
 from models.metrics import match_windows, summarize_events  # noqa: E402
+from models.peaks import peak_windows  # noqa: E402
 
 SAMPLES = ROOT / "data" / "samples"
 CHICAGO = ROOT.parent / "shared" / "data" / "chicago_311"
@@ -185,6 +187,26 @@ def truth_scores(result: BacktestResult, truth: pd.DataFrame, cutoffs: list[pd.T
     return pd.DataFrame(rows, columns=["model", "metric", "value"])
 
 
+def truth_curve(result: BacktestResult, truth: pd.DataFrame, cutoffs: list[pd.Timestamp],
+                horizon_weeks: int, grid: list[float]) -> pd.DataFrame:
+    """Planted windows caught >= lead days ahead / precision (:func:`truth_scores`) per model
+    for each p_min of ``grid``, with the predicted windows rebuilt from the weekly P(spike)."""
+    cells: dict[tuple[float, str], str] = {}
+    for p_min in grid:
+        parts = [peak_windows(probs, p_min=p_min).assign(model=str(model),
+                                                          cutoff=cutoff,  # type: ignore[arg-type]
+                                                          kind="predicted")
+                 for (model, cutoff), probs in result.weekly.groupby(["model", "cutoff"])]
+        again = dataclasses.replace(result, windows=pd.concat(parts, ignore_index=True))
+        scores = truth_scores(again, truth, cutoffs, horizon_weeks).set_index(
+            ["model", "metric"])["value"]
+        for model in result.summary["model"].unique():
+            r = scores.get((model, "truth_planted_recall"), float("nan"))
+            pr = scores.get((model, "truth_planted_precision"), float("nan"))
+            cells[(p_min, str(model))] = f"{r:.2f}/{pr:.2f}"
+    return pd.Series(cells).unstack().rename_axis(index="p_min", columns="model")
+
+
 def run_set(name: str, daily: pd.DataFrame, specs: dict[str, Any], cutoffs: list[pd.Timestamp],
             horizon_weeks: int, verbose: bool, p_min: float = 0.5
             ) -> tuple[BacktestResult, dict[str, float]]:
@@ -260,7 +282,8 @@ def targets(table: pd.DataFrame, samples: bool) -> list[tuple[str, bool | None]]
 def _print_table(title: str, table: pd.DataFrame, seconds: dict[str, float],
                  checks: list[tuple[str, bool | None]], note: str,
                  calibration: pd.DataFrame | None = None,
-                 curve: pd.DataFrame | None = None) -> None:
+                 curve: pd.DataFrame | None = None,
+                 planted: pd.DataFrame | None = None) -> None:
     print(f"\n## {title}\n{note}")
     with pd.option_context("display.width", 160, "display.max_columns", 10,
                            "display.float_format", "{:.3f}".format):
@@ -271,6 +294,9 @@ def _print_table(title: str, table: pd.DataFrame, seconds: dict[str, float],
         if curve is not None:
             print("\nspike-window F1 (recall/precision) by p_min, re-scored without refitting:")
             print(curve)
+        if planted is not None:
+            print("\nplanted windows caught >= 14 days ahead / precision, by p_min:")
+            print(planted)
     print("seconds: " + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items()))
     for text, ok in checks:
         print(f"  [{'PASS' if ok else 'FAIL' if ok is not None else 'n/a '}] {text}")
@@ -337,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
                               "targets": [{"check": t, "pass": ok} for t, ok in checks]}
             if not args.json:
                 _print_table("samples", shown, secs, checks, note, reliability(res.weekly),
-                             curve_table(res, args.p_grid))
+                             curve_table(res, args.p_grid),
+                             truth_curve(res, truth, cutoffs, hw, args.p_grid))
 
     if "chicago" in sets:
         if not CHICAGO.exists():

@@ -27,6 +27,7 @@ Usage::
     .venv/bin/python bench/campaigns.py --json        # machine-readable
     .venv/bin/python bench/campaigns.py --db var/bench.db --keep   # reuse the import
     .venv/bin/python bench/campaigns.py --rolling 2  # replanning every two months
+    .venv/bin/python bench/campaigns.py --p-min 0.2  # another peak-window threshold
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ def _add_months(d: dt.date, n: int) -> dt.date:
 
 
 def measure(*, db: Path | None = None, keep: bool = False, jobs: int = -1,
-            engine: str = "local", rolling: int = 0) -> dict[str, Any]:
+            engine: str = "local", rolling: int = 0, p_min: float | None = None
+            ) -> dict[str, Any]:
     """Import, forecast, plan, compare; returns the :func:`coverage` figures plus timings."""
     from sqlalchemy import func, select
 
@@ -179,6 +181,9 @@ def measure(*, db: Path | None = None, keep: bool = False, jobs: int = -1,
     settings = Settings(_env_file=None, database_url=f"sqlite:///{path}",
                         categories_file=SAMPLES / "categories.yaml",
                         regions_file=SAMPLES / "regions.yaml", log_json=False)
+    if p_min is not None:  # the DESIGN default is 0.5 (FOREWARN_FORECAST__P_MIN)
+        settings = settings.model_copy(
+            update={"forecast": settings.forecast.model_copy(update={"p_min": p_min})})
     eng = make_engine(settings.database_url)
     upgrade(eng)
     factory = make_sessionmaker(eng)
@@ -285,13 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engine", default="local", choices=["local", "serial", "dask"])
     ap.add_argument("--rolling", type=int, default=0, metavar="N",
                     help="Replay a forecast + replan every N months through 2025")
+    ap.add_argument("--p-min", type=float, default=None,
+                    help="P(spike) of a peak-window week (default: the settings', 0.5)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     from service.logging import configure_logging
 
     configure_logging("WARNING", json=False)  # logs to stderr; stdout is the result
     out = measure(db=args.db, keep=args.keep, jobs=args.jobs, engine=args.engine,
-                  rolling=args.rolling)
+                  rolling=args.rolling, p_min=args.p_min)
     if args.json:
         print(json.dumps(out, ensure_ascii=False, indent=2, default=str))
     else:

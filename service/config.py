@@ -111,8 +111,10 @@ class CampaignSettings(BaseModel):
     signals: list[Literal["complaints", "violations"]] = Field(
         default_factory=lambda: ["complaints"],  # type: ignore[arg-type]
         description="Signals whose predicted peak windows are planned")
-    min_probability: float = Field(0.5, ge=0, le=1,
-                                   description="Ignore peak windows less likely than this")
+    min_probability: float = Field(
+        0.0, ge=0, le=1, description="Also ignore predicted peak windows whose highest weekly "
+        "P(spike) is below this; 0 plans every window of the run (each already has P(spike) "
+        ">= the forecast's p_min), so lowering FOREWARN_FORECAST__P_MIN plans more")
     default_lead_days: int = Field(14, ge=0, le=365,
                                    description="Lead days of a category that sets none")
     min_spacing_days: int = Field(

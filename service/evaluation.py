@@ -224,7 +224,7 @@ def placebo_windows(
     panel: pd.DataFrame | None = None,
     before: dt.date | None = None,
     since: dt.date | None = None,
-    min_probability: float = 0.5,
+    min_probability: float = 0.0,
 ) -> pd.DataFrame:
     """Predicted peak windows of stored runs that are complete in the data: placebo candidates.
 
@@ -405,7 +405,7 @@ def campaign_effect_report(
     with_did: bool = True,
     placebos: pd.DataFrame | None = None,
     min_placebos: int = MIN_PLACEBOS,
-    min_probability: float = 0.5,
+    min_probability: float = 0.0,
 ) -> dict[str, Any]:
     """Effect of one campaign on its series over the window, by both methods.
 

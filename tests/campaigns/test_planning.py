@@ -139,6 +139,7 @@ def test_plan_one_campaign_per_window_ranked_with_evidence(session: Session,
                             P("food_safety", "150200", D(2025, 6, 2), excess=50),
                             P("fireworks", "150100", D(2025, 9, 1), excess=5, prob=0.45)],
                   train_until=D(2024, 12, 31))
+    settings = _with(settings, min_probability=0.5)  # the 0.45 window is left out
     result = plan_campaigns(session=session, settings=settings, today=TODAY)
     assert result.run_id == run and result.windows == 2 and len(result.created) == 2
     rows = _by_category(session)
@@ -153,6 +154,20 @@ def test_plan_one_campaign_per_window_ranked_with_evidence(session: Session,
     again = plan_campaigns(session=session, settings=settings, today=TODAY)
     assert again.created == [] and sorted(again.unchanged) == sorted(result.created)
     assert session.scalar(select(func.count()).select_from(Campaign)) == 2
+
+
+def test_every_window_of_the_run_is_planned_by_default(session: Session,
+                                                       settings: Settings) -> None:
+    """A run made with a lower p_min (FOREWARN_FORECAST__P_MIN) stores less likely windows;
+    by default (campaigns.min_probability 0) each of them gets a campaign (DESIGN.md)."""
+    assert settings.campaigns.min_probability == 0.0
+    add_run(session, [P("fireworks", "150100", D(2025, 5, 5), prob=0.8),
+                      P("fireworks", "150100", D(2025, 9, 1), prob=0.25)],
+            train_until=D(2024, 12, 31))
+    result = plan_campaigns(session=session, settings=settings, today=TODAY)
+    assert result.windows == 2 and len(result.created) == 2
+    sends = sorted(c.send_date for c in session.scalars(select(Campaign)))
+    assert sends == [D(2025, 4, 14), D(2025, 8, 11)]
 
 
 def test_plan_without_run_is_not_found(session: Session, settings: Settings) -> None:
