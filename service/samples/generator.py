@@ -677,32 +677,11 @@ def generate(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sim = _simulate(seed, start, end, scale)
-    region_codes = sim.region_codes
-    pop = sim.pop
-    cat_codes = sim.cat_codes
-    sectors = sim.sectors
-    n_r = sim.n_r
-    n_s = sim.n_s
-    uids = sim.uids
-    days = sim.days
-    n_d = sim.n_d
-    years = sim.years
-    fests = sim.fests
-    holiday = sim.holiday
-    weekend = sim.weekend
-    makeup = sim.makeup
-    workday = sim.workday
-    t_years = sim.t_years
-    events = sim.events
-    counts = sim.counts
-    hot = sim.hot
-    web = sim.web
-    gaps = sim.gaps
 
     # ---- complaint records -------------------------------------------------------------
     rng = _rng(seed, "complaint_records", start, end)
     parts = []
-    for src_code, mat in ((0, hot), (1, web)):
+    for src_code, mat in ((0, sim.hot), (1, sim.web)):
         s_idx, d_idx = np.nonzero(mat)
         reps = mat[s_idx, d_idx]
         parts.append((np.repeat(s_idx, reps), np.repeat(d_idx, reps),
@@ -710,21 +689,22 @@ def generate(
     s_all = np.concatenate([p[0] for p in parts]).astype(np.int64)
     d_all = np.concatenate([p[1] for p in parts]).astype(np.int64)
     src = np.concatenate([p[2] for p in parts]).astype(np.int64)
-    c_all, r_all = s_all // n_r, s_all % n_r
+    c_all, r_all = s_all // sim.n_r, s_all % sim.n_r
     profiles = sorted(set(_HOURS))
-    prof_of_cat = np.array([profiles.index(_CATS[c].hours) for c in cat_codes])
-    received = _timestamps(rng, days, d_all, prof_of_cat[c_all], workday | makeup, profiles)
+    prof_of_cat = np.array([profiles.index(_CATS[c].hours) for c in sim.cat_codes])
+    received = _timestamps(rng, sim.days, d_all, prof_of_cat[c_all], sim.workday | sim.makeup,
+                           profiles)
     channel = np.where(src == 1, "web",
                        np.array(_CHANNELS)[rng.choice(len(_CHANNELS), size=len(src),
                                                       p=_CHANNEL_P)])
-    text = _texts(rng, cat_codes, c_all, region_codes, r_all)
+    text = _texts(rng, sim.cat_codes, c_all, sim.region_codes, r_all)
     complaints = pd.DataFrame({
         "source": np.where(src == 1, _WEB, _HOTLINE),
         "external_id": "",
         "received_at": received.to_numpy(),
-        "category": np.array(cat_codes)[c_all],
-        "region": np.array(region_codes)[r_all],
-        "sector": np.array([sectors[c] for c in cat_codes])[c_all],
+        "category": np.array(sim.cat_codes)[c_all],
+        "region": np.array(sim.region_codes)[r_all],
+        "sector": np.array([sim.sectors[c] for c in sim.cat_codes])[c_all],
         "channel": channel,
         "text": text,
         "_s": s_all,
@@ -742,19 +722,20 @@ def generate(
     complaints = complaints[COMPLAINT_COLUMNS]
 
     # ---- enforcement -------------------------------------------------------------------
-    enforcement = _enforcement(seed=seed, start=start, end=end, scale=scale, days=days,
-                               counts=counts, cat_codes=cat_codes, region_codes=region_codes,
-                               pop=pop, holiday=holiday, weekend=weekend, fests=fests,
-                               years=years, sectors=sectors, t_years=t_years)
+    enforcement = _enforcement(seed=seed, start=start, end=end, scale=scale, days=sim.days,
+                               counts=sim.counts, cat_codes=sim.cat_codes,
+                               region_codes=sim.region_codes, pop=sim.pop, holiday=sim.holiday,
+                               weekend=sim.weekend, fests=sim.fests, years=sim.years,
+                               sectors=sim.sectors, t_years=sim.t_years)
 
     # ---- truth -------------------------------------------------------------------------
     daily = pd.DataFrame({
-        "unique_id": np.repeat(np.array(uids), n_d),
-        "ds": np.tile(days.to_numpy(), n_s),
-        "y": counts.reshape(-1).astype(float),
+        "unique_id": np.repeat(np.array(sim.uids), sim.n_d),
+        "ds": np.tile(sim.days.to_numpy(), sim.n_s),
+        "y": sim.counts.reshape(-1).astype(float),
     })
     windows = actual_spike_windows(to_weekly(daily))
-    truth = _assign_driver(windows, events)
+    truth = _assign_driver(windows, sim.events)
     for col in ("start", "end", "peak_week"):
         truth[col] = pd.to_datetime(truth[col]).dt.strftime("%Y-%m-%d")
     truth = truth[TRUTH_COLUMNS]
@@ -762,10 +743,10 @@ def generate(
     planted = pd.DataFrame([{
         "unique_id": ev.unique_id, "driver": ev.driver, "start": ev.start.isoformat(),
         "end": ev.end.isoformat(), "one_off": ev.one_off, "multiplier": ev.multiplier,
-    } for ev in events], columns=PLANTED_COLUMNS)
+    } for ev in sim.events], columns=PLANTED_COLUMNS)
     planted = planted.sort_values(["unique_id", "start", "driver"], kind="stable")
     gap_frame = pd.DataFrame([{"region": g[0], "source": g[1], "start": g[2].isoformat(),
-                               "end": g[3].isoformat(), "kind": g[4]} for g in gaps],
+                               "end": g[3].isoformat(), "kind": g[4]} for g in sim.gaps],
                              columns=GAP_COLUMNS)
 
     dirty_bytes, expected = dirty_complaints()
@@ -793,7 +774,7 @@ def generate(
             "truth_spikes.csv": len(truth),
             "dirty_complaints.csv": len(expected),
         },
-        "series": n_s,
+        "series": sim.n_s,
         "planted_events": len(planted),
         "one_off_events": int(planted["one_off"].sum()),
         "truth_windows": len(truth),
