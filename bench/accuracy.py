@@ -248,6 +248,24 @@ def reliability(weekly: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def ranking(weekly: pd.DataFrame) -> pd.DataFrame:
+    """Threshold-free skill of weekly P(spike) per model: ROC AUC and average precision over
+    the scored weeks, with the base rate (the average precision of a no-skill forecast).
+    Unlike the best event F1 over p_min, these cannot be won by flagging every week."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    done = weekly.dropna(subset=["y"])
+    rows = {}
+    for model, g in done.groupby("model"):
+        y = g["spike"].astype(bool).to_numpy()
+        ok = y.any() and not y.all()
+        rows[model] = {
+            "auc": roc_auc_score(y, g["p_spike"]) if ok else float("nan"),
+            "average_precision": average_precision_score(y, g["p_spike"]) if ok else float("nan"),
+            "base_rate": float(y.mean())}
+    return pd.DataFrame(rows)
+
+
 def curve_table(result: BacktestResult, grid: list[float]) -> pd.DataFrame:
     """Spike-window F1 (recall / precision) per model for each p_min of ``grid``, re-scored
     from the backtest's weekly P(spike) without refitting (:func:`models.backtest.p_min_curve`).
@@ -285,7 +303,8 @@ def _print_table(title: str, table: pd.DataFrame, seconds: dict[str, float],
                  checks: list[tuple[str, bool | None]], note: str,
                  calibration: pd.DataFrame | None = None,
                  curve: pd.DataFrame | None = None,
-                 planted: pd.DataFrame | None = None) -> None:
+                 planted: pd.DataFrame | None = None,
+                 ranks: pd.DataFrame | None = None) -> None:
     print(f"\n## {title}\n{note}")
     with pd.option_context("display.width", 160, "display.max_columns", 10,
                            "display.float_format", "{:.3f}".format):
@@ -293,6 +312,9 @@ def _print_table(title: str, table: pd.DataFrame, seconds: dict[str, float],
         if calibration is not None:
             print("\nreliability of weekly P(spike) (n weeks, mean P, observed frequency):")
             print(calibration)
+        if ranks is not None:
+            print("\nthreshold-free skill of weekly P(spike):")
+            print(ranks)
         if curve is not None:
             print("\nspike-window F1 (recall/precision) by p_min, re-scored without refitting:")
             print(curve)
@@ -368,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.json:
                 _print_table("samples", shown, secs, checks, note, reliability(res.weekly),
                              curve_table(res, args.p_grid),
-                             truth_curve(res, truth, cutoffs, hw, args.p_grid))
+                             truth_curve(res, truth, cutoffs, hw, args.p_grid),
+                             ranking(res.weekly))
 
     if "chicago" in sets:
         if not CHICAGO.exists():
@@ -397,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
                               "targets": [{"check": t, "pass": ok} for t, ok in checks]}
             if not args.json:
                 _print_table("chicago 311", shown, secs, checks, note,
-                             reliability(res.weekly), curve_table(res, args.p_grid))
+                             reliability(res.weekly), curve_table(res, args.p_grid),
+                             ranks=ranking(res.weekly))
 
     if "campaigns" in sets:  # issue 4's figure, measured end to end by bench/campaigns.py
         from bench.campaigns import measure
