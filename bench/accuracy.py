@@ -67,10 +67,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.backtest import BacktestResult, backtest, horizon_days, p_min_curve  # noqa: E402
+from models.backtest import (  # noqa: E402
+    BacktestResult,
+    backtest,
+    horizon_days,
+    p_min_curve,
+    predicted_windows,
+)
 from models.baselines import GlobalHistGradientBoosting, SeasonalNaive  # noqa: E402
 from models.metrics import match_windows, summarize_events  # noqa: E402
-from models.peaks import peak_windows  # noqa: E402
 
 SAMPLES = ROOT / "data" / "samples"
 CHICAGO = ROOT.parent / "shared" / "data" / "chicago_311"
@@ -195,11 +200,7 @@ def truth_curve(result: BacktestResult, truth: pd.DataFrame, cutoffs: list[pd.Ti
     for each p_min of ``grid``, with the predicted windows rebuilt from the weekly P(spike)."""
     cells: dict[tuple[float, str], str] = {}
     for p_min in grid:
-        parts = [peak_windows(probs, p_min=p_min).assign(model=str(model),
-                                                          cutoff=cutoff,  # type: ignore[arg-type]
-                                                          kind="predicted")
-                 for (model, cutoff), probs in result.weekly.groupby(["model", "cutoff"])]
-        again = dataclasses.replace(result, windows=pd.concat(parts, ignore_index=True))
+        again = dataclasses.replace(result, windows=predicted_windows(result, p_min))
         scores = truth_scores(again, truth, cutoffs, horizon_weeks).set_index(
             ["model", "metric"])["value"]
         for model in result.summary["model"].unique():
@@ -266,11 +267,9 @@ def ranking(weekly: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def curve_table(result: BacktestResult, grid: list[float]) -> pd.DataFrame:
-    """Spike-window F1 (recall / precision) per model for each p_min of ``grid``, re-scored
-    from the backtest's weekly P(spike) without refitting (:func:`models.backtest.p_min_curve`).
-    """
-    curve = p_min_curve(result, grid, lead_days=LEAD_DAYS)
+def curve_table(curve: pd.DataFrame) -> pd.DataFrame:
+    """Spike-window F1 (recall / precision) per model (columns) and p_min (rows) from a
+    :func:`models.backtest.p_min_curve` frame."""
     cell = curve.apply(lambda r: f"{r['f1']:.3f} ({r['recall']:.2f}/{r['precision']:.2f})",
                        axis=1)
     return curve.assign(cell=cell).pivot(index="p_min", columns="model", values="cell")
@@ -319,7 +318,7 @@ def _print_table(title: str, table: pd.DataFrame, seconds: dict[str, float],
             print("\nspike-window F1 (recall/precision) by p_min, re-scored without refitting:")
             print(curve)
         if planted is not None:
-            print("\nplanted windows caught >= 14 days ahead / precision, by p_min:")
+            print(f"\nplanted windows caught >= {LEAD_DAYS} days ahead / precision, by p_min:")
             print(planted)
     print("seconds: " + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items()))
     for text, ok in checks:
@@ -331,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="few series per data set")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     ap.add_argument("--models", default="prophet,sn,hgb",
-                    help="comma list of prophet, sn, hgb")
+                    help="comma list of prophet, sn, hgb, oracle (samples only)")
     ap.add_argument("--sets", default="samples,chicago,campaigns",
                     help="comma list of samples, chicago, campaigns (issue 4's coverage figure "
                          "from bench/campaigns.py)")
@@ -385,13 +384,16 @@ def main(argv: list[str] | None = None) -> int:
                     if len(cutoffs) > 1 else f"cutoff {cutoffs[0].date()}")
             note = (f"{daily['unique_id'].nunique()} series, {span}, {hw}-week horizon, "
                     f"lead {LEAD_DAYS} days, p_min {args.p_min:g}")
+            ranks = ranking(res.weekly)
+            curve = p_min_curve(res, args.p_grid, lead_days=LEAD_DAYS)
             out["samples"] = {"note": note, "seconds": secs, "metrics": shown.to_dict(),
+                              "ranking": ranks.to_dict(),
+                              "p_min_curve": curve.to_dict(orient="records"),
                               "targets": [{"check": t, "pass": ok} for t, ok in checks]}
             if not args.json:
                 _print_table("samples", shown, secs, checks, note, reliability(res.weekly),
-                             curve_table(res, args.p_grid),
-                             truth_curve(res, truth, cutoffs, hw, args.p_grid),
-                             ranking(res.weekly))
+                             curve_table(curve),
+                             truth_curve(res, truth, cutoffs, hw, args.p_grid), ranks)
 
     if "chicago" in sets:
         if not CHICAGO.exists():
@@ -416,12 +418,15 @@ def main(argv: list[str] | None = None) -> int:
             note = (f"{daily['unique_id'].nunique()} series (grain {args.chicago_grain}, "
                     f">= {min_weekly:g}/week), cutoffs {[str(c.date()) for c in cutoffs]}, "
                     f"{hw}-week horizon, lead {LEAD_DAYS} days, p_min {args.p_min:g}")
+            ranks = ranking(res.weekly)
+            curve = p_min_curve(res, args.p_grid, lead_days=LEAD_DAYS)
             out["chicago"] = {"note": note, "seconds": secs, "metrics": shown.to_dict(),
+                              "ranking": ranks.to_dict(),
+                              "p_min_curve": curve.to_dict(orient="records"),
                               "targets": [{"check": t, "pass": ok} for t, ok in checks]}
             if not args.json:
                 _print_table("chicago 311", shown, secs, checks, note,
-                             reliability(res.weekly), curve_table(res, args.p_grid),
-                             ranks=ranking(res.weekly))
+                             reliability(res.weekly), curve_table(curve), ranks=ranks)
 
     if "campaigns" in sets:  # issue 4's figure, measured end to end by bench/campaigns.py
         from bench.campaigns import measure

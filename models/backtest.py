@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ from models.peaks import (
     DEFAULT_LOOKBACK_WEEKS,
     DEFAULT_MIN_SPIKE_COUNT,
     DEFAULT_P_MIN,
+    PEAK_WINDOW_COLUMNS,
     peak_windows,
     runs_to_windows,
     spike_probabilities,
@@ -46,7 +47,7 @@ from models.series import to_weekly
 from models.types import Forecaster
 
 __all__ = ["BacktestResult", "backtest", "make_origins", "horizon_days", "p_min_curve",
-           "WINDOW_COLUMNS", "CURVE_COLUMNS"]
+           "predicted_windows", "WINDOW_COLUMNS", "CURVE_COLUMNS"]
 
 ForecasterSpec = Forecaster | Callable[[], Forecaster]
 
@@ -330,6 +331,26 @@ def _summarize(per_origin: pd.DataFrame, windows: pd.DataFrame, failures: pd.Dat
     return pd.DataFrame(rows, columns=["model", "metric", "value"])
 
 
+def predicted_windows(result: BacktestResult, p_min: float) -> pd.DataFrame:
+    """The predicted peak windows a finished backtest would have had at another ``p_min``.
+
+    Rebuilt (:func:`models.peaks.peak_windows`) from ``result.weekly`` per model and cutoff,
+    without refitting; columns as ``peak_windows`` plus ``model``, ``cutoff``, ``kind =
+    "predicted"`` and ``available_at`` (= the cutoff).
+    """
+    parts: list[pd.DataFrame] = []
+    for key, probs in result.weekly.groupby(["model", "cutoff"], sort=True):
+        model, cutoff = cast(tuple[str, pd.Timestamp], key)
+        win = peak_windows(probs, p_min=float(p_min))
+        win["model"], win["cutoff"] = model, cutoff
+        parts.append(win)
+    out = (pd.concat(parts, ignore_index=True) if parts
+           else pd.DataFrame(columns=[*PEAK_WINDOW_COLUMNS, "model", "cutoff"]))
+    out["kind"] = "predicted"
+    out["available_at"] = out["cutoff"]
+    return out
+
+
 def p_min_curve(
     result: BacktestResult,
     p_grid: Sequence[float],
@@ -355,16 +376,17 @@ def p_min_curve(
     cutoffs and series like ``result.summary``.
     """
     rows: list[dict[str, Any]] = []
-    weekly, windows = result.weekly, result.windows
-    actual = windows[windows["kind"] == "actual"]
-    for model in pd.unique(pd.concat([weekly["model"], actual["model"]])):
-        wk_m, act_m = weekly[weekly["model"] == model], actual[actual["model"] == model]
-        for p_min in p_grid:
+    actual = result.windows[result.windows["kind"] == "actual"]
+    models = pd.unique(pd.concat([result.weekly["model"], actual["model"]]))
+    for p_min in p_grid:
+        predicted = predicted_windows(result, p_min)
+        for model in models:
+            pred_all = predicted[predicted["model"] == model]
+            act_m = actual[actual["model"] == model]
             n_actual = n_caught = n_predicted = n_tp = 0
             leads: list[float] = []
-            for cutoff in sorted(set(wk_m["cutoff"]) | set(act_m["cutoff"])):
-                probs = wk_m[wk_m["cutoff"] == cutoff]
-                pred = peak_windows(probs, p_min=float(p_min)).assign(available_at=cutoff)
+            for cutoff in sorted(set(pred_all["cutoff"].dropna()) | set(act_m["cutoff"])):
+                pred = pred_all[pred_all["cutoff"] == cutoff]
                 act = act_m[act_m["cutoff"] == cutoff][["unique_id", "start", "end", "eligible"]]
                 pred_m, matched = match_windows(pred, act, lead_days=lead_days,
                                                 tolerance_days=tolerance_days)
@@ -379,4 +401,5 @@ def p_min_curve(
                                   n_true_positive=n_tp, leads=np.asarray(leads, dtype=float))
             rows.append({"model": model, "p_min": float(p_min),
                          **dict(zip(ev["metric"], ev["value"], strict=True))})
-    return pd.DataFrame(rows).reindex(columns=CURVE_COLUMNS)
+    curve = pd.DataFrame(rows).reindex(columns=CURVE_COLUMNS)
+    return curve.sort_values(["model", "p_min"], kind="stable").reset_index(drop=True)

@@ -18,6 +18,7 @@ from models.backtest import (
     horizon_days,
     make_origins,
     p_min_curve,
+    predicted_windows,
 )
 from models.baselines import GlobalHistGradientBoosting, SeasonalNaive
 from models.types import DAILY_COLUMNS, ForecastOutput
@@ -124,7 +125,12 @@ def test_p_min_curve_rescored_without_refitting(flat_series: pd.DataFrame) -> No
     assert list(raw.columns) == CURVE_COLUMNS
     curve = raw.set_index("p_min")
     assert (curve["model"] == "graded").all()
-    # at the backtest's own p_min the curve is the summary
+    # at the backtest's own p_min the rebuilt windows are the backtest's, the curve its summary
+    own = result.windows[result.windows["kind"] == "predicted"].sort_values("start")
+    again = predicted_windows(result, 0.3).sort_values("start")
+    for col in ("model", "cutoff", "unique_id", "start", "end", "max_probability"):
+        assert again[col].tolist() == own[col].tolist()
+    assert (again["available_at"] == again["cutoff"]).all()
     summary = _metrics(result)
     for m in ("recall", "precision", "f1", "n_actual", "n_caught", "n_predicted"):
         assert curve.at[0.3, m] == pytest.approx(summary[m])
