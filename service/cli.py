@@ -328,8 +328,6 @@ def backtest(
     """
     import importlib
 
-    import pandas as pd
-
     from models.backtest import backtest as run_backtest
     from models.backtest import p_min_curve
     from service.store.series import daily_frame
@@ -366,13 +364,12 @@ def backtest(
                           lead_days=lead_days, min_spike_count=settings.forecast.min_spike_count,
                           p_min=settings.forecast.p_min, on_progress=progress)
     table = result.summary.pivot_table(index="metric", columns="model", values="value")
-    curve = (p_min_curve(result, grid, lead_days=lead_days) if grid
-             else pd.DataFrame(columns=["model", "p_min"]))
+    curve = p_min_curve(result, grid, lead_days=lead_days) if grid else None
     if as_json:
         doc: dict[str, Any] = {
             str(m): {str(k): (None if v != v else float(v)) for k, v in col.items()}
             for m, col in table.to_dict().items()}
-        if grid:
+        if curve is not None:
             doc["p_min_curve"] = [{k: (None if isinstance(v, float) and v != v else v)
                                    for k, v in row.items()}
                                   for row in curve.to_dict(orient="records")]
@@ -380,7 +377,7 @@ def backtest(
         return
     typer.echo(f"p_min {settings.forecast.p_min:g}, lead {lead_days} days")
     typer.echo(table.round(3).to_string())
-    if grid:
+    if curve is not None:
         typer.echo("\nspike windows by p_min (re-scored without refitting):")
         typer.echo(curve.set_index(["model", "p_min"])[["recall", "precision", "f1",
                                                         "n_predicted"]].round(3).to_string())
