@@ -325,6 +325,20 @@ def _print_table(title: str, table: pd.DataFrame, seconds: dict[str, float],
         print(f"  [{'PASS' if ok else 'FAIL' if ok is not None else 'n/a '}] {text}")
 
 
+def report(title: str, res: BacktestResult, shown: pd.DataFrame, seconds: dict[str, float],
+           checks: list[tuple[str, bool | None]], note: str, grid: list[float], *,
+           printed: bool, planted: pd.DataFrame | None = None) -> dict[str, Any]:
+    """One data set's JSON document; printed as tables too unless ``printed`` is False."""
+    ranks = ranking(res.weekly)
+    curve = p_min_curve(res, grid, lead_days=LEAD_DAYS)
+    if printed:
+        _print_table(title, shown, seconds, checks, note, reliability(res.weekly),
+                     curve_table(curve), planted, ranks)
+    return {"note": note, "seconds": seconds, "metrics": shown.to_dict(),
+            "ranking": ranks.to_dict(), "p_min_curve": curve.to_dict(orient="records"),
+            "targets": [{"check": t, "pass": ok} for t, ok in checks]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="few series per data set")
@@ -384,16 +398,10 @@ def main(argv: list[str] | None = None) -> int:
                     if len(cutoffs) > 1 else f"cutoff {cutoffs[0].date()}")
             note = (f"{daily['unique_id'].nunique()} series, {span}, {hw}-week horizon, "
                     f"lead {LEAD_DAYS} days, p_min {args.p_min:g}")
-            ranks = ranking(res.weekly)
-            curve = p_min_curve(res, args.p_grid, lead_days=LEAD_DAYS)
-            out["samples"] = {"note": note, "seconds": secs, "metrics": shown.to_dict(),
-                              "ranking": ranks.to_dict(),
-                              "p_min_curve": curve.to_dict(orient="records"),
-                              "targets": [{"check": t, "pass": ok} for t, ok in checks]}
-            if not args.json:
-                _print_table("samples", shown, secs, checks, note, reliability(res.weekly),
-                             curve_table(curve),
-                             truth_curve(res, truth, cutoffs, hw, args.p_grid), ranks)
+            planted = (None if args.json
+                       else truth_curve(res, truth, cutoffs, hw, args.p_grid))
+            out["samples"] = report("samples", res, shown, secs, checks, note, args.p_grid,
+                                    printed=not args.json, planted=planted)
 
     if "chicago" in sets:
         if not CHICAGO.exists():
@@ -418,15 +426,8 @@ def main(argv: list[str] | None = None) -> int:
             note = (f"{daily['unique_id'].nunique()} series (grain {args.chicago_grain}, "
                     f">= {min_weekly:g}/week), cutoffs {[str(c.date()) for c in cutoffs]}, "
                     f"{hw}-week horizon, lead {LEAD_DAYS} days, p_min {args.p_min:g}")
-            ranks = ranking(res.weekly)
-            curve = p_min_curve(res, args.p_grid, lead_days=LEAD_DAYS)
-            out["chicago"] = {"note": note, "seconds": secs, "metrics": shown.to_dict(),
-                              "ranking": ranks.to_dict(),
-                              "p_min_curve": curve.to_dict(orient="records"),
-                              "targets": [{"check": t, "pass": ok} for t, ok in checks]}
-            if not args.json:
-                _print_table("chicago 311", shown, secs, checks, note,
-                             reliability(res.weekly), curve_table(curve), ranks=ranks)
+            out["chicago"] = report("chicago 311", res, shown, secs, checks, note,
+                                    args.p_grid, printed=not args.json)
 
     if "campaigns" in sets:  # issue 4's figure, measured end to end by bench/campaigns.py
         from bench.campaigns import measure
