@@ -8,21 +8,24 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from sqlalchemy import func, select
 
-from service.cli_support import cli_session, cli_settings, echo_json
-from service.db import make_engine, make_sessionmaker
+from service.cli_support import (
+    cli_session,
+    cli_settings,
+    command_group,
+    echo_json,
+    set_verbosity,
+)
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Forewarn: forecast violation spikes and send reminders before them.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
-samples_app = typer.Typer(help="The synthetic Inner Mongolia sample data.", no_args_is_help=True)
-series_app = typer.Typer(help="Series of daily counts.", no_args_is_help=True)
-import_app = typer.Typer(help="Import complaint or enforcement records.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
-reference_app = typer.Typer(help="Categories and regions.", no_args_is_help=True)
+app = command_group("Forewarn: forecast violation spikes and send reminders before them.")
+db_app = command_group("Database migrations.")
+samples_app = command_group("The synthetic Inner Mongolia sample data.")
+series_app = command_group("Series of daily counts.")
+import_app = command_group("Import complaint or enforcement records.")
+keys_app = command_group("API keys.")
+reference_app = command_group("Categories and regions.")
 app.add_typer(db_app, name="db")
 app.add_typer(samples_app, name="samples")
 app.add_typer(series_app, name="series")
@@ -31,9 +34,18 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(reference_app, name="reference")
 
 
+@app.callback()
+def _main(verbose: Annotated[int, typer.Option(
+        "--verbose", "-v", count=True,
+        help="Log progress to stderr (-v info, -vv debug); quiet by default")] = 0) -> None:
+    """Forewarn: forecast violation spikes and send reminders before them."""
+    set_verbosity(verbose)
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
+    from service.db import make_engine
     from service.migrate import current_revision, upgrade
 
     settings = cli_settings()
@@ -45,6 +57,7 @@ def db_upgrade(revision: str = "head") -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Print the database's current revision and the head revision."""
+    from service.db import make_engine
     from service.migrate import current_revision, head_revision
 
     engine = make_engine(cli_settings().database_url)
@@ -66,6 +79,7 @@ def serve(
     if with_scheduler:
         os.environ["FOREWARN_SCHEDULER__ENABLED"] = "true"
     settings = cli_settings()
+    from service.db import make_engine
     from service.migrate import upgrade
 
     upgrade(make_engine(settings.database_url))
@@ -110,6 +124,9 @@ def samples_load(
         "--if-empty", help="Do nothing when the database already holds records.")] = False,
 ) -> None:
     """Load the reference data and import the sample complaints and enforcement actions."""
+    from sqlalchemy import func, select
+
+    from service.db import make_engine, make_sessionmaker
     from service.ingest import import_file
     from service.store.reference import load_reference
     from service.store.tables import Complaint
@@ -144,9 +161,10 @@ def _import(kind: Literal["complaints", "enforcement"], path: Path, source: str 
     except ServiceError as exc:
         raise typer.BadParameter(exc.detail) from exc
     settings = cli_settings()
-    engine = make_engine(settings.database_url)
+    from service.db import make_engine, make_sessionmaker
     from service.migrate import upgrade
 
+    engine = make_engine(settings.database_url)
     upgrade(engine)
     try:
         summary = import_file(session_factory=make_sessionmaker(engine), kind=kind, path=path,
@@ -174,6 +192,12 @@ _MAPPING = Annotated[Path | None, typer.Option("--mapping", help="YAML/JSON mapp
 _REGISTER = Annotated[bool, typer.Option("--register-new",
                                          help="Register unknown categories and regions")]
 _JSON = Annotated[bool, typer.Option("--json", help="Print the batch summary as JSON")]
+_SERIES_JSON = Annotated[bool, typer.Option("--json", help="Print the series as JSON")]
+_PEAKS_JSON = Annotated[bool, typer.Option("--json", help="Print the peak windows as JSON")]
+_BACKTEST_JSON = Annotated[bool, typer.Option(
+    "--json", help="Print the scores by model (and the p_min curve) as JSON")]
+_KEYS_JSON = Annotated[bool, typer.Option(
+    "--json", help="Print the keys (never their secrets) as JSON")]
 
 
 @import_app.command("complaints")
@@ -193,7 +217,7 @@ def import_enforcement(path: Path, source: _SOURCE = None, map_: _MAP = None,
 
 
 @series_app.command("list")
-def series_list(as_json: _JSON = False) -> None:
+def series_list(as_json: _SERIES_JSON = False) -> None:
     """List series with their first/last day and totals."""
     from service.store.series import list_series
 
@@ -233,6 +257,7 @@ def forecast(
     """Fit every series, forecast, and store forecasts and predicted peaks (progress bar)."""
     from rich.progress import Progress
 
+    from service.db import make_engine, make_sessionmaker
     from service.errors import ServiceError
     from service.forecasting import create_run, execute_run, latest_run
 
@@ -273,7 +298,7 @@ def forecast(
 
 @app.command()
 def peaks(
-    as_json: _JSON = False,
+    as_json: _PEAKS_JSON = False,
     min_probability: Annotated[float | None, typer.Option(help="Only peaks at least this likely")
                                ] = None,
     category: str | None = None,
@@ -318,7 +343,7 @@ def backtest(
     p_min_grid: Annotated[str | None, typer.Option(
         help="Comma list of p_min values, e.g. 0.2,0.3,0.4,0.5: also print spike-window "
              "recall / precision / F1 for each (re-scored without refitting)")] = None,
-    as_json: _JSON = False,
+    as_json: _BACKTEST_JSON = False,
 ) -> None:
     """Rolling-origin backtest of Prophet and the baselines on the stored records.
 
@@ -406,7 +431,7 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(as_json: _JSON = False) -> None:
+def keys_list(as_json: _KEYS_JSON = False) -> None:
     """List keys (never their secrets)."""
     from service.store.keys import list_keys
 

@@ -83,7 +83,8 @@ def evaluate(
                          ] = None,
     date_to: Annotated[str | None, typer.Option("--to", help="Period end YYYY-MM-DD")] = None,
     signal: Annotated[str | None, typer.Option(help="complaints or violations")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the campaign's effect or the scorecard as JSON")] = False,
 ) -> None:
     """Measure campaigns: one campaign's effect (--campaign ID) or the scorecard per category,
     region or department (campaigns sent, spikes caught in advance, lead time, counts

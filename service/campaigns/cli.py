@@ -16,13 +16,23 @@ from typing import Annotated, Any
 
 import typer
 
-from service.cli_support import cli_session, cli_settings, echo_json, parse_date
+from service.cli_support import (
+    cli_session,
+    cli_settings,
+    command_group,
+    echo_json,
+    parse_date,
+)
 
-__all__ = ["campaigns_app", "plan", "cli_actor"]
+__all__ = ["campaigns_app", "plan", "plan_summary", "cli_actor"]
 
-campaigns_app = typer.Typer(help="Reminder campaigns (执法事项提示).", no_args_is_help=True)
+campaigns_app = command_group("Reminder campaigns (执法事项提示).")
 
-_JSON = Annotated[bool, typer.Option("--json", help="Print JSON")]
+_PLAN_JSON = Annotated[bool, typer.Option(
+    "--json", help="Print the planning result (campaign ids by outcome) as JSON")]
+_LIST_JSON = Annotated[bool, typer.Option("--json", help="Print the campaigns as JSON")]
+_SHOW_JSON = Annotated[bool, typer.Option(
+    "--json", help="Print the campaign and its rendered message as JSON")]
 
 
 def cli_actor() -> str:
@@ -33,12 +43,38 @@ def cli_actor() -> str:
     return f"cli:{user}"[:100]
 
 
+def plan_summary(result: dict[str, Any]) -> list[str]:
+    """Human lines of a planning result whose numbers add up.
+
+    Every window ends in exactly one of created / updated / unchanged / flagged (its approved
+    campaign's window moved) / left alone (a manual campaign, or one already sending);
+    ``dropped`` counts those of them that constraints kept from being sent. Campaigns whose
+    window the run no longer predicts are counted apart (superseded drafts, flagged approved
+    campaigns).
+    """
+    n = {k: len(result[k]) for k in ("created", "updated", "unchanged", "untouched",
+                                     "flagged", "superseded", "dropped")}
+    windows = int(result["windows"])
+    moved = windows - n["created"] - n["updated"] - n["unchanged"] - n["untouched"]
+    vanished = n["flagged"] - moved
+    lines = [f"run {result['run_id']}, as of {result['today']}: {windows} windows = "
+             f"{n['created']} created + {n['updated']} updated + {n['unchanged']} unchanged + "
+             f"{moved} flagged for review (window moved) + {n['untouched']} left alone "
+             "(manual or already sending)"]
+    if n["dropped"]:
+        lines.append(f"  of these, {n['dropped']} dropped by constraints (not sent unless a "
+                     "send date is set by hand)")
+    lines.append(f"no longer predicted: {n['superseded']} drafts superseded, {vanished} "
+                 "approved campaigns flagged for review")
+    return lines
+
+
 def plan(
     today: Annotated[str | None, typer.Option(help="Plan as of this day (YYYY-MM-DD)")] = None,
     run_id: Annotated[str | None, typer.Option(help="Forecast run (default: latest)")] = None,
     category: Annotated[list[str] | None, typer.Option(help="Only this category (repeatable)")
                         ] = None,
-    as_json: _JSON = False,
+    as_json: _PLAN_JSON = False,
 ) -> None:
     """(Re)plan reminder campaigns from the latest forecast run's predicted peaks."""
     from service.campaigns.service import plan_campaigns
@@ -51,10 +87,8 @@ def plan(
     if as_json:
         echo_json(result.as_dict())
         return
-    typer.echo(f"run {result.run_id}, as of {result.today}: {result.windows} windows; "
-               f"created {len(result.created)}, updated {len(result.updated)}, unchanged "
-               f"{len(result.unchanged)}, flagged for review {len(result.flagged)}, superseded "
-               f"{len(result.superseded)}, dropped by constraints {len(result.dropped)}")
+    for line in plan_summary(result.as_dict()):
+        typer.echo(line)
     for err in result.errors:
         typer.echo(f"  not planned: {err['category']}: {err['detail']}", err=True)
 
@@ -67,7 +101,7 @@ def list_(
     date_from: Annotated[str | None, typer.Option("--from", help="Send date ≥")] = None,
     date_to: Annotated[str | None, typer.Option("--to", help="Send date ≤")] = None,
     limit: int = 200,
-    as_json: _JSON = False,
+    as_json: _LIST_JSON = False,
 ) -> None:
     """List campaigns by send date."""
     from service.campaigns.service import list_campaigns
@@ -92,7 +126,8 @@ def list_(
 
 @campaigns_app.command("show")
 def show(campaign_id: str, channel: Annotated[str, typer.Option(
-        help="Also render this channel's message")] = "public", as_json: _JSON = False) -> None:
+        help="Also render this channel's message")] = "public",
+         as_json: _SHOW_JSON = False) -> None:
     """Show one campaign with its constraint notes and the message to be sent."""
     from service.campaigns.service import get_campaign, preview
 

@@ -46,7 +46,6 @@ from service.campaigns.planning import (
 from service.campaigns.tables import Campaign, Recipient
 from service.config import CampaignSettings, Settings
 from service.errors import Conflict, NotFound, UnprocessableContent
-from service.forecasting import get_run, latest_run, list_peaks
 from service.store.tables import (
     Category,
     EnforcementAction,
@@ -473,6 +472,8 @@ def plan_campaigns(
     A category without a legal basis is not planned: it is listed in ``errors`` and the other
     categories are planned. Asking explicitly (``categories``) for such a category raises 422.
     """
+    from service.forecasting import get_run, latest_run, list_peaks  # pandas: only to plan
+
     cfg = settings.campaigns
     today = today or local_today(settings)
     run: ForecastRun | None = get_run(session=session, run_id=run_id) if run_id \

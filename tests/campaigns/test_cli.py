@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from service.audit import list_entries
-from service.campaigns.cli import campaigns_app, plan
+from service.campaigns.cli import campaigns_app, plan, plan_summary
 from service.config import Settings
 from tests.campaigns.conftest import P, add_run
 
@@ -33,7 +33,10 @@ def test_cli_plan_show_approve_cancel(factory: sessionmaker[Session], settings: 
     runner = CliRunner()
     r = runner.invoke(app, ["plan", "--today", "2025-01-01"])
     assert r.exit_code == 0, r.output
-    assert "created 2" in r.output and "noise" in r.output
+    assert "2 windows = 2 created + 0 updated + 0 unchanged + 0 flagged" in r.output
+    assert "noise" in r.output
+    again = runner.invoke(app, ["plan", "--today", "2025-01-01"])
+    assert "2 windows = 0 created + 0 updated + 2 unchanged + 0 flagged" in again.output
     r = runner.invoke(app, ["campaigns", "list", "--json"])
     items = json.loads(r.output)
     assert [i["category"] for i in items] == ["fireworks", "food_safety"]
@@ -51,3 +54,15 @@ def test_cli_plan_show_approve_cancel(factory: sessionmaker[Session], settings: 
     with factory() as s:
         actors = {e.actor for e in list_entries(session=s, entity_id=cid)}
     assert all(a.startswith("cli:") for a in actors)
+
+
+def test_plan_summary_adds_up() -> None:
+    result = {"run_id": "r", "today": "2025-01-01", "windows": 31, "created": ["a", "b"],
+              "updated": [], "unchanged": [f"u{i}" for i in range(27)], "untouched": ["m"],
+              "flagged": ["f1", "f2"], "superseded": ["s"], "dropped": ["a"]}
+    lines = plan_summary(result)
+    # 2 + 0 + 27 + 1 window flagged + 1 left alone = 31; the other flagged one lost its window
+    assert "31 windows = 2 created + 0 updated + 27 unchanged + 1 flagged for review " \
+           "(window moved) + 1 left alone" in lines[0]
+    assert "of these, 1 dropped by constraints" in lines[1]
+    assert lines[2].startswith("no longer predicted: 1 drafts superseded, 1 approved")

@@ -128,3 +128,40 @@ def test_backtest_prints_scores_by_p_min(env: Path) -> None:
     assert "p_min 0.5" in text.output
     bad = runner.invoke(app, [*args, "--p-min-grid", "0.5,lots"])
     assert bad.exit_code == 2 and "--p-min-grid" in bad.output
+
+
+def test_cli_logs_quiet_human_and_on_stderr(env: Path) -> None:
+    """Logs never mix with a command's stdout: quiet by default, ``-v`` shows human lines
+    on stderr, and an explicit FOREWARN_LOG_JSON=true still gives JSON lines."""
+    import os
+
+    from service.cli_support import cli_log_options, set_verbosity
+    from service.config import Settings
+
+    os.environ.pop("FOREWARN_LOG_JSON", None)
+    assert cli_log_options(Settings(_env_file=None)) == ("WARNING", False)
+    assert cli_log_options(Settings(_env_file=None, log_level="DEBUG", log_json=True)) == (
+        "DEBUG", True)
+    set_verbosity(1)
+    try:
+        assert cli_log_options(Settings(_env_file=None))[0] == "INFO"
+    finally:
+        set_verbosity(0)
+    csv = env / "c.csv"
+    csv.write_text("external_id,received_at,category,region\n"
+                   "a1,2025-01-02 08:00,fireworks,150100\n", encoding="utf-8")
+    runner = CliRunner()
+    assert runner.invoke(app, ["reference", "load"]).exit_code == 0
+    quiet = runner.invoke(app, ["import", "complaints", str(csv), "--source", "t", "--json"])
+    assert quiet.exit_code == 0, quiet.output
+    assert json.loads(quiet.stdout)["inserted"] == 1  # stdout is the JSON document alone
+    assert "import_finished" not in quiet.stderr
+    loud = runner.invoke(app, ["-v", "import", "complaints", str(csv), "--source", "t2"])
+    assert loud.exit_code == 0, loud.output
+    assert "import_finished" in loud.stderr and "import_finished" not in loud.stdout
+    line = next(ln for ln in loud.stderr.splitlines() if "import_finished" in ln)
+    assert not line.lstrip().startswith("{")  # a human line, not JSON
+    os.environ["FOREWARN_LOG_JSON"] = "true"
+    as_json = runner.invoke(app, ["-v", "import", "complaints", str(csv), "--source", "t3"])
+    line = next(ln for ln in as_json.stderr.splitlines() if "import_finished" in ln)
+    assert json.loads(line)["event"] == "import_finished"
