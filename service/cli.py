@@ -435,7 +435,8 @@ def keys_list(as_json: _KEYS_JSON = False) -> None:
     """List keys (never their secrets)."""
     from service.store.keys import list_keys
 
-    with cli_session(cli_settings()) as session:
+    settings = cli_settings()
+    with cli_session(settings) as session:
         rows: list[dict[str, Any]] = [{"prefix": k.prefix, "name": k.name, "scopes": k.scopes,
                  "created_at": k.created_at, "expires_at": k.expires_at,
                  "revoked_at": k.revoked_at, "last_used_at": k.last_used_at}
@@ -443,9 +444,19 @@ def keys_list(as_json: _KEYS_JSON = False) -> None:
     if as_json:
         echo_json(rows)
         return
+    from service.operator_cli import local_time
+    from service.store.keys import aware
+    from service.store.tables import utcnow
+
+    tz = settings.timezone
+    typer.echo(f"times in {tz}")
     for r in rows:
-        state = "revoked" if r["revoked_at"] else "active"
-        typer.echo(f"{r['prefix']}  {state:<8} {','.join(r['scopes']):<30} {r['name']}")
+        expired = r["expires_at"] is not None and aware(r["expires_at"]) <= utcnow()
+        state = "revoked" if r["revoked_at"] else "expired" if expired else "active"
+        typer.echo(f"{r['prefix']}  {state:<8} {','.join(r['scopes']):<24} "
+                   f"created {local_time(r['created_at'], tz)}  "
+                   f"expires {local_time(r['expires_at'], tz)}  "
+                   f"last used {local_time(r['last_used_at'], tz)}  {r['name']}")
 
 
 @keys_app.command("revoke")
@@ -482,12 +493,16 @@ def keys_bootstrap(
 
 from service.campaigns.cli import campaigns_app, plan  # noqa: E402
 from service.evaluation_cli import evaluate  # noqa: E402
+from service.operator_cli import dispatch_app, dispatches_app, recipients_app  # noqa: E402
 from service.scheduler.cli import scheduler  # noqa: E402
 
 app.command(help="Run the scheduler as its own process (one acts; others stand by).")(scheduler)
 app.command("plan")(plan)
 app.command("evaluate")(evaluate)
 app.add_typer(campaigns_app, name="campaigns")
+app.add_typer(recipients_app, name="recipients")
+app.add_typer(dispatches_app, name="dispatches")
+app.add_typer(dispatch_app, name="dispatch")
 
 
 if __name__ == "__main__":  # pragma: no cover

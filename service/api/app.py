@@ -26,8 +26,11 @@ from service.api.routes import (
     forecasts,
     health,
     imports,
+    keys,
     metrics,
     public,
+    recipients,
+    reference,
     scheduler,
     series,
 )
@@ -94,6 +97,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(dispatches.router, prefix="/v1")
     app.include_router(scheduler.router, prefix="/v1")
     app.include_router(evaluation.router, prefix="/v1")
+    app.include_router(recipients.router, prefix="/v1")
+    app.include_router(keys.router, prefix="/v1")
+    app.include_router(reference.router, prefix="/v1")
     app.include_router(dashboard.api_router, prefix="/v1")
     app.include_router(dashboard.router)  # the page at / and its assets
     install_openapi(app)

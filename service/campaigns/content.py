@@ -40,6 +40,7 @@ __all__ = [
     "evidence_sentence",
     "why_now_sentence",
     "SIGNAL_WORDS",
+    "template_languages",
 ]
 
 SIGNAL_WORDS = {"complaints": "投诉", "violations": "违法行为"}
@@ -82,6 +83,14 @@ class RenderedMessage:
     def as_dict(self) -> dict[str, Any]:
         return {"channel": self.channel, "subject": self.subject, "body": self.body,
                 "template": self.template}
+
+
+def template_languages(category: Category) -> list[str]:
+    """``zh`` (the main templates) and the category's language variants
+    (``templates.languages``: ``mn``, …), in that order."""
+    variants = (category.templates or {}).get("languages")
+    extra = sorted(str(k) for k in variants) if isinstance(variants, dict) else []
+    return ["zh", *(k for k in extra if k != "zh")]
 
 
 def _signals(campaign: Campaign) -> list[str]:

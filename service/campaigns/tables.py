@@ -11,7 +11,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.store.tables import Base, new_id, utcnow
@@ -86,7 +97,11 @@ class Recipient(Base):
     ``kind``: ``department`` (a government department's system), ``entity`` (a regulated
     business; ``entity_id`` links it to enforcement records) or ``subscriber``. ``region`` None
     means every region; empty ``categories`` / ``sectors`` mean every one. ``webhook_url`` and
-    ``email`` are kept only while ``may_contact`` is true.
+    ``email`` are kept only while ``may_contact`` is true. ``webhook_secrets`` holds the
+    recipient's own Standard Webhooks signing secrets, newest first, each
+    ``{"secret": "whsec_…", "created_at": iso, "expires_at": iso | null}``: every unexpired
+    one signs, so a receiver can switch to a rotated secret within the grace period
+    (see :mod:`service.campaigns.recipients`).
     """
 
     __tablename__ = "recipients"
@@ -101,5 +116,8 @@ class Recipient(Base):
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
     email: Mapped[str | None] = mapped_column(String(320))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    webhook_secrets: Mapped[list[Any]] = mapped_column(default=list,
+                                                      server_default=text("'[]'"))
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

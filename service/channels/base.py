@@ -74,5 +74,9 @@ class Channel(ABC):
     def send(self, message: Message) -> Receipt:
         """Deliver ``message`` once; raise :class:`DeliveryError` when it did not arrive."""
 
+    def attach(self, session_factory: Any) -> None:  # noqa: B027 - optional hook
+        """Called by the dispatcher with its session factory, for channels that read
+        per-recipient settings (the webhook channel's signing secrets)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release connections (the default holds none)."""

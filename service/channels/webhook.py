@@ -3,6 +3,9 @@
 Headers: ``webhook-id`` (the idempotency key), ``webhook-timestamp`` (Unix seconds) and
 ``webhook-signature: v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>``, one signature per
 active secret separated by spaces, so a receiver can rotate its secret without downtime.
+A recipient registered through ``/v1/recipients`` has its own secrets (rotated with a grace
+period, :mod:`service.campaigns.recipients`); the deployment-wide
+``FOREWARN_CHANNELS__WEBHOOK__SECRETS`` sign for recipients without any.
 The destination is resolved and vetted at registration and again at every send; the request
 goes to the vetted address (``Host`` and TLS SNI keep the name), redirects are not followed,
 timeouts are short and at most ``max_response_bytes`` of the answer are read.
@@ -15,6 +18,8 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -82,6 +87,7 @@ class WebhookChannel(Channel):
         self.allow_private = allow_private
         self.user_agent = user_agent
         self.resolver = resolver
+        self._recipient_secrets: Callable[[str], list[str]] | None = None
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
         self._client = httpx.Client(
             timeout=timeout, follow_redirects=False, trust_env=False, transport=transport,
@@ -97,6 +103,16 @@ class WebhookChannel(Channel):
                    max_response_bytes=w.max_response_bytes, allow_loopback=w.allow_loopback,
                    allow_private=w.allow_private, user_agent=w.user_agent,
                    max_connections=max(4, settings.dispatch.concurrency))
+
+    def attach(self, session_factory: Any) -> None:
+        from service.campaigns.recipients import recipient_signing_secrets
+
+        self._recipient_secrets = partial(recipient_signing_secrets, session_factory)
+
+    def signing_keys(self, recipient_id: str) -> list[bytes]:
+        """The recipient's own unexpired secrets, else the deployment-wide ones."""
+        own = self._recipient_secrets(recipient_id) if self._recipient_secrets else []
+        return [decode_secret(s) for s in own] if own else self.keys
 
     def _vet(self, destination: str) -> tuple[httpx.URL, str]:
         try:
@@ -120,9 +136,10 @@ class WebhookChannel(Channel):
         return str(url)
 
     def send(self, message: Message) -> Receipt:
-        if not self.keys:
-            raise PermanentDeliveryError("no webhook secret is configured "
-                                         "(FOREWARN_CHANNELS__WEBHOOK__SECRETS)")
+        keys = self.signing_keys(message.recipient_id)
+        if not keys:
+            raise PermanentDeliveryError("no webhook secret: the recipient has none and "
+                                         "FOREWARN_CHANNELS__WEBHOOK__SECRETS is empty")
         url, ip = self._vet(message.destination)  # re-checked at send time: DNS may change
         body = webhook_body(message)
         ts = int(time.time())
@@ -137,7 +154,7 @@ class WebhookChannel(Channel):
             "user-agent": self.user_agent,
             "webhook-id": message.idempotency_key,
             "webhook-timestamp": str(ts),
-            "webhook-signature": sign(self.keys, message.idempotency_key, ts, body),
+            "webhook-signature": sign(keys, message.idempotency_key, ts, body),
         }
         extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
         request = self._client.build_request("POST", url.copy_with(host=ip), content=body,

@@ -85,6 +85,8 @@ class Dispatcher:
         self.factory = session_factory
         self.settings = settings
         self.channels = channels
+        for channel in channels.values():
+            channel.attach(session_factory)
         self.hooks = hooks
         self.on_sent = on_sent
 
