@@ -27,6 +27,7 @@ from service.api.routes import (
     health,
     imports,
     keys,
+    listings,
     metrics,
     public,
     recipients,
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(recipients.router, prefix="/v1")
     app.include_router(keys.router, prefix="/v1")
     app.include_router(reference.router, prefix="/v1")
+    app.include_router(listings.router, prefix="/v1")
     app.include_router(dashboard.api_router, prefix="/v1")
     app.include_router(dashboard.router)  # the page at / and its assets
     install_openapi(app)

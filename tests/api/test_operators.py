@@ -107,7 +107,8 @@ def test_recipient_lifecycle_and_signing(ops: tuple[TestClient, dict[str, str]],
     assert ok.status_code == 200 and ok.json()["categories"] == ["fireworks", "food_safety"]
 
     # deliveries are signed with the recipient's own secret (real receiver, reference lib)
-    factory = make_sessionmaker(make_engine(loopback.database_url))
+    engine = make_engine(loopback.database_url)
+    factory = make_sessionmaker(engine)
     channel = WebhookChannel.from_settings(loopback)  # no deployment-wide secret at all
     channel.attach(factory)
 
@@ -138,6 +139,7 @@ def test_recipient_lifecycle_and_signing(ops: tuple[TestClient, dict[str, str]],
     client.post(f"/v1/recipients/{rid}/rotate-secret", headers=admin, json={"grace_hours": 0})
     assert deliver(new, 5) == 401
     channel.close()
+    engine.dispose()
 
     dis = client.post(f"/v1/recipients/{rid}/disable", headers=admin,
                       json={"reason": "endpoint retired"})

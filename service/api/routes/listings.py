@@ -1,0 +1,170 @@
+"""Lists operators need: import batches and forecast runs (newest first, filtered,
+cursor-paginated). One batch or run in detail: ``/v1/import-batches/{id}``,
+``/v1/forecast-runs/{id}``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from service.api.deps import SessionDep, require
+from service.api.pagination import (
+    DEFAULT_LIMIT,
+    PAGINATION_RESPONSES,
+    CursorQuery,
+    LimitQuery,
+    decode_cursor,
+    keyset_after,
+    page_of,
+)
+from service.api.problems import PROBLEM_RESPONSES
+from service.api.schema_types import UtcDatetime
+from service.store.tables import ForecastRun, ImportBatch
+
+__all__ = ["router"]
+
+router = APIRouter(dependencies=[Depends(require("read"))], responses=PROBLEM_RESPONSES)
+_Since = Annotated[dt.datetime | None, Query(
+    description="Only those started (created) at or after this time (ISO 8601)")]
+
+
+class ImportBatchItem(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    kind: Literal["complaints", "enforcement"]
+    source: str | None
+    filename: str | None
+    status: Literal["running", "completed", "failed"]
+    received: int
+    inserted: int
+    duplicates: int
+    rejected: int = Field(description="Rows refused; `GET /v1/import-batches/{id}/rejected` "
+                                      "lists them")
+    error: str | None
+    started_at: UtcDatetime
+    finished_at: UtcDatetime | None
+
+
+class ImportBatchList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [{
+        "id": "9b1e4c2a7d3f4e5a8c6b0d1e2f3a4b5c", "kind": "complaints", "source": "12345热线",
+        "filename": "呼和浩特-2027-01.xlsx", "status": "completed", "received": 1250,
+        "inserted": 1236, "duplicates": 11, "rejected": 3, "error": None,
+        "started_at": "2027-02-01T01:02:03Z", "finished_at": "2027-02-01T01:02:09Z"}],
+        "next_cursor": None}]})
+    items: list[ImportBatchItem]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+class ForecastRunItem(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    status: Literal["queued", "running", "succeeded", "partial", "failed"]
+    engine: str
+    train_until: dt.date | None
+    horizon_days: int
+    done: int
+    total: int
+    failed: int
+    error: str | None
+    requested_by: str | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
+
+
+class ForecastRunList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [{
+        "id": "7c4e2b9a1f3d4a6e8b0c2d4f6a8e1b3c", "status": "succeeded", "engine": "local",
+        "train_until": "2026-11-22", "horizon_days": 182, "done": 412, "total": 414,
+        "failed": 2, "error": None, "requested_by": "scheduler",
+        "created_at": "2026-11-23T02:00:00Z", "started_at": "2026-11-23T02:00:01Z",
+        "finished_at": "2026-11-23T02:31:43Z"}], "next_cursor": None}]})
+    items: list[ForecastRunItem]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+def _utc(t: dt.datetime | None) -> dt.datetime | None:
+    if t is None:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def _plain(t: dt.datetime) -> dt.datetime:
+    """The cursor's time as the column holds it (naive UTC on SQLite)."""
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+@router.get("/import-batches", tags=["import"], summary="List import batches (newest first, "
+            "filtered, cursor-paginated)", responses=PAGINATION_RESPONSES)
+def get_import_batches(
+    session: SessionDep,
+    kind: Annotated[Literal["complaints", "enforcement"] | None, Query(
+        description="Only this kind of record")] = None,
+    status: Annotated[Literal["running", "completed", "failed"] | None, Query(
+        description="Only this status")] = None,
+    source: Annotated[str | None, Query(max_length=100, description="Only this source")
+                      ] = None,
+    with_rejections: Annotated[bool, Query(
+        description="Only batches that refused at least one row")] = False,
+    since: _Since = None,
+    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+) -> ImportBatchList:
+    """Every import with its counts (received, inserted, duplicates, rejected) and status,
+    newest first. Needs the ``read`` scope."""
+    b = ImportBatch
+    stmt = select(b)
+    if kind:
+        stmt = stmt.where(b.kind == kind)
+    if status:
+        stmt = stmt.where(b.status == status)
+    if source:
+        stmt = stmt.where(b.source == source)
+    if with_rejections:
+        stmt = stmt.where(b.rejected > 0)
+    if since:
+        stmt = stmt.where(b.started_at >= _utc(since))
+    order = ((b.started_at, True), (b.id, True))
+    if cursor:
+        stmt = stmt.where(keyset_after(order, decode_cursor(cursor, (dt.datetime, str))))
+    rows = list(session.scalars(stmt.order_by(b.started_at.desc(), b.id.desc())
+                                .limit(limit + 1)))
+    page, nxt = page_of(rows, limit, lambda r: (_plain(r.started_at), r.id))
+    return ImportBatchList(items=[ImportBatchItem.model_validate(r) for r in page],
+                           next_cursor=nxt)
+
+
+@router.get("/forecast-runs", tags=["forecasts"], summary="List forecast runs (newest first, "
+            "filtered, cursor-paginated)", responses=PAGINATION_RESPONSES)
+def get_forecast_runs(
+    session: SessionDep,
+    status: Annotated[Literal["queued", "running", "succeeded", "partial", "failed"] | None,
+                      Query(description="Only this status")] = None,
+    requested_by: Annotated[str | None, Query(
+        max_length=100, description="Only runs requested by this key prefix, `cli` or "
+                                    "`scheduler`")] = None,
+    since: _Since = None,
+    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+) -> ForecastRunList:
+    """Runs with their status, progress, data cut-off and timings, newest first. Needs the
+    ``read`` scope."""
+    r = ForecastRun
+    stmt = select(r)
+    if status:
+        stmt = stmt.where(r.status == status)
+    if requested_by:
+        stmt = stmt.where(r.requested_by == requested_by)
+    if since:
+        stmt = stmt.where(r.created_at >= _utc(since))
+    order: Any = ((r.created_at, True), (r.id, True))
+    if cursor:
+        stmt = stmt.where(keyset_after(order, decode_cursor(cursor, (dt.datetime, str))))
+    rows = list(session.scalars(stmt.order_by(r.created_at.desc(), r.id.desc())
+                                .limit(limit + 1)))
+    page, nxt = page_of(rows, limit, lambda x: (_plain(x.created_at), x.id))
+    return ForecastRunList(items=[ForecastRunItem.model_validate(x) for x in page],
+                           next_cursor=nxt)
