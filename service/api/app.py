@@ -12,6 +12,7 @@ from service import __version__, dashboard
 from service.api.audit_hook import AuditMiddleware
 from service.api.cache import ResponseCache
 from service.api.deps import KeyCache
+from service.api.docs import install_docs
 from service.api.middleware import (
     BodyLimitMiddleware,
     ObservabilityMiddleware,
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         engine.dispose()
 
     app = FastAPI(title="Forewarn", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
@@ -105,4 +106,5 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(dashboard.api_router, prefix="/v1")
     app.include_router(dashboard.router)  # the page at / and its assets
     install_openapi(app)
+    install_docs(app, title="Forewarn")  # Swagger UI from an installed package (offline)
     return app
