@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__, dashboard
@@ -13,11 +13,13 @@ from service.api.audit_hook import AuditMiddleware
 from service.api.cache import ResponseCache
 from service.api.deps import KeyCache
 from service.api.docs import install_docs
+from service.api.filters import ReferenceCodes, check_reference_filters
 from service.api.middleware import (
     BodyLimitMiddleware,
     ObservabilityMiddleware,
     RateLimitMiddleware,
 )
+from service.api.numbers import RoundedJSONResponse
 from service.api.openapi_doc import install_openapi
 from service.api.problems import install_problem_handlers
 from service.api.routes import (
@@ -70,7 +72,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         engine.dispose()
 
     app = FastAPI(title="Forewarn", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan, docs_url=None, redoc_url=None)
+                  lifespan=lifespan, docs_url=None, redoc_url=None,
+                  default_response_class=RoundedJSONResponse,  # floats to 6 significant digits
+                  dependencies=[Depends(check_reference_filters)])  # unknown category → 422
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
@@ -78,6 +82,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.response_cache = ResponseCache()
     app.state.latest_run_memo = (float("-inf"), None)
     app.state.key_cache = KeyCache(settings.api.key_cache_seconds)
+    app.state.reference_codes = ReferenceCodes()
     install_problem_handlers(app)
     # outermost last: observability sees every response, including 413 and 429
     app.add_middleware(AuditMiddleware)  # innermost: sees the matched route and the key

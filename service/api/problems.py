@@ -11,10 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import PROBLEM_JSON, ServiceError
+from service.api.i18n import localize_problem
+from service.errors import PROBLEM_JSON, PROBLEM_TYPE_PREFIX, ServiceError
 
-__all__ = ["install_problem_handlers", "problem_response", "problem_doc", "PROBLEM_RESPONSES",
-           "BODY_RESPONSES", "PROBLEM_EXAMPLES"]
+__all__ = ["install_problem_handlers", "problem_response", "problem_type", "problem_doc",
+           "PROBLEM_RESPONSES", "BODY_RESPONSES", "PROBLEM_EXAMPLES"]
 
 log = structlog.get_logger(__name__)
 
@@ -24,10 +25,15 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
             "schema": {
                 "type": "object",
                 "properties": {
-                    "type": {"type": "string"},
-                    "title": {"type": "string"},
+                    "type": {"type": "string", "description": "Stable code of the "
+                             "problem, `urn:forewarn:problem:<code>` (e.g. `not-found`, "
+                             "`unknown-filter-value`); does not change with the language"},
+                    "title": {"type": "string", "description": "In Chinese when "
+                              "`Accept-Language` prefers `zh`, else English"},
                     "status": {"type": "integer"},
-                    "detail": {"type": "string"},
+                    "detail": {"type": "string", "description": "Chinese for `zh` "
+                               "clients where translated (see the `Content-Language` "
+                               "header), else English"},
                     "instance": {"type": "string"},
                     "errors": {
                         "type": "array",
@@ -44,38 +50,47 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 
 #: One shared example body per documented error status.
 PROBLEM_EXAMPLES: dict[int, dict[str, Any]] = {
-    400: {"type": "about:blank", "title": "Bad Request", "status": 400,
+    400: {"type": "urn:forewarn:problem:bad-request",
+          "title": "Bad Request", "status": 400,
           "detail": "the cursor is not one this API returned (pass `next_cursor` of the "
                     "previous page unchanged)",
           "instance": "/v1/peaks"},
-    401: {"type": "about:blank", "title": "Unauthorized", "status": 401,
+    401: {"type": "urn:forewarn:problem:unauthorized",
+          "title": "Unauthorized", "status": 401,
           "detail": "this endpoint needs an API key in the X-API-Key header",
           "instance": "/v1/campaigns"},
-    403: {"type": "about:blank", "title": "Forbidden", "status": 403,
+    403: {"type": "urn:forewarn:problem:forbidden",
+          "title": "Forbidden", "status": 403,
           "detail": "the API key lacks the 'approve' scope",
           "instance": "/v1/campaigns/3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57/approve"},
-    404: {"type": "about:blank", "title": "Not Found", "status": 404,
+    404: {"type": "urn:forewarn:problem:not-found",
+          "title": "Not Found", "status": 404,
           "detail": "campaign 3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57 does not exist",
           "instance": "/v1/campaigns/3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57"},
-    409: {"type": "about:blank", "title": "Conflict", "status": 409,
+    409: {"type": "urn:forewarn:problem:conflict",
+          "title": "Conflict", "status": 409,
           "detail": "campaign 3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57 is sent; it cannot become "
                     "cancelled",
           "status_now": "sent", "allowed": [],
           "instance": "/v1/campaigns/3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57/cancel"},
-    413: {"type": "about:blank", "title": "Content Too Large", "status": 413,
+    413: {"type": "urn:forewarn:problem:payload-too-large",
+          "title": "Content Too Large", "status": 413,
           "detail": "the request body (73400320 bytes) exceeds the maximum of 67108864 bytes",
           "instance": "/v1/complaints/import"},
-    415: {"type": "about:blank", "title": "Unsupported Media Type", "status": 415,
+    415: {"type": "urn:forewarn:problem:unsupported-media-type",
+          "title": "Unsupported Media Type", "status": 415,
           "detail": "send multipart/form-data (field 'file'), application/json or "
                     "application/x-ndjson, not 'text/plain'",
           "instance": "/v1/complaints/import"},
-    422: {"type": "about:blank", "title": "Unprocessable Content", "status": 422,
+    422: {"type": "urn:forewarn:problem:invalid-request",
+          "title": "Unprocessable Content", "status": 422,
           "detail": "invalid request: query.limit: Input should be less than or equal to 1000",
           "instance": "/v1/series",
           "errors": [{"loc": ["query", "limit"],
                       "msg": "Input should be less than or equal to 1000",
                       "type": "less_than_equal"}]},
-    429: {"type": "about:blank", "title": "Too Many Requests", "status": 429,
+    429: {"type": "urn:forewarn:problem:too-many-requests",
+          "title": "Too Many Requests", "status": 429,
           "detail": "rate limit exceeded; retry later",
           "instance": "/v1/public/reminders"},
 }
@@ -112,24 +127,48 @@ BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: ``type`` of errors raised outside the service's own classes, by status
+_STATUS_TYPES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+                 405: "method-not-allowed", 409: "conflict", 413: "payload-too-large",
+                 415: "unsupported-media-type", 422: "invalid-request",
+                 429: "too-many-requests", 500: "internal-error", 503: "service-unavailable"}
+
+
+def problem_type(status: int) -> str:
+    """The stable ``type`` of a problem with ``status`` that has no more specific one."""
+    return PROBLEM_TYPE_PREFIX + _STATUS_TYPES.get(status, "error")
+
+
+def _localized(request: Request | None, body: dict[str, Any], status: int,
+               headers: dict[str, str] | None) -> JSONResponse:
+    """The problem in the client's language (``Accept-Language``; see service.api.i18n)."""
+    lang = "en"
+    if request is not None:
+        body, lang = localize_problem(body, request.headers.get("accept-language"))
+    return JSONResponse(jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON,
+                        headers={**(headers or {}), "Content-Language": lang,
+                                 "Vary": "Accept-Language"})
+
+
 def problem_response(
     status: int, title: str, detail: str, *, instance: str | None = None,
-    headers: dict[str, str] | None = None, **ext: Any,
+    headers: dict[str, str] | None = None, request: Request | None = None,
+    type_: str | None = None, **ext: Any,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status,
-                            "detail": detail}
+    body: dict[str, Any] = {"type": type_ or problem_type(status), "title": title,
+                            "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
     body.update(ext)
-    return JSONResponse(jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON,
-                        headers=headers)
+    return _localized(request, body, status, headers)
 
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     body = exc.problem(instance=request.url.path)
-    return JSONResponse(jsonable_encoder(body), status_code=exc.status, media_type=PROBLEM_JSON,
-                        headers=exc.headers or None)
+    if body["type"] == PROBLEM_TYPE_PREFIX + "internal-error" and exc.status != 500:
+        body["type"] = problem_type(exc.status)  # subclasses that set only a status
+    return _localized(request, body, exc.status, exc.headers or None)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -142,7 +181,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         title = "Error"
     detail = exc.detail if isinstance(exc.detail, str) else title
     return problem_response(exc.status_code, title, detail, instance=request.url.path,
-                            headers=dict(exc.headers) if exc.headers else None)
+                            headers=dict(exc.headers) if exc.headers else None,
+                            request=request)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -153,13 +193,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     ]
     fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
     return problem_response(422, "Unprocessable Content", f"invalid request: {fields}",
-                            instance=request.url.path, errors=errors)
+                            instance=request.url.path, errors=errors, request=request)
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
     return problem_response(500, "Internal Server Error", "an unexpected error occurred",
-                            instance=request.url.path)
+                            instance=request.url.path, request=request)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

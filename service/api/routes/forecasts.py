@@ -12,6 +12,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import SessionDep, SettingsDep, require
+from service.api.numbers import dump_json
 from service.api.pagination import (
     DEFAULT_LIMIT,
     PAGINATION_RESPONSES,
@@ -245,7 +246,7 @@ def _forecast_body(request: Request, series_id: str, run_id: str | None,
         if run is None:
             raise NotFound(f"no finished forecast run covers series '{series_id}'")
         data = series_forecast(session=session, series_id=series_id, run_id=run.id)
-        body: bytes = SeriesForecast.model_validate(data).model_dump_json().encode()
+        body: bytes = dump_json(SeriesForecast.model_validate(data))
         if run.status in FINISHED:
             cache.put(("forecast", run.id, series_id), body)
             if run.id != rid and rid is not None:
@@ -334,8 +335,8 @@ def _peaks_body(request: Request, key: tuple[object, ...], run_id: str, limit: i
                                                   Peak.id).limit(limit + 1)))
         page, nxt = page_of(rows, limit,
                             lambda p: (p.run_id, p.start, p.expected_excess, p.id))
-        body: bytes = PeakList(items=[PeakPublic.model_validate(r) for r in page],
-                               next_cursor=nxt).model_dump_json().encode()
+        body: bytes = dump_json(PeakList(items=[PeakPublic.model_validate(r) for r in page],
+                                         next_cursor=nxt))
         status = session.scalar(select(ForecastRun.status).where(ForecastRun.id == run_id))
     if status in FINISHED:  # a finished run's peaks never change
         request.app.state.response_cache.put(key, body)
