@@ -15,9 +15,15 @@
     cancelled: "#757575", needs_review: "#f9a825", superseded: "#bdbdbd"
   };
   var APPROVABLE = { draft: true, needs_review: true };
+  // a campaign's effect can be measured once its reminder went out
+  var MEASURABLE = { dispatching: true, sent: true, partially_failed: true };
+  // campaigns whose window still matters (not withdrawn or replaced)
+  var LIVE = { draft: true, approved: true, scheduled: true, dispatching: true, sent: true,
+    partially_failed: true, needs_review: true };
   var CANCELLABLE = { draft: true, dropped: true, approved: true, scheduled: true, needs_review: true };
 
-  var state = { scopes: [], series: [], reference: null, chart: null };
+  var state = { scopes: [], series: [], reference: null, regions: [], chart: null,
+    upcoming: [], inflight: {}, aborted: 0 };
 
   function $(id) { return document.getElementById(id); }
   function el(tag, attrs, children) {
@@ -49,12 +55,28 @@
     return state.scopes.indexOf("admin") >= 0 || state.scopes.indexOf(scope) >= 0;
   }
 
+  function today() { return new Date().toISOString().slice(0, 10); }
+
+  // Problem details come in Chinese (Accept-Language) with a stable `type` code; the
+  // dashboard branches on the code, never on the text.
+  function problemCode(data) {
+    return data && typeof data.type === "string" ? data.type.split(":").pop() : "";
+  }
+
+  // options.channel: a new request on the same channel cancels the previous one
+  // (repeated clicks never pile up requests); a cancelled request resolves to `undefined`.
   function api(path, options) {
     options = options || {};
-    var headers = { "Accept": "application/json", "X-API-Key": key() };
+    var headers = { "Accept": "application/json", "Accept-Language": "zh-CN,zh;q=0.9",
+      "X-API-Key": key() };
     if (options.body !== undefined) { headers["Content-Type"] = "application/json"; }
+    var ctl = new AbortController();
+    if (options.channel) {
+      if (state.inflight[options.channel]) { state.inflight[options.channel].abort(); }
+      state.inflight[options.channel] = ctl;
+    }
     return fetch(path, {
-      method: options.method || "GET", headers: headers, cache: "no-store",
+      method: options.method || "GET", headers: headers, cache: "no-store", signal: ctl.signal,
       body: options.body === undefined ? undefined : JSON.stringify(options.body)
     }).then(function (resp) {
       return resp.text().then(function (text) {
@@ -62,12 +84,21 @@
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
         if (!resp.ok) {
           var detail = (data && (data.detail || data.title)) || resp.statusText;
-          var err = new Error(resp.status + " " + detail);
+          var err = new Error(detail);
           err.status = resp.status;
+          err.code = problemCode(data);
           throw err;
         }
         return data;
       });
+    }).catch(function (err) {
+      if (err && err.name === "AbortError") { state.aborted += 1; return undefined; }
+      if (err && err.code === "unauthorized") { err.message = "API 密钥无效或已过期，请重新连接。"; }
+      throw err;
+    }).finally(function () {
+      if (options.channel && state.inflight[options.channel] === ctl) {
+        delete state.inflight[options.channel];
+      }
     });
   }
 
@@ -77,15 +108,64 @@
     return api("/v1/dashboard/whoami").then(function (me) {
       state.scopes = me.scopes;
       $("whoami").textContent = "已连接：" + me.name + "（权限：" + me.scopes.join(", ") + "）";
-      return Promise.all([api("/v1/dashboard/reference"), api("/v1/series?limit=1000")]);
+      return Promise.all([api("/v1/dashboard/reference"), api("/v1/series?limit=1000"),
+        api("/v1/regions"), loadUpcoming()]);
     }).then(function (res) {
       if (!res) { return; }
       state.reference = res[0];
       state.series = res[1].items;
-      fillPickers();
+      state.regions = res[2].items;
+      var first = state.upcoming[0];
+      if (first && !$("category").dataset.touched) {  // open on the most urgent window
+        $("signal").value = first.signal || "complaints";
+        fillPickers(first.category, first.region);
+      } else {
+        fillPickers();
+      }
       say("");
       return showSeries();
     }).catch(function (err) { say("连接失败：" + err.message, "error"); });
+  }
+
+  // Upcoming campaign windows (not yet over), most urgent first: the soonest window, then
+  // the most likely.
+  function loadUpcoming() {
+    return api("/v1/campaigns?limit=500&from=" + addDays(today(), -183)).then(function (data) {
+      var now = today();
+      state.upcoming = data.items.filter(function (c) {
+        return LIVE[c.status] && c.window_end >= now;
+      }).sort(function (a, b) {
+        return a.window_start < b.window_start ? -1 : a.window_start > b.window_start ? 1 :
+          (b.probability || 0) - (a.probability || 0);
+      });
+      renderUpcoming();
+      return state.upcoming;
+    });
+  }
+
+  function renderUpcoming() {
+    var list = $("upcoming");
+    list.textContent = "";
+    if (!state.upcoming.length) {
+      list.appendChild(el("li", { className: "muted", text: "近期没有预测高发期的提示活动" }));
+      return;
+    }
+    state.upcoming.slice(0, 12).forEach(function (c) {
+      var days = Math.round((new Date(c.window_start) - new Date(today())) / 86400000);
+      var when = days > 0 ? days + " 天后" : "进行中";
+      var item = el("li", { "data-id": c.id, "data-series": (c.signal || "complaints") + "|" + c.category + "|" + c.region }, [
+        el("button", { type: "button", className: "link", text: c.title }),
+        el("span", { className: "muted", text: "  高发期 " + c.window_start + " 至 " + c.window_end + "（" + when + "）· " +
+          (STATUS_ZH[c.status] || c.status) + (c.probability === null ? "" : " · 概率 " + fmt(c.probability * 100) + "%") })
+      ]);
+      item.querySelector("button").addEventListener("click", function () {
+        $("signal").value = c.signal || "complaints";
+        $("category").dataset.touched = "1";
+        fillPickers(c.category, c.region);
+        showSeries();
+      });
+      list.appendChild(item);
+    });
   }
 
   function names(list) {
@@ -94,31 +174,54 @@
     return out;
   }
 
-  function fillPickers() {
+  // category picker: categories with series of the signal; region picker: the regions
+  // with a series of the signal AND the chosen category, in hierarchy order (league / city
+  // followed by its banners / counties), with names.
+  function fillPickers(wantCategory, wantRegion) {
     var signal = $("signal").value;
     var catNames = names(state.reference.categories);
-    var regNames = names(state.reference.regions);
-    var cats = {}, regs = {};
-    state.series.forEach(function (s) {
-      if (s.signal === signal) { cats[s.category] = true; regs[s.region] = true; }
+    var cats = {};
+    state.series.forEach(function (s) { if (s.signal === signal) { cats[s.category] = true; } });
+    var catSelect = $("category");
+    var previous = wantCategory || catSelect.value;
+    catSelect.textContent = "";
+    Object.keys(cats).sort(function (a, b) {
+      return (catNames[a] || a).localeCompare(catNames[b] || b, "zh-CN");
+    }).forEach(function (code) {
+      catSelect.appendChild(el("option", { value: code, text: (catNames[code] || code) + "（" + code + "）" }));
     });
-    [["category", cats, catNames], ["region", regs, regNames]].forEach(function (spec) {
-      var select = $(spec[0]);
-      var previous = select.value;
-      select.textContent = "";
-      Object.keys(spec[1]).sort().forEach(function (code) {
-        select.appendChild(el("option", { value: code, text: (spec[2][code] || code) + "（" + code + "）" }));
-      });
-      if (previous && spec[1][previous]) { select.value = previous; }
-    });
-    // start on the busiest series of the signal
-    if (!$("category").dataset.touched) {
+    if (previous && cats[previous]) { catSelect.value = previous; }
+    if (!wantCategory && !catSelect.dataset.touched) {  // no campaign ahead: the busiest series
       var best = null;
       state.series.forEach(function (s) {
         if (s.signal === signal && (!best || s.total > best.total)) { best = s; }
       });
-      if (best) { $("category").value = best.category; $("region").value = best.region; }
+      if (best) { catSelect.value = best.category; wantRegion = best.region; }
     }
+    fillRegions(wantRegion);
+  }
+
+  function fillRegions(wantRegion) {
+    var signal = $("signal").value, category = $("category").value;
+    var have = {};
+    state.series.forEach(function (s) {
+      if (s.signal === signal && s.category === category) { have[s.region] = true; }
+    });
+    var select = $("region");
+    var previous = wantRegion || select.value;
+    select.textContent = "";
+    var listed = {};
+    state.regions.forEach(function (r) {
+      if (!have[r.code]) { return; }
+      listed[r.code] = true;
+      var indent = new Array(Math.max(0, r.depth - 1) + 1).join("　");
+      select.appendChild(el("option", { value: r.code, "data-depth": String(r.depth),
+        text: indent + r.name_zh + "（" + r.code + "）" }));
+    });
+    Object.keys(have).sort().forEach(function (code) {  // codes missing from /v1/regions
+      if (!listed[code]) { select.appendChild(el("option", { value: code, text: code })); }
+    });
+    if (previous && have[previous]) { select.value = previous; }
   }
 
   function seriesId() {
@@ -129,8 +232,10 @@
   function showSeries() {
     var sid = seriesId();
     var weeks = $("history-weeks").value || "104";
-    return api("/v1/series/" + encodeURIComponent(sid) + "/chart?history_weeks=" + encodeURIComponent(weeks))
+    return api("/v1/series/" + encodeURIComponent(sid) + "/chart?history_weeks=" + encodeURIComponent(weeks),
+      { channel: "chart" })
       .then(function (chart) {
+        if (chart === undefined) { return; }  // replaced by a newer click
         state.chart = chart;
         drawChart(chart);
         return loadCampaigns();
@@ -191,6 +296,17 @@
           line: { color: color, width: 1, dash: "dot" } });
       }
     });
+    // today and the end of the data the forecast was fitted on
+    var marks = [[today(), "今天", "#2e7d32"]];
+    var dataEnd = c.train_until || (c.history.length ? addDays(c.history[c.history.length - 1].week, 6) : null);
+    if (dataEnd) { marks.push([dataEnd, "数据截至 " + dataEnd, "#555"]); }
+    marks.forEach(function (m, i) {
+      if (!inRange(m[0])) { return; }
+      shapes.push({ type: "line", xref: "x", yref: "paper", x0: m[0], x1: m[0], y0: 0, y1: 1,
+        line: { color: m[2], width: 1.5, dash: i ? "dash" : "solid" } });
+      annotations.push({ xref: "x", x: m[0], yref: "paper", y: i ? 0.27 : 0.3, text: m[1], showarrow: false,
+        xanchor: "left", yanchor: "bottom", font: { size: 11, color: m[2] }, name: i ? "data-end" : "today" });
+    });
     var layout = {
       margin: { l: 55, r: 20, t: 10, b: 40 }, hovermode: "x unified", bargap: 0.15,
       legend: { orientation: "h", y: 1.08 },
@@ -211,7 +327,7 @@
     if (!$("all-campaigns").checked) {
       q += "&category=" + encodeURIComponent($("category").value) + "&region=" + encodeURIComponent($("region").value);
     }
-    return api(q).then(function (data) { renderCampaigns(data.items); })
+    return api(q, { channel: "campaigns" }).then(function (data) { if (data) { renderCampaigns(data.items); } })
       .catch(function (err) { say("无法加载提示活动：" + err.message, "error"); });
   }
 
@@ -236,7 +352,9 @@
       if (CANCELLABLE[cp.status] && may("approve")) {
         actions.appendChild(actionButton("取消", "danger cancel", function () { return act(cp, "cancel"); }));
       }
-      actions.appendChild(actionButton("效果", "effect-btn", function () { return showEffect(cp); }));
+      if (MEASURABLE[cp.status]) {  // a draft has no effect to measure
+        actions.appendChild(actionButton("效果", "effect-btn", function () { return showEffect(cp); }));
+      }
       var badge = el("span", { className: "badge", text: STATUS_ZH[cp.status] || cp.status });
       badge.style.background = STATUS_COLOR[cp.status] || "#555";
       var row = el("tr", { "data-id": cp.id, "data-status": cp.status }, [
@@ -255,6 +373,7 @@
     return api("/v1/campaigns/" + encodeURIComponent(cp.id) + "/" + what, { method: "POST", body: body })
       .then(function (res) {
         say("已" + label + "：" + res.title + "（状态：" + (STATUS_ZH[res.status] || res.status) + "）", "ok");
+        loadUpcoming();
         return showSeries();
       })
       .catch(function (err) { say(label + "失败：" + err.message, "error"); });
@@ -262,7 +381,8 @@
 
   function showEffect(cp) {
     var box = $("effect");
-    return api("/v1/campaigns/" + encodeURIComponent(cp.id) + "/effect").then(function (e) {
+    return api("/v1/campaigns/" + encodeURIComponent(cp.id) + "/effect", { channel: "effect" }).then(function (e) {
+      if (e === undefined) { return; }
       box.hidden = false;
       box.textContent = "";
       box.appendChild(el("h3", { text: "效果评估：" + cp.title }));
@@ -300,7 +420,8 @@
     if ($("score-from").value) { q += "&from=" + encodeURIComponent($("score-from").value); }
     if ($("score-to").value) { q += "&to=" + encodeURIComponent($("score-to").value); }
     say("正在计算……");
-    return api(q).then(function (sc) {
+    return api(q, { channel: "scorecard" }).then(function (sc) {
+      if (sc === undefined) { return; }
       var body = $("scorecard").querySelector("tbody");
       body.textContent = "";
       sc.groups.concat([sc.total]).forEach(function (g, i) {
@@ -358,9 +479,10 @@
     });
     $("series-form").addEventListener("submit", function (ev) { ev.preventDefault(); showSeries(); });
     $("signal").addEventListener("change", function () { fillPickers(); showSeries(); });
-    ["category", "region"].forEach(function (id) {
-      $(id).addEventListener("change", function () { $("category").dataset.touched = "1"; showSeries(); });
+    $("category").addEventListener("change", function () {
+      $("category").dataset.touched = "1"; fillRegions(); showSeries();
     });
+    $("region").addEventListener("change", function () { $("category").dataset.touched = "1"; showSeries(); });
     $("all-campaigns").addEventListener("change", loadCampaigns);
     $("png-link").addEventListener("click", downloadPng);
     $("score-form").addEventListener("submit", function (ev) { ev.preventDefault(); loadScorecard(); });
@@ -375,6 +497,8 @@
       });
     });
     if (typeof Plotly === "undefined") { say("图表库未加载（plotly.min.js）。", "error"); return; }
+    // for tests and the console: the state and the cancellable loaders
+    window.forewarnDashboard = { state: state, showSeries: showSeries, loadScorecard: loadScorecard };
     connect();
   });
 })();

@@ -138,13 +138,36 @@ def test_dashboard_draws_and_approves(stack: tuple[str, dict[str, str], Seeded, 
             page.on("request", lambda r: problems.append(f"external request {r.url}")
                     if not r.url.startswith(base) and not r.url.startswith(("data:", "blob:"))
                     else None)
+            # "today" is injected: three days after the data end, so both seeded campaigns
+            # (food safety in Baotou from LAST_DAY + 8, the fireworks draft from + 15) are ahead
+            page.clock.set_fixed_time(dt.datetime.combine(
+                LAST_DAY + dt.timedelta(days=3), dt.time(10), tzinfo=dt.UTC))
             page.goto(base + "/")
             expect(page.locator("#status")).to_contain_text("API 密钥")
             page.fill("#api-key", keys["both"])
             page.click("#key-save")
             expect(page.locator("#whoami")).to_contain_text("analyst")
             page.wait_for_selector("#chart .main-svg", timeout=20_000)
+            # it opens on the most urgent upcoming campaign window, with the list of them
+            upcoming = page.locator("#upcoming li")
+            expect(upcoming).to_have_count(2)
+            expect(upcoming.first).to_have_attribute("data-series",
+                                                     "complaints|food_safety|150200")
+            expect(upcoming.nth(1)).to_have_attribute("data-id", draft_id)
+            expect(page.locator("#chart-title")).to_contain_text("包头市", timeout=20_000)
+            # the region picker holds only regions with a series of the chosen category
+            assert page.locator("#region option").evaluate_all(
+                "os => os.map(o => o.value)") == ["150200"]
+            # today and the data end are marked on the chart
+            marks = " ".join(page.locator("#chart .annotation-text").evaluate_all(
+                "els => els.map(e => e.textContent)"))
+            assert "今天" in marks and "数据截至" in marks, marks
             page.select_option("#category", "fireworks")
+            # by the region hierarchy (league / city codes as numbers), with names
+            options = page.locator("#region option")
+            assert options.evaluate_all("os => os.map(o => o.value)") == [
+                "150100", "150200", "152900"]
+            assert "呼和浩特市" in options.first.inner_text()
             page.select_option("#region", "150100")
             # the chart draws: plotly's svg with the history, forecast and P(spike) traces
             page.wait_for_selector("#chart .main-svg", timeout=20_000)
@@ -155,6 +178,14 @@ def test_dashboard_draws_and_approves(stack: tuple[str, dict[str, str], Seeded, 
             assert keys["both"] not in page.url
             row = page.locator(f"#campaigns tr[data-id='{draft_id}']")
             expect(row).to_have_attribute("data-status", "draft")
+            assert row.locator("button.effect-btn").count() == 0  # a draft has no effect
+            # repeated clicks cancel the previous request: three loads in a row, two aborted
+            before = page.evaluate("window.forewarnDashboard.state.aborted")
+            page.evaluate("() => { const d = window.forewarnDashboard; d.showSeries(); "
+                          "d.showSeries(); return d.showSeries(); }")
+            assert page.evaluate("window.forewarnDashboard.state.aborted") == before + 2
+            page.wait_for_selector("#chart .main-svg")
+            expect(page.locator("#chart-title")).to_contain_text("呼和浩特市")
             row.locator("button.approve").click()
             expect(page.locator("#status")).to_contain_text("已批准", timeout=15_000)
             expect(page.locator(f"#campaigns tr[data-id='{draft_id}']")).to_have_attribute(
@@ -179,6 +210,14 @@ def test_dashboard_draws_and_approves(stack: tuple[str, dict[str, str], Seeded, 
             expect(page.locator("#whoami")).to_contain_text("read")
             page.wait_for_selector(f"#campaigns tr[data-id='{seeded.sent_id}']")
             assert page.locator("#campaigns button.approve, #campaigns button.cancel").count() == 0
+            # a server error shows in Chinese (the client asks for zh; the dashboard relies
+            # on the problem's type code, not its text)
+            page.click("#key-clear")
+            page.fill("#api-key", "fw_00000000_bogus")
+            page.click("#key-save")
+            expect(page.locator("#status")).to_contain_text("API 密钥无效")
+            problems[:] = [p for p in problems
+                           if not p.startswith("401 ") and "status of 401" not in p]
         finally:
             browser.close()
     assert shot.stat().st_size > 20_000
