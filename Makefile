@@ -7,7 +7,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest pg browser-deps install install-dev clean bench
+.PHONY: run test lint typecheck pytest pg browser-deps fonts install install-dev clean bench \
+	notebooks
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,10 +47,25 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-## browser-deps: Debian chromium (dashboard test) and a CJK font (Chinese labels in PNGs)
-browser-deps:
-	@command -v chromium >/dev/null 2>&1 && fc-list :lang=zh | grep -q . || \
-	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk)
+## browser-deps: Debian chromium (dashboard test) and the fonts
+browser-deps: fonts
+	@command -v chromium >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
+
+## fonts: CJK (Chinese) and Mongolian (traditional script) fonts for the dashboard and PNGs
+fonts:
+	@fc-list :lang=zh | grep -q . && fc-list | grep -qi "Noto Sans Mongolian" || \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+	     fonts-noto-cjk fonts-noto-core && fc-cache -f)
+
+## notebooks: JupyterLab on the project's venv with a kernel named "forewarn" (figures inline)
+$(VENV)/.installed-notebooks: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e ".[notebooks]"
+	$(PY) -m ipykernel install --sys-prefix --name forewarn --display-name "Forewarn (.venv)"
+	touch $@
+
+notebooks: $(VENV)/.installed-notebooks
+	cd notebooks && ../$(BIN)/jupyter lab
 
 pytest: install-dev pg browser-deps
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -41,7 +41,12 @@ __all__ = [
     "why_now_sentence",
     "SIGNAL_WORDS",
     "template_languages",
+    "render_variants",
+    "LANGUAGE_TAGS",
 ]
+
+#: BCP 47 tags of the reminder languages (``mn``: Mongolian in the traditional script)
+LANGUAGE_TAGS = {"zh": "zh-CN", "mn": "mn-Mong"}
 
 SIGNAL_WORDS = {"complaints": "投诉", "violations": "违法行为"}
 
@@ -91,6 +96,42 @@ def template_languages(category: Category) -> list[str]:
     variants = (category.templates or {}).get("languages")
     extra = sorted(str(k) for k in variants) if isinstance(variants, dict) else []
     return ["zh", *(k for k in extra if k != "zh")]
+
+
+def render_variants(*, campaign: Campaign, category: Category, region: Region,
+                    channel: str, main: RenderedMessage | None = None) -> list[dict[str, Any]]:
+    """Every language variant of ``channel``'s message: ``zh`` (the main message) first, then
+    each variant of ``category.templates.languages`` (its ``channel`` template, else its
+    ``default``), each ``{language, tag, status, note, subject, body}``. ``status`` is
+    ``official`` or ``placeholder`` (a text awaiting an official translation: shown, never
+    passed off as official)."""
+    main = main or render_campaign(campaign=campaign, category=category, region=region,
+                                   channel=channel)
+    out: list[dict[str, Any]] = [{"language": "zh", "tag": LANGUAGE_TAGS["zh"],
+                                  "status": "official", "note": None,
+                                  "subject": main.subject, "body": main.body}]
+    variants = (category.templates or {}).get("languages")
+    if not isinstance(variants, dict):
+        return out
+    context = template_context(campaign=campaign, category=category, region=region,
+                               channel=channel)
+    for lang in template_languages(category)[1:]:
+        spec = variants[lang] if isinstance(variants[lang], dict) else {}
+        source = spec.get(channel) or spec.get("default")
+        if not isinstance(source, str) or not source.strip():
+            continue
+        name = f"{category.code}:{lang}:{channel if spec.get(channel) else 'default'}"
+        body = render_text(source, context, category=category.code, template=name)
+        title = spec.get("title")
+        subject = (render_text(title, context, category=category.code,
+                               template=f"{category.code}:{lang}:title")
+                   if isinstance(title, str) else main.subject)
+        status = "official" if spec.get("status") == "official" else "placeholder"
+        out.append({"language": lang, "tag": str(spec.get("tag") or LANGUAGE_TAGS.get(lang,
+                                                                                     lang)),
+                    "status": status, "note": spec.get("note"), "subject": subject.strip(),
+                    "body": body.strip() + "\n"})
+    return out
 
 
 def _signals(campaign: Campaign) -> list[str]:

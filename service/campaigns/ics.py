@@ -3,7 +3,10 @@
 One all-day ``VEVENT`` per published reminder, spanning its predicted window
 (``DTSTART;VALUE=DATE`` = window start, ``DTEND;VALUE=DATE`` = the day after the window ends),
 with a stable ``UID``, ``DTSTAMP`` / ``LAST-MODIFIED`` = when the campaign last changed, the
-Chinese title as ``SUMMARY`` and the public text as ``DESCRIPTION``. Lines end in CRLF and are
+Chinese title as ``SUMMARY`` and the public text as ``DESCRIPTION`` (both ``LANGUAGE=zh-CN``);
+every other language variant of the text (e.g. Mongolian, ``LANGUAGE=mn-Mong``) follows as a
+``COMMENT`` with its language tag (RFC 5545 allows one DESCRIPTION, any number of COMMENTs),
+a placeholder translation marked as such. Lines end in CRLF and are
 folded at 75 octets without splitting a UTF-8 character (RFC 5545 §3.1).
 """
 
@@ -81,10 +84,14 @@ def calendar_ics(reminders: Iterable[Mapping[str, Any]], *, name: str = "执法�
             f"LAST-MODIFIED:{stamp}",
             f"DTSTART;VALUE=DATE:{start:%Y%m%d}",
             f"DTEND;VALUE=DATE:{end + dt.timedelta(days=1):%Y%m%d}",
-            f"SUMMARY:{escape_text(summary)}",
-            f"DESCRIPTION:{escape_text(str(r.get('text', '')))}",
-            f"CATEGORIES:{escape_text(str(category.get('name_zh', '')))}",
-            f"LOCATION:{escape_text(str(region.get('name_zh', '')))}",
+            f"SUMMARY;LANGUAGE=zh-CN:{escape_text(summary)}",
+            f"DESCRIPTION;LANGUAGE=zh-CN:{escape_text(str(r.get('text', '')))}",
+            *[f"COMMENT;LANGUAGE={t['tag']}:"
+              + escape_text(("[placeholder, not an official translation] "
+                             if t.get("status") != "official" else "") + str(t["body"]))
+              for t in r.get("texts") or [] if t.get("language") != "zh"],
+            f"CATEGORIES;LANGUAGE=zh-CN:{escape_text(str(category.get('name_zh', '')))}",
+            f"LOCATION;LANGUAGE=zh-CN:{escape_text(str(region.get('name_zh', '')))}",
             "TRANSP:TRANSPARENT",
             "CLASS:PUBLIC",
             "END:VEVENT",

@@ -32,7 +32,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from service.audit import record
-from service.campaigns.content import RenderedMessage, render_campaign
+from service.campaigns.content import RenderedMessage, render_campaign, render_variants
 from service.campaigns.planning import (
     Booking,
     Constraints,
@@ -1010,6 +1010,8 @@ def public_reminders(
     for c in rows:
         cat, reg = cats[c.category], regs[c.region]
         msg = render_message(session=session, campaign=c, channel="public")
+        texts = render_variants(campaign=c, category=cat, region=reg, channel="public",
+                                main=msg)
         out.append({
             "id": c.id, "title": c.title,
             "category": {"code": cat.code, "name_zh": cat.name_zh, "name_en": cat.name_en},
@@ -1018,6 +1020,6 @@ def public_reminders(
             "published_on": c.send_date,
             "legal_basis": [{"title": str(i.get("title", "")), "articles": i.get("articles")}
                             for i in (cat.legal_basis or []) if isinstance(i, dict)],
-            "text": msg.body, "updated_at": c.updated_at,
+            "text": msg.body, "texts": texts, "updated_at": c.updated_at,
         })
     return out

@@ -8,7 +8,7 @@ entity ids or recipient names.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,6 +59,16 @@ class LegalBasis(BaseModel):
     articles: str | None
 
 
+class ReminderText(BaseModel):
+    language: str = Field(description="`zh`, `mn`, …")
+    tag: str = Field(description="BCP 47 tag, e.g. `zh-CN`, `mn-Mong` (traditional script)")
+    status: Literal["official", "placeholder"] = Field(
+        description="`placeholder`: awaiting an official translation, not to be relied on")
+    note: str | None = Field(description="Why a text is a placeholder, who must review it")
+    subject: str
+    body: str
+
+
 class PublicReminder(BaseModel):
     id: str
     title: str
@@ -69,6 +79,9 @@ class PublicReminder(BaseModel):
     published_on: dt.date
     legal_basis: list[LegalBasis]
     text: str = Field(description="The reminder as published (Chinese)")
+    texts: list[ReminderText] = Field(
+        default_factory=list, description="The reminder in every language of its category, "
+                                          "Chinese first, each with its language tag")
 
 
 class PublicReminderList(BaseModel):
