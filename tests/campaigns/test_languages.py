@@ -66,7 +66,7 @@ def test_official_variant_and_calendar_language_tags() -> None:
     raw = calendar_ics([reminder, {**reminder, "id": "c2",
                                    "texts": [texts[0], placeholder]}]).decode()
     cal = icalendar.Calendar.from_ical(raw)
-    events = [e for e in cal.walk("VEVENT")]
+    events = list(cal.walk("VEVENT"))
     assert events[0]["SUMMARY"].params["LANGUAGE"] == "zh-CN"
     assert events[0]["DESCRIPTION"].params["LANGUAGE"] == "zh-CN"
     comment = events[0]["COMMENT"]
