@@ -1,0 +1,365 @@
+"""Sources, their coverage, and the series summary (DESIGN.md "Sources and coverage").
+
+Two tables, both written in the transaction that writes an import's records:
+
+- ``source_coverage`` — the days a source covers for a signal: one row per (import batch,
+  source), from the batch's first to its last record day, or the coverage the import declared
+  (``--coverage FROM..TO``). A later import of the same source adds its own interval; a source
+  covers the union of its intervals (two years imported apart cover both years, not the gap
+  between them).
+- ``series_sources`` — the series summary: per (series, source) the first and last record day
+  and the number of records (``violations`` counts actions that found a violation).
+
+:func:`refresh_from_batch` maintains both from one batch's records and is called once, after
+the batch's records are written (``service.ingest.pipeline``); :func:`rebuild` recomputes
+both from all records (the migration's backfill, and records written outside an import).
+
+A series covers the union of its own sources' coverage: its daily counts are zero-filled
+over those days only, and a day none of them covers is missing, not zero
+(:func:`series_coverage`, used by :mod:`service.store.series`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, delete, func, insert, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from service.errors import UnprocessableContent
+from service.store.tables import (
+    Complaint,
+    EnforcementAction,
+    ImportBatch,
+    SeriesSource,
+    SourceCoverage,
+    utcnow,
+)
+
+__all__ = [
+    "SIGNAL_OF_KIND",
+    "Coverage",
+    "Interval",
+    "parse_coverage",
+    "check_declared",
+    "refresh_from_batch",
+    "rebuild",
+    "rebuild_session",
+    "merge_intervals",
+    "source_intervals",
+    "series_coverage",
+]
+
+#: The signal an import kind feeds.
+SIGNAL_OF_KIND = {"complaints": "complaints", "enforcement": "violations"}
+
+Interval = tuple[dt.date, dt.date]
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """A declared coverage: every day from ``first`` to ``last``, both included."""
+
+    first: dt.date
+    last: dt.date
+
+    def __str__(self) -> str:
+        return f"{self.first.isoformat()}..{self.last.isoformat()}"
+
+
+_RANGE = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})\s*\.\.\s*(\d{4}-\d{2}-\d{2})\s*$")
+
+
+def parse_coverage(value: object) -> Coverage | None:
+    """``"2014-01-01..2014-12-31"`` (or a ``{"from": ..., "to": ...}`` object) as a
+    :class:`Coverage`; None for None or an empty string.
+
+    Raises
+    ------
+    UnprocessableContent
+        Not of that form, not real dates, or ``FROM`` after ``TO``.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, Coverage):
+        return value
+    if isinstance(value, Mapping) and set(value) == {"from", "to"}:
+        value = f"{value['from']}..{value['to']}"
+    m = _RANGE.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise UnprocessableContent(
+            f"coverage {str(value)[:80]!r} is not of the form FROM..TO with ISO dates, "
+            "e.g. 2014-01-01..2014-12-31")
+    try:
+        first, last = (dt.date.fromisoformat(g) for g in m.groups())
+    except ValueError as exc:
+        raise UnprocessableContent(f"coverage {value!r}: {exc}") from None
+    if first > last:
+        raise UnprocessableContent(f"coverage {value!r}: FROM is after TO")
+    return Coverage(first, last)
+
+
+def check_declared(coverage: Coverage, days: np.ndarray, rows: np.ndarray,
+                   values: Sequence[Any], field: str) -> None:
+    """Refuse an import whose records fall outside its declared coverage.
+
+    Parameters
+    ----------
+    days : local record days (``datetime64[D]``) of the valid rows.
+    rows : their data row numbers (1-based); ``values`` their raw time values.
+
+    Raises
+    ------
+    UnprocessableContent
+        Naming the first such row, its value and day, and how many rows are outside.
+    """
+    if not len(days):
+        return
+    lo = np.datetime64(coverage.first, "D")
+    hi = np.datetime64(coverage.last, "D")
+    outside = np.flatnonzero((days < lo) | (days > hi))
+    if not len(outside):
+        return
+    i = int(outside[np.argmin(rows[outside])])
+    more = len(outside) - 1
+    raise UnprocessableContent(
+        f"data row {int(rows[i])}: {field} {str(values[i])[:40]!r} falls on "
+        f"{np.datetime_as_string(days[i])}, outside the declared coverage {coverage}"
+        + (f" ({more} more row{'s' if more > 1 else ''} outside)" if more else "")
+        + "; widen the coverage or leave it out to derive it from the records")
+
+
+# --------------------------------------------------------------------------- maintenance
+def _signal_selects(kind: str) -> list[tuple[str, Any, Any]]:
+    """``(signal, table, extra condition)`` of the series an import kind writes."""
+    if kind == "complaints":
+        return [("complaints", Complaint, None)]
+    return [("violations", EnforcementAction, EnforcementAction.violation_found.is_(True))]
+
+
+def _table_of(kind: str) -> Any:
+    return Complaint if kind == "complaints" else EnforcementAction
+
+
+def _as_date(v: Any) -> dt.date:
+    if isinstance(v, dt.datetime):
+        return v.date()
+    return v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v))
+
+
+def _upsert_summary(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Add per-(series, source) first/last/total to the summary, atomically per row (two
+    imports publishing at once on PostgreSQL both count)."""
+    if not rows:
+        return
+    t: Any = SeriesSource.__table__
+    ins: Any
+    lo: Any
+    hi: Any
+    if conn.dialect.name == "postgresql":
+        ins, lo, hi = postgresql.insert(t), func.least, func.greatest
+    else:
+        ins, lo, hi = sqlite.insert(t), func.min, func.max
+    stmt = ins.on_conflict_do_update(
+        index_elements=["series_id", "source"],
+        set_={"first_day": lo(t.c.first_day, ins.excluded.first_day),
+              "last_day": hi(t.c.last_day, ins.excluded.last_day),
+              "total": t.c.total + ins.excluded.total})
+    for i in range(0, len(rows), 1000):
+        conn.execute(stmt, rows[i:i + 1000])
+
+
+def refresh_from_batch(conn: Connection, *, batch_id: str) -> None:
+    """Add one import batch to the series summary and to its sources' coverage.
+
+    Call it once, in the transaction that wrote the batch's records, after they are written
+    (records carry ``batch_id``; rows the batch found already stored are not its own and are
+    not counted again). Reads the batch's kind, source and declared coverage
+    (``options["coverage"]``) from ``import_batches``.
+
+    Raises
+    ------
+    UnprocessableContent
+        A record of the batch lies outside the coverage it declared.
+    """
+    batch = conn.execute(select(ImportBatch.kind, ImportBatch.source, ImportBatch.options)
+                         .where(ImportBatch.id == batch_id)).one_or_none()
+    if batch is None:
+        raise ValueError(f"no import batch {batch_id!r}")
+    kind, batch_source, options = batch
+    declared = parse_coverage((options or {}).get("coverage"))
+    table = _table_of(kind)
+    signal = SIGNAL_OF_KIND[kind]
+    now = utcnow()
+    # coverage: one interval per source of the batch
+    spans = conn.execute(select(table.source, func.min(table.day), func.max(table.day))
+                         .where(table.batch_id == batch_id).group_by(table.source)).all()
+    cover: dict[str, Interval] = {str(s): (_as_date(a), _as_date(b)) for s, a, b in spans}
+    if declared is not None:
+        for source, (a, b) in cover.items():
+            if a < declared.first or b > declared.last:
+                day = a if a < declared.first else b
+                raise UnprocessableContent(
+                    f"source {source!r}: a record falls on {day}, outside the declared "
+                    f"coverage {declared}")
+        names = set(cover) | ({batch_source.strip()} if batch_source else set())
+        cover = dict.fromkeys(names, (declared.first, declared.last))
+    if cover:
+        conn.execute(insert(SourceCoverage), [
+            {"signal": signal, "source": s, "day_from": a, "day_to": b,
+             "declared": declared is not None, "batch_id": batch_id, "created_at": now}
+            for s, (a, b) in sorted(cover.items())])
+    # summary: per (series, source)
+    rows: list[dict[str, Any]] = []
+    for sig, tbl, cond in _signal_selects(kind):
+        stmt = (select(tbl.category, tbl.region, tbl.source, func.min(tbl.day),
+                       func.max(tbl.day), func.count())
+                .where(tbl.batch_id == batch_id)
+                .group_by(tbl.category, tbl.region, tbl.source))
+        if cond is not None:
+            stmt = stmt.where(cond)
+        rows += [{"series_id": f"{sig}|{c}|{r}", "source": s, "signal": sig, "category": c,
+                  "region": r, "first_day": _as_date(a), "last_day": _as_date(b),
+                  "total": int(n)}
+                 for c, r, s, a, b, n in conn.execute(stmt)]
+    _upsert_summary(conn, rows)
+
+
+def rebuild(conn: Connection) -> None:
+    """Recompute the summary and the coverage from every stored record (inside the caller's
+    transaction): per batch and source its first–last record day, or the coverage the batch
+    declared; records without a batch count as one import per source."""
+    conn.execute(delete(SeriesSource))
+    conn.execute(delete(SourceCoverage))
+    now = utcnow()
+    declared: dict[str, Coverage] = {}
+    batch_sources: dict[str, tuple[str, str | None]] = {}
+    for bid, kind, source, options in conn.execute(
+            select(ImportBatch.id, ImportBatch.kind, ImportBatch.source, ImportBatch.options)
+            .where(ImportBatch.status == "completed")):
+        try:
+            cov = parse_coverage((options or {}).get("coverage"))
+        except UnprocessableContent:
+            cov = None
+        if cov is not None:
+            declared[str(bid)] = cov
+            batch_sources[str(bid)] = (str(kind), source)
+    cover_rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for kind in ("complaints", "enforcement"):
+        table = _table_of(kind)
+        signal = SIGNAL_OF_KIND[kind]
+        for bid, source, a, b in conn.execute(
+                select(table.batch_id, table.source, func.min(table.day), func.max(table.day))
+                .group_by(table.batch_id, table.source)):
+            cov = declared.get(str(bid)) if bid is not None else None
+            span = (cov.first, cov.last) if cov else (_as_date(a), _as_date(b))
+            cover_rows.append({"signal": signal, "source": source, "day_from": span[0],
+                               "day_to": span[1], "declared": cov is not None,
+                               "batch_id": bid, "created_at": now})
+            if bid is not None:
+                seen.add((str(bid), str(source)))
+    for bid, cov in declared.items():  # a declared batch's own source, also without records
+        kind, source = batch_sources[bid]
+        if source and (bid, source.strip()) not in seen:
+            cover_rows.append({"signal": SIGNAL_OF_KIND[kind], "source": source.strip(),
+                               "day_from": cov.first, "day_to": cov.last, "declared": True,
+                               "batch_id": bid, "created_at": now})
+    for i in range(0, len(cover_rows), 1000):
+        conn.execute(insert(SourceCoverage), cover_rows[i:i + 1000])
+    for kind in ("complaints", "enforcement"):
+        for sig, tbl, cond in _signal_selects(kind):
+            sid = literal(sig + "|") + tbl.category + literal("|") + tbl.region
+            stmt = (select(sid, tbl.source, literal(sig), tbl.category, tbl.region,
+                           func.min(tbl.day), func.max(tbl.day), func.count())
+                    .group_by(tbl.category, tbl.region, tbl.source))
+            if cond is not None:
+                stmt = stmt.where(cond)
+            conn.execute(insert(SeriesSource).from_select(
+                ["series_id", "source", "signal", "category", "region", "first_day",
+                 "last_day", "total"], stmt))
+
+
+def rebuild_session(session: Session) -> None:
+    """:func:`rebuild` on a session's connection, committed."""
+    rebuild(session.connection())
+    session.commit()
+
+
+# --------------------------------------------------------------------------- reading
+def merge_intervals(intervals: Iterable[Interval]) -> list[Interval]:
+    """Sorted union of day intervals; overlapping or adjacent intervals become one."""
+    out: list[Interval] = []
+    for a, b in sorted(intervals):
+        if out and a <= out[-1][1] + dt.timedelta(days=1):
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def source_intervals(session: Session | Connection, *, signal: str,
+                     sources: Iterable[str] | None = None) -> dict[str, list[Interval]]:
+    """Merged coverage intervals of each source of ``signal`` (of ``sources`` only, if
+    given)."""
+    stmt = select(SourceCoverage.source, SourceCoverage.day_from, SourceCoverage.day_to).where(
+        SourceCoverage.signal == signal)
+    if sources is not None:
+        wanted = sorted(set(sources))
+        if not wanted:
+            return {}
+        stmt = stmt.where(SourceCoverage.source.in_(wanted))
+    raw: dict[str, list[Interval]] = {}
+    for s, a, b in session.execute(stmt):
+        raw.setdefault(str(s), []).append((_as_date(a), _as_date(b)))
+    return {s: merge_intervals(v) for s, v in raw.items()}
+
+
+def series_coverage(
+    session: Session | Connection,
+    *,
+    signal: str,
+    series_ids: Iterable[str] | None = None,
+    category: str | None = None,
+    region: str | None = None,
+) -> dict[str, list[Interval]]:
+    """Covered days of each series of ``signal``: the union of its sources' coverage.
+
+    Returns
+    -------
+    ``{series_id: [(first, last), ...]}`` with sorted, disjoint, non-adjacent intervals, for
+    every series in the summary that matches the filters.
+    """
+    stmt = select(SeriesSource.series_id, SeriesSource.source).where(
+        SeriesSource.signal == signal)
+    if category is not None:
+        stmt = stmt.where(SeriesSource.category == category)
+    if region is not None:
+        stmt = stmt.where(SeriesSource.region == region)
+    if series_ids is not None:
+        ids = sorted(set(series_ids))
+        if not ids:
+            return {}
+        stmt = stmt.where(SeriesSource.series_id.in_(ids))
+    by_series: dict[str, set[str]] = {}
+    for sid, source in session.execute(stmt):
+        by_series.setdefault(str(sid), set()).add(str(source))
+    if not by_series:
+        return {}
+    intervals = source_intervals(session, signal=signal,
+                                 sources=set().union(*by_series.values()))
+    cache: dict[frozenset[str], list[Interval]] = {}
+    out: dict[str, list[Interval]] = {}
+    for sid, sources in sorted(by_series.items()):
+        key = frozenset(sources)
+        if key not in cache:
+            cache[key] = merge_intervals(iv for s in sources for iv in intervals.get(s, []))
+        out[sid] = cache[key]
+    return out
