@@ -1,4 +1,4 @@
-"""Series and their zero-filled counts."""
+"""Series (from the series summary) and their counts, zero-filled over their coverage."""
 
 from __future__ import annotations
 
@@ -14,13 +14,27 @@ from service.api.pagination import (
     PAGINATION_RESPONSES,
     CursorQuery,
     LimitQuery,
-    paginate_sorted,
+    decode_cursor,
+    page_of,
 )
 from service.api.problems import PROBLEM_RESPONSES, problem_doc
-from service.store.series import list_series, series_counts
+from service.store.series import series_counts, series_page
 
 router = APIRouter(tags=["series"], dependencies=[Depends(require("read"))],
                    responses=PROBLEM_RESPONSES)
+
+
+class SeriesSourcePublic(BaseModel):
+    name: str = Field(description="The source (an import's `source`)")
+    first_date: dt.date = Field(description="First record day of this source in the series")
+    last_date: dt.date = Field(description="Last record day of this source in the series")
+    total: int
+
+
+class CoveragePeriod(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    from_: dt.date = Field(alias="from")
+    to: dt.date
 
 
 class SeriesPublic(BaseModel):
@@ -28,16 +42,23 @@ class SeriesPublic(BaseModel):
     signal: Literal["complaints", "violations"]
     category: str
     region: str
-    first_date: dt.date
-    last_date: dt.date
+    first_date: dt.date = Field(description="First record day")
+    last_date: dt.date = Field(description="Last record day")
     total: int
+    sources: list[SeriesSourcePublic] = Field(description="The sources with records in it")
+    coverage: list[CoveragePeriod] = Field(
+        description="Days its sources cover: counts are zero-filled there; a day outside "
+                    "is missing, not zero")
 
 
 class SeriesList(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "items": [{"id": "complaints|fireworks|150100", "signal": "complaints",
                    "category": "fireworks", "region": "150100", "first_date": "2019-01-01",
-                   "last_date": "2026-11-22", "total": 4812}],
+                   "last_date": "2026-11-22", "total": 4812,
+                   "sources": [{"name": "12345热线", "first_date": "2019-01-01",
+                                "last_date": "2026-11-22", "total": 4812}],
+                   "coverage": [{"from": "2019-01-01", "to": "2026-11-22"}]}],
         "next_cursor": "WyJjb21wbGFpbnRzfGZpcmV3b3Jrc3wxNTAxMDAiXQ"}]})
     items: list[SeriesPublic]
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page")
@@ -46,6 +67,8 @@ class SeriesList(BaseModel):
 class CountPoint(BaseModel):
     date: dt.date
     count: int
+    days: int = Field(1, description="Covered days the point sums: 1 for a day; for a week "
+                                     "7 when the series' sources cover all of it")
 
 
 class SeriesCounts(BaseModel):
@@ -60,19 +83,24 @@ class SeriesCounts(BaseModel):
 
 @router.get("/series", summary="List series (signal × category × region; by id, "
             "cursor-paginated)", responses=PAGINATION_RESPONSES)
-def get_series(session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT,
-               cursor: CursorQuery = None) -> SeriesList:
+def get_series(
+    session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+    signal: Annotated[Literal["complaints", "violations"] | None, Query(
+        description="Only series of this signal")] = None,
+) -> SeriesList:
     """Every series with records: its id ``signal|category|region``, the first and last day
-    with data and the total count. Ordered by id; needs the ``read`` scope."""
-    items = sorted(list_series(session=session), key=lambda s: str(s["id"]))
-    page, nxt = paginate_sorted(items, key=lambda s: (str(s["id"]),), types=(str,),
-                                cursor=cursor, limit=limit)
-    return SeriesList(items=[SeriesPublic(**s) for s in page], next_cursor=nxt)
+    with data, the total count, its sources and the days they cover. Read from the series
+    summary kept at import (no scan of the records). Ordered by id; needs the ``read``
+    scope."""
+    after = str(decode_cursor(cursor, (str,))[0]) if cursor is not None else None
+    rows = series_page(session=session, after=after, limit=limit + 1, signal=signal)
+    page, nxt = page_of(rows, limit, key=lambda s: (str(s["id"]),))
+    return SeriesList(items=[SeriesPublic.model_validate(s) for s in page], next_cursor=nxt)
 
 
 @router.get(
     "/series/{series_id}/counts",
-    summary="Zero-filled counts of one series",
+    summary="Counts of one series, zero-filled over its coverage",
     responses={404: problem_doc("No such series", 404)},
 )
 def get_series_counts(
@@ -86,10 +114,11 @@ def get_series_counts(
     date_to: Annotated[dt.date | None, Query(
         alias="to", description="Last day (default: the series' last day)")] = None,
 ) -> SeriesCounts:
-    """Counts of one series with days (or weeks) without records filled with 0, in the
-    local time zone. Needs the ``read`` scope; 404 when the series does not exist."""
+    """Counts of one series in the local time zone, over the days its own sources cover:
+    a covered day without records counts 0, a day no source of the series covers is left
+    out (missing, not zero). Needs the ``read`` scope; 404 when the series does not exist."""
     frame = series_counts(session=session, series_id=series_id, freq=freq,
                           date_from=date_from, date_to=date_to)
-    points = [CountPoint(date=d, count=c) for d, c in zip(frame["date"], frame["count"],
-                                                          strict=True)]
+    points = [CountPoint(date=d, count=c, days=n) for d, c, n in zip(
+        frame["date"], frame["count"], frame["days"], strict=True)]
     return SeriesCounts(id=series_id, freq=freq, points=points)
