@@ -18,7 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
+from service.dashboard.png import render_forecast_png
 from service.db import make_engine, make_sessionmaker
+from service.evaluation import series_chart
 from service.forecasting import create_run, execute_run
 from service.ingest.pipeline import import_file
 from service.migrate import upgrade
@@ -143,3 +145,14 @@ def test_sample_forecasts_do_not_change_with_other_sources(tmp_path: Path) -> No
     assert {first[c] for c in chicago_ids if c in first} == {dt.date(2015, 1, 1)}
     assert {first[c] for c in SAMPLE_SERIES} == {samples_end + dt.timedelta(days=1)}
     assert any(c in thresholds for c in chicago_ids)
+    # the chart (dashboard and forecast.png) follows each series' own data window
+    with mixed() as s:
+        cc = series_chart(session=s, series_id=chicago_ids[0], history_weeks=520)
+        sc = series_chart(session=s, series_id=SAMPLE_SERIES[0], history_weeks=52)
+    assert (cc["data_from"], cc["data_to"]) == (dt.date(2013, 1, 1), dt.date(2014, 12, 31))
+    assert cc["history"][0]["week"] == dt.date(2013, 1, 7)  # the first complete week
+    assert cc["history"][-1]["week"] == dt.date(2014, 12, 22)
+    assert cc["forecast"][0]["week"] >= dt.date(2014, 12, 29)
+    assert sc["data_to"] == samples_end and len(sc["history"]) <= 52
+    assert sc["history"][0]["week"] > dt.date(2025, 1, 1)
+    assert render_forecast_png(cc).startswith(b"\x89PNG")

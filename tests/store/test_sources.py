@@ -25,8 +25,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.baselines import SeasonalNaive
 from service.api.app import create_app
 from service.config import Settings
+from service.dashboard.png import render_forecast_png
 from service.db import make_sessionmaker
 from service.errors import BadRequest, UnprocessableContent
+from service.evaluation import series_chart
 from service.ingest.pipeline import import_file
 from service.store.keys import create_key
 from service.store.reference import load_reference
@@ -174,6 +176,14 @@ def test_a_day_nobody_covers_is_missing_not_zero(sf: sessionmaker[Session],
     assert by_week[dt.date(2024, 1, 8)] == 7
     assert by_week[dt.date(2024, 1, 29)] == 3  # Jan 29-31 only
     assert dt.date(2024, 2, 12) not in by_week
+    # the chart: complete weeks of the series' own window; February's weeks are gaps
+    with sf() as s:
+        chart = series_chart(session=s, series_id="complaints|fireworks|150100")
+    weeks = {h["week"]: h["count"] for h in chart["history"]}
+    assert (chart["data_from"], chart["data_to"]) == (dt.date(2024, 1, 1), dt.date(2024, 3, 29))
+    assert weeks[dt.date(2024, 1, 1)] == 4 and weeks[dt.date(2024, 2, 12)] is None
+    assert min(weeks) == dt.date(2024, 1, 1) and max(weeks) == dt.date(2024, 3, 18)
+    assert render_forecast_png(chart).startswith(b"\x89PNG")
 
 
 def test_another_source_never_changes_a_series_it_does_not_touch(
