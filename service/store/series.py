@@ -16,17 +16,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select, text
 from sqlalchemy.orm import Session
 
 from models.series import week_start
 from service.errors import NotFound, UnprocessableContent
-from service.store.summary import (
-    Interval,
-    merge_intervals,
-    series_coverage,
-    source_intervals,
-)
+from service.store.summary import Interval, merge_intervals, series_coverage
 from service.store.tables import Complaint, EnforcementAction, SeriesSource
 
 __all__ = ["SIGNALS", "SeriesId", "parse_series_id", "list_series", "series_page",
@@ -85,6 +80,23 @@ def _as_date(v: Any) -> dt.date:
 
 
 # --------------------------------------------------------------------------- listing
+# One indexed read per page: the page's series ids (a DISTINCT over the primary key of
+# ``series_sources``, after the cursor, LIMIT), their per-source rows, and the coverage
+# intervals of those sources (through ``ix_source_coverage_signal_source``).
+_PAGE_SQL = """
+SELECT ss.series_id, ss.source, ss.first_day, ss.last_day, ss.total, sc.day_from, sc.day_to
+FROM series_sources ss
+LEFT JOIN source_coverage sc ON sc.signal = ss.signal AND sc.source = ss.source
+WHERE ss.series_id IN (
+    SELECT DISTINCT series_id FROM series_sources
+    WHERE series_id > :after{signal}
+    ORDER BY series_id LIMIT :limit)
+ORDER BY ss.series_id, ss.source
+"""
+_PAGE = text(_PAGE_SQL.format(signal=""))
+_PAGE_OF_SIGNAL = text(_PAGE_SQL.format(signal=" AND signal = :signal"))
+
+
 def series_page(
     *,
     session: Session,
@@ -93,7 +105,7 @@ def series_page(
     signal: str | None = None,
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` series ordered by id, after the id ``after``, from the series summary
-    (an indexed read: ``series_sources`` is keyed by series id and source).
+    (one indexed read: ``series_sources`` is keyed by series id and source).
 
     Returns
     -------
@@ -101,47 +113,35 @@ def series_page(
     (records), ``sources`` (``name, first_date, last_date, total`` per source) and
     ``coverage`` (``from, to``: the days its sources cover, where counts are zero-filled).
     """
-    t = SeriesSource
-    stmt = (select(t.series_id, func.min(t.first_day), func.max(t.last_day), func.sum(t.total))
-            .group_by(t.series_id).order_by(t.series_id).limit(limit))
-    if after is not None:
-        stmt = stmt.where(t.series_id > after)
+    params: dict[str, Any] = {"after": after or "", "limit": int(limit)}
     if signal is not None:
-        stmt = stmt.where(t.series_id >= f"{signal}|", t.series_id < f"{signal}}}")
-    heads = session.execute(stmt).all()
-    if not heads:
-        return []
-    ids = [str(h[0]) for h in heads]
-    per_source: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
-    for sid, source, a, b, n in session.execute(
-            select(t.series_id, t.source, t.first_day, t.last_day, t.total)
-            .where(t.series_id >= ids[0], t.series_id <= ids[-1])
-            .order_by(t.series_id, t.source)):
-        if sid in per_source:
-            per_source[sid].append({"name": source, "first_date": _as_date(a),
-                                    "last_date": _as_date(b), "total": int(n)})
+        params["signal"] = signal
+    rows = session.execute(_PAGE if signal is None else _PAGE_OF_SIGNAL, params).all()
     out: list[dict[str, Any]] = []
-    cover_cache: dict[tuple[str, frozenset[str]], list[Interval]] = {}
-    by_signal: dict[str, set[str]] = {}
-    for sid in ids:
-        by_signal.setdefault(sid.split("|", 1)[0], set()).update(
-            s["name"] for s in per_source[sid])
-    intervals = {sig: source_intervals(session, signal=sig, sources=names)
-                 for sig, names in by_signal.items()}
-    for sid, first, last, total in heads:
-        parsed = parse_series_id(str(sid))
-        names = frozenset(s["name"] for s in per_source[str(sid)])
-        key = (parsed.signal, names)
-        if key not in cover_cache:
-            cover_cache[key] = merge_intervals(
-                iv for n in names for iv in intervals[parsed.signal].get(n, []))
-        out.append({
-            "id": str(sid), "signal": parsed.signal, "category": parsed.category,
-            "region": parsed.region, "first_date": _as_date(first),
-            "last_date": _as_date(last), "total": int(total),
-            "sources": per_source[str(sid)],
-            "coverage": [{"from": a, "to": b} for a, b in cover_cache[key]],
-        })
+    cur: dict[str, Any] | None = None
+    spans: list[Interval] = []
+    for sid, source, first, last, total, c_from, c_to in rows:
+        if cur is None or cur["id"] != sid:
+            if cur is not None:
+                cur["coverage"] = [{"from": a, "to": b} for a, b in merge_intervals(spans)]
+            parsed = parse_series_id(str(sid))
+            cur = {"id": str(sid), "signal": parsed.signal, "category": parsed.category,
+                   "region": parsed.region, "first_date": None, "last_date": None, "total": 0,
+                   "sources": [], "coverage": []}
+            out.append(cur)
+            spans = []
+        sources: list[dict[str, Any]] = cur["sources"]
+        if not sources or sources[-1]["name"] != source:
+            a, b = _as_date(first), _as_date(last)
+            sources.append({"name": str(source), "first_date": a, "last_date": b,
+                            "total": int(total)})
+            cur["first_date"] = a if cur["first_date"] is None else min(cur["first_date"], a)
+            cur["last_date"] = b if cur["last_date"] is None else max(cur["last_date"], b)
+            cur["total"] += int(total)
+        if c_from is not None:
+            spans.append((_as_date(c_from), _as_date(c_to)))
+    if cur is not None:
+        cur["coverage"] = [{"from": a, "to": b} for a, b in merge_intervals(spans)]
     return out
 
 

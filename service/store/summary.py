@@ -54,6 +54,7 @@ __all__ = [
     "merge_intervals",
     "source_intervals",
     "series_coverage",
+    "summary_version",
 ]
 
 #: The signal an import kind feeds.
@@ -363,3 +364,12 @@ def series_coverage(
             cache[key] = merge_intervals(iv for s in sources for iv in intervals.get(s, []))
         out[sid] = cache[key]
     return out
+
+
+def summary_version(session: Session | Connection) -> tuple[int, int]:
+    """A value that changes whenever the summary or the coverage changes: every import that
+    writes records adds coverage rows, and ids are never reused (also not by :func:`rebuild`),
+    so ``(max id, row count)`` of ``source_coverage`` identifies their state."""
+    hi, n = session.execute(select(func.max(SourceCoverage.id), func.count())
+                            .select_from(SourceCoverage)).one()
+    return int(hi or 0), int(n or 0)

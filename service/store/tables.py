@@ -193,7 +193,8 @@ class SourceCoverage(Base):
     coverage"). A source covers the union of its rows' intervals; rows are only added."""
 
     __tablename__ = "source_coverage"
-    __table_args__ = (Index("ix_source_coverage_signal_source", "signal", "source"),)
+    __table_args__ = (Index("ix_source_coverage_signal_source", "signal", "source"),
+                      {"sqlite_autoincrement": True})  # ids are never reused (a version)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     signal: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(100))

@@ -16,6 +16,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from service.api.deps import SessionDep, require
 from service.api.problems import PROBLEM_RESPONSES, problem_doc
+from service.api.routes.series import forget_series_version
 from service.dispatch.outbox import aware
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from service.ingest.pipeline import (
@@ -258,6 +259,7 @@ async def _import(request: Request, kind: Literal["complaints", "enforcement"],
             "send multipart/form-data (field 'file'), application/json or application/x-ndjson,"
             f" not '{ctype or '-'}'"
         )
+    forget_series_version(request.app)  # the series listing shows the new records at once
     response.status_code = 201
     response.headers["Location"] = f"/v1/import-batches/{summary.batch_id}"
     return summary

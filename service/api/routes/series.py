@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+import time
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import SessionDep, require
@@ -19,6 +22,9 @@ from service.api.pagination import (
 )
 from service.api.problems import PROBLEM_RESPONSES, problem_doc
 from service.store.series import series_counts, series_page
+from service.store.summary import summary_version
+
+__all__ = ["router", "forget_series_version"]
 
 router = APIRouter(tags=["series"], dependencies=[Depends(require("read"))],
                    responses=PROBLEM_RESPONSES)
@@ -81,21 +87,53 @@ class SeriesCounts(BaseModel):
     points: list[CountPoint]
 
 
+def _summary_version(request: Request) -> tuple[int, int]:
+    with request.app.state.sessionmaker() as session:
+        version = summary_version(session)
+    request.app.state.series_version_memo = (time.monotonic(), version)
+    return version
+
+
+async def _version(request: Request) -> tuple[int, int]:
+    """The summary's version, read from the database at most once a second (an import
+    through this process resets it at once; another process's import shows within 1 s)."""
+    at, version = getattr(request.app.state, "series_version_memo", (-1e9, None))
+    if version is not None and time.monotonic() - at <= 1.0:
+        return version  # type: ignore[no-any-return]
+    return await run_in_threadpool(_summary_version, request)
+
+
+def forget_series_version(app: Any) -> None:
+    """Make the next listing re-read the summary's version (after an import)."""
+    app.state.series_version_memo = (-1e9, None)
+
+
+def _page_body(request: Request, after: str | None, limit: int, signal: str | None) -> bytes:
+    with request.app.state.sessionmaker() as session:
+        rows = series_page(session=session, after=after, limit=limit + 1, signal=signal)
+    page, nxt = page_of(rows, limit, key=lambda s: (str(s["id"]),))
+    return orjson.dumps({"items": page, "next_cursor": nxt})
+
+
 @router.get("/series", summary="List series (signal × category × region; by id, "
-            "cursor-paginated)", responses=PAGINATION_RESPONSES)
-def get_series(
-    session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+            "cursor-paginated)", responses=PAGINATION_RESPONSES, response_model=SeriesList)
+async def get_series(
+    request: Request, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
     signal: Annotated[Literal["complaints", "violations"] | None, Query(
         description="Only series of this signal")] = None,
-) -> SeriesList:
+) -> Response:
     """Every series with records: its id ``signal|category|region``, the first and last day
     with data, the total count, its sources and the days they cover. Read from the series
-    summary kept at import (no scan of the records). Ordered by id; needs the ``read``
-    scope."""
+    summary kept at import (one indexed read per page, no scan of the records; pages are
+    cached per summary version). Ordered by id; needs the ``read`` scope."""
     after = str(decode_cursor(cursor, (str,))[0]) if cursor is not None else None
-    rows = series_page(session=session, after=after, limit=limit + 1, signal=signal)
-    page, nxt = page_of(rows, limit, key=lambda s: (str(s["id"]),))
-    return SeriesList(items=[SeriesPublic.model_validate(s) for s in page], next_cursor=nxt)
+    key = ("series", await _version(request), signal, after, limit)
+    cache = request.app.state.response_cache
+    body = cache.get(key)
+    if body is None:
+        body = await run_in_threadpool(_page_body, request, after, limit, signal)
+        cache.put(key, body)
+    return Response(body, media_type="application/json")
 
 
 @router.get(

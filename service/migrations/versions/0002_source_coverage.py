@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("batch_id", sa.String(length=32), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_source_coverage")),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_source_coverage_signal_source", "source_coverage",
                     ["signal", "source"])
