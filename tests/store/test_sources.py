@@ -324,9 +324,14 @@ def test_api_import_declares_coverage(engine: Engine, settings: Settings) -> Non
                 "category": "fireworks", "region": "150100"} for i in range(3)]
     with TestClient(create_app(settings)) as client:
         h = {"X-API-Key": key}
+        assert client.get("/v1/series", headers=h).json()["items"] == []
         r = client.post("/v1/complaints/import", headers=h, json={
             "records": records, "source": "api", "coverage": "2024-05-01..2024-05-31"})
         assert r.status_code == 201, r.text
+        # the cached listing shows the import at once (its version was reset)
+        listed = client.get("/v1/series", headers=h).json()["items"]
+        assert [(x["id"], x["total"]) for x in listed] == [("complaints|fireworks|150100", 3)]
+        assert listed[0]["coverage"] == [{"from": "2024-05-01", "to": "2024-05-31"}]
         assert r.json()["coverage"] == "2024-05-01..2024-05-31"
         r = client.post("/v1/complaints/import", headers=h, json={
             "records": [{**records[0], "external_id": "late",
