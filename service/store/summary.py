@@ -118,7 +118,8 @@ def check_declared(coverage: Coverage, days: np.ndarray, rows: np.ndarray,
     Raises
     ------
     UnprocessableContent
-        Naming the first such row, its value and day, and how many rows are outside.
+        Naming the first such row, its value and day, and how many more rows of ``days``
+        are outside (an import checks chunk by chunk, so "at least").
     """
     if not len(days):
         return
@@ -132,7 +133,7 @@ def check_declared(coverage: Coverage, days: np.ndarray, rows: np.ndarray,
     raise UnprocessableContent(
         f"data row {int(rows[i])}: {field} {str(values[i])[:40]!r} falls on "
         f"{np.datetime_as_string(days[i])}, outside the declared coverage {coverage}"
-        + (f" ({more} more row{'s' if more > 1 else ''} outside)" if more else "")
+        + (f" (and at least {more} more row{'s' if more > 1 else ''})" if more else "")
         + "; widen the coverage or leave it out to derive it from the records")
 
 
