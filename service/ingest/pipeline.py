@@ -73,7 +73,13 @@ from service.ingest.mapping import (
 from service.ingest.readers import MALFORMED, Chunk, TableReader, open_reader, records_reader
 from service.ingest.redact import is_personal_header, redact_series, redact_text
 from service.ingest.timestamps import parse_timestamps
-from service.store.summary import Coverage, check_declared, parse_coverage, refresh_from_batch
+from service.store.summary import (
+    BatchDelta,
+    Coverage,
+    check_declared,
+    parse_coverage,
+    refresh_from_batch,
+)
 from service.store.tables import Category, ImportBatch, Region, RejectedRow, new_id, utcnow
 
 __all__ = [
@@ -875,12 +881,16 @@ def _transaction(
                 )
                 writer: _Writer = (_SqliteWriter if is_sqlite else _PostgresWriter)(
                     conn, spec, batch.id)
+                delta = BatchDelta(spec.kind)  # the rows inserted, for the series summary
                 for processed, payload in _pipelined(reader, processor, writer, chunk_rows):
+                    mark, before = delta.mark(conn), totals.inserted
                     _write_chunk(processed, payload, writer, totals)
+                    delta.written(conn, batch_id=batch.id, columns=processed.columns,
+                                  inserted=totals.inserted - before, mark=mark)
                 writer.finish()
             finally:
                 reader.close()
-            refresh_from_batch(conn, batch_id=batch.id)  # series summary + source coverage
+            refresh_from_batch(conn, batch_id=batch.id, delta=delta)  # summary + coverage
             options.update(format=reader.format, encoding=reader.encoding,
                            columns=processor.columns)
             conn.execute(update(ImportBatch).where(ImportBatch.id == batch.id).values(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import Connection, delete, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -44,6 +45,7 @@ from service.store.tables import (
 
 __all__ = [
     "SIGNAL_OF_KIND",
+    "BatchDelta",
     "Coverage",
     "Interval",
     "parse_coverage",
@@ -138,6 +140,105 @@ def check_declared(coverage: Coverage, days: np.ndarray, rows: np.ndarray,
 
 
 # --------------------------------------------------------------------------- maintenance
+class BatchDelta:
+    """The rows an import inserted, aggregated chunk by chunk, so that
+    :func:`refresh_from_batch` need not read a batch back (seconds per million rows): per
+    (category, region, source) the first and last day and the count of the rows the series
+    summary counts, and per source the first and last day of every inserted row (coverage).
+
+    Use :meth:`mark` before writing a chunk and :meth:`written` after it: a chunk whose rows
+    were all inserted is aggregated from the rows handed to the writer; a chunk with rows
+    already stored (duplicates) is aggregated in SQL over the records it added: ``id`` above the
+    mark and this batch's ``batch_id`` (a range of the primary key, also on PostgreSQL with
+    concurrent imports, whose ids come from one sequence).
+    """
+
+    def __init__(self, kind: str = "complaints") -> None:
+        self.kind = kind
+        self.rows = 0
+        self.series: dict[tuple[str, str, str], list[Any]] = {}
+        self.sources: dict[str, list[Any]] = {}
+
+    def mark(self, conn: Connection) -> int:
+        """The highest record id of the kind's table now (before a chunk is written)."""
+        table = _table_of(self.kind)
+        return int(conn.scalar(select(func.max(table.id))) or 0)
+
+    def written(self, conn: Connection, *, batch_id: str, columns: Mapping[str, Sequence[Any]],
+                inserted: int, mark: int) -> None:
+        """Account for one written chunk: ``columns`` are the valid rows handed to the writer
+        (``category``, ``region``, ``source``, ``day`` as ISO strings, and for enforcement
+        ``violation_found``), ``inserted`` how many records the chunk added, ``mark`` the
+        value of :meth:`mark` before it was written."""
+        if inserted <= 0:
+            return
+        counts_col = "violation_found" if self.kind == "enforcement" else None
+        if inserted == len(columns["day"]):  # every row handed was inserted
+            self.add(category=columns["category"], region=columns["region"],
+                     source=columns["source"], day=columns["day"],
+                     counts=columns[counts_col] if counts_col else None)
+            return
+        # some rows were already stored: aggregate the records this chunk added, in SQL
+        t = _table_of(self.kind)
+        found = t.violation_found if counts_col else literal(True)
+        stmt = (select(t.category, t.region, t.source, found, func.min(t.day),
+                       func.max(t.day), func.count())
+                .where(t.id > mark, t.batch_id == batch_id)
+                .group_by(t.category, t.region, t.source, found))
+        for c, r, src, counted, a, b, n in conn.execute(stmt):
+            first, last = _as_date(a).isoformat(), _as_date(b).isoformat()
+            self.rows += int(n)
+            self._extend(self.sources, str(src), first, last, 0)
+            if counted:
+                self._extend(self.series, (str(c), str(r), str(src)), first, last, int(n))
+
+    def add(self, *, category: Sequence[Any], region: Sequence[Any], source: Sequence[Any],
+            day: Sequence[str], counts: Sequence[Any] | None = None) -> None:
+        """Add one chunk of rows (parallel sequences; ``day`` ISO ``YYYY-MM-DD`` strings;
+        ``counts`` a boolean per row for the rows the summary counts, default all)."""
+        n = len(day)
+        if n == 0:
+            return
+        self.rows += n
+        cols = [pd.factorize(np.asarray(v, dtype=object)) for v in (category, region, source)]
+        d_codes, d_uniq = pd.factorize(np.asarray(day, dtype=object))
+        order = np.argsort(np.asarray(d_uniq, dtype=str))
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        sorted_days = np.asarray(d_uniq, dtype=object)[order]
+        dr = rank[d_codes]
+        c, r, s = (np.asarray(codes, dtype=np.int64) for codes, _ in cols)
+        cu, ru, su = (np.asarray(u, dtype=object) for _, u in cols)
+        for si in np.unique(s):  # coverage: every row
+            sel = dr[s == si]
+            self._extend(self.sources, str(su[si]), sorted_days[sel.min()],
+                         sorted_days[sel.max()], 0)
+        if counts is not None:
+            keep = np.asarray(counts, dtype=bool)
+            c, r, s, dr = c[keep], r[keep], s[keep], dr[keep]
+            if not len(dr):
+                return
+        key = (c * len(ru) + r) * len(su) + s
+        order = np.argsort(key, kind="stable")
+        k, d = key[order], dr[order]
+        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+        lo, hi = np.minimum.reduceat(d, starts), np.maximum.reduceat(d, starts)
+        sizes = np.diff(np.r_[starts, len(k)])
+        for kk, a, b, m in zip(k[starts], lo, hi, sizes, strict=True):
+            ci, rest = divmod(int(kk), len(ru) * len(su))
+            ri, si = divmod(rest, len(su))
+            self._extend(self.series, (str(cu[ci]), str(ru[ri]), str(su[si])),
+                         sorted_days[a], sorted_days[b], int(m))
+
+    @staticmethod
+    def _extend(into: dict[Any, list[Any]], key: Any, first: str, last: str, n: int) -> None:
+        cur = into.get(key)
+        if cur is None:
+            into[key] = [first, last, n]
+        else:
+            cur[0], cur[1], cur[2] = min(cur[0], first), max(cur[1], last), cur[2] + n
+
+
 def _signal_selects(kind: str) -> list[tuple[str, Any, Any]]:
     """``(signal, table, extra condition)`` of the series an import kind writes."""
     if kind == "complaints":
@@ -177,13 +278,16 @@ def _upsert_summary(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(stmt, rows[i:i + 1000])
 
 
-def refresh_from_batch(conn: Connection, *, batch_id: str) -> None:
+def refresh_from_batch(conn: Connection, *, batch_id: str,
+                       delta: BatchDelta | None = None) -> None:
     """Add one import batch to the series summary and to its sources' coverage.
 
     Call it once, in the transaction that wrote the batch's records, after they are written
     (records carry ``batch_id``; rows the batch found already stored are not its own and are
     not counted again). Reads the batch's kind, source and declared coverage
-    (``options["coverage"]``) from ``import_batches``.
+    (``options["coverage"]``) from ``import_batches``. With ``delta`` (the rows the batch
+    inserted, see :class:`BatchDelta`) it reads nothing else; without, it reads the batch's
+    records back (a scan of the records table: pass a delta for large tables).
 
     Raises
     ------
@@ -199,10 +303,16 @@ def refresh_from_batch(conn: Connection, *, batch_id: str) -> None:
     table = _table_of(kind)
     signal = SIGNAL_OF_KIND[kind]
     now = utcnow()
-    # coverage: one interval per source of the batch
-    spans = conn.execute(select(table.source, func.min(table.day), func.max(table.day))
-                         .where(table.batch_id == batch_id).group_by(table.source)).all()
-    cover: dict[str, Interval] = {str(s): (_as_date(a), _as_date(b)) for s, a, b in spans}
+    cover: dict[str, Interval]
+    if delta is not None:
+        stored = delta.rows
+        cover = {src: (_as_date(a), _as_date(b)) for src, (a, b, _) in delta.sources.items()}
+    else:
+        spans = conn.execute(select(table.source, func.min(table.day), func.max(table.day),
+                                    func.count())
+                             .where(table.batch_id == batch_id).group_by(table.source)).all()
+        cover = {str(src): (_as_date(a), _as_date(b)) for src, a, b, _ in spans}
+        stored = sum(int(n) for *_, n in spans)
     if declared is not None:
         for source, (a, b) in cover.items():
             if a < declared.first or b > declared.last:
@@ -214,22 +324,29 @@ def refresh_from_batch(conn: Connection, *, batch_id: str) -> None:
         cover = dict.fromkeys(names, (declared.first, declared.last))
     if cover:
         conn.execute(insert(SourceCoverage), [
-            {"signal": signal, "source": s, "day_from": a, "day_to": b,
+            {"signal": signal, "source": src, "day_from": a, "day_to": b,
              "declared": declared is not None, "batch_id": batch_id, "created_at": now}
-            for s, (a, b) in sorted(cover.items())])
+            for src, (a, b) in sorted(cover.items())])
+    if stored == 0:
+        return
     # summary: per (series, source)
     rows: list[dict[str, Any]] = []
     for sig, tbl, cond in _signal_selects(kind):
-        stmt = (select(tbl.category, tbl.region, tbl.source, func.min(tbl.day),
-                       func.max(tbl.day), func.count())
-                .where(tbl.batch_id == batch_id)
-                .group_by(tbl.category, tbl.region, tbl.source))
-        if cond is not None:
-            stmt = stmt.where(cond)
-        rows += [{"series_id": f"{sig}|{c}|{r}", "source": s, "signal": sig, "category": c,
+        if delta is not None:
+            found: Iterable[tuple[Any, ...]] = [
+                (c, r, src, a, b, n) for (c, r, src), (a, b, n) in delta.series.items()]
+        else:
+            stmt = (select(tbl.category, tbl.region, tbl.source, func.min(tbl.day),
+                           func.max(tbl.day), func.count())
+                    .where(tbl.batch_id == batch_id)
+                    .group_by(tbl.category, tbl.region, tbl.source))
+            if cond is not None:
+                stmt = stmt.where(cond)
+            found = conn.execute(stmt)
+        rows += [{"series_id": f"{sig}|{c}|{r}", "source": src, "signal": sig, "category": c,
                   "region": r, "first_day": _as_date(a), "last_day": _as_date(b),
                   "total": int(n)}
-                 for c, r, s, a, b, n in conn.execute(stmt)]
+                 for c, r, src, a, b, n in found]
     _upsert_summary(conn, rows)
 
 

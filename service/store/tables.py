@@ -119,7 +119,6 @@ class Complaint(Base):
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_complaints_source_external_id"),
         Index("ix_complaints_series_day", "category", "region", "day"),
-        Index("ix_complaints_batch_id", "batch_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(100))
@@ -140,7 +139,6 @@ class EnforcementAction(Base):
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_enforcement_actions_source_external_id"),
         Index("ix_enforcement_actions_series_day", "category", "region", "day"),
-        Index("ix_enforcement_actions_batch_id", "batch_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(100))

@@ -121,13 +121,26 @@ def test_summary_matches_group_by_after_several_imports(sf: sessionmaker[Session
     _import(sf, b, "b")
     again = _import(sf, a, "a")  # every row a duplicate: the summary must not count it twice
     assert again.inserted == 0 and again.duplicates == again.received
+    # a chunk with some rows already stored, some new, and an in-file repeat: the chunk
+    # is read back through the key range it inserted
+    old = _daily_rows("a", "fireworks", "150100", jan, 31)[::2]
+    new = _daily_rows("n", "gas_safety", "152900", dt.date(2024, 3, 1), 10)
+    partial = _import(sf, _write(tmp_path / "partial.csv", old + new + new[:1]), "a")
+    assert (partial.inserted, partial.duplicates) == (10, len(old) + 1)
     _import(sf, mixed, None)
     _import(sf, actions, "inspections", kind="enforcement")
+    _import(sf, _write(tmp_path / "actions2.csv", [
+        (f"e{i}", f"2024-03-{i + 1:02d} 10:00", "fireworks", "150100", "warning", "yes")
+        for i in range(5, 15)], header=["external_id", "occurred_at", "category", "region",
+                                         "action", "violation_found"]),
+        "inspections", kind="enforcement")
     with sf() as s:
         summary = _summary(s)
         assert summary == _group_by(s)
         assert ("violations|fireworks|150100", "inspections", "violations", "fireworks",
-                "150100", dt.date(2024, 1, 2), dt.date(2024, 1, 10), 5) in summary
+                "150100", dt.date(2024, 1, 2), dt.date(2024, 3, 15), 10) in summary
+        assert ("complaints|gas_safety|152900", "a", "complaints", "gas_safety", "152900",
+                dt.date(2024, 3, 1), dt.date(2024, 3, 10), 10) in summary
         assert {r[1] for r in summary if r[0] == "complaints|fireworks|150100"} == {
             "a", "b", "hotline", "app"}
         # rebuilding from the records gives the same summary and the same coverage
@@ -141,6 +154,8 @@ def test_summary_matches_group_by_after_several_imports(sf: sessionmaker[Session
         # enforcement coverage counts every action, also those that found no violation
         assert ("violations", "inspections", dt.date(2024, 1, 1),
                 dt.date(2024, 1, 10)) in cover
+        # the partly duplicate import covers the days of the records it added
+        assert ("complaints", "a", dt.date(2024, 3, 1), dt.date(2024, 3, 10)) in cover
 
 
 def test_a_day_nobody_covers_is_missing_not_zero(sf: sessionmaker[Session],

@@ -1,10 +1,9 @@
 """source coverage and the series summary
 
 Adds ``source_coverage`` (days each source covers, one row per import batch and source) and
-``series_sources`` (per series and source: first/last record day and count), indexes the
-records' ``batch_id`` (the summary is refreshed from one batch's records at import), and
-backfills both tables from the records already stored: each (batch, source) covers its first
-to last record day (no import declared a coverage before this revision).
+``series_sources`` (per series and source: first/last record day and count), and backfills
+both tables from the records already stored: each (batch, source) covers its first to last
+record day (no import declared a coverage before this revision).
 
 Revision ID: 0002_source_coverage
 Revises: 0001
@@ -52,8 +51,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_source_coverage_signal_source", "source_coverage",
                     ["signal", "source"])
-    op.create_index("ix_complaints_batch_id", "complaints", ["batch_id"])
-    op.create_index("ix_enforcement_actions_batch_id", "enforcement_actions", ["batch_id"])
     _backfill()
 
 
@@ -91,8 +88,6 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_enforcement_actions_batch_id", table_name="enforcement_actions")
-    op.drop_index("ix_complaints_batch_id", table_name="complaints")
     op.drop_index("ix_source_coverage_signal_source", table_name="source_coverage")
     op.drop_table("source_coverage")
     op.drop_index("ix_series_sources_signal_source", table_name="series_sources")
