@@ -404,3 +404,38 @@ def test_migration_backfills_existing_databases(db_url: str, settings: Settings)
         assert frame["ds"].max() == pd.Timestamp("2024-01-12")
     finally:
         eng.dispose()
+
+
+def test_cli_coverage_and_series_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FOREWARN_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("FOREWARN_CATEGORIES_FILE", str(fixtures / "categories.yaml"))
+    monkeypatch.setenv("FOREWARN_REGIONS_FILE", str(fixtures / "regions.yaml"))
+    monkeypatch.setenv("FOREWARN_LOG_JSON", "false")
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["reference", "load"]).exit_code == 0
+    path = _write(tmp_path / "c.csv", _daily_rows("c", "fireworks", "150100",
+                                                  dt.date(2024, 1, 5), 10))
+    r = runner.invoke(app, ["import", "complaints", str(path), "--source", "hotline",
+                            "--coverage", "2024-01-06..2024-01-31"])
+    assert r.exit_code == 2
+    assert "data row 1" in r.output and "outside the declared coverage" in r.output
+    r = runner.invoke(app, ["import", "complaints", str(path), "--source", "hotline",
+                            "--coverage", "2024-01-01..2024-01-31"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["series", "list"])
+    assert r.exit_code == 0
+    assert "complaints|fireworks|150100" in r.output and "hotline" in r.output
+    listed = json.loads(runner.invoke(app, ["series", "list", "--json"]).output)
+    assert listed[0]["coverage"] == [{"from": "2024-01-01", "to": "2024-01-31"}]
+    assert listed[0]["total"] == 10
+    bad = runner.invoke(app, ["series", "list", "--signal", "nope"])
+    assert bad.exit_code != 0
