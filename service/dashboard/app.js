@@ -126,16 +126,21 @@
   }
 
   // ------------------------------------------------------------------ chart
+  var chartRequest = 0;  // only the latest request draws (answers can arrive out of order)
+
   function showSeries() {
     var sid = seriesId();
     var weeks = $("history-weeks").value || "104";
+    var mine = ++chartRequest;
     return api("/v1/series/" + encodeURIComponent(sid) + "/chart?history_weeks=" + encodeURIComponent(weeks))
       .then(function (chart) {
+        if (mine !== chartRequest) { return; }
         state.chart = chart;
         drawChart(chart);
         return loadCampaigns();
       })
       .catch(function (err) {
+        if (mine !== chartRequest) { return; }
         Plotly.purge($("chart"));
         $("chart-title").textContent = "";
         say("无法加载序列 " + sid + "：" + err.message, "error");
