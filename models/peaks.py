@@ -49,7 +49,7 @@ def spike_threshold(
 def thresholds(
     weekly: pd.DataFrame,
     *,
-    until: pd.Timestamp | None = None,
+    until: pd.Timestamp | pd.Series | None = None,
     min_spike_count: float = DEFAULT_MIN_SPIKE_COUNT,
     lookback_weeks: int = DEFAULT_LOOKBACK_WEEKS,
 ) -> pd.Series:
@@ -59,13 +59,18 @@ def thresholds(
     ----------
     weekly : DataFrame ``unique_id, week, y`` (see :func:`models.series.to_weekly`).
     until : only weeks with ``week + 7 days <= until`` count (history only); None = all.
+        A Series indexed by ``unique_id`` gives each series its own cut-off (series that
+        are not in it, or whose cut-off is NaT, keep all their weeks).
 
     Returns
     -------
     Series indexed by ``unique_id`` named ``threshold``.
     """
     w = weekly
-    if until is not None:
+    if isinstance(until, pd.Series):
+        cut = pd.to_datetime(w["unique_id"].map(until))
+        w = w[cut.isna() | (w["week"] + pd.Timedelta(days=7) <= cut)]
+    elif until is not None:
         w = w[w["week"] + pd.Timedelta(days=7) <= pd.Timestamp(until)]
     out = w.sort_values("week").groupby("unique_id")["y"].apply(
         lambda s: spike_threshold(s, min_spike_count=min_spike_count, lookback_weeks=lookback_weeks)

@@ -151,7 +151,7 @@ def samples_load(
 
 def _import(kind: Literal["complaints", "enforcement"], path: Path, source: str | None,
             maps: list[str], mapping_file: Path | None, register_new: bool,
-            as_json: bool) -> None:
+            as_json: bool, coverage: str | None = None) -> None:
     from service.errors import ServiceError
     from service.ingest import import_file, load_mapping_file, parse_mapping_pairs
 
@@ -170,7 +170,7 @@ def _import(kind: Literal["complaints", "enforcement"], path: Path, source: str 
         summary = import_file(session_factory=make_sessionmaker(engine), kind=kind, path=path,
                               filename=path.name, source=source, mapping=mapping or None,
                               register_new=register_new, chunk_rows=settings.import_chunk_rows,
-                              tz=settings.timezone)
+                              tz=settings.timezone, coverage=coverage)
     except ServiceError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(2) from exc
@@ -198,36 +198,48 @@ _BACKTEST_JSON = Annotated[bool, typer.Option(
     "--json", help="Print the scores by model (and the p_min curve) as JSON")]
 _KEYS_JSON = Annotated[bool, typer.Option(
     "--json", help="Print the keys (never their secrets) as JSON")]
+_COVERAGE = Annotated[str | None, typer.Option(
+    "--coverage", metavar="FROM..TO",
+    help="Days the file's sources cover, e.g. 2014-01-01..2014-12-31 (every record must fall "
+         "inside; default: first to last record day)")]
 
 
 @import_app.command("complaints")
 def import_complaints(path: Path, source: _SOURCE = None, map_: _MAP = None,
                       mapping: _MAPPING = None, register_new: _REGISTER = False,
-                      as_json: _JSON = False) -> None:
+                      as_json: _JSON = False, coverage: _COVERAGE = None) -> None:
     """Import complaint records from CSV, XLSX, JSON or JSON Lines."""
-    _import("complaints", path, source, map_ or [], mapping, register_new, as_json)
+    _import("complaints", path, source, map_ or [], mapping, register_new, as_json, coverage)
 
 
 @import_app.command("enforcement")
 def import_enforcement(path: Path, source: _SOURCE = None, map_: _MAP = None,
                        mapping: _MAPPING = None, register_new: _REGISTER = False,
-                       as_json: _JSON = False) -> None:
+                       as_json: _JSON = False, coverage: _COVERAGE = None) -> None:
     """Import enforcement actions from CSV, XLSX, JSON or JSON Lines."""
-    _import("enforcement", path, source, map_ or [], mapping, register_new, as_json)
+    _import("enforcement", path, source, map_ or [], mapping, register_new, as_json, coverage)
 
 
 @series_app.command("list")
-def series_list(as_json: _SERIES_JSON = False) -> None:
-    """List series with their first/last day and totals."""
-    from service.store.series import list_series
+def series_list(
+    as_json: _SERIES_JSON = False,
+    signal: Annotated[str | None, typer.Option(help="complaints or violations")] = None,
+) -> None:
+    """List series with their first/last record day, total and sources (from the series
+    summary kept at import)."""
+    from service.store.series import SIGNALS, list_series
 
+    if signal is not None and signal not in SIGNALS:
+        raise typer.BadParameter(f"signal must be one of {', '.join(SIGNALS)}")
     with cli_session(cli_settings()) as session:
-        items = list_series(session=session)
+        items = list_series(session=session, signal=signal)  # page by page, indexed reads
     if as_json:
         echo_json(items)
         return
     for s in items:
-        typer.echo(f"{s['id']:<45} {s['first_date']} … {s['last_date']} {s['total']:>8}")
+        sources = ", ".join(src["name"] for src in s["sources"])
+        typer.echo(f"{s['id']:<45} {s['first_date']} … {s['last_date']} {s['total']:>8}  "
+                   f"{sources}")
     typer.echo(f"{len(items)} series")
 
 

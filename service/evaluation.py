@@ -30,7 +30,7 @@ is shown as ``uncalibrated`` and the scorecard does not count it. Measured by
   frame, so a refit does not learn a campaign-induced dip as seasonality.
 
 Weeks are ISO weeks labelled by their Monday; only complete weeks of records are counted (a
-week after the last record day of the signal is "not observed yet", not zero).
+week after the last day the series' own sources cover is "not observed yet", not zero).
 """
 
 from __future__ import annotations
@@ -62,11 +62,9 @@ from service.config import Settings
 from service.dispatch.tables import Outbox
 from service.errors import NotFound, UnprocessableContent
 from service.forecasting import latest_run, list_peaks
-from service.store.series import SIGNALS, daily_frame, parse_series_id, signal_range
+from service.store.series import SIGNALS, daily_frame, parse_series_id
 from service.store.tables import (
     Category,
-    Complaint,
-    EnforcementAction,
     ForecastRun,
     ForecastWeek,
     Peak,
@@ -111,40 +109,10 @@ _PLACEBO_MARGIN_DAYS = 7  # a placebo window this close to a committed campaign'
 # --------------------------------------------------------------------------- data access
 def _daily(session: Session, signal: str, *, category: str | None = None,
            region: str | None = None, until: dt.date | None = None) -> pd.DataFrame:
-    """Zero-filled daily counts ``unique_id, ds, y`` of the signal's series, filtered in SQL
-    (same days as :func:`service.store.series.daily_frame`: the signal's first to last day)."""
-    if category is None and region is None:
-        return daily_frame(session=session, signal=signal, until=until)
-    rng = signal_range(session, signal)
-    table: Any = Complaint if signal == "complaints" else EnforcementAction
-    if rng is None:
-        return daily_frame(session=session, signal=signal, until=until)
-    first, last = rng
-    if until is not None:
-        last = min(last, until)
-    stmt = select(table.category, table.region, table.day, func.count()).where(
-        table.day <= last).group_by(table.category, table.region, table.day)
-    if signal != "complaints":
-        stmt = stmt.where(EnforcementAction.violation_found.is_(True))
-    if category is not None:
-        stmt = stmt.where(table.category == category)
-    if region is not None:
-        stmt = stmt.where(table.region == region)
-    raw = pd.DataFrame(session.execute(stmt).all(), columns=["category", "region", "ds", "y"])
-    days = pd.date_range(pd.Timestamp(first), pd.Timestamp(last), freq="D")
-    if raw.empty:
-        return pd.DataFrame({"unique_id": pd.Series(dtype=str),
-                             "ds": pd.Series(dtype="datetime64[ns]"),
-                             "y": pd.Series(dtype=float)})
-    raw["unique_id"] = signal + "|" + raw["category"] + "|" + raw["region"]
-    raw["ds"] = pd.to_datetime(raw["ds"])
-    wide = raw.pivot_table(index="ds", columns="unique_id", values="y", aggfunc="sum")
-    wide = wide.reindex(days, fill_value=0).fillna(0)
-    long = wide.melt(ignore_index=False, var_name="unique_id", value_name="y").reset_index(
-        names="ds")
-    long["y"] = long["y"].astype(float)
-    return long[["unique_id", "ds", "y"]].sort_values(["unique_id", "ds"]).reset_index(
-        drop=True)
+    """Daily counts ``unique_id, ds, y`` of the signal's series, filtered in SQL, each over
+    the days its own sources cover (:func:`service.store.series.daily_frame`)."""
+    return daily_frame(session=session, signal=signal, until=until, category=category,
+                       region=region)
 
 
 def weekly_panel(*, session: Session, signal: str, category: str | None = None,
@@ -810,7 +778,10 @@ def series_chart(*, session: Session, series_id: str, history_weeks: int = 104,
     Returns
     -------
     dict ``series_id, signal, category, region, category_name, region_name, run_id,
-    train_until, history`` (``week, count``: complete weeks, the last ``history_weeks``),
+    train_until, data_from, data_to`` (the days the series' own sources cover, first and
+    last), ``history`` (``week, count``: complete weeks of the series' own data, the last
+    ``history_weeks`` up to ``data_to``; ``count`` None for a week its sources do not cover
+    completely),
     ``forecast`` (``week, expected, lower_80, upper_80, p_spike, threshold``: the run's
     weekly forecast, bands from the sample paths), ``threshold``, ``peaks`` (``start, end,
     peak_week, max_probability, expected_count``) and ``campaigns`` (``id, status, title,
@@ -830,23 +801,26 @@ def series_chart(*, session: Session, series_id: str, history_weeks: int = 104,
         "region_name": reg.name_zh if reg else sid.region,
         "category_name_en": cat.name_en if cat else sid.category,
         "region_name_en": reg.name_en if reg else sid.region,
-        "run_id": None, "train_until": None, "history": [], "forecast": [],
+        "run_id": None, "train_until": None, "data_from": None, "data_to": None,
+        "history": [], "forecast": [],
         "threshold": None, "peaks": [], "campaigns": [],
     }
     run = (session.get(ForecastRun, run_id) if run_id
            else latest_run(session=session, series_id=series_id))
     if run_id and run is None:
         raise NotFound(f"forecast run {run_id} does not exist")
-    rng = signal_range(session, sid.signal)
-    if rng is not None:
-        end = rng[1]
-        start = max(rng[0], end - dt.timedelta(days=7 * history_weeks + 6))
-        daily = _daily(session, sid.signal, category=sid.category, region=sid.region)
-        daily = daily[(daily["ds"] >= pd.Timestamp(start)) & (daily["ds"] <= pd.Timestamp(end))]
-        if len(daily):
-            weekly = to_weekly(daily)
-            out["history"] = [{"week": w.date(), "count": int(y)} for w, y in
-                              zip(weekly["week"], weekly["y"], strict=True)]
+    daily = daily_frame(session=session, signal=sid.signal, series_ids=[series_id])
+    if len(daily):  # the series' own data window, not the signal's
+        first, end = daily["ds"].iloc[0], daily["ds"].iloc[-1]
+        out["data_from"], out["data_to"] = first.date(), end.date()
+        start = max(first, end - pd.Timedelta(days=7 * history_weeks + 6))
+        weekly = to_weekly(daily[daily["ds"] >= start])
+        if len(weekly):  # a week its sources do not cover completely is a gap (None)
+            weeks = pd.date_range(weekly["week"].iloc[0], weekly["week"].iloc[-1], freq="7D")
+            counts = weekly.set_index("week")["y"].reindex(weeks)
+            out["history"] = [{"week": w.date(), "count": None if np.isnan(y) else int(y)}
+                              for w, y in zip(weeks, counts.to_numpy(dtype=float),
+                                              strict=True)]
     if run is not None:
         rows = session.scalars(select(ForecastWeek).where(
             ForecastWeek.run_id == run.id, ForecastWeek.series_id == series_id)
@@ -919,7 +893,9 @@ def mask_sent_campaigns(*, session_factory: sessionmaker[Session],
     windows = windows[windows["unique_id"].isin(set(frame["unique_id"].unique()))]
     if windows.empty:
         return frame
-    cap = last - pd.Timedelta(days=1)
+    # never a series' own last day: each series' forecast starts where its data ends
+    cap = pd.to_datetime(windows["unique_id"].map(frame.groupby("unique_id")["ds"].max())
+                         ) - pd.Timedelta(days=1)
     ends = pd.to_datetime(windows["end"])
     windows = windows.assign(end=ends.where(ends <= cap, cap),
                              start=pd.to_datetime(windows["start"]))

@@ -128,7 +128,10 @@ def execute_run(
         if frame is None:
             raise InsufficientHistory("there are no records to forecast from")
         total = int(frame["unique_id"].nunique())
-        cutoff = pd.Timestamp(frame["ds"].max())
+        # each series ends at min(its coverage end, train_until); the run's cut-off is the
+        # latest of them
+        ends = frame.groupby("unique_id")["ds"].max()
+        cutoff = pd.Timestamp(ends.max())
         with session_factory() as s:
             s.execute(update(ForecastRun).where(ForecastRun.id == run_id).values(
                 total=total, train_until=cutoff.date()))
@@ -153,7 +156,7 @@ def execute_run(
         t_fit = time.perf_counter() - t0 - t_load
         out = result.output
         weekly_hist = to_weekly(frame)
-        thr = thresholds(weekly_hist, until=cutoff + pd.Timedelta(days=1),
+        thr = thresholds(weekly_hist, until=ends + pd.Timedelta(days=1),
                          min_spike_count=params["min_spike_count"])
         probs = spike_probabilities(out.weekly_samples, thr)
         peaks = peak_windows(probs, p_min=params["p_min"])

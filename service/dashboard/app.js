@@ -251,7 +251,8 @@
   function drawChart(c) {
     var sigName = c.signal === "complaints" ? "投诉" : "违法行为";
     $("chart-title").textContent = c.region_name + " · " + c.category_name + "（" + sigName + "）" +
-      (c.run_id ? "  — 预测批次 " + c.run_id.slice(0, 8) + "，数据截至 " + (c.train_until || "—") : "  — 尚无预测");
+      "  — 数据 " + (c.data_from || "—") + " 至 " + (c.data_to || "—") +
+      (c.run_id ? "，预测批次 " + c.run_id.slice(0, 8) : "，尚无预测");
     var traces = [];
     if (c.history.length) {
       traces.push({ x: c.history.map(function (h) { return h.week; }), y: c.history.map(function (h) { return h.count; }),

@@ -60,7 +60,8 @@ def render_forecast_png(chart: Mapping[str, Any], *, width: float = 10.0,
                         height: float = 6.0, dpi: int = 100) -> bytes:
     """PNG of :func:`service.evaluation.series_chart` output: weekly history, forecast with
     its 80 % band and the spike threshold (top), weekly P(spike) bars (bottom), predicted
-    peak windows shaded, campaigns marked at their send dates with their status."""
+    peak windows shaded, campaigns marked at their send dates with their status. The time
+    axis spans the series' own data (its history and forecast), not the whole data set."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -86,8 +87,9 @@ def render_forecast_png(chart: Mapping[str, Any], *, width: float = 10.0,
         ax, axp = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
         hist = chart.get("history") or []
         fc = chart.get("forecast") or []
-        if hist:
-            ax.plot([_d(h["week"]) for h in hist], [h["count"] for h in hist],
+        if hist:  # a week the series' sources do not cover (count None) breaks the line
+            ax.plot([_d(h["week"]) for h in hist],
+                    [float("nan") if h["count"] is None else h["count"] for h in hist],
                     color="#333333", lw=1.2, label=labels["hist"])
         if fc:
             weeks = [_d(f["week"]) for f in fc]

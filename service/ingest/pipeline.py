@@ -5,7 +5,9 @@ committed first; then every record and every rejected row of the file is written
 transaction that ends by setting the batch's counts and ``completed``. If anything fails
 half-way the transaction rolls back (no record of the batch remains) and the batch is marked
 ``failed`` with the error in a separate transaction. A process killed mid-way leaves the batch
-``running`` with nothing written.
+``running`` with nothing written. The same transaction adds the batch to the series summary
+and to its sources' coverage (:func:`service.store.summary.refresh_from_batch`, called once
+after the records are written).
 
 Duplicates: records are inserted with ``INSERT ... ON CONFLICT (source, external_id) DO
 NOTHING``; ``duplicates = valid rows - inserted rows`` counts both rows already in the
@@ -71,6 +73,13 @@ from service.ingest.mapping import (
 from service.ingest.readers import MALFORMED, Chunk, TableReader, open_reader, records_reader
 from service.ingest.redact import is_personal_header, redact_series, redact_text
 from service.ingest.timestamps import parse_timestamps
+from service.store.summary import (
+    BatchDelta,
+    Coverage,
+    check_declared,
+    parse_coverage,
+    refresh_from_batch,
+)
 from service.store.tables import Category, ImportBatch, Region, RejectedRow, new_id, utcnow
 
 __all__ = [
@@ -130,6 +139,8 @@ class BatchSummary(BaseModel):
     encoding: str | None = None
     registered_categories: list[str] = Field(default_factory=list)
     registered_regions: list[str] = Field(default_factory=list)
+    coverage: str | None = Field(None, description="The declared coverage FROM..TO, if any",
+                                 examples=["2014-01-01..2014-12-31"])
     error: str | None = None
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
@@ -251,8 +262,10 @@ class _Processor:
         regions: ReferenceIndex,
         headers: list[str],
         ts_suffix: str,
+        coverage: Coverage | None = None,
     ) -> None:
         self.spec = spec
+        self.coverage = coverage
         self.mapping = dict(mapping or {})
         self.source = source.strip() if source and source.strip() else None
         self.register_new = register_new
@@ -385,6 +398,11 @@ class _Processor:
 
         rejected = self._rejected_rows(frame, rows, ~ok, pfield, problem, detail, plan)
         valid = np.flatnonzero(ok)
+        if self.coverage is not None:  # a declared coverage must hold every record
+            days = (parsed.iloc[valid].dt.tz_convert(self.tz).dt.tz_localize(None)
+                    .to_numpy("datetime64[D]"))
+            check_declared(self.coverage, days, np.asarray(rows)[valid],
+                           traw.iloc[valid].tolist(), tf)
         used_c = set(cats.iloc[valid].tolist()) if new_c else set()
         used_r = set(regs.iloc[valid].tolist()) if new_r else set()
         out = self._valid_columns(
@@ -783,14 +801,21 @@ def _run(
     register_new: bool,
     tz: str,
     chunk_rows: int,
+    coverage: str | Coverage | None = None,
 ) -> BatchSummary:
     spec = _spec(kind)
     if chunk_rows < 1:
         raise BadRequest("chunk_rows must be positive")
     if source is not None and len(source.strip()) > spec.max_len["source"]:
         raise BadRequest(f"source is longer than {spec.max_len['source']} characters")
+    try:
+        declared = parse_coverage(coverage)
+    except ServiceError as exc:
+        raise BadRequest(exc.detail) from None
     options: dict[str, Any] = {"register_new": register_new, "mapping": dict(mapping or {}),
                                "tz": tz, "chunk_rows": chunk_rows}
+    if declared is not None:
+        options["coverage"] = str(declared)
     batch = _create_batch(session_factory, kind=kind, source=source, filename=filename,
                           options=options)
     log.info("import_started", batch_id=batch.id, kind=kind)
@@ -800,7 +825,7 @@ def _run(
             totals, reader = _transaction(engine, spec=spec, batch=batch, opener=opener,
                                           source=source, mapping=mapping,
                                           register_new=register_new, tz=tz, options=options,
-                                          chunk_rows=chunk_rows)
+                                          chunk_rows=chunk_rows, coverage=declared)
     except BaseException as exc:
         _mark_failed(session_factory, batch.id, exc)
         log.warning("import_failed", batch_id=batch.id, kind=kind,
@@ -817,7 +842,7 @@ def _run(
         errors=errors, errors_truncated=totals.rejected > len(errors), source=source,
         filename=filename, format=reader.format, encoding=reader.encoding,
         registered_categories=totals.registered_categories,
-        registered_regions=totals.registered_regions,
+        registered_regions=totals.registered_regions, coverage=options.get("coverage"),
         started_at=batch.started_at, finished_at=utcnow(),
     )
 
@@ -834,6 +859,7 @@ def _transaction(
     tz: str,
     options: dict[str, Any],
     chunk_rows: int,
+    coverage: Coverage | None = None,
 ) -> tuple[_Totals, TableReader]:
     totals = _Totals()
     with engine.connect() as conn:
@@ -851,15 +877,20 @@ def _transaction(
                 processor = _Processor(
                     spec=spec, mapping=mapping, source=source, register_new=register_new,
                     tz=tz, categories=categories, regions=regions, headers=reader.headers,
-                    ts_suffix="" if is_sqlite else "+00",
+                    ts_suffix="" if is_sqlite else "+00", coverage=coverage,
                 )
                 writer: _Writer = (_SqliteWriter if is_sqlite else _PostgresWriter)(
                     conn, spec, batch.id)
+                delta = BatchDelta(spec.kind)  # the rows inserted, for the series summary
                 for processed, payload in _pipelined(reader, processor, writer, chunk_rows):
+                    mark, before = delta.mark(conn), totals.inserted
                     _write_chunk(processed, payload, writer, totals)
+                    delta.written(conn, batch_id=batch.id, columns=processed.columns,
+                                  inserted=totals.inserted - before, mark=mark)
                 writer.finish()
             finally:
                 reader.close()
+            refresh_from_batch(conn, batch_id=batch.id, delta=delta)  # summary + coverage
             options.update(format=reader.format, encoding=reader.encoding,
                            columns=processor.columns)
             conn.execute(update(ImportBatch).where(ImportBatch.id == batch.id).values(
@@ -953,6 +984,7 @@ def import_file(
     register_new: bool = False,
     chunk_rows: int = 50_000,
     tz: str = "Asia/Shanghai",
+    coverage: str | Coverage | None = None,
 ) -> BatchSummary:
     """Import a CSV / CSV.gz / XLSX / JSON / JSON Lines file of complaints or enforcement
     actions in one transaction; returns the batch summary.
@@ -979,6 +1011,10 @@ def import_file(
         Rows read and written per chunk (bounds memory).
     tz
         Zone of naive timestamps; ``day`` is the local date in this zone.
+    coverage
+        The days the file's sources cover, ``FROM..TO`` (ISO dates, both included); every
+        record must fall inside. Default: each source covers its first to last record day.
+        Recorded in ``source_coverage`` (:mod:`service.store.summary`).
 
     Raises
     ------
@@ -995,7 +1031,7 @@ def import_file(
         opener=lambda: open_reader(path, filename=name, chunk_rows=chunk_rows,
                                    skip_column=_personal_unless_mapped(mapping)),
         filename=name, source=source, mapping=mapping, register_new=register_new, tz=tz,
-        chunk_rows=chunk_rows,
+        chunk_rows=chunk_rows, coverage=coverage,
     )
 
 
@@ -1009,6 +1045,7 @@ def import_records(
     register_new: bool = False,
     chunk_rows: int = 50_000,
     tz: str = "Asia/Shanghai",
+    coverage: str | Coverage | None = None,
 ) -> BatchSummary:
     """Import records given as a list of objects (a JSON request body); see
     :func:`import_file`. A record that is not an object is rejected as ``malformed_record``."""
@@ -1018,6 +1055,7 @@ def import_records(
         session_factory=session_factory, kind=kind,
         opener=lambda: records_reader(records, chunk_rows), filename=None, source=source,
         mapping=mapping, register_new=register_new, tz=tz, chunk_rows=chunk_rows,
+        coverage=coverage,
     )
 
 
@@ -1042,7 +1080,8 @@ def get_batch(*, session: Session, batch_id: str, max_errors: int = MAX_ERRORS) 
                 for r in rows],
         errors_truncated=batch.rejected > len(rows), source=batch.source,
         filename=batch.filename, format=opts.get("format"), encoding=opts.get("encoding"),
-        error=batch.error, started_at=batch.started_at, finished_at=batch.finished_at,
+        coverage=opts.get("coverage"), error=batch.error, started_at=batch.started_at,
+        finished_at=batch.finished_at,
     )
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "Complaint",
     "EnforcementAction",
     "RejectedRow",
+    "SeriesSource",
+    "SourceCoverage",
     "ApiKey",
     "ForecastRun",
     "SeriesIssue",
@@ -165,6 +167,41 @@ class RejectedRow(Base):
     problem: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text)
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+class SeriesSource(Base):
+    """Series summary, maintained at import (:mod:`service.store.summary`): one row per
+    (series, source) with the first and last record day and the record count. ``violations``
+    rows count enforcement actions that found a violation."""
+
+    __tablename__ = "series_sources"
+    __table_args__ = (Index("ix_series_sources_signal_source", "signal", "source"),)
+    series_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    signal: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(64))
+    region: Mapped[str] = mapped_column(String(64))
+    first_day: Mapped[dt.date] = mapped_column(Date)
+    last_day: Mapped[dt.date] = mapped_column(Date)
+    total: Mapped[int] = mapped_column(Integer)
+
+
+class SourceCoverage(Base):
+    """Days a source covers for a signal, one row per import batch and source: the batch's
+    first to last record day, or the coverage the import declared (DESIGN.md "Sources and
+    coverage"). A source covers the union of its rows' intervals; rows are only added."""
+
+    __tablename__ = "source_coverage"
+    __table_args__ = (Index("ix_source_coverage_signal_source", "signal", "source"),
+                      {"sqlite_autoincrement": True})  # ids are never reused (a version)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    signal: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(100))
+    day_from: Mapped[dt.date] = mapped_column(Date)
+    day_to: Mapped[dt.date] = mapped_column(Date)
+    declared: Mapped[bool] = mapped_column(Boolean, default=False)
+    batch_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
 
 class ApiKey(Base):
     """An API key, stored as a SHA-256 hash with a public lookup prefix."""

@@ -13,6 +13,7 @@ from service.campaigns.service import plan_campaigns, preview
 from service.campaigns.tables import Campaign
 from service.config import Settings
 from service.forecasting import create_run, execute_run
+from service.store.summary import rebuild
 from service.store.tables import Complaint
 
 pytestmark = pytest.mark.slow
@@ -32,6 +33,7 @@ def test_plan_from_a_real_forecast_run(factory: sessionmaker[Session],
                     for k in range(int(rng.poisson(lam))))
     with factory() as s:
         s.execute(insert(Complaint), rows)
+        rebuild(s.connection())  # records written outside an import: summary + coverage
         s.commit()
         run = create_run(session=s, settings=settings, horizon_days=91, engine="serial",
                          signals=["complaints"])

@@ -27,6 +27,7 @@ from service.db import make_sessionmaker
 from service.dispatch.tables import Outbox
 from service.store.keys import create_key
 from service.store.reference import load_reference
+from service.store.summary import rebuild
 from service.store.tables import Complaint, ForecastRun, ForecastWeek
 
 START = dt.date(2022, 1, 3)  # a Monday
@@ -93,6 +94,7 @@ def seed(engine: Engine, settings: Settings) -> Seeded:
         rows = [r for region in LEVELS for r in _records(region)]
         rows += _records("150200", "food_safety")
         s.execute(insert(Complaint), rows)
+        rebuild(s.connection())  # records written outside an import: summary + coverage
         run = ForecastRun(status="succeeded", engine="serial", horizon_days=182,
                           train_until=WINDOW[0] - dt.timedelta(days=35),
                           finished_at=dt.datetime(2024, 1, 8, tzinfo=dt.UTC), params={})

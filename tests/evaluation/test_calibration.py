@@ -28,6 +28,7 @@ from service.config import Settings
 from service.db import make_sessionmaker
 from service.evaluation import campaign_effect_report, placebo_windows, scorecard
 from service.store.reference import load_reference
+from service.store.summary import rebuild
 from service.store.tables import Complaint, ForecastRun, ForecastWeek, Peak
 
 START = dt.date(2022, 1, 3)  # a Monday
@@ -157,6 +158,7 @@ def store(engine: Engine, settings: Settings, n_placebo_runs: int) -> Stored:
         load_reference(session=s, categories_file=settings.categories_file,
                        regions_file=settings.regions_file)
         s.execute(insert(Complaint), _records())
+        rebuild(s.connection())  # records written outside an import: summary + coverage
         placebo_runs = []
         for r in range(n_placebo_runs):
             k = 20 + 8 * r

@@ -15,6 +15,7 @@ from service.db import make_sessionmaker
 from service.errors import PROBLEM_JSON
 from service.store.keys import create_key, revoke_key
 from service.store.reference import load_reference
+from service.store.summary import rebuild
 from service.store.tables import Complaint, EnforcementAction, utcnow
 
 
@@ -37,6 +38,8 @@ def _add_records(engine: Engine, settings: Settings) -> None:
                                     occurred_at=dt.datetime(2024, 1, 5 + i, tzinfo=dt.UTC),
                                     category="fireworks", region="150100", action="inspection",
                                     violation_found=found))
+        s.flush()
+        rebuild(s.connection())  # records written outside an import: summary + coverage
         s.commit()
 
 
@@ -106,6 +109,10 @@ def test_series_list(client: TestClient, keys: dict[str, str]) -> None:
     assert by_id["complaints|food_safety|150200"]["total"] == 1
     # violations count only actions that found a violation
     assert by_id["violations|fireworks|150100"]["total"] == 2
+    assert by_id["complaints|fireworks|150100"]["sources"] == [
+        {"name": "t", "first_date": "2024-01-01", "last_date": "2024-01-10", "total": 4}]
+    assert by_id["complaints|fireworks|150100"]["coverage"] == [
+        {"from": "2024-01-01", "to": "2024-01-20"}]
 
 
 def test_series_counts_daily_zero_filled(client: TestClient, keys: dict[str, str]) -> None:
@@ -113,10 +120,10 @@ def test_series_counts_daily_zero_filled(client: TestClient, keys: dict[str, str
                    headers={"X-API-Key": keys["read"]})
     assert r.status_code == 200
     points = r.json()["points"]
-    # zero-filled over the whole complaints signal range (2024-01-01 .. 2024-01-20)
+    # zero-filled over the days its source "t" covers (2024-01-01 .. 2024-01-20)
     assert len(points) == 20
-    assert points[0] == {"date": "2024-01-01", "count": 2}
-    assert points[1] == {"date": "2024-01-02", "count": 0}
+    assert points[0] == {"date": "2024-01-01", "count": 2, "days": 1}
+    assert points[1] == {"date": "2024-01-02", "count": 0, "days": 1}
     assert sum(p["count"] for p in points) == 4
 
 
@@ -124,8 +131,8 @@ def test_series_counts_weekly_and_range(client: TestClient, keys: dict[str, str]
     r = client.get("/v1/series/complaints|fireworks|150100/counts",
                    params={"freq": "W", "from": "2024-01-01", "to": "2024-01-14"},
                    headers={"X-API-Key": keys["read"]})
-    assert r.json()["points"] == [{"date": "2024-01-01", "count": 3},
-                                  {"date": "2024-01-08", "count": 1}]
+    assert r.json()["points"] == [{"date": "2024-01-01", "count": 3, "days": 7},
+                                  {"date": "2024-01-08", "count": 1, "days": 7}]
 
 
 def test_series_errors(client: TestClient, keys: dict[str, str]) -> None:

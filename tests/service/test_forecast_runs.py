@@ -23,6 +23,7 @@ from service.errors import PROBLEM_JSON
 from service.forecasting import create_run, execute_run, list_peaks, series_forecast
 from service.store.keys import create_key
 from service.store.reference import load_reference
+from service.store.summary import rebuild
 from service.store.tables import Complaint, FittedModel, ForecastPoint, ForecastRun, ForecastWeek
 
 pytestmark = pytest.mark.slow
@@ -49,6 +50,7 @@ def _seed(engine: Engine, settings: Settings) -> None:
                              "received_at": at, "category": cat, "region": region}
                             for k in range(int(rng.poisson(lam))))
         s.execute(insert(Complaint), rows)
+        rebuild(s.connection())  # records written outside an import: summary + coverage
         s.commit()
 
 

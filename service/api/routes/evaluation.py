@@ -305,7 +305,8 @@ def get_evaluation(
 
 class ChartWeek(BaseModel):
     week: dt.date
-    count: int
+    count: int | None = Field(description="Records in the week; null when the series' "
+                                          "sources do not cover the whole week")
 
 
 class ChartForecastWeek(BaseModel):
@@ -340,7 +341,8 @@ class SeriesChart(BaseModel):
         "category": "fireworks", "region": "150100", "category_name": "烟花爆竹",
         "region_name": "呼和浩特市", "category_name_en": "Fireworks",
         "region_name_en": "Hohhot", "run_id": _RUN, "train_until": "2026-11-22",
-        "threshold": 96.0, "history": [{"week": "2026-11-16", "count": 21}],
+        "data_from": "2019-01-01", "data_to": "2026-11-22", "threshold": 96.0,
+        "history": [{"week": "2026-11-16", "count": 21}],
         "forecast": [{"week": "2027-02-01", "expected": 168.4, "lower_80": 131.0,
                       "upper_80": 196.0, "p_spike": 0.91, "threshold": 96.0}],
         "peaks": [{"start": "2027-02-01", "end": "2027-02-14", "peak_week": "2027-02-01",
@@ -359,6 +361,10 @@ class SeriesChart(BaseModel):
     region_name_en: str | None
     run_id: str | None
     train_until: dt.date | None
+    data_from: dt.date | None = Field(None, description="First day the series' own sources "
+                                                         "cover")
+    data_to: dt.date | None = Field(None, description="Last day the series' own sources "
+                                                       "cover (its data end)")
     threshold: float | None
     history: list[ChartWeek]
     forecast: list[ChartForecastWeek]

@@ -16,6 +16,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from service.api.deps import SessionDep, require
 from service.api.problems import PROBLEM_RESPONSES, problem_doc
+from service.api.routes.series import forget_series_version
 from service.dispatch.outbox import aware
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from service.ingest.pipeline import (
@@ -57,7 +58,9 @@ _IMPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     415: _problem_doc("Neither multipart/form-data nor application/json, or a file format "
                       "that is not CSV, CSV.gz, XLSX, JSON or JSON Lines", 415),
     422: _problem_doc("The file cannot be parsed at all (e.g. required columns missing after "
-                      "mapping; the problem names them and lists the headers found)", 422),
+                      "mapping; the problem names them and lists the headers found), or a "
+                      "record falls outside the declared coverage (the problem names the row)",
+                      422),
 }
 
 _RECORD_SCHEMA: dict[str, Any] = {
@@ -68,6 +71,9 @@ _RECORD_SCHEMA: dict[str, Any] = {
 }
 _REGISTER_NEW = ("Add unknown category and region codes to the reference data instead of "
                  "rejecting their rows")
+_COVERAGE = ("Days the import's sources cover, FROM..TO (ISO dates, both included), e.g. "
+             "2014-01-01..2014-12-31; every record must fall inside (otherwise 422 naming "
+             "the row). Default: each source covers its first to last record day")
 _REQUEST_BODY: dict[str, Any] = {
     "required": True,
     "content": {
@@ -86,13 +92,15 @@ _REQUEST_BODY: dict[str, Any] = {
                     "mapping": {"type": "string",
                                 "description": 'JSON object field -> column, e.g. '
                                                '{"received_at": "受理日期"}'},
+                    "coverage": {"type": "string", "description": _COVERAGE,
+                                 "pattern": r"^\d{4}-\d{2}-\d{2}\.\.\d{4}-\d{2}-\d{2}$"},
                 },
             }
         },
         "application/x-ndjson": {
             "schema": {"type": "string",
-                       "description": "JSON Lines, one record per line; source, register_new "
-                                      "and mapping go in the query string"},
+                       "description": "JSON Lines, one record per line; source, register_new, "
+                                      "mapping and coverage go in the query string"},
         },
         "application/json": {
             "schema": {
@@ -108,6 +116,8 @@ _REQUEST_BODY: dict[str, Any] = {
                     "mapping": {"type": "object", "additionalProperties": {"type": "string"},
                                 "description": "Field -> key of the records, e.g. "
                                                '{"received_at": "受理日期"}'},
+                    "coverage": {"type": "string", "description": _COVERAGE,
+                                 "pattern": r"^\d{4}-\d{2}-\d{2}\.\.\d{4}-\d{2}-\d{2}$"},
                 },
             }
         },
@@ -167,6 +177,14 @@ def _mapping(value: object) -> dict[str, str] | None:
     return dict(value)
 
 
+def _coverage(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("coverage must be a string FROM..TO, e.g. 2014-01-01..2014-12-31")
+    return value
+
+
 def _source(value: object) -> str | None:
     if value is None:
         return None
@@ -200,7 +218,7 @@ async def _import(request: Request, kind: Literal["complaints", "enforcement"],
                 filename=upload.filename, source=_source(form.get("source")),
                 mapping=_mapping(form.get("mapping")),
                 register_new=_flag(form.get("register_new"), "register_new"),
-                chunk_rows=chunk_rows, tz=tz,
+                chunk_rows=chunk_rows, tz=tz, coverage=_coverage(form.get("coverage")),
             )
         finally:
             await form.close()
@@ -214,7 +232,7 @@ async def _import(request: Request, kind: Literal["complaints", "enforcement"],
             filename="body.jsonl", source=_source(params.get("source")),
             mapping=_mapping(params.get("mapping")),
             register_new=_flag(params.get("register_new"), "register_new"),
-            chunk_rows=chunk_rows, tz=tz,
+            chunk_rows=chunk_rows, tz=tz, coverage=_coverage(params.get("coverage")),
         )
     elif ctype == "application/json" or ctype.endswith("+json"):
         body = bytearray()
@@ -234,13 +252,14 @@ async def _import(request: Request, kind: Literal["complaints", "enforcement"],
             records=doc["records"], source=_source(doc.get("source")),
             mapping=_mapping(doc.get("mapping")),
             register_new=_flag(doc.get("register_new"), "register_new"),
-            chunk_rows=chunk_rows, tz=tz,
+            chunk_rows=chunk_rows, tz=tz, coverage=_coverage(doc.get("coverage")),
         )
     else:
         raise UnsupportedMediaType(
             "send multipart/form-data (field 'file'), application/json or application/x-ndjson,"
             f" not '{ctype or '-'}'"
         )
+    forget_series_version(request.app)  # the series listing shows the new records at once
     response.status_code = 201
     response.headers["Location"] = f"/v1/import-batches/{summary.batch_id}"
     return summary
