@@ -58,6 +58,7 @@ EstimateMethod = Literal["counterfactual", "did", "design"]
 TARGET_EFFECT = -0.2
 _OFFSET = 0.5  # counts added before taking logs (zero-safe)
 _ALPHA, _POWER = 0.05, 0.8
+Values = Sequence[float] | np.ndarray[Any, Any] | pd.Series
 #: Columns of :func:`pool_effects` (after the group keys).
 POOL_COLUMNS = [
     "k", "relative_effect", "relative_lower_95", "relative_upper_95", "relative_lower_80",
@@ -189,9 +190,7 @@ def _interval(est: float, se: float, df: float | None) -> dict[str, float]:
     return out
 
 
-def pool(log_effect: Sequence[float] | np.ndarray[Any, Any],
-         se: Sequence[float] | np.ndarray[Any, Any],
-         df: Sequence[float] | np.ndarray[Any, Any] | None = None,
+def pool(log_effect: Values, se: Values, df: Values | None = None,
          *, correlation: np.ndarray[Any, Any] | None = None) -> PooledEffect:
     """Random-effects meta-analysis of estimates ``log_effect`` with standard errors ``se``.
 
@@ -279,8 +278,8 @@ def pool(log_effect: Sequence[float] | np.ndarray[Any, Any],
         weights=tuple(float(x) for x in ws / ws.sum()), method="DL+HKSJ")
 
 
-def error_correlation(z: Sequence[float] | np.ndarray[Any, Any],
-                      groups: Sequence[Any] | np.ndarray[Any, Any]) -> float:
+def error_correlation(z: Values, groups: Sequence[Any] | np.ndarray[Any, Any] | pd.Series
+                      ) -> float:
     """Correlation of estimation errors within groups (seasons), from placebo windows.
 
     Parameters
@@ -311,8 +310,8 @@ def error_correlation(z: Sequence[float] | np.ndarray[Any, Any],
     return float(np.clip((msb - msw) / denom, 0.0, 0.95)) if denom > 0 else 0.0
 
 
-def group_correlation(groups: Sequence[Any] | np.ndarray[Any, Any], rho: float) -> np.ndarray[
-        Any, Any]:
+def group_correlation(groups: Sequence[Any] | np.ndarray[Any, Any] | pd.Series,
+                      rho: float) -> np.ndarray[Any, Any]:
     """Correlation matrix with ``rho`` between estimates of the same group, 0 otherwise."""
     g = np.asarray(list(groups), dtype=object)
     r: np.ndarray[Any, Any] = np.where(g[:, None] == g[None, :], float(rho), 0.0)

@@ -167,7 +167,7 @@ def _pooled_did(seed: int, effect: float) -> tuple[bool, bool]:
     for c in sim.campaigns[sim.campaigns["treated"]].itertuples():
         controls = sim.campaigns[(sim.campaigns["year"] == c.year)
                                  & ~sim.campaigns["treated"]]["unique_id"].tolist()
-        rows.append(did_effect(weekly, c.unique_id, (c.window_start, c.window_end),
+        rows.append(did_effect(weekly, str(c.unique_id), (c.window_start, c.window_end),
                                controls=controls).to_dict())
     r = effect_rows(pd.DataFrame(rows), method="did")
     res = pool(r["log_effect"], r["se"], correlation=did_correlation(
