@@ -1,0 +1,31 @@
+"""randomised reminder timing: a category's opt-in and a campaign's assignment
+
+Revision ID: 0002_randomised_timing
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002_randomised_timing"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("categories", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("randomised_timing", sa.JSON(), nullable=False,
+                                      server_default=sa.text("'{}'")))
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("timing", sa.JSON(), nullable=False,
+                                      server_default=sa.text("'{}'")))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("campaigns", schema=None) as batch_op:
+        batch_op.drop_column("timing")
+    with op.batch_alter_table("categories", schema=None) as batch_op:
+        batch_op.drop_column("randomised_timing")
