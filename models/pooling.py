@@ -49,6 +49,7 @@ __all__ = [
     "error_correlation",
     "group_correlation",
     "did_correlation",
+    "season_labels",
     "POOL_COLUMNS",
     "TARGET_EFFECT",
 ]
@@ -317,6 +318,25 @@ def group_correlation(groups: Sequence[Any] | np.ndarray[Any, Any] | pd.Series,
     r: np.ndarray[Any, Any] = np.where(g[:, None] == g[None, :], float(rho), 0.0)
     np.fill_diagonal(r, 1.0)
     return r
+
+
+def season_labels(category: Sequence[Any] | pd.Series, start: Sequence[Any] | pd.Series,
+                  *, gap_days: int = 28) -> list[str]:
+    """Label windows of one category that start within ``gap_days`` of the previous one
+    (a chain) as one season: ``category|first start``. Campaigns of one season share the
+    errors a forecast makes about that season."""
+    f = pd.DataFrame({"c": [str(x) for x in category], "s": pd.to_datetime(pd.Series(
+        list(start))).to_numpy()})
+    out = [""] * len(f)
+    for cat, g in f.groupby("c", sort=False):
+        g = g.sort_values("s")
+        first = prev = None
+        for idx, s in zip(g.index, g["s"], strict=True):
+            if prev is None or (s - prev).days > gap_days:
+                first = s
+            prev = s
+            out[int(idx)] = f"{cat}|{str(first)[:10]}"
+    return out
 
 
 def did_correlation(controls: Sequence[Sequence[str]],

@@ -60,6 +60,7 @@ from models.series import to_weekly
 from service.campaigns.tables import Campaign
 from service.config import Settings
 from service.dispatch.tables import Outbox
+from service.effect_pooling import PoolBy, pooled_scorecard
 from service.errors import NotFound, UnprocessableContent
 from service.forecasting import latest_run, list_peaks
 from service.store.series import SIGNALS, daily_frame, parse_series_id, signal_range
@@ -656,6 +657,7 @@ def scorecard(
     date_to: dt.date | None = None,
     signal: str | None = None,
     min_placebos: int = MIN_PLACEBOS,
+    pooled_by: PoolBy = "category",
 ) -> dict[str, Any]:
     """Guidance-work scorecard per category, region or department.
 
@@ -668,10 +670,14 @@ def scorecard(
     signal : series the spikes and effects are measured on (default: the first planning
         signal, ``settings.campaigns.signals[0]``).
     min_placebos : placebo windows a counterfactual estimate needs to be counted.
+    pooled_by : grouping of the top-level ``pooled`` block (category, region, department,
+        region_level, year); see :func:`service.effect_pooling.pooled_scorecard`.
 
     Returns
     -------
-    dict ``group_by, signal, from, to, interval_method, groups, total, campaigns``; each
+    dict ``group_by, signal, from, to, interval_method, groups, total, campaigns, pooled``
+    (pooled effects: ``groups[*].pooled``, ``total.pooled``, ``campaigns[*].contribution``
+    and the top-level ``pooled`` block, :mod:`service.effect_pooling`); each
     group (and ``total``) holds ``key, label, campaigns`` (approved or later, not
     withdrawn), ``campaigns_sent``, ``spike_windows`` (actual spike windows, DESIGN.md
     thresholds, history only), ``spike_windows_caught`` (a sent campaign of the same category
@@ -742,6 +748,7 @@ def scorecard(
             min_probability=settings.campaigns.min_probability)
     by_category: dict[str, pd.DataFrame] = {}
     scored: list[dict[str, Any]] = []
+    reports: list[dict[str, Any]] = []  # issue 14: pooled effects (service.effect_pooling)
     for c in campaigns:
         g = group(c.category, c.region)
         g.campaigns += 1
@@ -757,6 +764,7 @@ def scorecard(
         report = campaign_effect_report(session=session, campaign_id=c.id, signal=sig,
                                         panel=by_category[c.category], placebos=placebos,
                                         min_placebos=min_placebos)
+        reports.append(report)
         row = _scored(report)
         g.add(row)
         scored.append(row)
@@ -772,10 +780,13 @@ def scorecard(
         total.avoided_point += g.avoided_point
         for k in _AVOIDED_KEYS:
             total.avoided_bounds[k] += g.avoided_bounds[k]
-    return {"group_by": group_by, "signal": sig, "from": date_from, "to": date_to,
-            "interval_method": INTERVAL_METHOD,
-            "groups": [_summary(g) for g in rows], "total": _summary(total),
-            "campaigns": scored}
+    result = {"group_by": group_by, "signal": sig, "from": date_from, "to": date_to,
+              "interval_method": INTERVAL_METHOD,
+              "groups": [_summary(g) for g in rows], "total": _summary(total),
+              "campaigns": scored}
+    return pooled_scorecard(result, reports=reports, sent=sent, panel=panel,
+                            placebos=placebos, signal=sig, cats=cats, regs=regs,
+                            group_by=group_by, pooled_by=pooled_by)
 
 
 def _score_spikes(panel: pd.DataFrame, sent: Sequence[Campaign], settings: Settings,

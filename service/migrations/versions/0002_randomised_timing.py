@@ -2,6 +2,9 @@
 
 Revision ID: 0002_randomised_timing
 Revises: 0001
+
+Plain ``ADD COLUMN`` (no batch table rebuild: on SQLite a rebuild of ``categories`` would
+trip the foreign keys of existing campaigns and records).
 """
 
 from __future__ import annotations
@@ -16,12 +19,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("categories", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("randomised_timing", sa.JSON(), nullable=False,
-                                      server_default=sa.text("'{}'")))
-    with op.batch_alter_table("campaigns", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("timing", sa.JSON(), nullable=False,
-                                      server_default=sa.text("'{}'")))
+    op.add_column("categories", sa.Column("randomised_timing", sa.JSON(), nullable=False,
+                                          server_default=sa.text("'{}'")))
+    op.add_column("campaigns", sa.Column("timing", sa.JSON(), nullable=False,
+                                         server_default=sa.text("'{}'")))
 
 
 def downgrade() -> None:
