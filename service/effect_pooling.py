@@ -119,8 +119,9 @@ def placebo_correlation(placebos: pd.DataFrame) -> float:
     """Within-season correlation of counterfactual errors from placebo windows.
 
     ``z = log((actual + 0.5) / (counterfactual + 0.5)) / (sd / (counterfactual + 0.5))`` per
-    placebo window (a window without a campaign: true effect 0), grouped by category and
-    season (:func:`models.pooling.season_labels`); :func:`models.pooling.error_correlation`.
+    placebo window (a window without a campaign: true effect 0), centred on its category's
+    mean (the placebo calibration corrects each category's average bias), grouped by category
+    and season (:func:`models.pooling.season_labels`); :func:`models.pooling.error_correlation`.
     """
     need = {"category", "start", "actual", "counterfactual", "counterfactual_sd"}
     if placebos.empty or need - set(placebos.columns):
@@ -128,10 +129,28 @@ def placebo_correlation(placebos: pd.DataFrame) -> float:
     p = placebos[(placebos["counterfactual_sd"] > 0) & (placebos["counterfactual"] > 0)]
     if p.empty:
         return 0.0
+    p = _one_per_window(p)
     cf = p["counterfactual"].to_numpy(dtype=float) + 0.5
-    z = np.log((p["actual"].to_numpy(dtype=float) + 0.5) / cf) / (
-        p["counterfactual_sd"].to_numpy(dtype=float) / cf)
-    return error_correlation(z, season_labels(p["category"], p["start"]))
+    z = pd.Series(np.log((p["actual"].to_numpy(dtype=float) + 0.5) / cf) / (
+        p["counterfactual_sd"].to_numpy(dtype=float) / cf), index=p.index)
+    # the calibration removes each category's average bias: measure the seasons' shared
+    # error around it, not the differences between categories
+    z = z - z.groupby(p["category"]).transform("mean")
+    return error_correlation(z.to_numpy(), season_labels(p["category"], p["start"]))
+
+
+def _one_per_window(p: pd.DataFrame) -> pd.DataFrame:
+    """One placebo per real window: overlapping windows of a series (several runs predicting
+    the same surge share its actual count) collapse to the latest forecast."""
+    if "series_id" not in p.columns or "end" not in p.columns:
+        return p
+    f = p.sort_values(["series_id", "start"])
+    prev_end = f.groupby("series_id")["end"].transform(lambda e: e.cummax().shift())
+    cluster = (prev_end.isna() | (f["start"] > prev_end)).astype(int).cumsum()
+    order = f.assign(_c=cluster.to_numpy())
+    if "train_until" in order.columns:
+        order = order.sort_values(["_c", "train_until"], ascending=[True, False])
+    return order.drop_duplicates("_c").drop(columns="_c")
 
 
 def design_frame(panel: pd.DataFrame, campaigns: Sequence[Any], *, signal: str,
