@@ -244,6 +244,7 @@ def campaign_effect(
     allow_partial: bool = False,
     dispersion: float = 1.0,
     bias_ratio: float = 1.0,
+    dispersion_high: float | None = None,
 ) -> EffectEstimate:
     """Effect of a campaign over its window against the counterfactual sample paths.
 
@@ -266,6 +267,10 @@ def campaign_effect(
     bias_ratio : multiply the paths' window totals by this factor first (a multiplicative
         bias correction, e.g. :attr:`Calibration.bias_ratio` from
         :func:`placebo_calibration`); ``dispersion`` then spreads them around their new mean.
+    dispersion_high : the upper tail's spread (:attr:`Calibration.dispersion_high`): the
+        lower effect bounds are kept at or below ``total - cf - z * sd * dispersion_high /
+        dispersion`` (an actual count above the forecast needs more room before it is called
+        an increase). None: as ``dispersion``.
 
     Returns
     -------
@@ -315,9 +320,10 @@ def campaign_effect(
         # interval the placebo calibration measured (skewed paths would otherwise give one
         # tail less room than the calibration assumed)
         sd = float(path_totals.std())
+        up = max(1.0, (dispersion_high or dispersion) / dispersion)
         for i, (lo_i, hi_i) in enumerate(((0, 1), (2, 3))):
             z = _Z95 if i else _Z80
-            q[lo_i] = min(q[lo_i], total - cf - z * sd)
+            q[lo_i] = min(q[lo_i], total - cf - z * sd * up)
             q[hi_i] = max(q[hi_i], total - cf + z * sd)
 
     def rel(x: float) -> float:
@@ -401,6 +407,10 @@ class Calibration:
     shrinkage : weight of the data in ``log(bias_ratio) = shrinkage * log(raw_ratio)``.
     min_placebos : the threshold the status was decided with.
     reason : why the status is uncalibrated (None when calibrated).
+    dispersion_high : the spread the upper tail of the paths needs (actual counts above the
+        forecast: unforeseeable one-off surges make that tail heavier), from the one-sided
+        97.5 % conformal bound of the positive placebo errors (with at least 39 placebos);
+        never below ``dispersion``. Pass to ``campaign_effect(dispersion_high=)``.
     """
 
     status: CalibrationStatus
@@ -412,6 +422,7 @@ class Calibration:
     shrinkage: float
     min_placebos: int
     reason: str | None = None
+    dispersion_high: float = 1.0
 
     @property
     def calibrated(self) -> bool:
@@ -520,7 +531,12 @@ def placebo_calibration(
     else:  # too few for a conformal bound: a t predictive bound with the rms scale
         level = spread * float(stats.t.ppf(0.975, max(m - 1, 1))) / _Z95
     disp = float(max(floor, spread * np.sqrt(1.0 + 1.0 / n), level))
-    return Calibration(status="calibrated", bias_ratio=bias, dispersion=disp, **common)
+    high = disp
+    rank_one = int(np.ceil((m + 1) * 0.975))
+    if rank_one <= m:  # one-sided conformal 97.5 % bound of actual-above-forecast errors
+        high = max(disp, float(np.sort(z)[::-1][m - rank_one]) / _Z95 * np.sqrt(1.0 + 1.0 / n))
+    return Calibration(status="calibrated", bias_ratio=bias, dispersion=disp,
+                       dispersion_high=float(high), **common)
 
 
 # --------------------------------------------------------------------------- refits

@@ -518,7 +518,8 @@ def campaign_effect_report(
             if cal.calibrated:
                 est = campaign_effect(actual, paths, window_start=c.window_start,
                                       window_end=c.window_end, allow_partial=True,
-                                      bias_ratio=bias, dispersion=disp)
+                                      bias_ratio=bias, dispersion=disp,
+                                      dispersion_high=cal.dispersion_high)
                 out["counterfactual"] = {**_clean(est.to_dict()), "calibrated": True}
                 out["counterfactual_raw"] = {**_clean(raw.to_dict()), "calibrated": False}
             else:

@@ -203,6 +203,8 @@ class CalibrationOut(BaseModel):
                                           "(1 when uncalibrated)")
     dispersion: float = Field(description="Spread factor of the corrected paths (1 when "
                                           "uncalibrated)")
+    dispersion_high: float = Field(1.0, description="Spread the upper tail needs (actual above "
+                                                    "the forecast), never below dispersion")
     raw_ratio: float | None = Field(description="Sum of actual / sum of expected over the "
                                                 "placebos, before shrinkage towards 1")
     ratio_se: float | None = Field(description="Standard error of log(raw_ratio)")
