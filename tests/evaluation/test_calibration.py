@@ -113,9 +113,10 @@ def test_dispersion_high_widens_only_the_lower_effect_bound() -> None:
     weeks = pd.DatetimeIndex(pd.to_datetime(["2024-02-12", "2024-02-19"]))
     paths = pd.DataFrame([[9.0, 10.0, 11.0], [9.0, 10.0, 11.0]], index=weeks)
     actual = pd.Series([12.0, 12.0], index=weeks)
-    kw = {"window_start": weeks[0], "window_end": weeks[1], "dispersion": 2.0}
-    sym = campaign_effect(actual, paths, **kw)
-    hi = campaign_effect(actual, paths, **kw, dispersion_high=3.0)
+    sym = campaign_effect(actual, paths, window_start=weeks[0], window_end=weeks[1],
+                          dispersion=2.0)
+    hi = campaign_effect(actual, paths, window_start=weeks[0], window_end=weeks[1],
+                         dispersion=2.0, dispersion_high=3.0)
     sd = sym.counterfactual_sd
     assert sym.effect_lower_95 == pytest.approx(4.0 - 1.959964 * sd, abs=1e-4)
     assert hi.effect_lower_95 == pytest.approx(4.0 - 1.959964 * sd * 1.5, abs=1e-4)
