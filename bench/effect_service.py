@@ -30,6 +30,13 @@ Reported per estimator (rows) under the null and the planted effect:
 - ``did``: difference-in-differences, status ``ok`` only.
 - ``scorecard``: the estimate the scorecard counts (calibrated counterfactual, else DiD ok).
 
+Then the **pooled** table: per replication and category with at least ``--pooled-min-k``
+evaluated campaigns, the pooled calibrated counterfactual and DiD
+(:func:`service.effect_pooling.pooled_groups`): ``sig95`` under the null (false-positive rate),
+``recovered`` under the planted effect (95 % interval excludes 0 and covers -30 %; target 0.80),
+the pooled MDE and the campaigns needed for -20 %. ``--p-sent 0.6`` gives more categories
+with 10 or more campaigns.
+
 Columns: ``n`` (campaign evaluations over all replications), ``sig95`` (share whose 95 %
 interval excludes 0; null target 0.05), ``reduced`` (upper bound < 0: power under the planted
 effect), ``med_rel`` (median relative effect; null target 0, planted -0.30), ``cov95`` /
