@@ -7,18 +7,21 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from models.stepped_wedge import assign_arms
+from service.api.app import create_app
 from service.audit import list_entries
 from service.campaigns.randomised import parse_timing_setting
-from service.campaigns.service import approve_campaign, plan_campaigns
+from service.campaigns.service import approve_campaign, local_today, plan_campaigns
 from service.campaigns.tables import Campaign
-from service.config import Settings
+from service.config import CampaignSettings, Settings
+from service.store.keys import create_key
 from service.store.reference import load_reference
 from service.store.tables import Category
-from tests.campaigns.conftest import P, add_run
+from tests.campaigns.conftest import P, add_run, monday
 from tests.conftest import FIXTURES
 
 TODAY = dt.date(2025, 1, 1)
@@ -158,3 +161,35 @@ def test_approval_draws_the_arms_records_the_seed_and_delays_half(
             assert c.send_date == dt.date(2025, 2, 17) and "按时组" in note[0]["reason"]
     assert len([e for e in list_entries(session=session) if e.action == "campaign.randomised"]
                ) == 1  # drawn once per wave
+
+
+def test_api_shows_the_proposal_and_the_drawn_arm(
+        factory: sessionmaker[Session], settings: Settings) -> None:
+    cfg = CampaignSettings(blackout_holiday_blocks=[])  # dates relative to the real today
+    settings = settings.model_copy(update={"campaigns": cfg})
+    today = local_today(settings)
+    start = monday(today + dt.timedelta(days=70))
+    with factory() as s:
+        _opt_in(s)
+        keys = {sc: {"X-API-Key": create_key(session=s, name=sc, scopes=[sc])[1]}
+                for sc in ("read", "plan", "approve")}
+        add_run(s, [P("fire_hazard", r, start) for r in REGIONS],
+                train_until=today - dt.timedelta(days=1))
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/v1/campaigns/plan", json={}, headers=keys["plan"])
+        assert r.status_code == 200, r.text
+        items = client.get("/v1/campaigns", params={"category": "fire_hazard"},
+                           headers=keys["read"]).json()["items"]
+        assert len(items) == 4
+        first = client.get(f"/v1/campaigns/{items[0]['id']}", headers=keys["read"]).json()
+        assert first["timing"]["status"] == "proposed"
+        assert any(n["constraint"] == "randomised_timing" for n in first["constraint_notes"])
+        r = client.post(f"/v1/campaigns/{first['id']}/approve", json={},
+                        headers=keys["approve"])
+        assert r.status_code == 200, r.text
+        arms = {}
+        for it in items:
+            d = client.get(f"/v1/campaigns/{it['id']}", headers=keys["read"]).json()
+            assert d["timing"]["status"] == "assigned" and isinstance(d["timing"]["seed"], int)
+            arms[d["region"]] = d["timing"]["arm"]
+        assert sorted(arms.values()) == ["delayed", "delayed", "early", "early"]
