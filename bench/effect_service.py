@@ -30,6 +30,13 @@ Reported per estimator (rows) under the null and the planted effect:
 - ``did``: difference-in-differences, status ``ok`` only.
 - ``scorecard``: the estimate the scorecard counts (calibrated counterfactual, else DiD ok).
 
+Then the **pooled** table: per replication and category with at least ``--pooled-min-k``
+evaluated campaigns, the pooled calibrated counterfactual and DiD
+(:func:`service.effect_pooling.pooled_groups`): ``sig95`` under the null (false-positive rate),
+``recovered`` under the planted effect (95 % interval excludes 0 and covers -30 %; target 0.80),
+the pooled MDE and the campaigns needed for -20 %. ``--p-sent 0.6`` gives more categories
+with 10 or more campaigns.
+
 Columns: ``n`` (campaign evaluations over all replications), ``sig95`` (share whose 95 %
 interval excludes 0; null target 0.05), ``reduced`` (upper bound < 0: power under the planted
 effect), ``med_rel`` (median relative effect; null target 0, planted -0.30), ``cov95`` /
@@ -196,7 +203,7 @@ def replicate(path: Path, *, reps: int, p_sent: float, effect: float, seed: int,
     from service.campaigns.tables import Campaign
     from service.db import make_engine, make_sessionmaker
     from service.evaluation import campaign_effect_report, placebo_windows, weekly_panel
-    from service.store.tables import Complaint
+    from service.store.tables import Category, Complaint, Region
 
     settings = _settings(path)
     eng = make_engine(settings.database_url)
@@ -204,6 +211,7 @@ def replicate(path: Path, *, reps: int, p_sent: float, effect: float, seed: int,
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     totals: list[dict[str, Any]] = []
+    pooled: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     with factory() as s:
         approved = [(c.id, c.category, c.region, c.window_start, c.window_end) for c in
@@ -215,7 +223,9 @@ def replicate(path: Path, *, reps: int, p_sent: float, effect: float, seed: int,
         approved = [a for a in approved if pd.Timestamp(a[4]) <= last_week]
         cands = placebo_windows(session=s, signal="complaints", panel=panel,
                                 min_probability=settings.campaigns.min_probability)
-    info = {"approved": len(approved), "placebo_candidates": len(cands),
+        refs = ({c.code: c.sector for c in s.scalars(select(Category))},
+                {r.code: str(r.level) for r in s.scalars(select(Region))})
+    info: dict[str, Any] = {"approved": len(approved), "placebo_candidates": len(cands),
             "setup_seconds": round(time.perf_counter() - t0, 1)}
     for rep in range(reps):
         pick = rng.random(len(approved)) < p_sent
@@ -248,6 +258,7 @@ def replicate(path: Path, *, reps: int, p_sent: float, effect: float, seed: int,
                 truth_rel = 0.0 if variant == "null" else effect
                 tot: dict[str, Any] = {"rep": rep, "variant": variant, "counted": 0, "avoided": 0.0,
                        "lo95": 0.0, "hi95": 0.0, "truth": -sum(truth_abs.values())}
+                reports: list[dict[str, Any]] = []
                 for cid, cat, *_ in sent:
                     rep_ = campaign_effect_report(
                         session=s, campaign_id=cid, panel=by_cat.get(cat), placebos=cands,
@@ -255,6 +266,7 @@ def replicate(path: Path, *, reps: int, p_sent: float, effect: float, seed: int,
                         min_probability=settings.campaigns.min_probability)
                     if rep_["evaluation"] != "complete":
                         continue
+                    reports.append(rep_)
                     ests = _estimates(rep_)
                     cal = ests.pop("_cal") or {}
                     for name, est in ests.items():
@@ -273,12 +285,60 @@ def replicate(path: Path, *, reps: int, p_sent: float, effect: float, seed: int,
                             tot["lo95"] -= est["effect_upper_95"]
                             tot["hi95"] -= est["effect_lower_95"]
                 totals.append(tot)
+                pooled += _pooled_rows(reports, sent, cands, refs, rep=rep, variant=variant,
+                                       truth_rel=truth_rel)
             s.rollback()
         print(f"  rep {rep}: {len(sent)} sent ({time.perf_counter() - t0:.0f} s)",
               file=sys.stderr, flush=True)
     eng.dispose()
     info["replicate_seconds"] = round(time.perf_counter() - t0, 1)
+    info["pooled"] = pooled
     return pd.DataFrame(rows), pd.DataFrame(totals), info
+
+
+def _pooled_rows(reports: list[dict[str, Any]], sent: list[tuple[Any, ...]],
+                 cands: pd.DataFrame, refs: tuple[dict[str, Any], dict[str, str]], *,
+                 rep: int, variant: str, truth_rel: float) -> list[dict[str, Any]]:
+    """Pooled estimates per category of one replication (service.effect_pooling)."""
+    from types import SimpleNamespace
+
+    from service.effect_pooling import (
+        _without,
+        estimate_frame,
+        placebo_correlation,
+        pooled_groups,
+    )
+
+    frame = estimate_frame(reports, departments=refs[0], region_levels=refs[1])
+    windows = [SimpleNamespace(category=c, region=r, window_start=a, window_end=b)
+               for _, c, r, a, b in sent]
+    rho = placebo_correlation(_without(cands, windows))
+    groups, _ = pooled_groups(frame, "category", rho=rho)
+    out = []
+    for key, g in groups.items():
+        for method in ("counterfactual", "did"):
+            est = g[method]
+            if est is None:
+                continue
+            cover = est["relative_lower_95"] <= truth_rel <= est["relative_upper_95"]
+            out.append({"rep": rep, "variant": variant, "category": key, "method": method,
+                        "k": est["k"], "sig": est["significant"], "cov95": cover,
+                        "recovered": est["significant"] and cover,
+                        "rel": est["relative_effect"], "mde": est["mde"],
+                        "needed": est["campaigns_needed"], "rho": rho})
+    return out
+
+
+def summarise_pooled(pooled: list[dict[str, Any]], min_k: int) -> pd.DataFrame:
+    p = pd.DataFrame(pooled)
+    if p.empty:
+        return p
+    p = p[p["k"] >= min_k]
+    return p.groupby(["variant", "method"], sort=False).agg(
+        groups=("k", "size"), k=("k", "median"), sig95=("sig", "mean"),
+        recovered=("recovered", "mean"), cov95=("cov95", "mean"), med_rel=("rel", "median"),
+        mde=("mde", "median"), needed=("needed", "median"), rho=("rho", "median")
+    ).reset_index()
 
 
 def _series_days(sent: list[tuple[Any, ...]]) -> list[tuple[str, str, list[dt.date]]]:
@@ -335,6 +395,8 @@ def _print(table: pd.DataFrame, rows: pd.DataFrame, totals: pd.DataFrame,
           f"{n_cal['bias_ratio'].max():.3f}], dispersion median "
           f"{n_cal['dispersion'].median():.2f}; pooled over "
           f"{n_cal['pooled_over'].value_counts().to_dict()}")
+    print("significance level 0.05 (95 % intervals): sig95 in the null rows is the "
+          "false-positive rate, target <= 0.05")
     print(f"{'variant':<8} {'estimator':<15} {'n':>5} {'sig95':>6} {'reduced':>8} "
           f"{'med_rel':>8} {'cov95':>6} {'cov80':>6}")
     for r in table.itertuples(index=False):
@@ -349,7 +411,14 @@ def _print(table: pd.DataFrame, rows: pd.DataFrame, totals: pd.DataFrame,
               f" avoided median {t['avoided'].median():.0f} (truth median "
               f"{t['truth'].median():.0f}), 95 % interval covers the truth in {cover:.0%} of "
               f"reps, median width {(t['hi95'] - t['lo95']).median():.0f}")
-    print(f"timings: {info}")
+    pooled = summarise_pooled(info.get("pooled", []), args.pooled_min_k)
+    if not pooled.empty:
+        print(f"pooled per category and replication (groups with k >= {args.pooled_min_k} "
+              "campaigns; level 0.05: sig95 under the null is the false-positive rate; "
+              "recovered = 95 % interval excludes 0 and covers the planted effect, target "
+              ">= 0.80)")
+        print(pooled.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"timings: { {k: v for k, v in info.items() if k != 'pooled'} }")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="probability an approved campaign is marked sent")
     ap.add_argument("--effect", type=float, default=-0.3, help="planted relative effect")
     ap.add_argument("--min-placebos", type=int, default=8)
+    ap.add_argument("--pooled-min-k", type=int, default=10,
+                    help="pooled table: only categories with at least this many campaigns")
     ap.add_argument("--seed", type=int, default=46)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--rows", type=Path, help="write every evaluation row to this CSV")
@@ -395,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.to_csv(args.rows, index=False)
     if args.json:
         print(json.dumps({"info": info, "table": table.to_dict("records"),
+                          "pooled": summarise_pooled(info.get("pooled", []),
+                                                     args.pooled_min_k).to_dict("records"),
                           "totals": totals.to_dict("records")}, default=str, indent=2))
     else:
         _print(table, rows, totals, info, args)

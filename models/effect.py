@@ -33,15 +33,20 @@ whole week.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from models.series import week_start
+from models._weeks import fmt_weeks as _fmt
+from models._weeks import week_index as _week_index
+from models._weeks import window_weeks
+from models.did import DidEstimate, did_effect
+from models.effect_sim import SimulatedCampaign, simulate_campaign_panel
 
 __all__ = [
     "EffectEstimate",
@@ -64,43 +69,12 @@ __all__ = [
 
 CAMPAIGN_HOLIDAY = "campaign"
 HOLIDAY_COLUMNS = ["unique_id", "holiday", "ds", "lower_window", "upper_window"]
-_LEVELS = (0.8, 0.95)
-_OFFSET = 0.5  # counts/week added before taking logs in the DiD (zero-safe)
-_Z = {level: NormalDist().inv_cdf(0.5 + level / 2) for level in _LEVELS}
 _Z90 = NormalDist().inv_cdf(0.95)  # |z| quantile 0.9 of a standard normal
+_Z95 = NormalDist().inv_cdf(0.975)  # |z| quantile 0.95
+_Z80 = NormalDist().inv_cdf(0.9)  # |z| quantile 0.8
 
-FloatArray = np.ndarray[Any, np.dtype[np.float64]]
-DidStatus = Literal["ok", "no_fair_control", "no_interval"]
 CalibrationStatus = Literal["calibrated", "uncalibrated"]
 
-
-# --------------------------------------------------------------------------- windows
-def window_weeks(start: Any, end: Any) -> pd.DatetimeIndex:
-    """ISO-week Mondays of the window ``start..end`` (both inclusive, any day in a week).
-
-    Raises
-    ------
-    ValueError
-        If ``end`` is before ``start``.
-    """
-    s, e = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
-    if e < s:
-        raise ValueError(f"window end {e.date()} is before its start {s.date()}")
-    first = s - pd.Timedelta(days=s.day_of_week)
-    last = e - pd.Timedelta(days=e.day_of_week)
-    return pd.date_range(first, last, freq="7D", unit="ns")
-
-
-def _fmt(weeks: Iterable[pd.Timestamp]) -> str:
-    return ", ".join(str(pd.Timestamp(w).date()) for w in weeks)
-
-
-def _week_index(index: pd.Index) -> pd.DatetimeIndex:
-    weeks = pd.DatetimeIndex(pd.to_datetime(index)).normalize()
-    if (weeks.day_of_week != 0).any():
-        bad = weeks[weeks.day_of_week != 0]
-        raise ValueError(f"weeks must be labelled by their Monday; got {_fmt(bad[:5])}")
-    return weeks.as_unit("ns")
 
 
 def _single_series(frame: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -270,6 +244,7 @@ def campaign_effect(
     allow_partial: bool = False,
     dispersion: float = 1.0,
     bias_ratio: float = 1.0,
+    dispersion_high: float | None = None,
 ) -> EffectEstimate:
     """Effect of a campaign over its window against the counterfactual sample paths.
 
@@ -292,6 +267,10 @@ def campaign_effect(
     bias_ratio : multiply the paths' window totals by this factor first (a multiplicative
         bias correction, e.g. :attr:`Calibration.bias_ratio` from
         :func:`placebo_calibration`); ``dispersion`` then spreads them around their new mean.
+    dispersion_high : the upper tail's spread (:attr:`Calibration.dispersion_high`): the
+        lower effect bounds are kept at or below ``total - cf - z * sd * dispersion_high /
+        dispersion`` (an actual count above the forecast needs more room before it is called
+        an increase). None: as ``dispersion``.
 
     Returns
     -------
@@ -336,6 +315,16 @@ def campaign_effect(
         path_totals = np.maximum(cf + dispersion * (path_totals - cf), 0.0)
     diffs = total - path_totals
     q = np.quantile(diffs, [0.1, 0.9, 0.025, 0.975])
+    if dispersion != 1.0:
+        # calibrated: never narrower than total - cf -/+ z * sd of the spread totals, the
+        # interval the placebo calibration measured (skewed paths would otherwise give one
+        # tail less room than the calibration assumed)
+        sd = float(path_totals.std())
+        up = max(1.0, (dispersion_high or dispersion) / dispersion)
+        for i, (lo_i, hi_i) in enumerate(((0, 1), (2, 3))):
+            z = _Z95 if i else _Z80
+            q[lo_i] = min(q[lo_i], total - cf - z * sd * up)
+            q[hi_i] = max(q[hi_i], total - cf + z * sd)
 
     def rel(x: float) -> float:
         return float(x / cf) if cf > 0 else float("nan")
@@ -418,6 +407,10 @@ class Calibration:
     shrinkage : weight of the data in ``log(bias_ratio) = shrinkage * log(raw_ratio)``.
     min_placebos : the threshold the status was decided with.
     reason : why the status is uncalibrated (None when calibrated).
+    dispersion_high : the spread the upper tail of the paths needs (actual counts above the
+        forecast: unforeseeable one-off surges make that tail heavier), from the one-sided
+        97.5 % conformal bound of the positive placebo errors (with at least 39 placebos);
+        never below ``dispersion``. Pass to ``campaign_effect(dispersion_high=)``.
     """
 
     status: CalibrationStatus
@@ -429,6 +422,7 @@ class Calibration:
     shrinkage: float
     min_placebos: int
     reason: str | None = None
+    dispersion_high: float = 1.0
 
     @property
     def calibrated(self) -> bool:
@@ -482,12 +476,19 @@ def placebo_calibration(
     windows weigh more, empty ones do not explode it); ``se**2 = n/(n-1) * sum((actual -
     raw_ratio * counterfactual)**2) / (sum actual + 0.5)**2``. The bias-corrected placebo
     errors ``z = (actual - b * counterfactual) / (b * counterfactual_sd)`` give
-    ``dispersion = max(floor, max(rms(z), q90(|z|) / 1.645) * sqrt(1 + 1/n))``: the error of
+    ``dispersion = max(floor, max(rms(z), q90(|z|) / 1.645) * sqrt(1 + 1/n), c95)``: the error of
     the corrected paths in units of their sd (any bias left by the shrinkage widens it), by
     its root mean square or, when the errors are heavier-tailed than normal, by their 90 %
     quantile (on the sample data the rms alone left 7.5 % of null campaigns significant at
     95 %, the quantile rule 6.8 %), with ``1 + 1/n`` for the error of the estimated bias in a
-    new window. Applying both to a
+    new window. ``c95`` holds the 95 % level (issue 14): the split-conformal bound, the
+    ``ceil(0.95 (n + 1))``-th smallest ``|z|`` over 1.96 (times ``sqrt(1 + 1/n)``), which a new
+    exchangeable window exceeds with probability at most 5 % whatever the error distribution;
+    with fewer than 19 placebos (no conformal bound exists) the rms scale times
+    ``t(0.975, n - 1) / 1.96``. The rms rule alone left 10.5 % of null campaigns of the sample
+    replay significant, with ``c95`` 7.6 %; :func:`campaign_effect` then keeps a calibrated
+    interval no narrower than ``± z · sd`` of the spread paths (the interval the calibration
+    measured; skewed paths had left one tail short): 5.8 %. Applying both to a
     campaign's paths (``campaign_effect(..., bias_ratio=b, dispersion=d)``) makes a null
     campaign's effect centred on 0 with an interval of about nominal coverage, provided the
     placebo windows resemble the campaign's (same selection, similar lead time and season).
@@ -523,294 +524,19 @@ def placebo_calibration(
     z = (a[ok] - bias * e[ok]) / (bias * sd[ok])
     spread = max(float(np.sqrt(np.mean(z**2))),
                  float(np.quantile(np.abs(z), 0.9)) / _Z90)
-    disp = float(max(floor, spread * np.sqrt(1.0 + 1.0 / n)))
-    return Calibration(status="calibrated", bias_ratio=bias, dispersion=disp, **common)
-
-
-# --------------------------------------------------------------------------- DiD
-@dataclass(frozen=True)
-class DidEstimate:
-    """Difference-in-differences estimate of a campaign's effect.
-
-    Attributes
-    ----------
-    status : ``"ok"``; ``"no_fair_control"`` (no estimate: see ``reason``); or
-        ``"no_interval"`` (point estimate only: too few placebo windows, see ``reason``).
-    reason : why the status is not ``"ok"`` (None when it is).
-    treated : the campaign's series id.
-    window_start, window_end : Monday of the first and Sunday of the last window week.
-    controls : chosen control series, most similar first.
-    similarity : ``{candidate: correlation}`` for every candidate that could be scored
-        (chosen or not), so a reader can see how close the best ones came to the bar.
-    excluded : ``{candidate: reason}`` for candidates dropped before scoring (missing weeks,
-        constant history).
-    n_pre_weeks, n_match_weeks : weeks of the pre period and of the matching period used.
-    actual : treated total over the window.
-    counterfactual : treated window total implied by the controls' change.
-    effect, relative_effect : ``actual - counterfactual`` and ``exp(log_effect) - 1``.
-    log_effect : the DiD on log weekly rates (see :func:`did_effect`).
-    effect_lower_80, ..., relative_upper_95 : placebo intervals (NaN unless status ok).
-    p_reduced : probability that the true log effect is below 0 when the estimation error
-        is normal with the placebo RMS error as its sd (NaN unless ok).
-    n_placebos : placebo windows used for the interval.
-    placebo_rmse : root mean square of the placebo estimates (log scale), the error scale.
-    """
-
-    status: DidStatus
-    reason: str | None
-    treated: str
-    window_start: pd.Timestamp
-    window_end: pd.Timestamp
-    controls: tuple[str, ...] = ()
-    similarity: dict[str, float] = field(default_factory=dict)
-    excluded: dict[str, str] = field(default_factory=dict)
-    n_pre_weeks: int = 0
-    n_match_weeks: int = 0
-    actual: float = float("nan")
-    counterfactual: float = float("nan")
-    effect: float = float("nan")
-    relative_effect: float = float("nan")
-    log_effect: float = float("nan")
-    effect_lower_80: float = float("nan")
-    effect_upper_80: float = float("nan")
-    effect_lower_95: float = float("nan")
-    effect_upper_95: float = float("nan")
-    relative_lower_80: float = float("nan")
-    relative_upper_80: float = float("nan")
-    relative_lower_95: float = float("nan")
-    relative_upper_95: float = float("nan")
-    p_reduced: float = float("nan")
-    n_placebos: int = 0
-    placebo_rmse: float = float("nan")
-
-    @property
-    def significant(self) -> bool:
-        """Status ok and the 95 % interval excludes 0 (either side)."""
-        return bool(self.status == "ok"
-                    and (self.relative_upper_95 < 0 or self.relative_lower_95 > 0))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (``controls`` as a list) plus ``significant``."""
-        d = asdict(self)
-        d["controls"] = list(self.controls)
-        d["significant"] = self.significant
-        return d
-
-
-def _wide(panel: pd.DataFrame) -> pd.DataFrame:
-    missing = {"unique_id", "week", "y"} - set(panel.columns)
-    if missing:
-        raise ValueError(f"panel lacks columns {sorted(missing)}")
-    f = pd.DataFrame({
-        "unique_id": panel["unique_id"].astype(str).to_numpy(),
-        "week": _week_index(pd.Index(panel["week"])),
-        "y": pd.to_numeric(panel["y"], errors="coerce").to_numpy(dtype=float),
-    })
-    if f.duplicated(["unique_id", "week"]).any():
-        raise ValueError("panel repeats (unique_id, week) rows")
-    if (f["y"] < 0).any():
-        raise ValueError("panel counts must be >= 0")
-    wide = f.pivot(index="week", columns="unique_id", values="y").sort_index()
-    full = pd.date_range(wide.index.min(), wide.index.max(), freq="7D", unit="ns")
-    return wide.reindex(full)
-
-
-def _log_rates(values: FloatArray, pre: slice, win: slice) -> FloatArray:
-    """``log(mean window + c) - log(mean pre + c)`` per column of a weeks x units matrix."""
-    a = values[pre].mean(axis=0)
-    b = values[win].mean(axis=0)
-    out: FloatArray = np.log(b + _OFFSET) - np.log(a + _OFFSET)
-    return out
-
-
-def did_effect(
-    panel: pd.DataFrame,
-    treated: str,
-    window: tuple[Any, Any],
-    *,
-    controls: Sequence[str] | None = None,
-    pre_weeks: int = 26,
-    match_weeks: int = 104,
-    n_controls: int = 5,
-    min_controls: int = 2,
-    min_similarity: float = 0.5,
-    min_placebos: int = 20,
-    exclude_windows: Sequence[tuple[Any, Any]] = (),
-) -> DidEstimate:
-    """Difference-in-differences against similar series without a campaign in the window.
-
-    Parameters
-    ----------
-    panel : weekly counts ``unique_id, week, y`` (week = Monday) of the treated series and
-        the candidate controls. Candidates should be the same category in regions without a
-        campaign in (or shortly before) this window: the caller filters them.
-    treated : the campaign's series id.
-    window : ``(start, end)`` of the peak window.
-    controls : candidate control ids (default: every other series in ``panel``).
-    pre_weeks : weeks just before the window that form the pre period of the DiD.
-    match_weeks : weeks before the window used to score similarity and to place placebo
-        windows (clipped to the treated series' contiguous history; at least ``pre_weeks``).
-        The default two years lets last year's season count in the similarity.
-    n_controls : keep at most this many of the most similar candidates.
-    min_controls : fewer candidates passing the bar -> ``no_fair_control``.
-    min_similarity : the bar: Pearson correlation of ``log1p`` weekly counts over the
-        matching period.
-    min_placebos : fewer placebo windows -> ``no_interval`` (point estimate only).
-    exclude_windows : other campaign windows of these series; placebo windows that overlap
-        them (or their pre periods) are skipped.
-
-    Returns
-    -------
-    DidEstimate
-
-    Raises
-    ------
-    ValueError
-        When the treated series is absent, lacks a window week, or has fewer than
-        ``pre_weeks`` complete weeks just before the window (the message names the weeks).
-
-    Notes
-    -----
-    *Estimator.* For each series ``g = log(mean weekly count in window + 0.5) - log(mean
-    weekly count in the pre period + 0.5)``; the DiD is ``g_treated - mean(g_controls)``
-    (equal weights), ``relative_effect = exp(DiD) - 1`` (a multiplicative effect on the rate,
-    so series of different sizes are comparable). The counterfactual total is the treated
-    pre-period rate moved by the controls' mean change, times the window length.
-
-    *Controls.* A candidate needs every week of the matching period and of the window. Its
-    similarity is the Pearson correlation between its ``log1p`` weekly counts and the treated
-    series' over the matching period (the seasonal shape; levels do not matter in logs). The
-    ``n_controls`` best with similarity ``>= min_similarity`` are kept; with fewer than
-    ``min_controls`` the result is ``no_fair_control`` and ``reason`` says why. Equal weights
-    are used rather than synthetic-control weights: with a handful of noisy count series,
-    fitted weights overfit the pre period.
-
-    *Interval.* Placebo in time: the same estimator (same controls, same pre / window
-    lengths) is applied to every earlier window inside the matching period that does not
-    overlap the real window or ``exclude_windows``. Those placebo estimates are errors
-    around a zero effect; their root mean square (around 0, so a systematic placebo bias
-    widens the interval) is the sd of a normal error: ``DiD ± z * rmse`` on the log scale,
-    mapped to the relative and absolute scales. The normal scale was chosen over empirical
-    placebo quantiles because the ~75 overlapping (strongly correlated) placebo windows
-    give noisy extreme quantiles: in ``simulate_campaign_panel`` replications the 95 %
-    interval covered 0.92 with quantiles and 0.96 with the normal scale (80 %: 0.80, 0.81).
-    The controls were chosen on the same weeks (a slight optimism), and placebo windows
-    fall in every season while the real window is a peak.
-    """
-    if pre_weeks < 1 or n_controls < 1 or min_controls < 1:
-        raise ValueError("pre_weeks, n_controls and min_controls must be >= 1")
-    weeks = window_weeks(*window)
-    wide = _wide(panel)
-    treated = str(treated)
-    if treated not in wide.columns:
-        raise ValueError(f"treated series {treated!r} is not in the panel")
-    base: dict[str, Any] = {"treated": treated, "window_start": pd.Timestamp(weeks[0]),
-                            "window_end": pd.Timestamp(weeks[-1]) + pd.Timedelta(days=6)}
-    t = wide[treated]
-    win_vals = t.reindex(weeks)
-    if win_vals.isna().any():
-        raise ValueError(f"treated series {treated!r} lacks counts for window weeks "
-                         f"{_fmt(weeks[win_vals.isna().to_numpy()])}")
-    before = t[t.index < weeks[0]]
-    # contiguous observed history just before the window
-    observed = before.notna().to_numpy()[::-1]
-    n_hist = int(np.argmin(observed)) if not observed.all() else len(observed)
-    if n_hist < pre_weeks:
-        first_pre = weeks[0] - pd.Timedelta(weeks=pre_weeks)
-        need = pd.date_range(first_pre, weeks[0] - pd.Timedelta(weeks=1), freq="7D")
-        have = set(before.dropna().index)
-        lacking = [w for w in need if w not in have]
-        raise ValueError(f"treated series {treated!r} has {n_hist} complete weeks before the "
-                         f"window, needs pre_weeks={pre_weeks}; missing {_fmt(lacking[:8])}"
-                         f"{' …' if len(lacking) > 8 else ''}")
-    n_match = max(min(match_weeks, n_hist), pre_weeks)
-    match_idx = pd.date_range(weeks[0] - pd.Timedelta(weeks=n_match), periods=n_match,
-                              freq="7D", unit="ns")
-    span = match_idx.append(weeks)
-    candidates = [str(c) for c in (controls if controls is not None else wide.columns)
-                  if str(c) != treated]
-    excluded: dict[str, str] = {}
-    similarity: dict[str, float] = {}
-    t_match = np.log1p(wide.loc[match_idx, treated].to_numpy(dtype=float))
-    for c in candidates:
-        if c not in wide.columns:
-            excluded[c] = "not in the panel"
-            continue
-        vals = wide[c].reindex(span)
-        if vals.isna().any():
-            n_missing = int(vals.isna().sum())
-            excluded[c] = f"{n_missing} of {len(span)} matching/window weeks missing"
-            continue
-        c_match = np.log1p(vals.loc[match_idx].to_numpy(dtype=float))
-        if np.std(c_match) == 0 or np.std(t_match) == 0:
-            excluded[c] = "constant counts over the matching period"
-            continue
-        similarity[c] = float(np.corrcoef(t_match, c_match)[0, 1])
-    passing = sorted((c for c, r in similarity.items() if r >= min_similarity),
-                     key=lambda c: -similarity[c])[:n_controls]
-    if len(passing) < min_controls:
-        best = max(similarity.values()) if similarity else float("nan")
-        reason = (f"{len(passing)} candidate(s) reach similarity >= {min_similarity} "
-                  f"(need {min_controls}); {len(similarity)} scored (best {best:.2f}), "
-                  f"{len(excluded)} excluded, {len(candidates)} candidate(s) in all")
-        return DidEstimate(status="no_fair_control", reason=reason, similarity=similarity,
-                           excluded=excluded, n_match_weeks=n_match, **base)
-    units = [treated, *passing]
-    values = wide.loc[span, units].to_numpy(dtype=float)
-    n_win = len(weeks)
-    end = len(span)
-
-    def did_at(stop: int) -> float:
-        """DiD for the window ending (exclusive) at row ``stop`` of ``values``."""
-        g = _log_rates(values, slice(stop - n_win - pre_weeks, stop - n_win),
-                       slice(stop - n_win, stop))
-        return float(g[0] - g[1:].mean())
-
-    estimate = did_at(end)
-    g_all = _log_rates(values, slice(end - n_win - pre_weeks, end - n_win), slice(end - n_win, end))
-    rate_pre = float(values[end - n_win - pre_weeks:end - n_win, 0].mean())
-    rate_win = float(values[end - n_win:, 0].mean())
-    actual = float(values[end - n_win:, 0].sum())
-
-    def absolute(log_eff: float) -> float:
-        cf_rate = (rate_win + _OFFSET) * np.exp(-log_eff) - _OFFSET
-        return float(actual - n_win * cf_rate)
-
-    cf_total = float(n_win * ((rate_pre + _OFFSET) * np.exp(g_all[1:].mean()) - _OFFSET))
-    excl = [window_weeks(*w) for w in exclude_windows]
-    placebo = []
-    for stop in range(n_win + pre_weeks, len(match_idx) + 1):
-        used = span[stop - n_win - pre_weeks:stop]
-        if any(len(used.intersection(x)) for x in excl):
-            continue
-        placebo.append(did_at(stop))
-    errors = np.asarray(placebo, dtype=float)
-    common: dict[str, Any] = {
-        **base, "controls": tuple(passing), "similarity": similarity, "excluded": excluded,
-        "n_pre_weeks": pre_weeks, "n_match_weeks": n_match, "actual": actual,
-        "counterfactual": cf_total, "effect": absolute(estimate),
-        "relative_effect": float(np.expm1(estimate)), "log_effect": estimate,
-        "n_placebos": int(errors.size),
-    }
-    if errors.size < min_placebos:
-        return DidEstimate(status="no_interval",
-                           reason=f"{errors.size} placebo windows < min_placebos={min_placebos}"
-                                  f" ({n_match} matching weeks)", **common)
-    scale = float(np.sqrt(np.mean(errors**2)))
-    z80, z95 = _Z[0.8], _Z[0.95]
-    bounds = [estimate - z80 * scale, estimate + z80 * scale,
-              estimate - z95 * scale, estimate + z95 * scale]
-    return DidEstimate(
-        status="ok", reason=None, **common, placebo_rmse=scale,
-        effect_lower_80=absolute(bounds[0]), effect_upper_80=absolute(bounds[1]),
-        effect_lower_95=absolute(bounds[2]), effect_upper_95=absolute(bounds[3]),
-        relative_lower_80=float(np.expm1(bounds[0])),
-        relative_upper_80=float(np.expm1(bounds[1])),
-        relative_lower_95=float(np.expm1(bounds[2])),
-        relative_upper_95=float(np.expm1(bounds[3])),
-        p_reduced=float(NormalDist().cdf(-estimate / scale)) if scale > 0 else float(
-            estimate < 0),
-    )
+    m = int(z.size)
+    rank = int(np.ceil((m + 1) * 0.95))
+    if rank <= m:  # split-conformal 95 % bound on |z|, inflated for the bias fitted on them
+        level = float(np.sort(np.abs(z))[rank - 1]) / _Z95 * np.sqrt(1.0 + 1.0 / n)
+    else:  # too few for a conformal bound: a t predictive bound with the rms scale
+        level = spread * float(stats.t.ppf(0.975, max(m - 1, 1))) / _Z95
+    disp = float(max(floor, spread * np.sqrt(1.0 + 1.0 / n), level))
+    high = disp
+    rank_one = int(np.ceil((m + 1) * 0.975))
+    if rank_one <= m:  # one-sided conformal 97.5 % bound of actual-above-forecast errors
+        high = max(disp, float(np.sort(z)[::-1][m - rank_one]) / _Z95 * np.sqrt(1.0 + 1.0 / n))
+    return Calibration(status="calibrated", bias_ratio=bias, dispersion=disp,
+                       dispersion_high=float(high), **common)
 
 
 # --------------------------------------------------------------------------- refits
@@ -895,167 +621,3 @@ def mask_campaign_windows(
         mask |= ((uid == u) & (ds >= s) & (ds <= e)).to_numpy()
     out.loc[mask, "y"] = np.nan
     return out
-
-
-# --------------------------------------------------------------------------- simulation
-@dataclass
-class SimulatedCampaign:
-    """A synthetic panel with a planted campaign effect (see :func:`simulate_campaign_panel`).
-
-    Attributes
-    ----------
-    daily : observed daily counts ``unique_id, ds, y`` (effect applied to ``treated`` in
-        the window).
-    untreated_daily : the same counts without the effect (the true counterfactual).
-    treated : the campaign's series id; ``controls`` the others with the same seasonal shape;
-        ``unlike`` the series whose season peaks elsewhere (should not be chosen).
-    window_start, window_end : the campaign window (Monday .. Sunday).
-    effect : the planted relative effect (e.g. -0.3).
-    """
-
-    daily: pd.DataFrame
-    untreated_daily: pd.DataFrame
-    treated: str
-    controls: list[str]
-    unlike: list[str]
-    window_start: pd.Timestamp
-    window_end: pd.Timestamp
-    effect: float
-    params: dict[str, Any]
-
-    def weekly(self, *, untreated: bool = False) -> pd.DataFrame:
-        """Weekly counts ``unique_id, week, y`` (complete ISO weeks)."""
-        d = self.untreated_daily if untreated else self.daily
-        f = d.assign(week=week_start(d["ds"]).to_numpy())
-        out: pd.DataFrame = f.groupby(["unique_id", "week"], as_index=False).agg(y=("y", "sum"))
-        return out
-
-    def oracle_paths(self, n_samples: int, seed: int = 0) -> pd.DataFrame:
-        """Weekly sample paths of the treated series over the window drawn from the true
-        data-generating process (fresh shocks, timing and noise: the ideal forecast).
-
-        Returns
-        -------
-        DataFrame indexed by week, columns ``0..n_samples-1``.
-        """
-        rng = np.random.default_rng([seed, 99])
-        days = pd.date_range(self.window_start, self.window_end, freq="D")
-        p = self.params
-        i = p["ids"].index(self.treated)
-        n_weeks = len(days) // 7
-        shifts = (rng.normal(0, p["year_shift_sd"], n_samples)
-                  + rng.normal(0, p["region_shift_sd"], n_samples))
-        mu = _rate(days, p["level"][i], p["peak_doy"][i] + shifts[:, None], p["height"][i],
-                   p["amplitude"])                                         # (S, days)
-        common = _ar1(rng, (n_weeks, n_samples), p["common_sd"], p["common_phi"]).T
-        own = rng.normal(0, p["own_sd"], size=(n_samples, n_weeks))
-        wk = np.arange(len(days)) // 7
-        shock = np.exp(common + own - 0.5 * (p["common_sd"] ** 2 + p["own_sd"] ** 2))
-        y = rng.poisson(rng.gamma(p["shape"], mu * shock[:, wk] / p["shape"]))
-        sums = y.reshape(n_samples, n_weeks, 7).sum(axis=2).astype(float)
-        return pd.DataFrame(sums.T, index=pd.DatetimeIndex(days[::7]),
-                            columns=pd.RangeIndex(n_samples))
-
-
-def _ar1(rng: np.random.Generator, shape: int | tuple[int, int], sd: float,
-         phi: float) -> FloatArray:
-    """Stationary AR(1) along the first axis (sd ``sd``)."""
-    eps = rng.normal(0.0, sd, size=shape)
-    out = np.empty_like(eps)
-    out[0] = eps[0]
-    innov = np.sqrt(1.0 - phi * phi)
-    for k in range(1, out.shape[0]):
-        out[k] = phi * out[k - 1] + innov * eps[k]
-    return out
-
-
-def _rate(days: pd.DatetimeIndex, level: float, peak_doy: float | FloatArray, height: float,
-          amplitude: float) -> FloatArray:
-    """Expected daily count: level x yearly wave x a Gaussian seasonal bump x weekday."""
-    doy = days.day_of_year.to_numpy(dtype=float)
-    wave = 1.0 + amplitude * np.cos(2 * np.pi * (doy - peak_doy) / 365.25)
-    dist = (doy - peak_doy + 182.625) % 365.25 - 182.625
-    bump = 1.0 + height * np.exp(-0.5 * (dist / 12.0) ** 2)
-    dow = np.where(days.day_of_week < 5, 1.15, 0.62)
-    out: FloatArray = level * wave * bump * dow
-    return out
-
-
-def simulate_campaign_panel(
-    *,
-    seed: int = 0,
-    effect: float = -0.3,
-    n_regions: int = 8,
-    n_unlike: int = 2,
-    years: int = 3,
-    window_weeks: int = 4,
-    level: tuple[float, float] = (2.0, 8.0),
-    shape: float = 6.0,
-    common_sd: float = 0.15,
-    common_phi: float = 0.5,
-    own_sd: float = 0.08,
-    year_shift_sd: float = 5.0,
-    region_shift_sd: float = 2.0,
-) -> SimulatedCampaign:
-    """Daily counts for one category in several regions with a planted campaign effect.
-
-    Each region ``r``: ``mu[r, d] = level_r * (1 + 0.25 cos(yearly)) * (1 + h_r bump(d)) *
-    weekday`` with a Gaussian seasonal bump (sd 12 days, height ``h_r`` in 1-1.5) peaking in
-    spring (day ~100) for the like regions and in autumn (~280) for ``n_unlike`` others. The
-    peak moves each year by a shift shared by all regions (sd ``year_shift_sd`` days) plus
-    a regional one (sd ``region_shift_sd``). Weekly log shocks: an AR(1) shock shared by all
-    regions (sd ``common_sd``, ``common_phi``: weather, news) and an own shock (sd
-    ``own_sd``). Daily counts are negative binomial (gamma-Poisson, ``shape``). The campaign
-    window is the ``window_weeks`` ISO weeks around the nominal peak of the last year;
-    the treated region's counts there are thinned binomially by ``1 + effect``.
-    """
-    if not -1.0 <= effect <= 0.0:
-        raise ValueError("effect must be in [-1, 0] (binomial thinning)")
-    rng = np.random.default_rng([seed, 7])
-    peak_nominal = 100.0
-    end_year = 2025
-    days = pd.date_range(f"{end_year - years + 1}-01-01", f"{end_year}-12-31", freq="D")
-    # start on a Monday so every week is complete
-    days = days[days >= days[0] + pd.Timedelta(days=(7 - days[0].day_of_week) % 7)]
-    days = days[: len(days) // 7 * 7]
-    ids = [f"violations|cat|{150100 + 100 * r}" for r in range(n_regions)]
-    n_like = n_regions - n_unlike
-    peak = np.array([peak_nominal] * n_like + [280.0] * n_unlike) + rng.normal(0, 3, n_regions)
-    height = rng.uniform(1.0, 1.5, n_regions)
-    lev = rng.uniform(*level, n_regions)
-    n_weeks = len(days) // 7
-    common = _ar1(rng, n_weeks, common_sd, common_phi)
-    year_idx = days.year.to_numpy() - days.year.min()
-    year_shift = rng.normal(0, year_shift_sd, years + 1)
-    wk = np.arange(len(days)) // 7
-    y0 = np.empty((n_regions, len(days)))
-    for r in range(n_regions):
-        shift = year_shift[year_idx] + rng.normal(0, region_shift_sd, years + 1)[year_idx]
-        mu = np.empty(len(days))
-        for yi in np.unique(year_idx):
-            sel = year_idx == yi
-            mu[sel] = _rate(days[sel], lev[r], peak[r] + shift[sel][0], height[r], 0.25)
-        own = rng.normal(0, own_sd, n_weeks)
-        mu = mu * np.exp(common[wk] + own[wk] - 0.5 * (common_sd**2 + own_sd**2))
-        y0[r] = rng.poisson(rng.gamma(shape, mu / shape))
-    nominal = pd.Timestamp(f"{end_year}-01-01") + pd.Timedelta(days=peak_nominal - 1)
-    first = nominal - pd.Timedelta(days=nominal.day_of_week) - pd.Timedelta(
-        weeks=window_weeks // 2)
-    w_start, w_end = first, first + pd.Timedelta(days=7 * window_weeks - 1)
-    in_win = np.asarray((days >= w_start) & (days <= w_end))
-    y1 = y0.copy()
-    y1[0, in_win] = rng.binomial(y0[0, in_win].astype(np.int64), 1.0 + effect)
-
-    def long(y: FloatArray) -> pd.DataFrame:
-        return pd.DataFrame({"unique_id": np.repeat(ids, len(days)),
-                             "ds": np.tile(days.to_numpy(), n_regions),
-                             "y": y.ravel().astype(float)})
-
-    params = {"ids": ids, "level": lev.tolist(), "peak_doy": peak.tolist(),
-              "height": height.tolist(), "amplitude": 0.25, "shape": shape,
-              "common_sd": common_sd, "common_phi": common_phi, "own_sd": own_sd,
-              "year_shift_sd": year_shift_sd, "region_shift_sd": region_shift_sd}
-    return SimulatedCampaign(
-        daily=long(y1), untreated_daily=long(y0), treated=ids[0], controls=ids[1:n_like],
-        unlike=ids[n_like:], window_start=w_start, window_end=w_end, effect=effect,
-        params=params)

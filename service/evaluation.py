@@ -22,9 +22,10 @@ their actual totals against their frozen paths estimate a multiplicative bias an
 dispersion factor (:func:`models.effect.placebo_calibration`), which are applied to the
 campaign's paths. With fewer than ``min_placebos`` such windows the counterfactual estimate
 is shown as ``uncalibrated`` and the scorecard does not count it. Measured by
-``bench/effect_service.py`` (18 rolling runs 2023–2025, 221 approved campaigns, 10 random
-"sent" subsets, true effect 0): significant at 95 % — raw 16.6 %, calibrated 7.7 %, DiD
-4.2 %, what the scorecard counts 7.0 %; 95 % coverage raw 0.83, calibrated 0.92.
+``bench/effect_service.py`` (18 rolling runs 2023–2025, 245 approved campaigns, 10 random
+"sent" subsets, true effect 0): significant at 95 % — raw 14.9 %, calibrated 6.4 % (10.5 %
+before the conformal bounds of issue 14), DiD 5.2 %, what the scorecard counts 5.9 %; see
+docs/benchmarks.md. Pooled effects: :mod:`service.effect_pooling`.
 - :func:`series_chart` — what the dashboard and ``forecast.png`` draw for one series.
 - :func:`mask_sent_campaigns` — blanks the windows of campaigns already sent in a training
   frame, so a refit does not learn a campaign-induced dip as seasonality.
@@ -60,6 +61,7 @@ from models.series import to_weekly
 from service.campaigns.tables import Campaign
 from service.config import Settings
 from service.dispatch.tables import Outbox
+from service.effect_pooling import PoolBy, pooled_scorecard
 from service.errors import NotFound, UnprocessableContent
 from service.forecasting import latest_run, list_peaks
 from service.store.series import SIGNALS, daily_frame, parse_series_id
@@ -485,7 +487,8 @@ def campaign_effect_report(
             if cal.calibrated:
                 est = campaign_effect(actual, paths, window_start=c.window_start,
                                       window_end=c.window_end, allow_partial=True,
-                                      bias_ratio=bias, dispersion=disp)
+                                      bias_ratio=bias, dispersion=disp,
+                                      dispersion_high=cal.dispersion_high)
                 out["counterfactual"] = {**_clean(est.to_dict()), "calibrated": True}
                 out["counterfactual_raw"] = {**_clean(raw.to_dict()), "calibrated": False}
             else:
@@ -624,6 +627,7 @@ def scorecard(
     date_to: dt.date | None = None,
     signal: str | None = None,
     min_placebos: int = MIN_PLACEBOS,
+    pooled_by: PoolBy = "category",
 ) -> dict[str, Any]:
     """Guidance-work scorecard per category, region or department.
 
@@ -636,10 +640,14 @@ def scorecard(
     signal : series the spikes and effects are measured on (default: the first planning
         signal, ``settings.campaigns.signals[0]``).
     min_placebos : placebo windows a counterfactual estimate needs to be counted.
+    pooled_by : grouping of the top-level ``pooled`` block (category, region, department,
+        region_level, year); see :func:`service.effect_pooling.pooled_scorecard`.
 
     Returns
     -------
-    dict ``group_by, signal, from, to, interval_method, groups, total, campaigns``; each
+    dict ``group_by, signal, from, to, interval_method, groups, total, campaigns, pooled``
+    (pooled effects: ``groups[*].pooled``, ``total.pooled``, ``campaigns[*].contribution``
+    and the top-level ``pooled`` block, :mod:`service.effect_pooling`); each
     group (and ``total``) holds ``key, label, campaigns`` (approved or later, not
     withdrawn), ``campaigns_sent``, ``spike_windows`` (actual spike windows, DESIGN.md
     thresholds, history only), ``spike_windows_caught`` (a sent campaign of the same category
@@ -710,6 +718,7 @@ def scorecard(
             min_probability=settings.campaigns.min_probability)
     by_category: dict[str, pd.DataFrame] = {}
     scored: list[dict[str, Any]] = []
+    reports: list[dict[str, Any]] = []  # issue 14: pooled effects (service.effect_pooling)
     for c in campaigns:
         g = group(c.category, c.region)
         g.campaigns += 1
@@ -725,6 +734,7 @@ def scorecard(
         report = campaign_effect_report(session=session, campaign_id=c.id, signal=sig,
                                         panel=by_category[c.category], placebos=placebos,
                                         min_placebos=min_placebos)
+        reports.append(report)
         row = _scored(report)
         g.add(row)
         scored.append(row)
@@ -740,10 +750,13 @@ def scorecard(
         total.avoided_point += g.avoided_point
         for k in _AVOIDED_KEYS:
             total.avoided_bounds[k] += g.avoided_bounds[k]
-    return {"group_by": group_by, "signal": sig, "from": date_from, "to": date_to,
-            "interval_method": INTERVAL_METHOD,
-            "groups": [_summary(g) for g in rows], "total": _summary(total),
-            "campaigns": scored}
+    result = {"group_by": group_by, "signal": sig, "from": date_from, "to": date_to,
+              "interval_method": INTERVAL_METHOD,
+              "groups": [_summary(g) for g in rows], "total": _summary(total),
+              "campaigns": scored}
+    return pooled_scorecard(result, reports=reports, sent=sent, panel=panel,
+                            placebos=placebos, signal=sig, cats=cats, regs=regs,
+                            group_by=group_by, pooled_by=pooled_by)
 
 
 def _score_spikes(panel: pd.DataFrame, sent: Sequence[Campaign], settings: Settings,

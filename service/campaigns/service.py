@@ -43,6 +43,7 @@ from service.campaigns.planning import (
     merge_peaks,
     rank_windows,
 )
+from service.campaigns.randomised import propose_randomised_timing, randomise_on_approval
 from service.campaigns.tables import Campaign, Recipient
 from service.config import CampaignSettings, Settings
 from service.errors import Conflict, NotFound, UnprocessableContent
@@ -642,6 +643,7 @@ def plan_campaigns(
         if new_status == "dropped":
             result.dropped.append(camp.id)
 
+    propose_randomised_timing(session=session, settings=settings, run_id=run.id, actor=actor)
     session.commit()
     return result
 
@@ -882,6 +884,7 @@ def approve_campaign(
                       "reason": f"批准时原定发送日期{fmt_date(c.send_date)}已过，改为尽快发送"})
         detail["send_date"] = [c.send_date, today]
         c.send_date, c.constraint_notes = today, notes
+    randomise_on_approval(session=session, settings=settings, campaign=c, actor=actor)
     frozen = {}
     for channel in settings.campaigns.channels:
         msg = render_campaign(campaign=c, category=cat, region=reg, channel=channel)

@@ -38,7 +38,9 @@ class Campaign(Base):
     lists ``{constraint, action, reason}`` for every constraint that changed the plan;
     ``evidence`` keeps the peak windows (and weekly probabilities) the plan rests on;
     ``review`` holds the reason and the new proposal when the campaign ``needs_review``;
-    ``frozen_content`` the messages rendered at approval, which are what gets sent.
+    ``frozen_content`` the messages rendered at approval, which are what gets sent;
+    ``timing`` the randomised-timing proposal or assignment (arm and seed) when its category
+    opted in.
     """
 
     __tablename__ = "campaigns"
@@ -78,6 +80,9 @@ class Campaign(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     locked_fields: Mapped[list[Any]] = mapped_column(default=list)
     frozen_content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Randomised timing (service.campaigns.randomised): ``{design, status, wave, delay_days,
+    #: arm, seed, assigned_at, assigned_by, members}``; empty when not randomised.
+    timing: Mapped[dict[str, Any]] = mapped_column(default=dict)
     approved_run_id: Mapped[str | None] = mapped_column(String(32))
     created_by: Mapped[str] = mapped_column(String(100), default="planner")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -380,39 +380,81 @@
       .catch(function (err) { say(label + "失败：" + err.message, "error"); });
   }
 
+  function pct(x) { return x === null || x === undefined ? "—" : fmt(x * 100) + "%"; }
+  function zhDate(d) {
+    if (!d) { return "—"; }
+    var p = String(d).split("-");
+    return Number(p[0]) + "年" + Number(p[1]) + "月" + Number(p[2]) + "日";
+  }
+  function mdeText(est) {
+    if (!est || est.mde === null || est.mde === undefined) { return ""; }
+    return "最小可检测效应 " + pct(est.mde) + "（80% 把握、双侧 5% 水平）" +
+      (est.campaigns_needed ? "；合并约 " + est.campaigns_needed + " 个同类活动才能检测出 −20% 的效果" : "") + "。";
+  }
+  // the Chinese state of a campaign's effect (issue 14): sent campaigns only
+  function effectState(e) {
+    if (e.evaluation === "pending") {
+      return "尚待评估：窗口内尚无完整一周的数据。" + zhDate(e.measurable_from) + "起可出中期估计，" +
+        zhDate(e.complete_on) + "起可出完整估计。";
+    }
+    if (e.evaluation === "unavailable") { return "无法评估：" + (e.reason_zh || e.reason || "原因未知"); }
+    if (e.evaluation === "interim") {
+      return "中期估计：已观测 " + e.weeks_observed + "/" + e.weeks_in_window + " 周，" + zhDate(e.complete_on) + "起可出完整估计。";
+    }
+    return "";
+  }
+
   function showEffect(cp) {
     var box = $("effect");
-    return api("/v1/campaigns/" + encodeURIComponent(cp.id) + "/effect", { channel: "effect" }).then(function (e) {
-      if (e === undefined) { return; }
+    function show(lines) {
       box.hidden = false;
       box.textContent = "";
       box.appendChild(el("h3", { text: "效果评估：" + cp.title }));
-      var lines = [];
-      if (e.evaluation === "unavailable" || e.evaluation === "pending") {
-        lines.push((e.evaluation === "pending" ? "尚待评估：" : "无法评估：") + (e.reason || ""));
-      }
+      lines.forEach(function (t) { if (t) { box.appendChild(el("p", { text: t })); } });
+    }
+    return api("/v1/campaigns/" + encodeURIComponent(cp.id) + "/effect", { channel: "effect" }).then(function (e) {
+      if (e === undefined) { return; }  // replaced by a newer click
+      var lines = [effectState(e)];
       if (e.counterfactual) {
         var cf = e.counterfactual;
         var uncal = e.calibration && e.calibration.status === "uncalibrated";
-        lines.push((e.evaluation === "interim" ? "（中期）" : "") +
-          (uncal ? "（未校准，不计入考核）" : "（已按 " + (e.calibration ? e.calibration.n_placebos : 0) +
+        lines.push((uncal ? "（未校准，不计入考核）" : "（已按 " + (e.calibration ? e.calibration.n_placebos : 0) +
             " 个无活动高发期校准）") + "实际 " + fmt(cf.actual) + " 件，冻结预测 " +
           fmt(cf.counterfactual, 1) + " 件；效果 " + fmt(cf.effect, 1) + " 件（" +
-          (cf.relative_effect === null ? "—" : fmt(cf.relative_effect * 100) + "%") + "），95% 区间 [" +
-          fmt(cf.effect_lower_95, 1) + ", " + fmt(cf.effect_upper_95, 1) + "]，减少的概率 " + fmt(cf.p_reduced * 100) + "%。");
+          pct(cf.relative_effect) + "），95% 区间 [" +
+          fmt(cf.effect_lower_95, 1) + ", " + fmt(cf.effect_upper_95, 1) + "]，减少的概率 " + pct(cf.p_reduced) + "。" +
+          mdeText(cf));
       }
       if (e.did) {
         var d = e.did;
         if (d.status === "ok" || d.status === "no_interval") {
           lines.push("双重差分（对照 " + d.controls.length + " 个地区）：效果 " + fmt(d.effect, 1) + " 件（" +
-            fmt(d.relative_effect * 100) + "%）" + (d.status === "ok" ? "，95% 区间 [" + fmt(d.effect_lower_95, 1) +
-            ", " + fmt(d.effect_upper_95, 1) + "]" : "（无区间：" + d.reason + "）") + "。");
+            pct(d.relative_effect) + "）" + (d.status === "ok" ? "，95% 区间 [" + fmt(d.effect_lower_95, 1) +
+            ", " + fmt(d.effect_upper_95, 1) + "]" : "（无区间：对照期数据不足）") + "。" + mdeText(d));
         } else {
-          lines.push("双重差分：无合适对照（" + (d.reason || d.status) + "）。");
+          lines.push("双重差分：无合适对照地区（同类别其他地区在窗口内或之前也有活动，或历史走势不相似）。");
         }
       }
-      lines.forEach(function (t) { box.appendChild(el("p", { text: t })); });
-    }).catch(function (err) { say("无法评估：" + err.message, "error"); });
+      if (e.evaluation === "complete" || e.evaluation === "interim") {
+        lines.push("单次活动的估计区间较宽，很难显著；请看“考核”页按类别合并的效果。");
+      }
+      show(lines);
+    }).catch(function (err) {
+      if (err.status === 409) {
+        show(["尚未发送（当前状态：" + (STATUS_ZH[cp.status] || cp.status) + "），只有已发送的活动才评估效果。"]);
+        return;
+      }
+      say("无法评估：" + err.message, "error");
+    });
+  }
+
+  function pooledText(p) {
+    if (!p || !p.headline) { return ["—", "—", "—"]; }
+    var est = p[p.headline];
+    var name = { randomised: "随机化", did: "双重差分", counterfactual: "反事实" }[p.headline];
+    return [pct(est.relative_effect) + " [" + pct(est.relative_lower_95) + ", " + pct(est.relative_upper_95) + "]" +
+              "（" + name + "，" + est.k + (p.headline === "randomised" ? " 期" : " 个活动") + (est.significant ? "，显著" : "") + "）",
+            pct(est.mde), est.campaigns_needed ? String(est.campaigns_needed) : "—"];
   }
 
   // ------------------------------------------------------------------ scorecard
@@ -426,8 +468,12 @@
       var body = $("scorecard").querySelector("tbody");
       body.textContent = "";
       sc.groups.concat([sc.total]).forEach(function (g, i) {
+        var pooled = pooledText(g.pooled);
         var tr = el("tr", { className: i === sc.groups.length ? "total" : "" }, [
           el("td", { text: g.label }),
+          el("td", { className: "num pooled", text: pooled[0] }),
+          el("td", { className: "num", text: pooled[1] }),
+          el("td", { className: "num", text: pooled[2] }),
           el("td", { className: "num", text: String(g.campaigns) }),
           el("td", { className: "num", text: String(g.campaigns_sent) }),
           el("td", { className: "num", text: String(g.spike_windows) }),

@@ -28,7 +28,7 @@ def read_yaml_list(path: Path, key: str) -> list[dict[str, Any]]:
 
 
 _CATEGORY_FIELDS = ("name_zh", "name_en", "aliases", "sector", "lead_days", "legal_basis",
-                    "requirements", "advice", "templates")
+                    "requirements", "advice", "templates", "randomised_timing")
 _REGION_FIELDS = ("name_zh", "name_en", "parent", "level", "population", "aliases")
 
 
@@ -56,6 +56,15 @@ def load_reference(
     existing_c = {c.code: c for c in session.scalars(select(Category))}
     for item in categories:
         code = str(item["code"])
+        if "randomised_timing" in item:
+            from service.campaigns.randomised import parse_timing_setting
+
+            try:
+                item = {**item, "randomised_timing": parse_timing_setting(
+                    item["randomised_timing"])}
+            except ValueError as exc:
+                raise ValueError(f"{categories_file}: category '{code}': randomised_timing: "
+                                 f"{exc}") from exc
         cat = existing_c.get(code) or Category(code=code)
         for f in _CATEGORY_FIELDS:
             if f in item:

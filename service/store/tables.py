@@ -80,6 +80,9 @@ class Category(Base):
     advice: Mapped[str | None] = mapped_column(Text)
     templates: Mapped[dict[str, Any]] = mapped_column(default=dict)
     registered_by_import: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: ``{enabled, delay_weeks, min_regions}``: the department lets the planner randomise
+    #: reminder timing (service.campaigns.randomised); empty = off.
+    randomised_timing: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 class Region(Base):
     """An administrative region (GB/T 2260 code) with its parent for roll-ups."""

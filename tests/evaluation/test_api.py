@@ -61,19 +61,31 @@ def test_effect_of_a_sent_campaign_matches_hand_computation(api: Api, seeded: Se
     assert set(did["controls"]) == {"complaints|fireworks|150200", "complaints|fireworks|152900"}
     assert did["relative_effect"] < -0.3 and did["significant"] is True
     assert did["relative_upper_95"] < 0
+    # the smallest effect each estimate could have detected, and campaigns needed for -20 %
+    assert did["mde"] == pytest.approx(np.expm1(-(1.959964 + 0.841621) * did["placebo_rmse"]),
+                                       abs=1e-4)
+    assert isinstance(did["campaigns_needed"], int) and did["campaigns_needed"] >= 2
+    assert -1 < cf["mde"] < 0 and cf["campaigns_needed"] >= 2
 
 
 def test_effect_states_unavailable_and_pending(api: Api, seeded: Seeded) -> None:
-    draft = _get(api, f"/v1/campaigns/{seeded.draft_id}/effect")
-    assert draft["evaluation"] == "unavailable" and draft["counterfactual"] is None
-    assert "never approved" in str(draft["reason"])
+    client, keys = api
+    r = client.get(f"/v1/campaigns/{seeded.draft_id}/effect",
+                   headers={"X-API-Key": keys["read"]})  # not sent: no number, a 409
+    assert r.status_code == 409 and r.headers["content-type"] == PROBLEM_JSON
+    assert r.json()["status_now"] == "draft" and "only for sent" in r.json()["detail"]
     pending = _get(api, f"/v1/campaigns/{seeded.pending_id}/effect")
     assert pending["evaluation"] == "pending" and pending["weeks_observed"] == 0
     assert pending["counterfactual"] is None and pending["did"] is None
     assert len(pending["weeks"]) == 2
+    start = dt.date.fromisoformat(pending["window_start"])
+    assert pending["measurable_from"] == (start + dt.timedelta(days=7)).isoformat()
+    assert pending["complete_on"] == (dt.date.fromisoformat(pending["window_end"])
+                                      + dt.timedelta(days=1)).isoformat()
+    assert pending["reason_zh"] == "窗口内尚无完整一周的数据"
     other = _get(api, f"/v1/campaigns/{seeded.sent_id}/effect", signal="violations")
     assert other["evaluation"] == "unavailable" and "no sample paths" in str(other["reason"])
-    client, keys = api
+    assert "没有该序列的样本路径" in other["reason_zh"]
     r = client.get("/v1/campaigns/nope/effect", headers={"X-API-Key": keys["read"]})
     assert r.status_code == 404 and r.headers["content-type"] == PROBLEM_JSON
 
@@ -126,8 +138,26 @@ def test_scorecard_by_category(api: Api, seeded: Seeded) -> None:
     assert fw["spike_windows"] > len(hit) and fw["spike_windows_caught"] == len(hit)
     assert fw["median_lead_days"] == pytest.approx(
         float(np.median([(d - seeded.send_date).days for d in starts])))
+    # pooled first: one sent campaign with a DiD ok -> a "pooled" estimate of k = 1 that
+    # equals it, its contribution has all the weight; the uncalibrated counterfactual is left
+    # out of the pooling
+    pooled = fw["pooled"]
+    assert pooled["headline"] == "did" and pooled["counterfactual"] is None
+    assert pooled["did"]["k"] == 1 and pooled["randomised"] is None
+    assert pooled["did"]["relative_effect"] == pytest.approx(did["relative_effect"], abs=1e-6)
+    assert pooled["did"]["mde"] == pytest.approx(did["mde"], abs=1e-6)
+    contribution = rows[seeded.sent_id]["contribution"]
+    assert contribution["did"]["weight"] == 1.0 and "counterfactual" not in contribution
+    assert rows[seeded.pending_id]["contribution"] is None
+    assert food["pooled"] is None
+    assert sc["pooled"]["by"] == "category"
+    assert [g["key"] for g in sc["pooled"]["groups"]] == ["fireworks"]
+    assert sc["pooled"]["groups"][0]["label"] == "违规销售燃放烟花爆竹"
+    by_year = _get(api, "/v1/evaluation", pooled_by="year")["pooled"]
+    assert [g["label"] for g in by_year["groups"]] == [f"{WINDOW[0].year}年"]
     total = sc["total"]
     assert isinstance(total, dict)
+    assert total["pooled"]["did"]["k"] == 1
     assert total["campaigns_sent"] == 2 and total["deliveries_failed"] == 3
     assert total["avoided"] == pytest.approx(fw["avoided"])
     assert total["avoided_upper_95"] == pytest.approx(fw["avoided_upper_95"])

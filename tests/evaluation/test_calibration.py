@@ -84,6 +84,46 @@ def test_placebo_calibration_shrinks_with_few_noisy_placebos() -> None:
         placebo_calibration(pd.DataFrame({"actual": [1.0]}))
 
 
+def test_conformal_bounds_hold_the_level_and_see_a_heavier_upper_tail() -> None:
+    rng = np.random.default_rng(8)
+    n = 200
+    expected = rng.uniform(20, 40, n)
+    # errors in units of the paths' sd (2): mostly N(0, 1), a few large surges above
+    z = rng.standard_normal(n) + np.where(rng.random(n) < 0.08, rng.uniform(3, 6, n), 0)
+    cal = placebo_calibration(pd.DataFrame({"actual": expected + 2.0 * z,
+                                            "counterfactual": expected,
+                                            "counterfactual_sd": 2.0}), prior_sd=1e-6)
+    zs = np.sort(np.abs(z))
+    conformal = zs[int(np.ceil(0.95 * (n + 1))) - 1] / 1.959964 * np.sqrt(1 + 1 / n)
+    assert cal.dispersion >= conformal - 1e-6  # the symmetric 95 % bound
+    upper = np.sort(z)[::-1][n - int(np.ceil(0.975 * (n + 1)))] / 1.959964 * np.sqrt(1 + 1 / n)
+    assert cal.dispersion_high == pytest.approx(max(upper, cal.dispersion), rel=1e-6)
+    assert cal.dispersion_high > cal.dispersion  # the surges make the upper tail heavier
+    # a new window from the same errors falls outside the two-sided interval <= 5 % of times
+    new = rng.standard_normal(4000) + np.where(rng.random(4000) < 0.08,
+                                               rng.uniform(3, 6, 4000), 0)
+    outside = (new > 1.959964 * cal.dispersion_high) | (new < -1.959964 * cal.dispersion)
+    assert outside.mean() <= 0.05
+    few = placebo_calibration(pd.DataFrame({"actual": expected[:20] + 2.0 * z[:20],
+                                            "counterfactual": expected[:20],
+                                            "counterfactual_sd": 2.0}))
+    assert few.dispersion_high == few.dispersion  # < 39 placebos: no one-sided bound
+
+
+def test_dispersion_high_widens_only_the_lower_effect_bound() -> None:
+    weeks = pd.DatetimeIndex(pd.to_datetime(["2024-02-12", "2024-02-19"]))
+    paths = pd.DataFrame([[9.0, 10.0, 11.0], [9.0, 10.0, 11.0]], index=weeks)
+    actual = pd.Series([12.0, 12.0], index=weeks)
+    sym = campaign_effect(actual, paths, window_start=weeks[0], window_end=weeks[1],
+                          dispersion=2.0)
+    hi = campaign_effect(actual, paths, window_start=weeks[0], window_end=weeks[1],
+                         dispersion=2.0, dispersion_high=3.0)
+    sd = sym.counterfactual_sd
+    assert sym.effect_lower_95 == pytest.approx(4.0 - 1.959964 * sd, abs=1e-4)
+    assert hi.effect_lower_95 == pytest.approx(4.0 - 1.959964 * sd * 1.5, abs=1e-4)
+    assert hi.effect_upper_95 == sym.effect_upper_95 and hi.effect == sym.effect
+
+
 def test_campaign_effect_applies_bias_then_dispersion() -> None:
     weeks = pd.DatetimeIndex(pd.to_datetime(["2024-02-12", "2024-02-19"]))
     paths = pd.DataFrame([[9.0, 10.0, 11.0], [9.0, 10.0, 11.0]], index=weeks)

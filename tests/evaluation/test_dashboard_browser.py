@@ -195,12 +195,26 @@ def test_dashboard_draws_and_approves(stack: tuple[str, dict[str, str], Seeded, 
             page.locator(f"#campaigns tr[data-id='{seeded.sent_id}'] button.effect-btn").click()
             expect(page.locator("#effect")).to_contain_text("实际 16 件", timeout=15_000)
             expect(page.locator("#effect")).to_contain_text("双重差分")
+            expect(page.locator("#effect")).to_contain_text("最小可检测效应")
+            # states in Chinese: pending with its dates; not sent -> no number (a 409)
+            page.check("#all-campaigns")
+            page.wait_for_selector(f"#campaigns tr[data-id='{seeded.pending_id}']")
+            page.locator(f"#campaigns tr[data-id='{seeded.pending_id}'] button.effect-btn"
+                         ).click()
+            expect(page.locator("#effect")).to_contain_text("尚待评估", timeout=15_000)
+            expect(page.locator("#effect")).to_contain_text("起可出中期估计")
+            # an approved campaign that has not been sent offers no effect either (the API
+            # answers 409 for it, tests/evaluation/test_api.py)
+            approved = page.locator(f"#campaigns tr[data-id='{draft_id}']")
+            expect(approved).to_have_attribute("data-status", "approved")
+            assert approved.locator("button.effect-btn").count() == 0
             shot = tmp_path / "dashboard.png"
             page.screenshot(path=str(shot), full_page=True)
             # the scorecard view
             page.click("button[data-tab='score-view']")
             page.wait_for_selector("#scorecard tbody tr.total", timeout=20_000)
             expect(page.locator("#scorecard tbody")).to_contain_text("违规销售燃放烟花爆竹")
+            expect(page.locator("#scorecard tbody")).to_contain_text("双重差分，1 个活动")
             page.screenshot(path=str(tmp_path / "scorecard.png"), full_page=True)
             # a read-only key sees no approve / cancel buttons
             page.click("#key-clear")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -370,13 +370,23 @@ def test_migration_backfills_existing_databases(db_url: str, settings: Settings)
 
     eng = make_engine(db_url)
     try:
-        upgrade(eng, "0001")
+        upgrade(eng, "0002_recipient_webhook_secrets")  # the revision before the summary
         factory = make_sessionmaker(eng)
+        # plain SQL: the ORM classes describe the head schema, not this older one
+        with eng.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO categories (code, name_zh, aliases, lead_days, legal_basis, "
+                "templates, registered_by_import) VALUES ('fireworks', 'f', '[]', 14, '[]', "
+                "'{}', false)"))
+            conn.execute(text(
+                "INSERT INTO regions (code, name_zh, level, aliases, registered_by_import) "
+                "VALUES ('150100', 'a', 'league', '[]', false), "
+                "('150200', 'b', 'league', '[]', false)"))
+            conn.execute(text(
+                "INSERT INTO import_batches (id, kind, source, status, received, inserted, "
+                "duplicates, rejected, options, started_at) VALUES ('b1', 'complaints', "
+                "'old', 'completed', 8, 8, 0, 0, '{}', '2024-03-01 00:00:00+00')"))
         with factory() as s:
-            load_reference(session=s, categories_file=settings.categories_file,
-                           regions_file=settings.regions_file)
-            s.add(ImportBatch(id="b1", kind="complaints", source="old", status="completed"))
-            s.flush()
             day = dt.date(2024, 1, 1)
             s.execute(sa_insert(Complaint), [
                 {"source": "old" if i % 3 else "older", "external_id": f"c{i}",

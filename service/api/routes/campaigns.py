@@ -146,6 +146,11 @@ class CampaignDetail(CampaignSummary):
         description="Peak windows (and their weekly P(spike)) behind the campaign")
     constraint_notes: list[ConstraintNote]
     review: dict[str, Any] = Field(description="Why it needs review, and the new proposal")
+    timing: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Randomised timing (categories that opted in): design, wave, status "
+                    "(proposed | assigned), arm (early | delayed), seed and who drew it; "
+                    "empty when the campaign is not randomised")
     audience: dict[str, Any] = Field(description="public, number of entities and recipients")
     notify_entities: bool
     content_overrides: dict[str, Any]

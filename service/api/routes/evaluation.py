@@ -10,13 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import SessionDep, SettingsDep, require
 from service.api.problems import PROBLEM_RESPONSES, problem_doc
-from service.evaluation import campaign_effect_report, scorecard, series_chart
+from service.campaigns.tables import Campaign
+from service.effect_pooling import annotate_effect
+from service.errors import Conflict
+from service.evaluation import SENT_STATUSES, campaign_effect_report, scorecard, series_chart
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["evaluation"], dependencies=[Depends(require("read"))],
                    responses=PROBLEM_RESPONSES)
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem_doc("Not found", 404)}
+_NOT_SENT: dict[int | str, dict[str, Any]] = {409: problem_doc("Conflict", 409)}
 Signal = Literal["complaints", "violations"]
 _CID = "3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57"
 _RUN = "7c4e2b9a1f3d4a6e8b0c2d4f6a8e1b3c"
@@ -37,7 +41,7 @@ _EFFECT: dict[str, Any] = {
     "effect_upper_80": -44.1, "effect_lower_95": -146.0, "effect_upper_95": -22.8,
     "relative_lower_80": -0.368, "relative_upper_80": -0.171, "relative_lower_95": -0.405,
     "relative_upper_95": -0.096, "p_reduced": 0.993, "n_samples": 1000, "bias_ratio": 0.97,
-    "significant": True, "calibrated": True,
+    "significant": True, "calibrated": True, "mde": -0.31, "campaigns_needed": 9,
 }
 _EFFECT_EXAMPLE: dict[str, Any] = {
     "campaign_id": _CID, "campaign_status": "sent",
@@ -63,7 +67,9 @@ _EFFECT_EXAMPLE: dict[str, Any] = {
             "effect_lower_80": -101.2, "effect_upper_80": -31.0, "effect_lower_95": -118.9,
             "effect_upper_95": -11.7, "relative_lower_80": -0.36, "relative_upper_80": -0.11,
             "relative_lower_95": -0.42, "relative_upper_95": -0.04, "p_reduced": 0.98,
-            "n_placebos": 20, "placebo_rmse": 0.12, "significant": True},
+            "n_placebos": 20, "placebo_rmse": 0.12, "significant": True, "mde": -0.29,
+            "campaigns_needed": 6},
+    "measurable_from": "2027-02-08", "complete_on": "2027-02-15", "reason_zh": None,
 }
 _GROUP: dict[str, Any] = {
     "key": "fireworks", "label": "烟花爆竹", "campaigns": 12, "campaigns_sent": 11,
@@ -73,6 +79,75 @@ _GROUP: dict[str, Any] = {
     "avoided_upper_80": 790.2, "avoided_lower_95": 98.6, "avoided_upper_95": 935.1,
     "deliveries": 604, "deliveries_failed": 3,
 }
+_POOLED_EST: dict[str, Any] = {
+    "k": 11, "df": 10.0, "relative_effect": -0.22, "relative_lower_95": -0.34,
+    "relative_upper_95": -0.08, "relative_lower_80": -0.3, "relative_upper_80": -0.13,
+    "tau2": 0.004, "i2": 0.12, "q": 11.4, "p_heterogeneity": 0.33, "p_value": 0.004,
+    "significant": True, "mde": -0.19, "campaigns_needed": 9, "method": "DL+HKSJ"}
+_POOLED: dict[str, Any] = {"counterfactual": _POOLED_EST, "did": {**_POOLED_EST, "k": 7},
+                           "randomised": None, "headline": "did"}
+
+
+_MDE = Field(None, description="Smallest relative reduction this estimate would have detected "
+                               "with 80 % power in a two-sided 5 % test (e.g. -0.35)")
+_NEEDED = Field(None, description="Campaigns like this one a pooled estimate needs to detect a "
+                                  "-20 % effect with 80 % power")
+
+
+class PooledEstimate(BaseModel):
+    """Random-effects pooled effect (``models.pooling.pool``: DerSimonian–Laird tau²,
+    Hartung–Knapp–Sidik–Jonkman interval, widened for errors shared within a season or
+    through shared controls)."""
+
+    k: int = Field(description="Campaign estimates pooled (randomised: waves)")
+    df: float | None = Field(description="Degrees of freedom of the t interval")
+    relative_effect: float = Field(description="Pooled relative effect (-0.2 = 20 % fewer)")
+    relative_lower_95: float
+    relative_upper_95: float
+    relative_lower_80: float
+    relative_upper_80: float
+    tau2: float | None = Field(description="Between-campaign variance of the true effects "
+                                           "(log scale)")
+    i2: float | None = Field(description="Share of the spread that is heterogeneity")
+    q: float = Field(description="Cochran's Q")
+    p_heterogeneity: float | None
+    p_value: float
+    significant: bool
+    mde: float | None = _MDE
+    campaigns_needed: int | None = _NEEDED
+    method: str
+    waves: int | None = Field(None, description="Randomised waves (randomised only)")
+
+
+class PooledGroup(BaseModel):
+    counterfactual: PooledEstimate | None = Field(description="Calibrated counterfactual")
+    did: PooledEstimate | None = Field(description="Difference-in-differences")
+    randomised: PooledEstimate | None = Field(
+        description="Stepped-wedge design estimate of randomised windows (the most credible "
+                    "figure: chance alone chose who was reminded first)")
+    headline: Literal["randomised", "did", "counterfactual"] | None = Field(
+        description="The estimate to show first")
+
+
+class PooledBlockGroup(PooledGroup):
+    key: str
+    label: str
+
+
+class PooledBlock(BaseModel):
+    by: Literal["category", "region", "department", "region_level", "year"]
+    season_correlation: float = Field(description="Within-season correlation of the "
+                                                  "counterfactual's errors (placebo windows)")
+    groups: list[PooledBlockGroup]
+
+
+class Contribution(BaseModel):
+    weight: float = Field(description="Share of the group's pooled estimate")
+    relative_effect: float
+    relative_lower_95: float
+    relative_upper_95: float
+    mde: float | None = _MDE
+    campaigns_needed: int | None = _NEEDED
 
 
 class EffectWeek(BaseModel):
@@ -113,6 +188,8 @@ class CounterfactualEffect(BaseModel):
     calibrated: bool = Field(description="Against placebo-calibrated paths; false: the frozen "
                                          "forecast as stored (uncalibrated, not counted in "
                                          "the scorecard)")
+    mde: float | None = _MDE
+    campaigns_needed: int | None = _NEEDED
 
 
 class CalibrationOut(BaseModel):
@@ -126,6 +203,8 @@ class CalibrationOut(BaseModel):
                                           "(1 when uncalibrated)")
     dispersion: float = Field(description="Spread factor of the corrected paths (1 when "
                                           "uncalibrated)")
+    dispersion_high: float = Field(1.0, description="Spread the upper tail needs (actual above "
+                                                    "the forecast), never below dispersion")
     raw_ratio: float | None = Field(description="Sum of actual / sum of expected over the "
                                                 "placebos, before shrinkage towards 1")
     ratio_se: float | None = Field(description="Standard error of log(raw_ratio)")
@@ -169,6 +248,8 @@ class DidOut(BaseModel):
     n_placebos: int = 0
     placebo_rmse: float | None = None
     significant: bool = False
+    mde: float | None = _MDE
+    campaigns_needed: int | None = _NEEDED
 
 
 class EffectOut(BaseModel):
@@ -197,6 +278,10 @@ class EffectOut(BaseModel):
         description="Against the frozen paths as stored (only when a calibrated estimate is "
                     "shown)")
     did: DidOut | None
+    measurable_from: dt.date = Field(description="First day an interim estimate is possible "
+                                                 "(the first window week complete)")
+    complete_on: dt.date = Field(description="First day the whole window is observed")
+    reason_zh: str | None = Field(description="The reason in Chinese (dashboard)")
 
 
 class ScoreGroup(BaseModel):
@@ -221,6 +306,8 @@ class ScoreGroup(BaseModel):
     avoided_upper_95: float | None
     deliveries: int
     deliveries_failed: int = Field(description="Outbox rows dead-lettered")
+    pooled: PooledGroup | None = Field(None, description="Pooled effect of the group's sent "
+                                                         "campaigns (lead with this)")
 
 
 class ScoredCampaign(BaseModel):
@@ -239,19 +326,28 @@ class ScoredCampaign(BaseModel):
     avoided_lower_95: float | None
     avoided_upper_95: float | None
     reason: str | None
+    contribution: dict[str, Contribution] | None = Field(
+        None, description="This campaign's part in its group's pooled estimates, per method "
+                          "(counterfactual, did)")
 
 
 class Scorecard(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "group_by": "category", "signal": "complaints", "from": "2027-01-01",
         "to": "2027-03-31", "interval_method": "sum of the per-campaign bounds",
-        "groups": [_GROUP], "total": {**_GROUP, "key": "total", "label": "合计"},
+        "groups": [{**_GROUP, "pooled": _POOLED}],
+        "total": {**_GROUP, "key": "total", "label": "合计", "pooled": _POOLED},
+        "pooled": {"by": "category", "season_correlation": 0.3,
+                   "groups": [{"key": "fireworks", "label": "烟花爆竹", **_POOLED}]},
         "campaigns": [{"campaign_id": _CID, "category": "fireworks", "region": "150100",
                        "window_start": "2027-02-01", "window_end": "2027-02-14",
                        "evaluation": "complete", "method": "counterfactual",
                        "avoided": 84.3, "avoided_lower_80": 44.1, "avoided_upper_80": 124.6,
                        "avoided_lower_95": 22.8, "avoided_upper_95": 146.0,
-                       "reason": None}]}]})
+                       "reason": None, "contribution": {"did": {
+                           "weight": 0.14, "relative_effect": -0.24,
+                           "relative_lower_95": -0.42, "relative_upper_95": -0.04,
+                           "mde": -0.29, "campaigns_needed": 6}}}]}]})
     group_by: Literal["category", "region", "department"]
     signal: Signal
     from_: dt.date | None = Field(None, alias="from")
@@ -262,20 +358,27 @@ class Scorecard(BaseModel):
     total: ScoreGroup
     campaigns: list[ScoredCampaign] = Field(description="Sent campaigns of the period and the "
                                                         "estimate each contributes")
+    pooled: PooledBlock | None = Field(None, description="Pooled effects grouped by "
+                                                         "`pooled_by`")
 
 
 @router.get("/campaigns/{campaign_id}/effect", summary="A campaign's measured effect",
-            responses=_NOT_FOUND)
+            responses={**_NOT_FOUND, **_NOT_SENT})
 def get_campaign_effect(campaign_id: Annotated[str, Path(description="Campaign id")],
                         session: SessionDep, settings: SettingsDep,
                         signal: _SignalQuery = None) -> EffectOut:
     """Actual counts over the window against the forecast frozen at approval (calibrated on
     predicted peak windows that had no campaign; labelled uncalibrated when too few exist),
-    and a difference-in-differences estimate against regions without a campaign. Needs the
-    ``read`` scope."""
-    return EffectOut.model_validate(campaign_effect_report(
+    and a difference-in-differences estimate against regions without a campaign, each with
+    the smallest effect it could have detected. Only sent campaigns have an effect: any
+    other status answers 409. Needs the ``read`` scope."""
+    c = session.get(Campaign, campaign_id)
+    if c is not None and c.status not in SENT_STATUSES:
+        raise Conflict(f"campaign {campaign_id} is {c.status}; effects are measured only for "
+                       "sent campaigns", status_now=c.status)
+    return EffectOut.model_validate(annotate_effect(campaign_effect_report(
         session=session, campaign_id=campaign_id, signal=signal,
-        min_probability=settings.campaigns.min_probability))
+        min_probability=settings.campaigns.min_probability)))
 
 
 @router.get("/evaluation", summary="Guidance-work scorecard", response_model_by_alias=True)
@@ -293,14 +396,20 @@ def get_evaluation(
     signal: Annotated[Signal | None, Query(
         description="Signal the spikes and effects are measured on (default: the first "
                     "planning signal)")] = None,
+    pooled_by: Annotated[Literal["category", "region", "department", "region_level", "year"],
+                         Query(description="Grouping of the top-level pooled effects")
+                         ] = "category",
 ) -> Scorecard:
-    """Campaigns sent, spike windows caught in advance, median lead time, estimated counts
-    avoided (with 80 % / 95 % intervals; only calibrated counterfactual or DiD estimates are
-    counted, per campaign in ``campaigns``) and failed deliveries per category, region or
-    department (the category's sector). Needs the ``read`` scope."""
+    """Pooled effects first (per group: the randomised design estimate when windows were
+    randomised, the DiD and the calibrated counterfactual, each with heterogeneity, the
+    smallest detectable effect and the campaigns needed to detect -20 %; each campaign's
+    contribution), then campaigns sent, spike windows caught in advance, median lead time,
+    estimated counts avoided (with 80 % / 95 % intervals; only calibrated counterfactual or DiD
+    estimates are counted, per campaign in ``campaigns``) and failed deliveries per category,
+    region or department (the category's sector). Needs the ``read`` scope."""
     return Scorecard.model_validate(scorecard(
         session=session, settings=settings, group_by=group_by, date_from=date_from,
-        date_to=date_to, signal=signal))
+        date_to=date_to, signal=signal, pooled_by=pooled_by))
 
 
 class ChartWeek(BaseModel):

@@ -1,0 +1,310 @@
+"""Difference-in-differences estimate of a campaign's effect (:func:`did_effect`).
+
+Against the same category in regions without a campaign in the window, controls chosen by the
+similarity of their weekly pattern before the window, with a placebo-in-time interval. It
+removes shocks shared across regions (weather, a city-wide news story) that a forecast cannot
+foresee, and does not depend on the forecast at all. Also importable from
+:mod:`models.effect`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from models._weeks import FloatArray, Z, fmt_weeks, week_index, window_weeks
+
+__all__ = ["DidEstimate", "DidStatus", "did_effect"]
+
+_OFFSET = 0.5  # counts/week added before taking logs in the DiD (zero-safe)
+DidStatus = Literal["ok", "no_fair_control", "no_interval"]
+
+
+@dataclass(frozen=True)
+class DidEstimate:
+    """Difference-in-differences estimate of a campaign's effect.
+
+    Attributes
+    ----------
+    status : ``"ok"``; ``"no_fair_control"`` (no estimate: see ``reason``); or
+        ``"no_interval"`` (point estimate only: too few placebo windows, see ``reason``).
+    reason : why the status is not ``"ok"`` (None when it is).
+    treated : the campaign's series id.
+    window_start, window_end : Monday of the first and Sunday of the last window week.
+    controls : chosen control series, most similar first.
+    similarity : ``{candidate: correlation}`` for every candidate that could be scored
+        (chosen or not), so a reader can see how close the best ones came to the bar.
+    excluded : ``{candidate: reason}`` for candidates dropped before scoring (missing weeks,
+        constant history).
+    n_pre_weeks, n_match_weeks : weeks of the pre period and of the matching period used.
+    actual : treated total over the window.
+    counterfactual : treated window total implied by the controls' change.
+    effect, relative_effect : ``actual - counterfactual`` and ``exp(log_effect) - 1``.
+    log_effect : the DiD on log weekly rates (see :func:`did_effect`).
+    effect_lower_80, ..., relative_upper_95 : placebo intervals (NaN unless status ok).
+    p_reduced : probability that the true log effect is below 0 when the estimation error
+        is normal with the placebo RMS error as its sd (NaN unless ok).
+    n_placebos : placebo windows used for the interval.
+    placebo_rmse : root mean square of the placebo estimates (log scale), the error scale.
+    """
+
+    status: DidStatus
+    reason: str | None
+    treated: str
+    window_start: pd.Timestamp
+    window_end: pd.Timestamp
+    controls: tuple[str, ...] = ()
+    similarity: dict[str, float] = field(default_factory=dict)
+    excluded: dict[str, str] = field(default_factory=dict)
+    n_pre_weeks: int = 0
+    n_match_weeks: int = 0
+    actual: float = float("nan")
+    counterfactual: float = float("nan")
+    effect: float = float("nan")
+    relative_effect: float = float("nan")
+    log_effect: float = float("nan")
+    effect_lower_80: float = float("nan")
+    effect_upper_80: float = float("nan")
+    effect_lower_95: float = float("nan")
+    effect_upper_95: float = float("nan")
+    relative_lower_80: float = float("nan")
+    relative_upper_80: float = float("nan")
+    relative_lower_95: float = float("nan")
+    relative_upper_95: float = float("nan")
+    p_reduced: float = float("nan")
+    n_placebos: int = 0
+    placebo_rmse: float = float("nan")
+
+    @property
+    def significant(self) -> bool:
+        """Status ok and the 95 % interval excludes 0 (either side)."""
+        return bool(self.status == "ok"
+                    and (self.relative_upper_95 < 0 or self.relative_lower_95 > 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (``controls`` as a list) plus ``significant``."""
+        d = asdict(self)
+        d["controls"] = list(self.controls)
+        d["significant"] = self.significant
+        return d
+
+
+def _wide(panel: pd.DataFrame) -> pd.DataFrame:
+    missing = {"unique_id", "week", "y"} - set(panel.columns)
+    if missing:
+        raise ValueError(f"panel lacks columns {sorted(missing)}")
+    f = pd.DataFrame({
+        "unique_id": panel["unique_id"].astype(str).to_numpy(),
+        "week": week_index(pd.Index(panel["week"])),
+        "y": pd.to_numeric(panel["y"], errors="coerce").to_numpy(dtype=float),
+    })
+    if f.duplicated(["unique_id", "week"]).any():
+        raise ValueError("panel repeats (unique_id, week) rows")
+    if (f["y"] < 0).any():
+        raise ValueError("panel counts must be >= 0")
+    wide = f.pivot(index="week", columns="unique_id", values="y").sort_index()
+    full = pd.date_range(wide.index.min(), wide.index.max(), freq="7D", unit="ns")
+    return wide.reindex(full)
+
+
+def _log_rates(values: FloatArray, pre: slice, win: slice) -> FloatArray:
+    """``log(mean window + c) - log(mean pre + c)`` per column of a weeks x units matrix."""
+    a = values[pre].mean(axis=0)
+    b = values[win].mean(axis=0)
+    out: FloatArray = np.log(b + _OFFSET) - np.log(a + _OFFSET)
+    return out
+
+
+def did_effect(
+    panel: pd.DataFrame,
+    treated: str,
+    window: tuple[Any, Any],
+    *,
+    controls: Sequence[str] | None = None,
+    pre_weeks: int = 26,
+    match_weeks: int = 104,
+    n_controls: int = 5,
+    min_controls: int = 2,
+    min_similarity: float = 0.5,
+    min_placebos: int = 20,
+    exclude_windows: Sequence[tuple[Any, Any]] = (),
+) -> DidEstimate:
+    """Difference-in-differences against similar series without a campaign in the window.
+
+    Parameters
+    ----------
+    panel : weekly counts ``unique_id, week, y`` (week = Monday) of the treated series and
+        the candidate controls. Candidates should be the same category in regions without a
+        campaign in (or shortly before) this window: the caller filters them.
+    treated : the campaign's series id.
+    window : ``(start, end)`` of the peak window.
+    controls : candidate control ids (default: every other series in ``panel``).
+    pre_weeks : weeks just before the window that form the pre period of the DiD.
+    match_weeks : weeks before the window used to score similarity and to place placebo
+        windows (clipped to the treated series' contiguous history; at least ``pre_weeks``).
+        The default two years lets last year's season count in the similarity.
+    n_controls : keep at most this many of the most similar candidates.
+    min_controls : fewer candidates passing the bar -> ``no_fair_control``.
+    min_similarity : the bar: Pearson correlation of ``log1p`` weekly counts over the
+        matching period.
+    min_placebos : fewer placebo windows -> ``no_interval`` (point estimate only).
+    exclude_windows : other campaign windows of these series; placebo windows that overlap
+        them (or their pre periods) are skipped.
+
+    Returns
+    -------
+    DidEstimate
+
+    Raises
+    ------
+    ValueError
+        When the treated series is absent, lacks a window week, or has fewer than
+        ``pre_weeks`` complete weeks just before the window (the message names the weeks).
+
+    Notes
+    -----
+    *Estimator.* For each series ``g = log(mean weekly count in window + 0.5) - log(mean
+    weekly count in the pre period + 0.5)``; the DiD is ``g_treated - mean(g_controls)``
+    (equal weights), ``relative_effect = exp(DiD) - 1`` (a multiplicative effect on the rate,
+    so series of different sizes are comparable). The counterfactual total is the treated
+    pre-period rate moved by the controls' mean change, times the window length.
+
+    *Controls.* A candidate needs every week of the matching period and of the window. Its
+    similarity is the Pearson correlation between its ``log1p`` weekly counts and the treated
+    series' over the matching period (the seasonal shape; levels do not matter in logs). The
+    ``n_controls`` best with similarity ``>= min_similarity`` are kept; with fewer than
+    ``min_controls`` the result is ``no_fair_control`` and ``reason`` says why. Equal weights
+    are used rather than synthetic-control weights: with a handful of noisy count series,
+    fitted weights overfit the pre period.
+
+    *Interval.* Placebo in time: the same estimator (same controls, same pre / window
+    lengths) is applied to every earlier window inside the matching period that does not
+    overlap the real window or ``exclude_windows``. Those placebo estimates are errors
+    around a zero effect; their root mean square (around 0, so a systematic placebo bias
+    widens the interval) is the sd of a normal error: ``DiD ± z * rmse`` on the log scale,
+    mapped to the relative and absolute scales. The normal scale was chosen over empirical
+    placebo quantiles because the ~75 overlapping (strongly correlated) placebo windows
+    give noisy extreme quantiles: in ``simulate_campaign_panel`` replications the 95 %
+    interval covered 0.92 with quantiles and 0.96 with the normal scale (80 %: 0.80, 0.81).
+    The controls were chosen on the same weeks (a slight optimism), and placebo windows
+    fall in every season while the real window is a peak.
+    """
+    if pre_weeks < 1 or n_controls < 1 or min_controls < 1:
+        raise ValueError("pre_weeks, n_controls and min_controls must be >= 1")
+    weeks = window_weeks(*window)
+    wide = _wide(panel)
+    treated = str(treated)
+    if treated not in wide.columns:
+        raise ValueError(f"treated series {treated!r} is not in the panel")
+    base: dict[str, Any] = {"treated": treated, "window_start": pd.Timestamp(weeks[0]),
+                            "window_end": pd.Timestamp(weeks[-1]) + pd.Timedelta(days=6)}
+    t = wide[treated]
+    win_vals = t.reindex(weeks)
+    if win_vals.isna().any():
+        raise ValueError(f"treated series {treated!r} lacks counts for window weeks "
+                         f"{fmt_weeks(weeks[win_vals.isna().to_numpy()])}")
+    before = t[t.index < weeks[0]]
+    # contiguous observed history just before the window
+    observed = before.notna().to_numpy()[::-1]
+    n_hist = int(np.argmin(observed)) if not observed.all() else len(observed)
+    if n_hist < pre_weeks:
+        first_pre = weeks[0] - pd.Timedelta(weeks=pre_weeks)
+        need = pd.date_range(first_pre, weeks[0] - pd.Timedelta(weeks=1), freq="7D")
+        have = set(before.dropna().index)
+        lacking = [w for w in need if w not in have]
+        raise ValueError(f"treated series {treated!r} has {n_hist} complete weeks before the "
+                         f"window, needs pre_weeks={pre_weeks}; missing {fmt_weeks(lacking[:8])}"
+                         f"{' …' if len(lacking) > 8 else ''}")
+    n_match = max(min(match_weeks, n_hist), pre_weeks)
+    match_idx = pd.date_range(weeks[0] - pd.Timedelta(weeks=n_match), periods=n_match,
+                              freq="7D", unit="ns")
+    span = match_idx.append(weeks)
+    candidates = [str(c) for c in (controls if controls is not None else wide.columns)
+                  if str(c) != treated]
+    excluded: dict[str, str] = {}
+    similarity: dict[str, float] = {}
+    t_match = np.log1p(wide.loc[match_idx, treated].to_numpy(dtype=float))
+    for c in candidates:
+        if c not in wide.columns:
+            excluded[c] = "not in the panel"
+            continue
+        vals = wide[c].reindex(span)
+        if vals.isna().any():
+            n_missing = int(vals.isna().sum())
+            excluded[c] = f"{n_missing} of {len(span)} matching/window weeks missing"
+            continue
+        c_match = np.log1p(vals.loc[match_idx].to_numpy(dtype=float))
+        if np.std(c_match) == 0 or np.std(t_match) == 0:
+            excluded[c] = "constant counts over the matching period"
+            continue
+        similarity[c] = float(np.corrcoef(t_match, c_match)[0, 1])
+    passing = sorted((c for c, r in similarity.items() if r >= min_similarity),
+                     key=lambda c: -similarity[c])[:n_controls]
+    if len(passing) < min_controls:
+        best = max(similarity.values()) if similarity else float("nan")
+        reason = (f"{len(passing)} candidate(s) reach similarity >= {min_similarity} "
+                  f"(need {min_controls}); {len(similarity)} scored (best {best:.2f}), "
+                  f"{len(excluded)} excluded, {len(candidates)} candidate(s) in all")
+        return DidEstimate(status="no_fair_control", reason=reason, similarity=similarity,
+                           excluded=excluded, n_match_weeks=n_match, **base)
+    units = [treated, *passing]
+    values = wide.loc[span, units].to_numpy(dtype=float)
+    n_win = len(weeks)
+    end = len(span)
+
+    def did_at(stop: int) -> float:
+        """DiD for the window ending (exclusive) at row ``stop`` of ``values``."""
+        g = _log_rates(values, slice(stop - n_win - pre_weeks, stop - n_win),
+                       slice(stop - n_win, stop))
+        return float(g[0] - g[1:].mean())
+
+    estimate = did_at(end)
+    g_all = _log_rates(values, slice(end - n_win - pre_weeks, end - n_win), slice(end - n_win, end))
+    rate_pre = float(values[end - n_win - pre_weeks:end - n_win, 0].mean())
+    rate_win = float(values[end - n_win:, 0].mean())
+    actual = float(values[end - n_win:, 0].sum())
+
+    def absolute(log_eff: float) -> float:
+        cf_rate = (rate_win + _OFFSET) * np.exp(-log_eff) - _OFFSET
+        return float(actual - n_win * cf_rate)
+
+    cf_total = float(n_win * ((rate_pre + _OFFSET) * np.exp(g_all[1:].mean()) - _OFFSET))
+    excl = [window_weeks(*w) for w in exclude_windows]
+    placebo = []
+    for stop in range(n_win + pre_weeks, len(match_idx) + 1):
+        used = span[stop - n_win - pre_weeks:stop]
+        if any(len(used.intersection(x)) for x in excl):
+            continue
+        placebo.append(did_at(stop))
+    errors = np.asarray(placebo, dtype=float)
+    common: dict[str, Any] = {
+        **base, "controls": tuple(passing), "similarity": similarity, "excluded": excluded,
+        "n_pre_weeks": pre_weeks, "n_match_weeks": n_match, "actual": actual,
+        "counterfactual": cf_total, "effect": absolute(estimate),
+        "relative_effect": float(np.expm1(estimate)), "log_effect": estimate,
+        "n_placebos": int(errors.size),
+    }
+    if errors.size < min_placebos:
+        return DidEstimate(status="no_interval",
+                           reason=f"{errors.size} placebo windows < min_placebos={min_placebos}"
+                                  f" ({n_match} matching weeks)", **common)
+    scale = float(np.sqrt(np.mean(errors**2)))
+    z80, z95 = Z[0.8], Z[0.95]
+    bounds = [estimate - z80 * scale, estimate + z80 * scale,
+              estimate - z95 * scale, estimate + z95 * scale]
+    return DidEstimate(
+        status="ok", reason=None, **common, placebo_rmse=scale,
+        effect_lower_80=absolute(bounds[0]), effect_upper_80=absolute(bounds[1]),
+        effect_lower_95=absolute(bounds[2]), effect_upper_95=absolute(bounds[3]),
+        relative_lower_80=float(np.expm1(bounds[0])),
+        relative_upper_80=float(np.expm1(bounds[1])),
+        relative_lower_95=float(np.expm1(bounds[2])),
+        relative_upper_95=float(np.expm1(bounds[3])),
+        p_reduced=float(NormalDist().cdf(-estimate / scale)) if scale > 0 else float(
+            estimate < 0),
+    )
