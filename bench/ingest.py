@@ -143,7 +143,7 @@ def worker_full(csv_path: Path, url: str) -> dict[str, Any]:
         load_reference(session=s, categories_file=cat_file, regions_file=reg_file)
     t0, c0 = time.perf_counter(), time.process_time()
     summary = import_file(session_factory=sf, kind="complaints", path=csv_path,
-                          source="bench", chunk_rows=CHUNK)
+                          source="bench", chunk_rows=CHUNK, pause_gc=True)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     engine.dispose()
     return {"seconds": seconds, "cpu": cpu, "received": summary.received,

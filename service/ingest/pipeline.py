@@ -121,6 +121,7 @@ __all__ = [
     "file_job",
     "records_job",
     "run_import",
+    "queue_import",
     "create_batch",
     "recover_interrupted",
     "file_sha256",
@@ -1278,6 +1279,22 @@ def run_import(session_factory: sessionmaker[Session], job: ImportJob,
              received=summary.received, inserted=summary.inserted,
              duplicates=summary.duplicates, rejected=summary.rejected)
     return summary
+
+
+def queue_import(session_factory: sessionmaker[Session], job: ImportJob) -> _BatchRef:
+    """Store a ``queued`` batch for ``job`` (a background import) after the checks that can
+    answer at once: arguments, and the file fingerprint (409 naming the earlier batch)."""
+    _validate(job)
+    batch = create_batch(session_factory, kind=job.kind, source=job.source,
+                         filename=job.filename, options=job.options(), status="queued",
+                         file_sha256=job.sha256)
+    try:
+        _check_fingerprint(session_factory, job, batch, wait=True)
+    except ServiceError as exc:
+        _mark_failed(session_factory, batch.id, exc)
+        exc.extensions.setdefault("batch_id", batch.id)
+        raise
+    return batch
 
 
 def _check_fingerprint(session_factory: sessionmaker[Session], job: ImportJob,

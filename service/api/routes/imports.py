@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 from collections.abc import AsyncGenerator, Iterator
 from typing import Annotated, Any, Literal
 
@@ -17,14 +18,25 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from service.api.deps import SessionDep, require
 from service.api.problems import PROBLEM_RESPONSES, problem_doc
 from service.dispatch.outbox import aware
-from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from service.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    UnprocessableContent,
+    UnsupportedMediaType,
+)
+from service.ingest.limits import ImportLimits
 from service.ingest.pipeline import (
     BatchSummary,
+    ImportJob,
+    file_job,
     get_batch,
-    import_file,
-    import_records,
     iter_rejected,
+    queue_import,
+    records_job,
+    run_import,
 )
+from service.ingest.readers import check_encoding_name
+from service.ingest.timestamps import DATE_ORDERS
 
 __all__ = ["router", "escape_cell"]
 
@@ -167,12 +179,101 @@ def _mapping(value: object) -> dict[str, str] | None:
     return dict(value)
 
 
-def _source(value: object) -> str | None:
+def _text(value: object, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise BadRequest("source must be a string")
+        raise BadRequest(f"{name} must be a string")
     return value.strip() or None
+
+
+def _source(value: object) -> str | None:
+    return _text(value, "source")
+
+
+def _date_order(value: object) -> str | None:
+    order = _text(value, "date_order")
+    if order is not None and order not in DATE_ORDERS:
+        raise BadRequest(f"date_order must be one of {', '.join(DATE_ORDERS)}, not '{order}'")
+    return order
+
+
+def _encoding(value: object) -> str | None:
+    name = _text(value, "encoding")
+    return check_encoding_name(name) if name is not None else None
+
+
+def _options(get: Any, settings: Any, kind: str) -> dict[str, Any]:
+    """The import options of a request (form fields, query string or JSON keys)."""
+    return {"kind": kind, "source": _source(get("source")), "mapping": _mapping(get("mapping")),
+            "register_new": _flag(get("register_new"), "register_new"),
+            "force": _flag(get("force"), "force"), "date_order": _date_order(get("date_order")),
+            "chunk_rows": settings.import_chunk_rows, "tz": settings.timezone,
+            "limits": ImportLimits.from_settings(settings.imports)}
+
+
+def _wants_background(request: Request, size: int) -> bool:
+    prefer = request.headers.get("prefer", "").lower()
+    return "respond-async" in prefer or size > request.app.state.settings.imports \
+        .background_above_bytes
+
+
+def _size(stream: Any) -> int:
+    pos = stream.tell()
+    end = int(stream.seek(0, io.SEEK_END))
+    stream.seek(pos)
+    return end
+
+
+async def _spool(request: Request, limit: int) -> Any:
+    """The request body in a temporary file (in memory up to 8 MB)."""
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+    try:
+        async for chunk in _limited(request, limit):
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+async def _run(request: Request, response: Response, job: ImportJob, size: int) -> BatchSummary:
+    """Run ``job`` now (201 / 422 when every row was rejected) or in the background (202)."""
+    factory = request.app.state.sessionmaker
+    if _wants_background(request, size):
+        executor = request.app.state.import_executor
+        try:
+            executor.reserve()
+        except BaseException:
+            for c in job.closers:
+                c.close()
+            raise
+        try:
+            batch = await run_in_threadpool(queue_import, factory, job)
+        except BaseException:
+            executor.release()
+            for c in job.closers:
+                c.close()
+            raise
+        executor.submit(batch, job)
+        with factory() as session:
+            summary = get_batch(session=session, batch_id=batch.id, max_errors=0)
+        response.status_code = 202
+        response.headers["Location"] = f"/v1/import-batches/{batch.id}"
+        return summary
+    summary = await run_in_threadpool(run_import, factory, job)
+    if summary.status == "rejected":
+        raise UnprocessableContent(
+            f"every row of the file was rejected ({summary.rejected:,} rows); nothing was "
+            f"imported; the reasons are in row_errors and at /v1/import-batches/"
+            f"{summary.batch_id}/rejected",
+            batch_id=summary.batch_id, received=summary.received, rejected=summary.rejected,
+            row_errors=[e.model_dump() for e in summary.errors[:20]],
+            rejected_url=f"/v1/import-batches/{summary.batch_id}/rejected")
+    response.status_code = 201
+    response.headers["Location"] = f"/v1/import-batches/{summary.batch_id}"
+    return summary
 
 
 async def _import(request: Request, kind: Literal["complaints", "enforcement"],
@@ -181,9 +282,6 @@ async def _import(request: Request, kind: Literal["complaints", "enforcement"],
     limit = settings.api.max_body_bytes
     _check_length(request, limit)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    session_factory = request.app.state.sessionmaker
-    chunk_rows = settings.import_chunk_rows
-    tz = settings.timezone
     if ctype == "multipart/form-data":
         parser = MultiPartParser(request.headers, _limited(request, limit), max_files=1,
                                  max_fields=10)
@@ -191,35 +289,46 @@ async def _import(request: Request, kind: Literal["complaints", "enforcement"],
             form = await parser.parse()
         except MultiPartException as exc:
             raise BadRequest(f"malformed multipart body: {exc.message}") from exc
+        upload = form.get("file")
         try:
-            upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise BadRequest("the multipart body needs a file in the field 'file'")
-            summary = await run_in_threadpool(
-                import_file, session_factory=session_factory, kind=kind, path=upload.file,
-                filename=upload.filename, source=_source(form.get("source")),
-                mapping=_mapping(form.get("mapping")),
-                register_new=_flag(form.get("register_new"), "register_new"),
-                chunk_rows=chunk_rows, tz=tz,
-            )
-        finally:
+            options = _options(form.get, settings, kind)
+            encoding = _encoding(form.get("encoding"))
+            size = _size(upload.file)
+            job = await run_in_threadpool(
+                lambda: file_job(path=upload.file, filename=upload.filename,
+                                 encoding=encoding, **options))
+            job.closers.append(upload.file)  # the job owns the upload from here on
+        except BaseException:
             await form.close()
-    elif ctype in ("application/x-ndjson", "application/jsonl"):
+            raise
+        return await _run(request, response, job, size)
+    if ctype in ("application/x-ndjson", "application/jsonl"):
+        options = _options(request.query_params.get, settings, kind)
+        encoding = _encoding(request.query_params.get("encoding"))
+        spool = await _spool(request, limit)
+        try:
+            job = await run_in_threadpool(
+                lambda: file_job(path=spool, filename="body.jsonl", encoding=encoding,
+                                 **options))
+        except BaseException:
+            spool.close()
+            raise
+        job.closers.append(spool)
+        return await _run(request, response, job, _size(spool))
+    if ctype == "application/json" or ctype.endswith("+json"):
+        json_limit = min(limit, settings.imports.max_json_body_bytes)
+        _check_length(request, json_limit)
         body = bytearray()
-        async for chunk in _limited(request, limit):
-            body.extend(chunk)
-        params = request.query_params
-        summary = await run_in_threadpool(
-            import_file, session_factory=session_factory, kind=kind, path=io.BytesIO(body),
-            filename="body.jsonl", source=_source(params.get("source")),
-            mapping=_mapping(params.get("mapping")),
-            register_new=_flag(params.get("register_new"), "register_new"),
-            chunk_rows=chunk_rows, tz=tz,
-        )
-    elif ctype == "application/json" or ctype.endswith("+json"):
-        body = bytearray()
-        async for chunk in _limited(request, limit):
-            body.extend(chunk)
+        try:
+            async for chunk in _limited(request, json_limit):
+                body.extend(chunk)
+        except PayloadTooLarge as exc:
+            raise PayloadTooLarge(
+                f"{exc.detail} (imports.max_json_body_bytes: records in a JSON body are held "
+                "in memory); upload the records as a file (multipart) or JSON Lines instead",
+                limit="imports.max_json_body_bytes", limit_value=json_limit) from exc
         try:
             doc = orjson.loads(bytes(body))
         except orjson.JSONDecodeError as exc:
@@ -229,21 +338,13 @@ async def _import(request: Request, kind: Literal["complaints", "enforcement"],
         if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
             raise BadRequest('the JSON body must be {"records": [...], "source": ..., '
                              '"register_new": false}')
-        summary = await run_in_threadpool(
-            import_records, session_factory=session_factory, kind=kind,
-            records=doc["records"], source=_source(doc.get("source")),
-            mapping=_mapping(doc.get("mapping")),
-            register_new=_flag(doc.get("register_new"), "register_new"),
-            chunk_rows=chunk_rows, tz=tz,
-        )
-    else:
-        raise UnsupportedMediaType(
-            "send multipart/form-data (field 'file'), application/json or application/x-ndjson,"
-            f" not '{ctype or '-'}'"
-        )
-    response.status_code = 201
-    response.headers["Location"] = f"/v1/import-batches/{summary.batch_id}"
-    return summary
+        options = _options(doc.get, settings, kind)
+        job = records_job(records=doc["records"], **options)
+        return await _run(request, response, job, len(body))
+    raise UnsupportedMediaType(
+        "send multipart/form-data (field 'file'), application/json or application/x-ndjson,"
+        f" not '{ctype or '-'}'"
+    )
 
 
 _import_deps = [Depends(require("import"))]
