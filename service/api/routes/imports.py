@@ -19,6 +19,7 @@ from service.api.deps import SessionDep, require
 from service.api.problems import PROBLEM_RESPONSES, problem_doc
 from service.dispatch.outbox import aware
 from service.errors import (
+    PROBLEM_JSON,
     BadRequest,
     PayloadTooLarge,
     UnprocessableContent,
@@ -58,18 +59,73 @@ _BATCH_EXAMPLE: dict[str, Any] = {
     "started_at": "2027-02-01T01:02:03Z", "finished_at": "2027-02-01T01:02:09Z",
 }
 
+_QUEUED_EXAMPLE: dict[str, Any] = {
+    **_BATCH_EXAMPLE, "status": "queued", "received": 0, "inserted": 0, "duplicates": 0,
+    "rejected": 0, "errors": [], "format": None, "finished_at": None,
+    "progress": {"rows": 0, "rejected": 0, "bytes_read": 0, "bytes_total": 52428800,
+                 "phase": None}}
+
+
+def _problem(status: int, title: str, detail: str, description: str,
+             **ext: Any) -> dict[str, Any]:
+    doc = problem_doc(description)
+    doc["content"][PROBLEM_JSON]["example"] = {
+        "type": "about:blank", "title": title, "status": status, "detail": detail,
+        "instance": "/v1/complaints/import", **ext}
+    return doc
+
+
 _IMPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    201: {"description": "The batch was imported (see the counts; rejected rows are listed)",
+    201: {"description": "The batch was imported (see the counts; rejected rows are listed; "
+                         "a file with no data rows has a warning)",
           "content": {"application/json": {"example": _BATCH_EXAMPLE}},
           "headers": {"Location": {"description": "URL of the import batch",
                                    "schema": {"type": "string"}}}},
-    400: _problem_doc("Malformed multipart body, mapping or form field", 400),
-    413: _problem_doc("The upload is larger than the configured maximum (api.max_body_bytes)",
-                      413),
-    415: _problem_doc("Neither multipart/form-data nor application/json, or a file format "
-                      "that is not CSV, CSV.gz, XLSX, JSON or JSON Lines", 415),
-    422: _problem_doc("The file cannot be parsed at all (e.g. required columns missing after "
-                      "mapping; the problem names them and lists the headers found)", 422),
+    202: {"description": "A large upload (over imports.background_above_bytes) or a request "
+                         "with `Prefer: respond-async` is queued: poll the Location for "
+                         "progress and the outcome",
+          "content": {"application/json": {"example": _QUEUED_EXAMPLE}},
+          "headers": {"Location": {"description": "URL of the import batch",
+                                   "schema": {"type": "string"}}}},
+    400: _problem_doc("Malformed multipart body, mapping, form field, date_order or encoding",
+                      400),
+    409: _problem(409, "Conflict", "this file was already imported as batch "
+                  "9b1e4c2a7d3f4e5a8c6b0d1e2f3a4b5c (2027-02-01 01:02 UTC, source 12345热线, "
+                  "1,236 records inserted); nothing was imported; to import it again anyway "
+                  "use --force (API: force=true)",
+                  "The same file (same bytes, same kind) was imported before: "
+                  "`existing_batch_id` names that batch, `batch_id` the refused one; send "
+                  "force=true to import it anyway",
+                  batch_id="0c4d2e6f8a1b3c5d7e9f0a2b4c6d8e1f",
+                  existing_batch_id="9b1e4c2a7d3f4e5a8c6b0d1e2f3a4b5c"),
+    413: _problem(413, "Content Too Large", "the file has more than 10,000,000 rows "
+                  "(imports.max_rows); nothing of it was published; split the file",
+                  "The upload is larger than api.max_body_bytes, or the file crosses an "
+                  "import limit (decompressed bytes, compression ratio, line length, rows, "
+                  "columns): `limit` names the setting; nothing is stored",
+                  limit="imports.max_rows", limit_value=10_000_000,
+                  batch_id="0c4d2e6f8a1b3c5d7e9f0a2b4c6d8e1f"),
+    415: _problem_doc("Neither multipart/form-data nor application/json, or a file that is "
+                      "not CSV, CSV.gz, XLSX, JSON or JSON Lines (the detail says what it "
+                      "looks like)", 415),
+    422: _problem(422, "Unprocessable Content", "every row of the file was rejected (3 rows); "
+                  "nothing was imported; the reasons are in row_errors and at "
+                  "/v1/import-batches/0c4d2e6f8a1b3c5d7e9f0a2b4c6d8e1f/rejected",
+                  "The file cannot be imported: every row was rejected (`row_errors`), it "
+                  "cannot be read (encoding with line and byte offset, broken gzip, missing "
+                  "columns, ambiguous day/month dates), or it ran out of imports.max_seconds; "
+                  "`batch_id` names the stored, failed or rejected batch",
+                  batch_id="0c4d2e6f8a1b3c5d7e9f0a2b4c6d8e1f", received=3, rejected=3,
+                  row_errors=[{"row": 1, "field": "category", "problem": "unknown_category",
+                               "detail": "'Garbage in alley' is not a known category (code, "
+                                         "name or alias); import with register_new to add it"}],
+                  rejected_url="/v1/import-batches/0c4d2e6f8a1b3c5d7e9f0a2b4c6d8e1f/rejected"),
+    503: {**_problem(503, "Service Unavailable", "the database is busy with another import; "
+                     "nothing of this one was published; retry in a minute",
+                     "The database is busy publishing another import, or the background "
+                     "queue is full (imports.max_queued): retry after `Retry-After` seconds"),
+          "headers": {"Retry-After": {"description": "Seconds to wait",
+                                      "schema": {"type": "integer"}}}},
 }
 
 _RECORD_SCHEMA: dict[str, Any] = {
@@ -80,6 +136,13 @@ _RECORD_SCHEMA: dict[str, Any] = {
 }
 _REGISTER_NEW = ("Add unknown category and region codes to the reference data instead of "
                  "rejecting their rows")
+_FORCE = ("Import a file whose bytes were imported before (refused with 409 otherwise), and "
+          "records already stored under another source")
+_DATE_ORDER = ("How dates with the year last (01/02/2013) are read: dmy, mdy, or ymd (not "
+               "accepted); by default the file decides (a day above 12) and a file where "
+               "every such date is ambiguous is refused")
+_ENCODING = ("Text encoding of the file (default: detected among UTF-8, UTF-16 with BOM, "
+             "GB18030/GBK and Big5)")
 _REQUEST_BODY: dict[str, Any] = {
     "required": True,
     "content": {
@@ -98,13 +161,18 @@ _REQUEST_BODY: dict[str, Any] = {
                     "mapping": {"type": "string",
                                 "description": 'JSON object field -> column, e.g. '
                                                '{"received_at": "受理日期"}'},
+                    "force": {"type": "boolean", "default": False, "description": _FORCE},
+                    "date_order": {"type": "string", "enum": ["dmy", "mdy", "ymd"],
+                                   "description": _DATE_ORDER},
+                    "encoding": {"type": "string", "description": _ENCODING},
                 },
             }
         },
         "application/x-ndjson": {
             "schema": {"type": "string",
-                       "description": "JSON Lines, one record per line; source, register_new "
-                                      "and mapping go in the query string"},
+                       "description": "JSON Lines, one record per line; source, register_new, "
+                                      "mapping, force, date_order and encoding go in the "
+                                      "query string"},
         },
         "application/json": {
             "schema": {
@@ -120,6 +188,9 @@ _REQUEST_BODY: dict[str, Any] = {
                     "mapping": {"type": "object", "additionalProperties": {"type": "string"},
                                 "description": "Field -> key of the records, e.g. "
                                                '{"received_at": "受理日期"}'},
+                    "force": {"type": "boolean", "default": False, "description": _FORCE},
+                    "date_order": {"type": "string", "enum": ["dmy", "mdy", "ymd"],
+                                   "description": _DATE_ORDER},
                 },
             }
         },
@@ -354,11 +425,16 @@ _import_deps = [Depends(require("import"))]
              status_code=201, responses=_IMPORT_RESPONSES, openapi_extra={
                  "requestBody": _REQUEST_BODY}, dependencies=_import_deps)
 async def import_complaints(request: Request, response: Response) -> BatchSummary:
-    """Import complaints (受理记录) from a file (multipart field ``file``: CSV in UTF-8 or
-    GB18030, optionally gzipped, XLSX, JSON or JSON Lines), a JSON body of records or a JSON
-    Lines body. Headers are matched to fields by alias (e.g. 受理时间) or ``mapping``. Rows
-    already imported are counted as duplicates; invalid rows are rejected and listed, the
-    rest imported. Needs the ``import`` scope; the body is limited to api.max_body_bytes."""
+    """Import complaints (受理记录) from a file (multipart field ``file``: CSV in UTF-8,
+    GB18030/GBK, Big5 or UTF-16, optionally gzipped, XLSX, JSON or JSON Lines), a JSON body of
+    records or a JSON Lines body. Headers are matched to fields by alias (e.g. 受理时间) or
+    ``mapping``. Rows already imported are counted as duplicates; invalid rows are rejected
+    and listed, the rest imported (201). Every row rejected: 422 naming the stored batch. A
+    file already imported: 409 unless ``force``. Uploads over imports.background_above_bytes
+    (or with ``Prefer: respond-async``) run in the background: 202 and the batch URL to poll.
+    Every file-level problem names the limit or the reason and the ``batch_id``; nothing of a
+    failed file is stored. Needs the ``import`` scope; the body is limited to
+    api.max_body_bytes."""
     return await _import(request, "complaints", response)
 
 
@@ -382,8 +458,9 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem_doc("No such import
             dependencies=_read)
 def get_import_batch(batch_id: Annotated[str, Path(description="Import batch id")],
                      session: SessionDep) -> BatchSummary:
-    """The batch's status (running, completed, failed), counts and first row errors. Needs the
-    ``read`` scope."""
+    """The batch's status (queued, running, completed, rejected, failed), counts, warnings,
+    progress while it runs (rows and bytes read) and first row errors. Needs the ``read``
+    scope."""
     summary = get_batch(session=session, batch_id=batch_id)
     # SQLite returns naive UTC datetimes; the document promises RFC 3339 date-times
     return summary.model_copy(update={"started_at": aware(summary.started_at),
