@@ -177,8 +177,13 @@ class BoundedReader(io.RawIOBase):
                     f"{self.count:,} bytes from {packed:,}; refused as a compression bomb",
                     limit="max_compression_ratio", value=lim.max_compression_ratio)
         if self.line_limit:
+            if len(data) > lim.max_line_bytes and \
+                    max(map(len, data.split(b"\n"))) > lim.max_line_bytes:
+                self._since_newline = lim.max_line_bytes + 1
             first = data.find(b"\n")
-            if first < 0:
+            if self._since_newline > lim.max_line_bytes:
+                pass
+            elif first < 0:
                 self._since_newline += len(data)
             else:
                 if self._since_newline + first > lim.max_line_bytes:
