@@ -140,12 +140,15 @@ def is_id_number(value: str, *, lenient_checksum: bool = False) -> bool:
 
 
 @functools.cache
-def _width_table() -> tuple[dict[int, str], re.Pattern[str]]:
-    """``str.translate`` table of the BMP characters whose NFKC form is one character, and a
-    pattern matching those whose NFKC form is longer (texts holding one take the exact,
-    slower path)."""
+def _width_table() -> tuple[dict[int, str], re.Pattern[str], re.Pattern[str]]:
+    """``str.translate`` table of the BMP characters whose NFKC form is one character; a
+    pattern of those whose NFKC form is longer (texts holding one take the exact, slower
+    path); and a pattern of those whose NFKC form is something matching looks at (digits,
+    letters, ``@``, phone punctuation, spaces): a text without any of these matches the same
+    with or without normalising."""
     table: dict[int, str] = {}
     longer: list[str] = []
+    relevant: list[str] = []
     for cp in range(0x80, 0x10000):
         if 0xD800 <= cp < 0xE000:
             continue
@@ -157,7 +160,10 @@ def _width_table() -> tuple[dict[int, str], re.Pattern[str]]:
             table[cp] = n
         else:
             longer.append(re.escape(ch))
-    return table, re.compile("[" + "".join(longer) + "]")
+        if any(c.isascii() and (c.isalnum() or c in "@+-.()/~ ") for c in n):
+            relevant.append(re.escape(ch))
+    return (table, re.compile("[" + "".join(longer) + "]"),
+            re.compile("[" + "".join(relevant) + "]"))
 
 
 def _normalised(text: str) -> tuple[str, list[int] | None]:
@@ -165,7 +171,9 @@ def _normalised(text: str) -> tuple[str, list[int] | None]:
     length, the index in ``text`` of every character of it."""
     if text.isascii():
         return text, None
-    table, longer = _width_table()
+    table, longer, relevant = _width_table()
+    if not relevant.search(text):
+        return text, None
     if not longer.search(text):
         return text.translate(table), None
     parts: list[str] = []
