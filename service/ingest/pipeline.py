@@ -399,8 +399,7 @@ class _Processor:
             return values
         out = values.copy()
         pos = np.flatnonzero(long)
-        cut = [_CUT_TAIL.sub("", v[:limit]) + f"…[截断: 原文 {len(v):,} 字]"
-               for v in values.iloc[pos].tolist()]
+        cut = [_cut(v, limit) for v in values.iloc[pos].tolist()]
         out.iloc[pos] = cut
         self.truncated += len(pos)
         return out
@@ -630,14 +629,22 @@ class _Processor:
         return out
 
 
-_CUT_TAIL = re.compile(r"[0-9A-Za-z０-９Ａ-Ｚａ-ｚ@＠.%+\-\s()（）]+$")
+_CUT_TAIL = re.compile(r"[0-9A-Za-z０-９Ａ-Ｚａ-ｚ@＠.%+\-\s()（）]{1,60}$")
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, without the head of a number or an address that
+    the cut splits (whose rest would no longer be recognised), and a marker."""
+    kept = text[:limit]
+    tail = _CUT_TAIL.search(kept)
+    if tail and any(c.isdigit() or c in "@＠" for c in tail.group()):
+        kept = kept[: tail.start()]
+    return kept + f"…[截断: 原文 {len(text):,} 字]"
 _RAW_CHARS = 1000  # a value kept in rejected_rows.raw is cut to this many characters
 
 
 def _capped(value: str) -> str:
-    if len(value) <= _RAW_CHARS:
-        return value
-    return _CUT_TAIL.sub("", value[:_RAW_CHARS]) + f"…[截断: 原文 {len(value):,} 字]"
+    return value if len(value) <= _RAW_CHARS else _cut(value, _RAW_CHARS)
 
 
 def _short(value: object, limit: int = 80) -> str:

@@ -641,7 +641,8 @@ def _check_archive(stream: IO[bytes], limits: ImportLimits) -> None:
 
 def _xlsx(stream: IO[bytes], chunk_rows: int, closers: list[IO[Any]], limits: ImportLimits,
           guard: Guard, *, spool_first: bool) -> TableReader:
-    import openpyxl
+    from openpyxl.reader.excel import ExcelReader
+    from openpyxl.styles.stylesheet import apply_stylesheet
     from openpyxl.worksheet._reader import ROW_TAG, WorkSheetParser
     from openpyxl.xml.functions import iterparse
 
@@ -653,18 +654,29 @@ def _xlsx(stream: IO[bytes], chunk_rows: int, closers: list[IO[Any]], limits: Im
         stream = spool
     stream.seek(0)
     _check_archive(stream, limits)
+    # openpyxl's load_workbook would open every sheet and, for a sheet without a <dimension>,
+    # scan all of its XML to size it (49 s for 3 million rows); only what the rows need is
+    # read here: the shared strings, the styles (date formats) and the first sheet's part.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # openpyxl style/extension notices
-            wb = openpyxl.load_workbook(stream, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
+            book = ExcelReader(stream, read_only=True, data_only=True)
+            book.read_manifest()
+            book.read_strings()
+            book.read_workbook()
+            apply_stylesheet(book.archive, book.wb)
+            target = next((rel.target for _, rel in book.parser.find_sheets()
+                           if rel.target in book.valid_files and "chartsheet" not in rel.Type),
+                          None)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError, SyntaxError) as exc:
         raise UnprocessableContent(f"the XLSX workbook cannot be opened: {exc}") from exc
-    ws = wb.worksheets[0] if wb.worksheets else None
-    if ws is None:
-        wb.close()
+    closers.append(book.archive)
+    if target is None:
         raise UnprocessableContent("the workbook has no sheet")
-    src = ws._get_source()
-    parser = WorkSheetParser(src, ws._shared_strings, data_only=True, epoch=wb.epoch,
+    src = book.archive.open(target)
+    closers.append(src)
+    wb = book.wb
+    parser = WorkSheetParser(src, book.shared_strings, data_only=True, epoch=wb.epoch,
                              date_formats=wb._date_formats,
                              timedelta_formats=wb._timedelta_formats)
 
@@ -712,8 +724,6 @@ def _xlsx(stream: IO[bytes], chunk_rows: int, closers: list[IO[Any]], limits: Im
             headers = [c.strip() if c else f"column_{i + 1}" for i, c in enumerate(cells)]
             break
     if not headers:
-        src.close()
-        wb.close()
         raise UnprocessableContent("the first sheet of the workbook is empty")
     width = len(headers)
     numberer = _Numberer()
@@ -734,7 +744,6 @@ def _xlsx(stream: IO[bytes], chunk_rows: int, closers: list[IO[Any]], limits: Im
                 yield _frame_chunk(buf, headers, numberer)
         finally:
             src.close()
-            wb.close()
 
     return TableReader("xlsx", None, headers, gen(), closers)
 
