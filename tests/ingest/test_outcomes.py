@@ -73,7 +73,8 @@ def _rows(dates: list[str], prefix: str = "D") -> bytes:
 # ------------------------------------------------------------------ outcomes
 
 
-def test_every_row_rejected_is_a_rejected_batch(sqlite_sf: sessionmaker[Session]) -> None:
+def test_every_row_rejected_is_a_rejected_batch(sf: sessionmaker[Session]) -> None:
+    sqlite_sf = sf  # both backends
     rows = zh_rows(5)
     for r in rows:
         r[2] = "没有这类"
@@ -95,8 +96,9 @@ def test_header_only_file_warns(sqlite_sf: sessionmaker[Session]) -> None:
         summary.warnings
 
 
-def test_same_file_under_another_source_is_refused(sqlite_sf: sessionmaker[Session],
+def test_same_file_under_another_source_is_refused(sf: sessionmaker[Session],
                                                    tmp_path: Path) -> None:
+    sqlite_sf = sf  # both backends
     path = tmp_path / "export.csv"
     path.write_bytes(csv_bytes(zh_rows(50)))
     first = _imp(sqlite_sf, path, None, source="hotline")  # a path: hashed on a thread
