@@ -1040,8 +1040,8 @@ def _process_alive(owner: str | None) -> bool | None:
 def recover_interrupted(session_factory: sessionmaker[Session], *,
                         stale_after_seconds: float = 900.0) -> list[str]:
     """Mark ``failed`` ("interrupted") the batches left ``queued`` or ``running`` by a process
-    that is gone (same host: its pid no longer runs; any host: no sign of life for
-    ``stale_after_seconds``). Nothing of them was published (they only ever wrote their own
+    that is gone (same host: its pid no longer runs, or is this process's pid under another
+    start token; another host: no sign of life for ``stale_after_seconds``). Nothing of them was published (they only ever wrote their own
     temporary staging tables). Returns their ids; called at API start-up and before a CLI
     import."""
     now = utcnow()
@@ -1052,8 +1052,9 @@ def recover_interrupted(session_factory: sessionmaker[Session], *,
         dead = []
         for batch_id, owner, beat, started in rows:
             last = _aware(beat) or _aware(started) or now
-            alive = _process_alive(owner)
-            if alive is False or (now - last).total_seconds() > stale_after_seconds:
+            alive = _process_alive(owner)  # same host: known; another host: None
+            if alive is False or (alive is None and
+                                  (now - last).total_seconds() > stale_after_seconds):
                 dead.append(batch_id)
         if dead:
             s.execute(update(ImportBatch).where(ImportBatch.id.in_(dead)).where(
@@ -1261,9 +1262,13 @@ def run_import(session_factory: sessionmaker[Session], job: ImportJob,
                                  file_sha256=job.sha256)
         else:
             with _busy_is_503(), session_factory() as s:
-                s.execute(update(ImportBatch).where(ImportBatch.id == batch.id).values(
+                claimed = s.execute(update(ImportBatch).where(ImportBatch.id == batch.id)
+                                    .where(ImportBatch.status == "queued").values(
                     status="running", owner=_owner(), heartbeat_at=utcnow()))
                 s.commit()
+            if cast(Any, claimed).rowcount != 1:
+                raise Interrupted("the queued batch was marked failed before it ran; "
+                                  "nothing was imported; send the file again")
     except BaseException:
         for c in job.closers:
             c.close()

@@ -375,6 +375,9 @@ def test_batches_of_dead_processes_become_interrupted(sqlite_sf: sessionmaker[Se
                         heartbeat_at=utcnow() - pd.Timedelta(hours=2)),
             ImportBatch(id="d" * 32, kind="complaints", status="running",
                         owner="elsewhere:1:y", heartbeat_at=utcnow()),
+            ImportBatch(id="e" * 32, kind="complaints", status="queued",  # waits its turn
+                        owner=f"{host}:{os.getpid()}:{pipeline._PROCESS_TOKEN}",
+                        heartbeat_at=utcnow() - pd.Timedelta(hours=2)),
         ])
         s.commit()
     dead = recover_interrupted(sqlite_sf, stale_after_seconds=600)
@@ -382,6 +385,7 @@ def test_batches_of_dead_processes_become_interrupted(sqlite_sf: sessionmaker[Se
     assert "interrupted" in (_batch(sqlite_sf, "a" * 32).error or "")
     assert _batch(sqlite_sf, "b" * 32).status == "running"  # ours, alive
     assert _batch(sqlite_sf, "d" * 32).status == "running"  # another host, recent
+    assert _batch(sqlite_sf, "e" * 32).status == "queued"  # its process is alive
 
 
 def test_publishing_a_batch_marked_interrupted_is_refused(
