@@ -7,7 +7,11 @@ columns (dropped on import), and a few bad rows (unparseable time, unknown categ
 region) and repeated ids. Then, each in its own subprocess so peak memory is separate:
 
 - ``full``: :func:`service.ingest.import_file` into a fresh, migrated database (reference data
-  from ``data/samples`` or the test fixtures);
+  from ``data/samples`` or the test fixtures): everything an import does -- the limits
+  (bounded streams, rows, columns, line length, wall time), the file fingerprint (SHA-256 on a
+  thread of its own), redaction (NFKC, libphonenumber's matcher, ID checksums), staging in
+  temporary tables and the one-transaction publish -- with the collector paused (``pause_gc``,
+  as the CLI does);
 - ``floor``: bare ``pandas.read_csv(chunksize, dtype=str)`` + ``executemany`` of the raw values
   into a table with the same columns and the same unique key (``source, external_id``) and
   nothing else (no series index, no foreign keys, no validation).
