@@ -745,7 +745,8 @@ class _SqliteStage(_Stage):
     instead of a million random inserts; a rollback restores it)."""
 
     def create(self) -> None:
-        self.raw.execute("PRAGMA temp.cache_size=-131072")
+        self._temp_cache = int(self.raw.execute("PRAGMA temp.cache_size").fetchone()[0])
+        self.raw.execute(f"PRAGMA temp.cache_size=-{_SQLITE_CACHE_KIB}")
         self.raw.execute(f"CREATE TEMP TABLE {self.rows_table} ({', '.join(self.columns)})")
         self.raw.execute(f"CREATE TEMP TABLE {self.rejected_table} "
                          "(row_number, field, problem, detail, raw)")
@@ -830,11 +831,16 @@ class _SqliteStage(_Stage):
                 self.raw.execute(f"PRAGMA threads={int(threads)}")
         return inserted
 
+    _temp_cache = -2000
+
     def drop(self) -> None:
         if self.raw.in_transaction:
             self.raw.rollback()
         self.raw.execute(f"DROP TABLE IF EXISTS temp.{self.rows_table}")
         self.raw.execute(f"DROP TABLE IF EXISTS temp.{self.rejected_table}")
+        # the pooled connection gives back the staging cache
+        self.raw.execute(f"PRAGMA temp.cache_size={self._temp_cache}")
+        self.raw.execute("PRAGMA shrink_memory")
 
 
 def _copy_escape(values: list[Any]) -> list[str]:
@@ -1041,9 +1047,9 @@ def recover_interrupted(session_factory: sessionmaker[Session], *,
                         stale_after_seconds: float = 900.0) -> list[str]:
     """Mark ``failed`` ("interrupted") the batches left ``queued`` or ``running`` by a process
     that is gone (same host: its pid no longer runs, or is this process's pid under another
-    start token; another host: no sign of life for ``stale_after_seconds``). Nothing of them was published (they only ever wrote their own
-    temporary staging tables). Returns their ids; called at API start-up and before a CLI
-    import."""
+    start token; another host: no sign of life for ``stale_after_seconds``). Nothing of them
+    was published (they only ever wrote their own temporary staging tables). Returns their
+    ids; called at API start-up and before a CLI import."""
     now = utcnow()
     with session_factory() as s:
         rows = s.execute(select(ImportBatch.id, ImportBatch.owner, ImportBatch.heartbeat_at,

@@ -95,6 +95,9 @@ _MOBILE_LEFT = frozenset("0123456789+")  # a match right after one of these is n
 # a run of >= 7 digits joined by what people put between the groups of a phone number
 _PHONE_RUN = re.compile(r"\d(?:[\s\-.()/~\u2010-\u2015\u2212\u30fc]{0,3}\d){6,}")
 _MASK = "\u2588"  # replaces found spans before the phone matcher runs (not phone punctuation)
+# dates and times are no phone numbers: masked before looking for a run of digits
+_DATE_TIME = re.compile(r"(?<!\d)(?:19|20)\d\d([-/.])\d{1,2}\1\d{1,2}(?!\d)|"
+                        r"(?<!\d)\d{1,2}:\d\d(?::\d\d(?:[.,]\d+)?)?(?!\d)")
 _PROVINCES = frozenset({
     "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
     "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64",
@@ -209,6 +212,10 @@ def _masked(norm: str, spans: list[tuple[int, int, str]]) -> str:
     return out
 
 
+def _mask_match(m: re.Match[str]) -> str:
+    return _MASK * (m.end() - m.start())
+
+
 def _phone_spans(norm: str) -> list[tuple[int, int, str]]:
     spans = []
     for m in PhoneNumberMatcher(norm, "CN", leniency=Leniency.VALID):
@@ -246,7 +253,7 @@ def _spans(norm: str, digits: int) -> list[tuple[int, int, str]]:
             spans.extend(found)
             masked = _masked(masked, found)
             digits = _digit_count(masked)
-    if digits >= 7 and _PHONE_RUN.search(masked):
+    if digits >= 7 and _PHONE_RUN.search(_DATE_TIME.sub(_mask_match, masked)):
         spans.extend(_phone_spans(masked))
     return sorted(spans)
 
@@ -270,9 +277,9 @@ def _apply(text: str, norm: str, where: list[int] | None, digits: int) -> str:
 
 def redact_text(value: str) -> str:
     """``value`` with phone numbers, ID numbers and e-mail addresses replaced by tokens."""
-    digits = _digit_count(value)
-    if digits < 7 and "@" not in value and "＠" not in value:
-        return value
+    if "@" not in value and "＠" not in value and (
+            _digit_count(value) < 7 or _digit_count(_DATE_TIME.sub("", value)) < 7):
+        return value  # too few digits for an identifier (dates and times aside)
     norm, where = _normalised(value)
     return _apply(value, norm, where, _digit_count(norm))
 

@@ -192,6 +192,13 @@ def parse_timestamps(values: pd.Series, tz: str = "Asia/Shanghai", *,
         out[coarse] = pd.NaT
     left = out.isna() & values.notna()
     if left.any():
+        sub = values[left].str.translate(_TRANSLATE).str.replace(_SPACES, " ", regex=True)
+        sub = sub.str.strip()
+        again = _iso(sub, tz)
+        again[_too_coarse(sub, again)] = pd.NaT
+        out.loc[again.index] = again
+        left = out.isna() & values.notna()
+    if left.any():  # what neither ISO pass read: year-last dates, then AM/PM times
         parts = values[left].str.extract(YEAR_LAST)
         year_last = parts[0].notna()
         if year_last.any():
@@ -213,13 +220,6 @@ def parse_timestamps(values: pd.Series, tz: str = "Asia/Shanghai", *,
                 if ok.any():
                     out.loc[naive.index[ok.to_numpy()]] = _localize(
                         naive[ok].astype("datetime64[us]"), tz)
-        left = out.isna() & values.notna()
-    if left.any():
-        sub = values[left].str.translate(_TRANSLATE).str.replace(_SPACES, " ", regex=True)
-        sub = sub.str.strip()
-        again = _iso(sub, tz)
-        again[_too_coarse(sub, again)] = pd.NaT
-        out.loc[again.index] = again
         left = out.isna() & values.notna()
     if left.any():
         sub = values[left].str.strip()
