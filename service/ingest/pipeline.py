@@ -892,10 +892,6 @@ class _PostgresStage(_Stage):
                       json.dumps(r["raw"], ensure_ascii=False)) for r in rejected])
         self.raw.commit()
 
-    def _typed(self, alias: str) -> str:
-        return f"(SELECT {', '.join(f'{c}{_CAST_PG.get(c, str())} AS {c}' for c in self.columns)}" \
-               f" FROM {self.rows_table}) {alias}"
-
     def drop_duplicates_of_other_sources(self) -> list[tuple[str, str | None, int]]:
         t = self.spec.table
         with self.raw.cursor() as cur:

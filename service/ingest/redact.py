@@ -92,6 +92,7 @@ _ID_KEYWORD = re.compile(r"(?:身份证|证件|身份号|公民身份)[号码]{0
 # an 11-digit mobile number in one piece, optionally after +86 / 0086 / 86
 _MOBILE = re.compile(r"(?:(?:\+|00)?86[- ]?)?1[3-9]\d{9}(?!\d)")
 _MOBILE_LEFT = frozenset("0123456789+")  # a match right after one of these is not a number
+_MOBILE_ALONE = re.compile(r"(?<![\d+])(?:(?:\+|00)?86[- ]?)?1[3-9]\d{9}(?!\d)")
 # a run of >= 7 digits joined by what people put between the groups of a phone number
 _PHONE_RUN = re.compile(r"\d(?:[\s\-.()/~\u2010-\u2015\u2212\u30fc]{0,3}\d){6,}")
 _MASK = "\u2588"  # replaces found spans before the phone matcher runs (not phone punctuation)
@@ -324,6 +325,13 @@ def redact_series(values: pd.Series) -> pd.Series:
     redacted = []
     for i, digits in zip(hits.tolist(), counts.tolist(), strict=True):
         text = texts[i]
+        if 11 <= digits <= 17 and "@" not in text:
+            # the commonest case, one mobile number written in one piece: replaced at once
+            # when nothing that could be another identifier is left
+            quick, n = _MOBILE_ALONE.subn(MOBILE_TOKEN, text)
+            if n and digits - 11 * n < 7:
+                redacted.append(quick)
+                continue
         norm, where = _normalised(text)
         redacted.append(_apply(text, norm, where, digits if where is None else
                                _digit_count(norm)))
