@@ -7,7 +7,11 @@ columns (dropped on import), and a few bad rows (unparseable time, unknown categ
 region) and repeated ids. Then, each in its own subprocess so peak memory is separate:
 
 - ``full``: :func:`service.ingest.import_file` into a fresh, migrated database (reference data
-  from ``data/samples`` or the test fixtures);
+  from ``data/samples`` or the test fixtures): everything an import does -- the limits
+  (bounded streams, rows, columns, line length, wall time), the file fingerprint (SHA-256 on a
+  thread of its own), redaction (NFKC, libphonenumber's matcher, ID checksums), staging in
+  temporary tables and the one-transaction publish -- with the collector paused (``pause_gc``,
+  as the CLI does);
 - ``floor``: bare ``pandas.read_csv(chunksize, dtype=str)`` + ``executemany`` of the raw values
   into a table with the same columns and the same unique key (``source, external_id``) and
   nothing else (no series index, no foreign keys, no validation).
@@ -141,9 +145,15 @@ def worker_full(csv_path: Path, url: str) -> dict[str, Any]:
     cat_file, reg_file = _reference_files()
     with sf() as s:
         load_reference(session=s, categories_file=cat_file, regions_file=reg_file)
+    import inspect
+
+    # the CLI's pause of the collector (opt-in since issue 12; always on before it)
+    extra: dict[str, Any] = {"pause_gc": True} \
+        if "pause_gc" in inspect.signature(import_file).parameters \
+        else {}
     t0, c0 = time.perf_counter(), time.process_time()
     summary = import_file(session_factory=sf, kind="complaints", path=csv_path,
-                          source="bench", chunk_rows=CHUNK)
+                          source="bench", chunk_rows=CHUNK, **extra)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     engine.dispose()
     return {"seconds": seconds, "cpu": cpu, "received": summary.received,
@@ -211,6 +221,29 @@ def _run(kind: str, csv_path: Path, url: str) -> dict[str, Any]:
     return result
 
 
+def _fresh_sqlite(path: Path) -> str:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _best_of(n: int, pair: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run ``pair(k)`` (a full and a floor run) ``n`` times; keep each one's best wall and
+    CPU time (and the largest peak memory)."""
+    runs = [pair(k) for k in range(max(n, 1))]
+    best: list[dict[str, Any]] = []
+    for i in (0, 1):
+        rs = [r[i] for r in runs]
+        b = dict(min(rs, key=lambda r: r["seconds"]))
+        b["cpu"] = min(r["cpu"] for r in rs)
+        b["maxrss_mb"] = max(r["maxrss_mb"] for r in rs)
+        best.append(b)
+        if n > 1:
+            print(f"  {'full' if i == 0 else 'floor'} runs: "
+                  + ", ".join(f"{r['seconds']:.1f} s wall / {r['cpu']:.1f} s cpu" for r in rs))
+    return best[0], best[1]
+
+
 def _pg_available() -> bool:
     try:
         from sqlalchemy import create_engine, text
@@ -254,6 +287,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the temporary files")
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run full and floor alternately N times and keep the best of each "
+                             "(a shared machine's load spikes hit single runs)")
     parser.add_argument("--worker", choices=["full", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--csv", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -271,8 +307,9 @@ def main() -> None:
     size_mb = csv_path.stat().st_size / 1e6
     print(f"generated {args.rows:,} rows ({size_mb:.0f} MB) in {time.perf_counter() - t0:.1f} s"
           f"; cpu count {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
-    full = _run("full", csv_path, f"sqlite:///{tmp / 'full.db'}")
-    floor = _run("floor", csv_path, f"sqlite:///{tmp / 'floor.db'}")
+    full, floor = _best_of(args.repeat, lambda k: (
+        _run("full", csv_path, _fresh_sqlite(tmp / f"full{k}.db")),
+        _run("floor", csv_path, _fresh_sqlite(tmp / f"floor{k}.db"))))
     _report("sqlite", args.rows, full, floor)
     if args.no_pg:
         pass

@@ -144,16 +144,27 @@ def samples_load(
     for kind, name in samples:
         summary = import_file(session_factory=factory, kind=kind,
                               path=settings.samples_dir / name, filename=name,
-                              chunk_rows=settings.import_chunk_rows, tz=settings.timezone)
+                              chunk_rows=settings.import_chunk_rows, tz=settings.timezone,
+                              force=True, pause_gc=True)
         typer.echo(f"{kind}: received {summary.received}, inserted {summary.inserted}, "
                    f"duplicates {summary.duplicates}, rejected {summary.rejected}")
 
 
 def _import(kind: Literal["complaints", "enforcement"], path: Path, source: str | None,
-            maps: list[str], mapping_file: Path | None, register_new: bool,
-            as_json: bool, coverage: str | None = None) -> None:
+            maps: list[str], mapping_file: Path | None, register_new: bool, as_json: bool,
+            force: bool = False, date_order: str | None = None,
+            encoding: str | None = None, coverage: str | None = None) -> None:
+    """One import from the command line: exit 0 when records were imported (or the file had
+    none: a warning), 1 when every row was rejected, 2 when the file as a whole failed (one
+    ``error:`` line naming the batch); never a traceback."""
     from service.errors import ServiceError
-    from service.ingest import import_file, load_mapping_file, parse_mapping_pairs
+    from service.ingest import (
+        ImportLimits,
+        import_file,
+        load_mapping_file,
+        parse_mapping_pairs,
+        recover_interrupted,
+    )
 
     try:
         extra = parse_mapping_pairs(maps)
@@ -166,24 +177,50 @@ def _import(kind: Literal["complaints", "enforcement"], path: Path, source: str 
 
     engine = make_engine(settings.database_url)
     upgrade(engine)
+    factory = make_sessionmaker(engine)
     try:
-        summary = import_file(session_factory=make_sessionmaker(engine), kind=kind, path=path,
+        recover_interrupted(factory,
+                            stale_after_seconds=settings.imports.stale_after_seconds)
+        summary = import_file(session_factory=factory, kind=kind, path=path,
                               filename=path.name, source=source, mapping=mapping or None,
                               register_new=register_new, chunk_rows=settings.import_chunk_rows,
-                              tz=settings.timezone, coverage=coverage)
+                              tz=settings.timezone, force=force, date_order=date_order,
+                              encoding=encoding, coverage=coverage,
+                              limits=ImportLimits.from_settings(settings.imports),
+                              pause_gc=True)
     except ServiceError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
+        batch = exc.extensions.get("batch_id")
+        typer.echo(f"error: {exc.detail}" + (f" (batch {batch})" if batch else ""), err=True)
         raise typer.Exit(2) from exc
+    except KeyboardInterrupt as exc:
+        typer.echo("error: interrupted; nothing of this import was published", err=True)
+        raise typer.Exit(130) from exc
+    except Exception as exc:  # one clear line, never a traceback
+        typer.echo(f"error: the import failed ({type(exc).__name__}: {str(exc)[:300]}); "
+                   "nothing of it was published", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    for warning in summary.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if as_json:
         echo_json(summary.model_dump(mode="json"))
-        return
-    typer.echo(f"batch {summary.batch_id}: received {summary.received}, inserted "
-               f"{summary.inserted}, duplicates {summary.duplicates}, rejected {summary.rejected}")
-    for err in summary.errors[:20]:
-        typer.echo(f"  row {err.row}: {err.field or '-'}: {err.problem}: {err.detail}")
-    if summary.rejected > 20:
-        typer.echo(f"  … {summary.rejected - 20} more; GET /v1/import-batches/"
-                   f"{summary.batch_id}/rejected lists all")
+    else:
+        typer.echo(f"batch {summary.batch_id} {summary.status}: received {summary.received}, "
+                   f"inserted {summary.inserted}, duplicates {summary.duplicates}, rejected "
+                   f"{summary.rejected}")
+        if summary.errors:
+            typer.echo("  (rows are data rows, counted from 1 after the header)")
+        for err in summary.errors[:20]:
+            typer.echo(f"  data row {err.row}: {err.field or '-'}: {err.problem}: "
+                       f"{err.detail}")
+        if summary.rejected > 20:
+            typer.echo(f"  … {summary.rejected - 20} more; GET /v1/import-batches/"
+                       f"{summary.batch_id}/rejected lists all")
+    if summary.status == "rejected":
+        typer.echo(f"error: every row of the file was rejected; nothing was imported "
+                   f"(batch {summary.batch_id})", err=True)
+        raise typer.Exit(1)
 
 
 _SOURCE = Annotated[str | None, typer.Option(help="Source name when the file has none")]
@@ -202,22 +239,37 @@ _COVERAGE = Annotated[str | None, typer.Option(
     "--coverage", metavar="FROM..TO",
     help="Days the file's sources cover, e.g. 2014-01-01..2014-12-31 (every record must fall "
          "inside; default: first to last record day)")]
+_FORCE = Annotated[bool, typer.Option(
+    "--force", help="Import a file that was imported before (and records already stored "
+    "under another source)")]
+_DATE_ORDER = Annotated[str | None, typer.Option(
+    "--date-order", help="How dates with the year last (01/02/2013) are read: dmy, mdy or "
+    "ymd (not accepted); default: the file decides (a day above 12)")]
+_ENCODING = Annotated[str | None, typer.Option(
+    "--encoding", help="Text encoding of the file (default: detected among UTF-8, UTF-16 "
+    "with BOM, GB18030/GBK and Big5)")]
 
 
 @import_app.command("complaints")
 def import_complaints(path: Path, source: _SOURCE = None, map_: _MAP = None,
                       mapping: _MAPPING = None, register_new: _REGISTER = False,
-                      as_json: _JSON = False, coverage: _COVERAGE = None) -> None:
-    """Import complaint records from CSV, XLSX, JSON or JSON Lines."""
-    _import("complaints", path, source, map_ or [], mapping, register_new, as_json, coverage)
+                      as_json: _JSON = False, force: _FORCE = False,
+                      date_order: _DATE_ORDER = None, encoding: _ENCODING = None,
+                      coverage: _COVERAGE = None) -> None:
+    """Import complaint records from CSV, XLSX, JSON or JSON Lines (optionally .gz)."""
+    _import("complaints", path, source, map_ or [], mapping, register_new, as_json, force,
+            date_order, encoding, coverage)
 
 
 @import_app.command("enforcement")
 def import_enforcement(path: Path, source: _SOURCE = None, map_: _MAP = None,
                        mapping: _MAPPING = None, register_new: _REGISTER = False,
-                       as_json: _JSON = False, coverage: _COVERAGE = None) -> None:
-    """Import enforcement actions from CSV, XLSX, JSON or JSON Lines."""
-    _import("enforcement", path, source, map_ or [], mapping, register_new, as_json, coverage)
+                       as_json: _JSON = False, force: _FORCE = False,
+                       date_order: _DATE_ORDER = None, encoding: _ENCODING = None,
+                       coverage: _COVERAGE = None) -> None:
+    """Import enforcement actions from CSV, XLSX, JSON or JSON Lines (optionally .gz)."""
+    _import("enforcement", path, source, map_ or [], mapping, register_new, as_json, force,
+            date_order, encoding, coverage)
 
 
 @series_app.command("list")

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "ForecastSettings", "ApiSettings", "SchedulerSettings",
+__all__ = ["Settings", "ForecastSettings", "ApiSettings", "ImportSettings", "SchedulerSettings",
            "CampaignSettings", "DispatchSettings", "ChannelSettings", "WebhookSettings",
            "EmailSettings", "PROJECT_ROOT"]
 
@@ -32,6 +32,31 @@ class ApiSettings(BaseModel):
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = 600
     key_cache_seconds: float = 5.0  # a revoked key stops working within this time
+
+
+class ImportSettings(BaseModel):
+    """Limits of one import (see service/ingest/limits.py) and background imports (API)."""
+
+    max_bytes: int = Field(2 * 1024**3, ge=1, description="Bytes read after decompression")
+    max_compression_ratio: float = Field(200.0, gt=1, description="Decompressed / compressed "
+                                         "bytes (checked past 64 MiB): gzip and zip bombs")
+    max_line_bytes: int = Field(64 * 1024**2, ge=1024, description="One CSV / JSON Lines line "
+                                "or JSON record")
+    max_rows: int = Field(10_000_000, ge=1, description="Rows of one file (XLSX: rows scanned)")
+    max_columns: int = Field(1_000, ge=1, description="Columns of one file")
+    max_text_chars: int = Field(20_000, ge=100, description="A longer complaint text is cut "
+                                "(with a marker); other fields reject a too long value")
+    max_seconds: float = Field(1800.0, gt=0, description="Wall time of one import")
+    background_above_bytes: int = Field(8 * 1024**2, ge=0, description="API uploads larger "
+                                        "than this run in the background (202 + batch URL)")
+    background_workers: int = Field(1, ge=1, description="Background imports run at once")
+    max_queued: int = Field(8, ge=1, description="Background imports waiting or running; "
+                            "more answer 503")
+    max_json_body_bytes: int = Field(32 * 1024**2, ge=1024, description="A JSON body of "
+                                     "records (held in memory); larger: upload a file")
+    stale_after_seconds: float = Field(900.0, gt=0, description="A running batch whose "
+                                       "process gave no sign of life for this long is "
+                                       "marked failed (interrupted)")
 
 
 class SchedulerSettings(BaseModel):
@@ -158,6 +183,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     import_chunk_rows: int = 50_000
+    imports: ImportSettings = Field(default_factory=ImportSettings)
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)

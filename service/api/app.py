@@ -41,6 +41,8 @@ from service.api.routes import (
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
 from service.forecasting import RunExecutor
+from service.ingest.background import ImportExecutor
+from service.ingest.pipeline import recover_interrupted
 from service.migrate import upgrade
 
 __all__ = ["create_app"]
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         start_embedded(app)  # only when settings.scheduler.enabled (serve --with-scheduler)
         yield
         stop_embedded(app)
+        app.state.import_executor.shutdown()
         app.state.run_executor.shutdown()
         engine.dispose()
 
@@ -79,6 +82,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.run_executor = RunExecutor(app.state.sessionmaker, settings)
+    app.state.import_executor = ImportExecutor(app.state.sessionmaker, settings)
+    if migrate:  # batches left queued/running by a process that died: failed (interrupted)
+        recover_interrupted(app.state.sessionmaker,
+                            stale_after_seconds=settings.imports.stale_after_seconds)
     app.state.response_cache = ResponseCache()
     app.state.latest_run_memo = (float("-inf"), None)
     app.state.key_cache = KeyCache(settings.api.key_cache_seconds)

@@ -1,39 +1,56 @@
-"""Import pipeline: read -> map -> validate -> redact -> write, in one transaction per batch.
+"""Import pipeline: read -> map -> validate -> redact -> stage -> publish.
 
-Bookkeeping: the :class:`~service.store.tables.ImportBatch` row is created (``running``) and
-committed first; then every record and every rejected row of the file is written in ONE
-transaction that ends by setting the batch's counts and ``completed``. If anything fails
-half-way the transaction rolls back (no record of the batch remains) and the batch is marked
-``failed`` with the error in a separate transaction. A process killed mid-way leaves the batch
-``running`` with nothing written. The same transaction adds the batch to the series summary
-and to its sources' coverage (:func:`service.store.summary.refresh_from_batch`, called once
-after the records are written).
+Bookkeeping: the :class:`~service.store.tables.ImportBatch` row is created (``running``, or
+``queued`` by the API for a background import) and committed first. The file is read in
+chunks; each chunk's valid rows and rejected rows are written to the importing connection's
+own temporary staging tables and committed there (SQLite's ``temp`` database, PostgreSQL's
+session temporary tables): this takes no lock on the real tables, however long the file.
+At the end one short transaction publishes: it registers new categories/regions, copies the
+staged rows into the record table (``INSERT ... SELECT ... ON CONFLICT DO NOTHING``), copies
+the rejected rows, sets the batch's counts and status, runs :func:`_after_publish` and commits.
+On SQLite its first statement takes the write lock (waiting up to the busy timeout; still
+locked after that: 503 with ``Retry-After``). If anything fails before the commit nothing of
+the batch is stored and the batch is marked ``failed`` with the error; a process killed
+mid-way leaves the batch ``running`` with nothing published, and :func:`recover_interrupted`
+marks it failed ("interrupted") at the next start.
 
-Duplicates: records are inserted with ``INSERT ... ON CONFLICT (source, external_id) DO
-NOTHING``; ``duplicates = valid rows - inserted rows`` counts both rows already in the
-database and repeats within the file (the first occurrence wins). Two importers of the same
-file running at once insert each record once: on SQLite the second waits for the first's
-write lock, on PostgreSQL for its uncommitted keys.
+Outcomes: ``completed`` (a header-only file too, with a warning), ``rejected`` (rows were
+read and every one was rejected: the CLI exits 1, the API answers 422 with the batch id) or
+``failed`` (the file as a whole: unreadable, over a limit, already imported -- raised as a
+problem that names ``batch_id``).
+
+Fingerprints: the uploaded bytes' SHA-256 is stored with the batch; a file whose bytes were
+already imported by a ``completed`` batch of the same kind is refused (409 naming that batch)
+unless forced. Records: a record whose key -- external id, time, category and region -- is
+already stored under *another* source is skipped as a duplicate (with a warning naming that
+source and batch) unless forced; under the same source the unique key ``(source,
+external_id)`` skips it anyway.
+
+Duplicates: ``duplicates = valid rows - inserted rows`` counts rows already in the database,
+repeats within the file (the first occurrence wins) and the records of other sources above.
 
 Keys: a file with an ``external_id`` column must fill it (a blank value rejects the row); a
 file without one gets ``sha256:<hash of the normalised record>#<n>``, ``n`` counting identical
 records in the file, so two identical complaints stay two and a re-import inserts nothing.
 
 Rows: numbered from 1 over data rows (header excluded; blank CSV lines and empty XLSX rows are
-neither counted nor numbered). Each rejected row is stored once, with the first problem found
-(see :data:`PROBLEMS`), its field and its non-personal raw values, redacted.
+neither counted nor numbered): "row 5" is the fifth data row, not the fifth line of the file.
+Each rejected row is stored once, with the first problem found (see :data:`PROBLEMS`), its
+field and its non-personal raw values, redacted (each cut to 1,000 characters).
 
-Writers: SQLite gets ``executemany`` on the raw ``sqlite3`` connection (foreign-key checks
-off for the transaction because every code was just read from the reference tables under the
-write lock; rows sorted by the series index per chunk, except in a bulk load into a
-near-empty table: there the series index is dropped and rebuilt inside the transaction and
-rows go in file order, which keeps the unique key's inserts local); PostgreSQL gets
-``COPY`` into a temporary table and ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
+Dates with the year last (``01/02/2013``) are read in one order per file: the caller's
+(``date_order``), or the one a value above 12 settles in the first chunk holding such dates;
+a file where every such date could be either is refused with that advice.
 
-Memory: files are read in chunks of ``chunk_rows`` (CSV, JSON Lines, JSON arrays and XLSX all
-stream); a JSON request body is held in memory (bounded by ``api.max_body_bytes``). A file
-that turns out unreadable after some chunks (e.g. an encoding error half-way) fails the whole
-batch.
+Limits: see :mod:`service.ingest.limits`; complaint texts longer than ``max_text_chars`` are
+cut (after a whole number, never inside one) with a marker.
+
+Writers: SQLite stages with ``executemany`` on the raw ``sqlite3`` connection (rows sorted by
+the series index per chunk, except in a bulk load into a near-empty table: there rows stay in
+file order and the series index is dropped and rebuilt inside the publishing transaction);
+PostgreSQL stages with ``COPY``. Foreign-key checks are off while publishing on SQLite:
+every code was read from the reference tables (which imports only add to) or is registered
+in the same transaction.
 """
 
 from __future__ import annotations
@@ -41,7 +58,14 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
+import json
+import os
+import re
+import socket
+import sqlite3
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,11 +76,13 @@ import numpy as np
 import pandas as pd
 import structlog
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy import Connection, Engine, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.errors import BadRequest, NotFound, ServiceError
+from service.errors import BadRequest, Conflict, NotFound, ServiceError, UnprocessableContent
+from service.ingest.limits import Guard, ImportBusy, ImportLimits, Interrupted
 from service.ingest.mapping import (
     KINDS,
     NULL_TOKENS,
@@ -70,9 +96,16 @@ from service.ingest.mapping import (
     normalise_header,
     plan_columns,
 )
-from service.ingest.readers import MALFORMED, Chunk, TableReader, open_reader, records_reader
+from service.ingest.readers import (
+    MALFORMED,
+    Chunk,
+    TableReader,
+    check_encoding_name,
+    open_reader,
+    records_reader,
+)
 from service.ingest.redact import is_personal_header, redact_series, redact_text
-from service.ingest.timestamps import parse_timestamps
+from service.ingest.timestamps import DATE_ORDERS, parse_timestamps
 from service.store.summary import (
     BatchDelta,
     Coverage,
@@ -87,8 +120,19 @@ __all__ = [
     "PROBLEMS",
     "RowError",
     "BatchSummary",
+    "ImportProgress",
+    "ImportJob",
+    "PublishedBatch",
     "import_file",
     "import_records",
+    "file_job",
+    "records_job",
+    "run_import",
+    "queue_import",
+    "create_batch",
+    "recover_interrupted",
+    "file_sha256",
+    "records_sha256",
     "get_batch",
     "iter_rejected",
 ]
@@ -113,12 +157,23 @@ _HIGH_CARDINALITY = frozenset({"external_id", "entity_id"})  # stripped with _st
 
 
 class RowError(BaseModel):
-    """One rejected row: 1-based data row number (header excluded), field, problem, detail."""
+    """One rejected row: its data row number (1 = the first row after the header; not the
+    file's line number), field, problem and detail."""
 
-    row: int
+    row: int = Field(description="Data row, 1-based, header excluded (not the file line)")
     field: str | None
     problem: str = Field(examples=["unknown_category"])
     detail: str
+
+
+class ImportProgress(BaseModel):
+    """How far a queued or running batch is."""
+
+    rows: int = 0
+    rejected: int = 0
+    bytes_read: int = 0
+    bytes_total: int | None = None
+    phase: str | None = Field(None, description="reading or publishing")
 
 
 class BatchSummary(BaseModel):
@@ -126,7 +181,9 @@ class BatchSummary(BaseModel):
 
     batch_id: str
     kind: Literal["complaints", "enforcement"]
-    status: Literal["running", "completed", "failed"]
+    status: Literal["queued", "running", "completed", "rejected", "failed"] = Field(
+        description="completed: rows were imported (or the file had none, see warnings); "
+                    "rejected: every row was rejected; failed: the file as a whole (error)")
     received: int = 0
     inserted: int = 0
     duplicates: int = 0
@@ -137,11 +194,13 @@ class BatchSummary(BaseModel):
     filename: str | None = None
     format: str | None = None
     encoding: str | None = None
-    registered_categories: list[str] = Field(default_factory=list)
-    registered_regions: list[str] = Field(default_factory=list)
     coverage: str | None = Field(None, description="The declared coverage FROM..TO, if any",
                                  examples=["2014-01-01..2014-12-31"])
+    registered_categories: list[str] = Field(default_factory=list)
+    registered_regions: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
     error: str | None = None
+    progress: ImportProgress | None = None
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
 
@@ -262,10 +321,18 @@ class _Processor:
         regions: ReferenceIndex,
         headers: list[str],
         ts_suffix: str,
+        date_order: str | None = None,
+        max_text_chars: int = 20_000,
         coverage: Coverage | None = None,
     ) -> None:
         self.spec = spec
         self.coverage = coverage
+        self.date_order = date_order
+        self.decided_order: str | None = date_order
+        self.max_text_chars = max_text_chars
+        self.warnings: list[str] = []
+        self.truncated = 0
+        self._rows: np.ndarray = np.empty(0, dtype=np.int64)
         self.mapping = dict(mapping or {})
         self.source = source.strip() if source and source.strip() else None
         self.register_new = register_new
@@ -291,8 +358,67 @@ class _Processor:
             self.columns.extend(h for h in plan.kept if h not in self.columns)
         return plan
 
+    def _year_last_order(self, values: pd.Series, parts: pd.DataFrame) -> str:
+        """The file's order of year-last dates (``01/02/2013``): the user's, or decided once
+        from the first chunk that holds such dates (a value above 12 settles it)."""
+        if self.decided_order is not None:
+            return self.decided_order
+        first = parts[0].astype(int)
+        second = parts[1].astype(int)
+        day_first = first.gt(12).to_numpy()
+        month_first = second.gt(12).to_numpy()
+        index = self._frame_index
+
+        def example(mask: np.ndarray) -> str:
+            i = int(np.flatnonzero(mask)[0])
+            row = int(self._rows[index.get_loc(values.index[i])])
+            return f"{_short(values.iloc[i])} (data row {row})"
+
+        if day_first.any() and month_first.any():
+            raise UnprocessableContent(
+                f"the dates mix day-first ({example(day_first)}) and month-first "
+                f"({example(month_first)}) values; import with --date-order dmy or "
+                "--date-order mdy (API: date_order) and the rows in the other order are "
+                "rejected", date_orders=["dmy", "mdy"])
+        if day_first.any():
+            self.decided_order = "dmy"
+            why = example(day_first)
+        elif month_first.any():
+            self.decided_order = "mdy"
+            why = example(month_first)
+        elif first.eq(second).all():
+            self.decided_order = "mdy"  # 01/01/2013: either order reads the same
+            return "mdy"
+        else:
+            raise UnprocessableContent(
+                f"dates like {example(np.ones(len(values), dtype=bool))} could be day/month "
+                "or month/day and no value in the file settles it (none has a day above 12); "
+                "import with --date-order dmy (day first) or --date-order mdy (month first) "
+                "(API: date_order)", date_orders=["dmy", "mdy"])
+        order = "day/month/year" if self.decided_order == "dmy" else "month/day/year"
+        self.warnings.append(f"dates with the year last were read as {order}, as {why} "
+                             "settles it")
+        return self.decided_order
+
+    def _truncate(self, values: pd.Series) -> pd.Series:
+        """Texts longer than ``max_text_chars`` cut there, without a partial number or
+        address at the cut, with a marker saying how long the original was."""
+        limit = self.max_text_chars
+        lens = values.str.len()
+        long = lens.gt(limit).to_numpy(dtype=bool, na_value=False)
+        if not long.any():
+            return values
+        out = values.copy()
+        pos = np.flatnonzero(long)
+        cut = [_cut(v, limit) for v in values.iloc[pos].tolist()]
+        out.iloc[pos] = cut
+        self.truncated += len(pos)
+        return out
+
     def process(self, chunk: Chunk) -> _Processed:
         frame, rows = chunk.frame, chunk.row_numbers
+        self._rows = rows
+        self._frame_index = frame.index
         n = len(frame)
         headers = [str(c) for c in frame.columns if c != MALFORMED]
         plan = self._plan(headers, strict=True) if headers else None
@@ -343,9 +469,14 @@ class _Processor:
         traw = col(tf)
         tmissing = traw.isna() | traw.isin(NULL_TOKENS)
         reject(tmissing, tf, "missing_value", f"{tf} is empty")
-        parsed = parse_timestamps(traw.where(~tmissing & ok), self.tz)
+        parsed = parse_timestamps(traw.where(~tmissing & ok), self.tz,
+                                  on_year_last=self._year_last_order)
+        order_note = "" if self.decided_order is None else (
+            " (year-last dates are read as " + {"dmy": "day/month/year", "mdy":
+                                                 "month/day/year", "ymd": "not accepted"}[
+                self.decided_order] + " in this file)")
         reject(parsed.isna(), tf, "unparseable_timestamp",
-               quoted(traw, "cannot read {} as a date/time"))
+               quoted(traw, "cannot read {} as a date/time" + order_note.replace("{", "{{")))
         reject((parsed < _MIN_TIME) | (parsed > self.now), tf, "timestamp_out_of_range",
                quoted(traw, "{} is before 1970 or in the future"))
 
@@ -381,7 +512,7 @@ class _Processor:
         optional: dict[str, pd.Series] = {}
         for name in self.spec.optional:
             if name == "text":
-                optional[name] = col(name)
+                optional[name] = self._truncate(col(name)) if name in src_of else col(name)
             elif name == "entity_id":
                 optional[name] = _strip_nulls(col(name))
             else:
@@ -506,7 +637,7 @@ class _Processor:
         records = raws.to_dict("records")
         out = []
         for j, i in enumerate(idx):
-            raw = {str(k): (redact_text(v) if isinstance(v, str) else v)
+            raw = {str(k): (redact_text(_capped(v)) if isinstance(v, str) else v)
                    for k, v in records[j].items()}
             out.append({"row_number": int(rows[i]), "field": pfield[i],
                         "problem": str(problem[i]), "detail": redact_text(str(detail[i])),
@@ -514,16 +645,44 @@ class _Processor:
         return out
 
 
+_CUT_TAIL = re.compile(r"[0-9A-Za-z０-９Ａ-Ｚａ-ｚ@＠.%+\-\s()（）]{1,60}$")
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, without the head of a number or an address that
+    the cut splits (whose rest would no longer be recognised), and a marker."""
+    kept = text[:limit]
+    tail = _CUT_TAIL.search(kept)
+    if tail and any(c.isdigit() or c in "@＠" for c in tail.group()):
+        kept = kept[: tail.start()]
+    return kept + f"…[截断: 原文 {len(text):,} 字]"
+_RAW_CHARS = 1000  # a value kept in rejected_rows.raw is cut to this many characters
+
+
+def _capped(value: str) -> str:
+    return value if len(value) <= _RAW_CHARS else _cut(value, _RAW_CHARS)
+
+
 def _short(value: object, limit: int = 80) -> str:
     text = "" if value is None else str(value)
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-# ------------------------------------------------------------------ writers
+# ------------------------------------------------------------------ staging
 
 
-class _Writer:
+_CAST_PG = {"received_at": "::timestamptz", "occurred_at": "::timestamptz", "day": "::date",
+            "violation_found": "::boolean"}
+
+
+class _Stage:
+    """A private staging area of one import: a temporary table of its valid rows and one of
+    its rejected rows, each chunk committed as it comes (no lock on the real tables), then
+    :meth:`publish` copies them in one transaction."""
+
     def __init__(self, conn: Connection, spec: KindSpec, batch_id: str) -> None:
+        if not batch_id.isalnum():  # it is inlined in SQL and table names
+            raise ValueError("batch ids are hex strings")
         self.conn = conn
         self.spec = spec
         self.batch_id = batch_id
@@ -531,43 +690,19 @@ class _Writer:
         self.columns = ["source", "external_id", spec.time_field, "day", "category", "region",
                         *spec.optional,
                         *(["action", "violation_found"] if spec.kind == "enforcement" else [])]
-
-    def register(self, table: Any, new: dict[str, str]) -> None:
-        if not new:
-            return
-        dialect = self.conn.dialect.name
-        ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        values: list[dict[str, Any]] = []
-        for code, raw in new.items():
-            row: dict[str, Any] = {"code": code, "name_zh": raw[:200], "name_en": raw[:200],
-                                   "aliases": [], "registered_by_import": True}
-            if table is Category.__table__:
-                row.update(lead_days=14, legal_basis=[], templates={})
-            else:
-                row.update(level="unknown", parent=None)
-            values.append(row)
-        self.conn.execute(ins(cast(Table, table)).on_conflict_do_nothing(index_elements=["code"]),
-                          values)
-
-    def rejected(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            for r in rows:
-                r["batch_id"] = self.batch_id
-            self.conn.execute(insert(RejectedRow), rows)
+        self.rows_table = f"_fw_stage_{batch_id}"
+        self.rejected_table = f"_fw_rejected_{batch_id}"
+        self.bulk = False
+        self.staged = 0
 
     def start(self, *, first_chunk: int, chunk_rows: int) -> None:
-        """Called once before the first chunk is written."""
-
-    def finish(self) -> None:
-        """Called after the last chunk, inside the transaction."""
-
-    def prepare(self, p: _Processed) -> Any:
-        """Turn processed rows into what :meth:`records` sends (pure, no database)."""
-        raise NotImplementedError
-
-    def records(self, payload: Any) -> int:
-        """Insert prepared rows; returns how many were new."""
-        raise NotImplementedError
+        """Called once before the first chunk is written: a large file (its first chunk is
+        full) into a near-empty table is a bulk load (rows kept in file order)."""
+        if first_chunk < chunk_rows:
+            return
+        existing = self.conn.exec_driver_sql(
+            f"SELECT max(id) FROM {self.spec.table}").scalar()
+        self.bulk = (existing or 0) < 2 * chunk_rows
 
     def _ordered(self, p: _Processed, *, sort: bool) -> list[list[Any]]:
         """Columns of the valid rows without in-chunk repeats of a key (first one kept),
@@ -575,7 +710,7 @@ class _Writer:
         ext = p.columns["external_id"]
         src = p.columns["source"]
         n = len(ext)
-        single = all(v == src[0] for v in src[:1]) and len(set(src)) == 1 if n else True
+        single = len(set(src)) == 1 if n else True
         dup = (pd.Series(ext, dtype=object).duplicated() if single
                else pd.DataFrame({"s": src, "e": ext}).duplicated()).to_numpy()
         order = np.lexsort(p.sort_keys) if sort else np.arange(n)
@@ -589,79 +724,139 @@ class _Writer:
             out.append(arr[order].tolist())
         return out
 
+    def create(self) -> None:
+        raise NotImplementedError
 
-class _SqliteWriter(_Writer):
-    """``executemany`` on the raw sqlite3 connection, rows ordered by the series index (in
-    file order for a bulk load, see :meth:`start`)."""
+    def prepare(self, p: _Processed) -> Any:
+        """Turn processed rows into what :meth:`write` sends (pure, no database)."""
+        raise NotImplementedError
 
-    def __init__(self, conn: Connection, spec: KindSpec, batch_id: str) -> None:
-        super().__init__(conn, spec, batch_id)
-        if not batch_id.isalnum():  # it is inlined below (one bound parameter less per row)
-            raise ValueError("batch ids are hex strings")
-        self.sql = (f"INSERT INTO {spec.table} ({', '.join(self.columns)}, batch_id) "
-                    f"VALUES ({', '.join('?' * len(self.columns))}, '{batch_id}') "
-                    "ON CONFLICT (source, external_id) DO NOTHING")
-        self._deferred: list[str] = []
+    def write(self, payload: Any, rejected: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
 
-    def start(self, *, first_chunk: int, chunk_rows: int) -> None:
-        """Bulk load: when the file is large (its first chunk is full) and the table holds
-        fewer rows than two chunks, drop the table's plain secondary indexes (the series
-        index) for the transaction and rebuild them at the end -- one sorted build instead
-        of a million random inserts. Readers keep the old snapshot (and index) until commit;
-        a rollback restores everything. The unique key stays, so duplicates are still found.
-        """
-        if first_chunk < chunk_rows:
-            return
-        existing = self.raw.execute(f"SELECT max(rowid) FROM {self.spec.table}").fetchone()[0]
-        if (existing or 0) >= 2 * chunk_rows:
-            return
-        rows = self.raw.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
-            "AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'", (self.spec.table,),
-        ).fetchall()
-        for name, sql in rows:
-            self.raw.execute(f'DROP INDEX "{name}"')
-            self._deferred.append(sql)
+    def drop_duplicates_of_other_sources(self) -> list[tuple[str, str | None, int]]:
+        """Remove staged rows that are already stored under another source (same record key:
+        external id, time, category, region); ``(source, batch, rows)`` of what was found."""
+        raise NotImplementedError
 
-    def finish(self) -> None:
-        if not self._deferred:
-            return
-        # The index build's sorter: with a small page cache it sorts in cache-sized runs
-        # (merged by 2 threads) instead of one huge in-memory sort -- about twice as fast
-        # (measured on 1M rows: 1.35 s -> 0.6 s).
-        threads = self.raw.execute("PRAGMA threads").fetchone()[0]
-        cache = self.raw.execute("PRAGMA cache_size").fetchone()[0]
-        self.raw.execute("PRAGMA threads=2")
-        self.raw.execute(f"PRAGMA cache_size=-{_SQLITE_SORT_CACHE_KIB}")
-        try:
-            for sql in self._deferred:
-                self.raw.execute(sql)
-        finally:
-            self.raw.execute(f"PRAGMA cache_size={int(cache)}")
-            self.raw.execute(f"PRAGMA threads={int(threads)}")
-        self._deferred.clear()
+    def publish(self) -> int:
+        """Copy the staged rows into the real tables (inside the caller's transaction);
+        returns how many records were new."""
+        raise NotImplementedError
+
+    def drop(self) -> None:
+        raise NotImplementedError
+
+    def _key_match(self, s: str, c: str) -> str:
+        tf = self.spec.time_field
+        return " AND ".join(f"{c}.{f} = {s}.{f}" for f in
+                            ("category", "region", "day", "external_id", tf))
+
+
+class _SqliteStage(_Stage):
+    """Temporary tables (the connection's own ``temp`` database: writing them takes no lock
+    on the main database file); ``executemany`` per chunk, one ``INSERT ... SELECT`` to
+    publish. Rows are sorted by the series index per chunk, except in a bulk load: there the
+    series index is dropped and rebuilt inside the publishing transaction (one sorted build
+    instead of a million random inserts; a rollback restores it)."""
+
+    def create(self) -> None:
+        self._temp_cache = int(self.raw.execute("PRAGMA temp.cache_size").fetchone()[0])
+        self.raw.execute(f"PRAGMA temp.cache_size=-{_SQLITE_CACHE_KIB}")
+        self.raw.execute(f"CREATE TEMP TABLE {self.rows_table} ({', '.join(self.columns)})")
+        self.raw.execute(f"CREATE TEMP TABLE {self.rejected_table} "
+                         "(row_number, field, problem, detail, raw)")
+        self.insert = (f"INSERT INTO temp.{self.rows_table} VALUES "
+                       f"({', '.join('?' * len(self.columns))})")
 
     def prepare(self, p: _Processed) -> list[tuple[Any, ...]]:
         if not p.columns["source"]:
             return []
-        if self._deferred:
-            # bulk load (no series index to keep local): file order, and ON CONFLICT DO
-            # NOTHING keeps the first of any in-file repeats, so no dedupe pass is needed
-            cols = [p.columns[c] for c in self.columns]
-        else:
-            cols = self._ordered(p, sort=True)
+        # bulk load: file order; INSERT ... ON CONFLICT DO NOTHING keeps the first of any
+        # repeats. Otherwise sorted by the series index, in-chunk repeats removed first.
+        cols = [p.columns[c] for c in self.columns] if self.bulk else self._ordered(p, sort=True)
         if "violation_found" in self.columns:
             i = self.columns.index("violation_found")
             cols[i] = [int(v) for v in cols[i]]
         return list(zip(*cols, strict=True))
 
-    def records(self, payload: list[tuple[Any, ...]]) -> int:
-        if not payload:
-            return 0
+    def write(self, payload: list[tuple[Any, ...]], rejected: list[dict[str, Any]]) -> None:
+        if payload:
+            self.raw.executemany(self.insert, payload)
+            self.staged += len(payload)
+        if rejected:
+            self.raw.executemany(
+                f"INSERT INTO temp.{self.rejected_table} VALUES (?, ?, ?, ?, ?)",
+                [(r["row_number"], r["field"], r["problem"], r["detail"],
+                  json.dumps(r["raw"], ensure_ascii=False)) for r in rejected])
+        self.raw.commit()
+
+    def drop_duplicates_of_other_sources(self) -> list[tuple[str, str | None, int]]:
+        t = self.spec.table
+        if not self.staged or self.raw.execute(f"SELECT 1 FROM main.{t} LIMIT 1").fetchone() \
+                is None:
+            return []
+        found = self.raw.execute(
+            f"SELECT c.source, c.batch_id, count(*) FROM temp.{self.rows_table} s "
+            f"JOIN main.{t} c ON {self._key_match('s', 'c')} AND c.source <> s.source "
+            "GROUP BY c.source, c.batch_id ORDER BY count(*) DESC").fetchall()
+        if found:
+            self.raw.execute(
+                f"DELETE FROM temp.{self.rows_table} WHERE EXISTS (SELECT 1 FROM main.{t} c "
+                f"WHERE {self._key_match(self.rows_table, 'c')} "
+                f"AND c.source <> {self.rows_table}.source)")
+        self.raw.commit()
+        return [(str(a), b, int(n)) for a, b, n in found]
+
+    def publish(self) -> int:
+        t = self.spec.table
+        deferred: list[str] = []
+        if self.bulk and (self.raw.execute(f"SELECT max(id) FROM main.{t}").fetchone()[0]
+                          or 0) < self.staged:
+            rows = self.raw.execute(
+                "SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND "
+                "tbl_name = ? AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'",
+                (t,)).fetchall()
+            for name, sql in rows:
+                self.raw.execute(f'DROP INDEX main."{name}"')
+                deferred.append(sql)
+        cols = ", ".join(self.columns)
         before = self.raw.total_changes
-        self.raw.executemany(self.sql, payload)
+        self.raw.execute(
+            f"INSERT INTO main.{t} ({cols}, batch_id) SELECT {cols}, '{self.batch_id}' "
+            f"FROM temp.{self.rows_table} WHERE true ORDER BY rowid "
+            "ON CONFLICT (source, external_id) DO NOTHING")
         inserted: int = self.raw.total_changes - before
+        self.raw.execute(
+            "INSERT INTO main.rejected_rows (batch_id, row_number, field, problem, detail, raw) "
+            f"SELECT '{self.batch_id}', row_number, field, problem, detail, raw "
+            f"FROM temp.{self.rejected_table} ORDER BY rowid")
+        if deferred:
+            # The index build's sorter: with a small page cache it sorts in cache-sized runs
+            # (merged by 2 threads) instead of one huge in-memory sort -- about twice as
+            # fast (measured on 1M rows: 1.35 s -> 0.6 s).
+            threads = self.raw.execute("PRAGMA threads").fetchone()[0]
+            cache = self.raw.execute("PRAGMA cache_size").fetchone()[0]
+            self.raw.execute("PRAGMA threads=2")
+            self.raw.execute(f"PRAGMA cache_size=-{_SQLITE_SORT_CACHE_KIB}")
+            try:
+                for sql in deferred:
+                    self.raw.execute(sql)
+            finally:
+                self.raw.execute(f"PRAGMA cache_size={int(cache)}")
+                self.raw.execute(f"PRAGMA threads={int(threads)}")
         return inserted
+
+    _temp_cache = -2000
+
+    def drop(self) -> None:
+        if self.raw.in_transaction:
+            self.raw.rollback()
+        self.raw.execute(f"DROP TABLE IF EXISTS temp.{self.rows_table}")
+        self.raw.execute(f"DROP TABLE IF EXISTS temp.{self.rejected_table}")
+        # the pooled connection gives back the staging cache
+        self.raw.execute(f"PRAGMA temp.cache_size={self._temp_cache}")
+        self.raw.execute("PRAGMA shrink_memory")
 
 
 def _copy_escape(values: list[Any]) -> list[str]:
@@ -680,42 +875,81 @@ def _copy_escape(values: list[Any]) -> list[str]:
     return out
 
 
-class _PostgresWriter(_Writer):
-    """``COPY`` into a temporary table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``."""
+class _PostgresStage(_Stage):
+    """Session temporary tables filled with ``COPY`` (committed per chunk); one
+    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` in file order to publish."""
 
-    _CASTS = {"received_at": "::timestamptz", "occurred_at": "::timestamptz", "day": "::date",
-              "violation_found": "::boolean"}
-
-    def __init__(self, conn: Connection, spec: KindSpec, batch_id: str) -> None:
-        super().__init__(conn, spec, batch_id)
-        self.stage = f"_fw_stage_{spec.table}"
+    def create(self) -> None:
         cols = ", ".join(f"{c} text" for c in self.columns)
         with self.raw.cursor() as cur:
-            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ({cols}) ON COMMIT DROP")
-        select_list = ", ".join(f"{c}{self._CASTS.get(c, '')}" for c in self.columns)
-        self.sql = (f"INSERT INTO {spec.table} ({', '.join(self.columns)}, batch_id) "
-                    f"SELECT {select_list}, %s FROM {self.stage} "
-                    "ON CONFLICT (source, external_id) DO NOTHING")
+            cur.execute(f"CREATE TEMP TABLE {self.rows_table} (seq bigserial, {cols})")
+            cur.execute(f"CREATE TEMP TABLE {self.rejected_table} (seq bigserial, "
+                        "row_number integer, field text, problem text, detail text, raw text)")
+        self.raw.commit()
 
     def prepare(self, p: _Processed) -> bytes:
         if not p.columns["source"]:
             return b""
-        cols = [_copy_escape(a) for a in self._ordered(p, sort=False)]
+        cols = [_copy_escape(p.columns[c]) for c in self.columns]
         return ("\n".join("\t".join(r) for r in zip(*cols, strict=True)) + "\n").encode()
 
-    def records(self, payload: bytes) -> int:
-        if not payload:
-            return 0
+    def write(self, payload: bytes, rejected: list[dict[str, Any]]) -> None:
         with self.raw.cursor() as cur:
-            with cur.copy(f"COPY {self.stage} ({', '.join(self.columns)}) FROM STDIN") as cp:
-                cp.write(payload)
-            cur.execute(self.sql, (self.batch_id,))
+            if payload:
+                with cur.copy(f"COPY {self.rows_table} ({', '.join(self.columns)}) "
+                              "FROM STDIN") as cp:
+                    cp.write(payload)
+                self.staged += payload.count(b"\n")
+            if rejected:
+                cur.executemany(
+                    f"INSERT INTO {self.rejected_table} (row_number, field, problem, detail, "
+                    "raw) VALUES (%s, %s, %s, %s, %s)",
+                    [(r["row_number"], r["field"], r["problem"], r["detail"],
+                      json.dumps(r["raw"], ensure_ascii=False)) for r in rejected])
+        self.raw.commit()
+
+    def drop_duplicates_of_other_sources(self) -> list[tuple[str, str | None, int]]:
+        t = self.spec.table
+        with self.raw.cursor() as cur:
+            cur.execute(f"SELECT 1 FROM {t} LIMIT 1")
+            if not self.staged or cur.fetchone() is None:
+                self.raw.commit()
+                return []
+            tf = self.spec.time_field
+            match = (f"c.category = s.category AND c.region = s.region AND c.day = s.day::date "
+                     f"AND c.external_id = s.external_id AND c.{tf} = s.{tf}::timestamptz "
+                     "AND c.source <> s.source")
+            cur.execute(f"SELECT c.source, c.batch_id, count(*) FROM {self.rows_table} s "
+                        f"JOIN {t} c ON {match} GROUP BY c.source, c.batch_id "
+                        "ORDER BY count(*) DESC")
+            found = cur.fetchall()
+            if found:
+                cur.execute(f"DELETE FROM {self.rows_table} s USING {t} c WHERE {match}")
+        self.raw.commit()
+        return [(str(a), b, int(n)) for a, b, n in found]
+
+    def publish(self) -> int:
+        t = self.spec.table
+        select_list = ", ".join(f"{c}{_CAST_PG.get(c, '')}" for c in self.columns)
+        with self.raw.cursor() as cur:
+            cur.execute(f"INSERT INTO {t} ({', '.join(self.columns)}, batch_id) "
+                        f"SELECT {select_list}, %s FROM {self.rows_table} ORDER BY seq "
+                        "ON CONFLICT (source, external_id) DO NOTHING", (self.batch_id,))
             inserted: int = cur.rowcount
-            cur.execute(f"TRUNCATE {self.stage}")
+            cur.execute("INSERT INTO rejected_rows (batch_id, row_number, field, problem, "
+                        "detail, raw) SELECT %s, row_number, field, problem, detail, raw::json "
+                        f"FROM {self.rejected_table} ORDER BY seq", (self.batch_id,))
         return inserted
 
+    def drop(self) -> None:
+        self.raw.rollback()
+        with self.raw.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self.rows_table}")
+            cur.execute(f"DROP TABLE IF EXISTS {self.rejected_table}")
+        self.raw.commit()
 
-# ------------------------------------------------------------------ the import
+
+# ------------------------------------------------------------------ batches
 
 
 def _spec(kind: str) -> KindSpec:
@@ -731,24 +965,64 @@ def _engine_of(session_factory: sessionmaker[Session]) -> Engine:
     return bind if isinstance(bind, Engine) else bind.engine
 
 
+_PROCESS_TOKEN = uuid.uuid4().hex[:12]
+
+
+def _owner() -> str:
+    """``host:pid:token`` of this process (the token tells a restarted process with the
+    same pid, as in a container, from the one that crashed)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TOKEN}"
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None \
+        else value
+
+
 @dataclass(frozen=True)
 class _BatchRef:
     id: str
+    kind: str
     started_at: dt.datetime
 
 
-def _create_batch(session_factory: sessionmaker[Session], *, kind: str, source: str | None,
-                  filename: str | None, options: dict[str, Any]) -> _BatchRef:
-    ref = _BatchRef(id=new_id(), started_at=utcnow())
-    with session_factory() as s:
+@contextmanager
+def _busy_is_503() -> Iterator[None]:
+    """A database still locked after the busy timeout (SQLite) is a 503, not a 500."""
+    try:
+        yield
+    except (OperationalError, sqlite3.OperationalError) as exc:
+        text = str(getattr(exc, "orig", exc)).lower()
+        if "locked" in text or "busy" in text:
+            raise ImportBusy("the database is busy with another import; nothing of this one "
+                             "was published; retry in a minute") from exc
+        raise
+
+
+def create_batch(
+    session_factory: sessionmaker[Session], *, kind: str, source: str | None,
+    filename: str | None, options: dict[str, Any], status: str = "running",
+    file_sha256: str | None = None,
+) -> _BatchRef:
+    """Store a new batch (``running``, or ``queued`` for a background import)."""
+    spec = _spec(kind)
+    if source is not None and len(source.strip()) > spec.max_len["source"]:
+        raise BadRequest(f"source is longer than {spec.max_len['source']} characters")
+    ref = _BatchRef(id=new_id(), kind=kind, started_at=utcnow())
+    with _busy_is_503(), session_factory() as s:
         s.add(ImportBatch(id=ref.id, kind=kind, source=source, filename=filename,
-                          status="running", options=options, started_at=ref.started_at))
+                          status=status, options=options, started_at=ref.started_at,
+                          file_sha256=file_sha256, owner=_owner(), heartbeat_at=utcnow(),
+                          progress={"rows": 0, "bytes_read": 0}))
         s.commit()
     return ref
 
 
-def _mark_failed(session_factory: sessionmaker[Session], batch_id: str, exc: BaseException) -> None:
-    message = exc.detail if isinstance(exc, ServiceError) else f"{type(exc).__name__}: {exc}"
+def _mark_failed(session_factory: sessionmaker[Session], batch_id: str, exc: BaseException,
+                 message: str | None = None) -> None:
+    if message is None:
+        message = exc.detail if isinstance(exc, ServiceError) else \
+            f"{type(exc).__name__}: {exc}"
     try:
         with session_factory() as s:
             s.execute(update(ImportBatch).where(ImportBatch.id == batch_id).values(
@@ -760,6 +1034,58 @@ def _mark_failed(session_factory: sessionmaker[Session], batch_id: str, exc: Bas
                   error_type=type(mark_exc).__name__)
 
 
+def _process_alive(owner: str | None) -> bool | None:
+    """Whether the process named by ``owner`` runs (``None``: cannot tell, another host)."""
+    if not owner or owner.count(":") != 2:
+        return None
+    host, pid_text, token = owner.split(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    if token == _PROCESS_TOKEN:
+        return True
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # an earlier process with this pid (a restarted container)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_interrupted(session_factory: sessionmaker[Session], *,
+                        stale_after_seconds: float = 900.0) -> list[str]:
+    """Mark ``failed`` ("interrupted") the batches left ``queued`` or ``running`` by a process
+    that is gone (same host: its pid no longer runs, or is this process's pid under another
+    start token; another host: no sign of life for ``stale_after_seconds``). Nothing of them
+    was published (they only ever wrote their own temporary staging tables). Returns their
+    ids; called at API start-up and before a CLI import."""
+    now = utcnow()
+    with session_factory() as s:
+        rows = s.execute(select(ImportBatch.id, ImportBatch.owner, ImportBatch.heartbeat_at,
+                                ImportBatch.started_at)
+                         .where(ImportBatch.status.in_(("queued", "running")))).all()
+        dead = []
+        for batch_id, owner, beat, started in rows:
+            last = _aware(beat) or _aware(started) or now
+            alive = _process_alive(owner)  # same host: known; another host: None
+            if alive is False or (alive is None and
+                                  (now - last).total_seconds() > stale_after_seconds):
+                dead.append(batch_id)
+        if dead:
+            s.execute(update(ImportBatch).where(ImportBatch.id.in_(dead)).where(
+                ImportBatch.status.in_(("queued", "running"))).values(
+                status="failed", finished_at=now, received=0, inserted=0, duplicates=0,
+                rejected=0, error="interrupted: the process importing this batch stopped "
+                "(a crash or a restart) before it finished; nothing of it was published; "
+                "import the file again"))
+            s.commit()
+            log.warning("import_batches_interrupted", count=len(dead))
+    return dead
+
+
 def _reference(conn: Connection) -> tuple[ReferenceIndex, ReferenceIndex]:
     cats = conn.execute(select(Category.code, Category.name_zh, Category.name_en,
                                Category.aliases)).all()
@@ -769,143 +1095,411 @@ def _reference(conn: Connection) -> tuple[ReferenceIndex, ReferenceIndex]:
             ReferenceIndex(((r[0], r[1], r[2], r[3]) for r in regs), strip_suffixes=True))
 
 
+def _register(conn: Connection, table: Any, new: dict[str, str]) -> None:
+    if not new:
+        return
+    ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    values: list[dict[str, Any]] = []
+    for code, raw in new.items():
+        row: dict[str, Any] = {"code": code, "name_zh": raw[:200], "name_en": raw[:200],
+                               "aliases": [], "registered_by_import": True}
+        if table is Category.__table__:
+            row.update(lead_days=14, legal_basis=[], templates={})
+        else:
+            row.update(level="unknown", parent=None)
+        values.append(row)
+    conn.execute(ins(cast(Table, table)).on_conflict_do_nothing(index_elements=["code"]),
+                 values)
+
+
 @dataclass
 class _Totals:
     received: int = 0
-    inserted: int = 0
     valid: int = 0
     rejected: int = 0
+    inserted: int = 0
     errors: list[RowError] = field(default_factory=list)
-    registered_categories: list[str] = field(default_factory=list)
-    registered_regions: list[str] = field(default_factory=list)
+    new_categories: dict[str, str] = field(default_factory=dict)
+    new_regions: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    sources: set[str] = field(default_factory=set)
 
 
-def _sqlite_pragmas(raw: Any) -> dict[str, Any]:
-    """Turn FK checks off and enlarge the page cache for this connection's import."""
-    before = {"foreign_keys": raw.execute("PRAGMA foreign_keys").fetchone()[0],
-              "cache_size": raw.execute("PRAGMA cache_size").fetchone()[0]}
-    if not raw.in_transaction:
-        raw.execute("PRAGMA foreign_keys=OFF")
-    raw.execute(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
-    return before
+class _Heartbeat:
+    """Progress and a sign of life of a running batch, written at most every ``every``
+    seconds in a short transaction of its own."""
+
+    def __init__(self, session_factory: sessionmaker[Session], batch_id: str,
+                 every: float = 2.0) -> None:
+        self.sf = session_factory
+        self.batch_id = batch_id
+        self.every = every
+        self.last = time.monotonic()
+
+    def beat(self, progress: dict[str, Any], *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        try:
+            with self.sf() as s:
+                s.execute(update(ImportBatch).where(ImportBatch.id == self.batch_id)
+                          .where(ImportBatch.status == "running")
+                          .values(progress=progress, heartbeat_at=utcnow()))
+                s.commit()
+        except OperationalError:  # busy: the next beat will do
+            log.info("import_heartbeat_skipped", batch_id=self.batch_id)
 
 
-def _run(
-    *,
-    session_factory: sessionmaker[Session],
-    kind: str,
-    opener: Callable[[], TableReader],
-    filename: str | None,
-    source: str | None,
-    mapping: Mapping[str, str] | None,
-    register_new: bool,
-    tz: str,
-    chunk_rows: int,
-    coverage: str | Coverage | None = None,
-) -> BatchSummary:
-    spec = _spec(kind)
-    if chunk_rows < 1:
+def _after_publish(conn: Connection, batch: PublishedBatch) -> None:
+    """The one place that runs inside the publishing transaction after a batch's records
+    were written and before it commits: derived tables that must agree with the records
+    are refreshed here from ``batch`` -- the sources' coverage and the series summary
+    (:func:`service.store.summary.refresh_from_batch`, from the records the batch added: a
+    range of the primary key above ``batch.mark``). It must not commit."""
+    delta = BatchDelta(batch.kind)
+    delta.added(conn, batch_id=batch.batch_id, mark=batch.mark)
+    refresh_from_batch(conn, batch_id=batch.batch_id, delta=delta)
+
+
+@dataclass(frozen=True)
+class PublishedBatch:
+    """What :func:`_after_publish` gets: the batch, its kind and what it published."""
+
+    batch_id: str
+    kind: str
+    table: str
+    inserted: int
+    sources: tuple[str, ...]
+    mark: int = 0  # the highest record id before the batch was published
+
+
+def _find_earlier(session_factory: sessionmaker[Session], *, kind: str, sha256: str,
+                  exclude: str) -> ImportBatch | None:
+    with session_factory() as s:
+        return s.scalars(select(ImportBatch).where(
+            ImportBatch.file_sha256 == sha256, ImportBatch.kind == kind,
+            ImportBatch.status == "completed", ImportBatch.id != exclude)
+            .order_by(ImportBatch.started_at).limit(1)).first()
+
+
+def _already_imported(earlier: ImportBatch) -> Conflict:
+    when = _aware(earlier.started_at)
+    stamp = when.strftime("%Y-%m-%d %H:%M UTC") if when else "earlier"
+    return Conflict(
+        f"this file was already imported as batch {earlier.id} ({stamp}, source "
+        f"{earlier.source or '-'}, {earlier.inserted:,} records inserted); nothing was "
+        "imported; to import it again anyway use --force (API: force=true); rows already "
+        "stored under the same source are still skipped as duplicates",
+        existing_batch_id=earlier.id)
+
+
+class _Hasher(threading.Thread):
+    """SHA-256 of a file on a thread of its own (hashlib releases the GIL), so fingerprinting
+    a large file overlaps with importing it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True, name="import-hash")
+        self.path = path
+        self.digest: str | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            h = hashlib.sha256()
+            with open(self.path, "rb") as f:
+                while block := f.read(1 << 20):
+                    h.update(block)
+            self.digest = h.hexdigest()
+        except BaseException as exc:  # reported by the importer
+            self.error = exc
+
+
+def file_sha256(stream: BinaryIO) -> str:
+    """SHA-256 of a seekable stream's bytes (the position is restored)."""
+    pos = stream.tell()
+    stream.seek(0)
+    h = hashlib.sha256()
+    while block := stream.read(1 << 20):
+        h.update(block)
+    stream.seek(pos)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------ the import
+
+
+@dataclass
+class ImportJob:
+    """Everything an import needs besides the database: the file (opener), its options and
+    its limits."""
+
+    kind: Literal["complaints", "enforcement"]
+    opener: Callable[[Guard], TableReader]
+    filename: str | None = None
+    source: str | None = None
+    mapping: Mapping[str, str] | None = None
+    register_new: bool = False
+    tz: str = "Asia/Shanghai"
+    chunk_rows: int = 50_000
+    force: bool = False
+    date_order: str | None = None
+    coverage: Coverage | None = None
+    limits: ImportLimits = field(default_factory=ImportLimits)
+    sha256: str | None = None
+    hasher: _Hasher | None = None
+    pause_gc: bool = False
+    clock: Callable[[], float] = time.monotonic
+    cancel: threading.Event | None = None
+    closers: list[Any] = field(default_factory=list)
+
+    def options(self) -> dict[str, Any]:
+        out = {"register_new": self.register_new, "mapping": dict(self.mapping or {}),
+               "tz": self.tz, "chunk_rows": self.chunk_rows, "force": self.force,
+               "date_order": self.date_order}
+        if self.coverage is not None:
+            out["coverage"] = str(self.coverage)
+        return out
+
+
+def _validate(job: ImportJob) -> KindSpec:
+    spec = _spec(job.kind)
+    if job.chunk_rows < 1:
         raise BadRequest("chunk_rows must be positive")
-    if source is not None and len(source.strip()) > spec.max_len["source"]:
+    if job.date_order is not None and job.date_order not in DATE_ORDERS:
+        raise BadRequest(f"date_order must be one of {', '.join(DATE_ORDERS)}, not "
+                         f"'{job.date_order}'")
+    if job.source is not None and len(job.source.strip()) > spec.max_len["source"]:
         raise BadRequest(f"source is longer than {spec.max_len['source']} characters")
+    return spec
+
+
+def run_import(session_factory: sessionmaker[Session], job: ImportJob,
+               batch: _BatchRef | None = None) -> BatchSummary:
+    """Run ``job`` into ``batch`` (a queued one) or a new batch; returns its summary.
+
+    File-level failures (unreadable file, a limit, a file already imported) mark the batch
+    ``failed`` and are raised with the batch's id in the problem (``batch_id``).
+    """
     try:
-        declared = parse_coverage(coverage)
-    except ServiceError as exc:
-        raise BadRequest(exc.detail) from None
-    options: dict[str, Any] = {"register_new": register_new, "mapping": dict(mapping or {}),
-                               "tz": tz, "chunk_rows": chunk_rows}
-    if declared is not None:
-        options["coverage"] = str(declared)
-    batch = _create_batch(session_factory, kind=kind, source=source, filename=filename,
-                          options=options)
-    log.info("import_started", batch_id=batch.id, kind=kind)
-    engine = _engine_of(session_factory)
+        spec = _validate(job)
+        if batch is None:
+            batch = create_batch(session_factory, kind=job.kind, source=job.source,
+                                 filename=job.filename, options=job.options(),
+                                 file_sha256=job.sha256)
+        else:
+            with _busy_is_503(), session_factory() as s:
+                claimed = s.execute(update(ImportBatch).where(ImportBatch.id == batch.id)
+                                    .where(ImportBatch.status == "queued").values(
+                    status="running", owner=_owner(), heartbeat_at=utcnow()))
+                s.commit()
+            if cast(Any, claimed).rowcount != 1:
+                raise Interrupted("the queued batch was marked failed before it ran; "
+                                  "nothing was imported; send the file again")
+    except BaseException:
+        for c in job.closers:
+            c.close()
+        raise
+    log.info("import_started", batch_id=batch.id, kind=job.kind)
     try:
-        with _gc_paused():
-            totals, reader = _transaction(engine, spec=spec, batch=batch, opener=opener,
-                                          source=source, mapping=mapping,
-                                          register_new=register_new, tz=tz, options=options,
-                                          chunk_rows=chunk_rows, coverage=declared)
+        with _gc_paused(job.pause_gc), _busy_is_503():
+            summary = _execute(session_factory, job, spec, batch)
     except BaseException as exc:
         _mark_failed(session_factory, batch.id, exc)
-        log.warning("import_failed", batch_id=batch.id, kind=kind,
+        log.warning("import_failed", batch_id=batch.id, kind=job.kind,
                     error_type=type(exc).__name__)
+        if isinstance(exc, ServiceError):
+            exc.extensions.setdefault("batch_id", batch.id)
         raise
-    log.info("import_finished", batch_id=batch.id, kind=kind, received=totals.received,
-             inserted=totals.inserted, duplicates=totals.valid - totals.inserted,
-             rejected=totals.rejected)
+    finally:
+        for c in job.closers:
+            c.close()
+    log.info("import_finished", batch_id=batch.id, kind=job.kind, status=summary.status,
+             received=summary.received, inserted=summary.inserted,
+             duplicates=summary.duplicates, rejected=summary.rejected)
+    return summary
+
+
+def queue_import(session_factory: sessionmaker[Session], job: ImportJob) -> _BatchRef:
+    """Store a ``queued`` batch for ``job`` (a background import) after the checks that can
+    answer at once: arguments, and the file fingerprint (409 naming the earlier batch)."""
+    _validate(job)
+    batch = create_batch(session_factory, kind=job.kind, source=job.source,
+                         filename=job.filename, options=job.options(), status="queued",
+                         file_sha256=job.sha256)
+    try:
+        _check_fingerprint(session_factory, job, batch, wait=True)
+    except ServiceError as exc:
+        _mark_failed(session_factory, batch.id, exc)
+        exc.extensions.setdefault("batch_id", batch.id)
+        raise
+    return batch
+
+
+def _check_fingerprint(session_factory: sessionmaker[Session], job: ImportJob,
+                       batch: _BatchRef, *, wait: bool) -> bool:
+    """Refuse a file already imported (unless forced); ``True`` once checked."""
+    digest = job.sha256
+    if digest is None and job.hasher is not None:
+        if job.hasher.is_alive() and not wait:
+            return False
+        job.hasher.join()
+        if job.hasher.error is not None:
+            raise UnprocessableContent(f"cannot read the file: {job.hasher.error}")
+        digest = job.sha256 = job.hasher.digest
+        with session_factory() as s:
+            s.execute(update(ImportBatch).where(ImportBatch.id == batch.id)
+                      .values(file_sha256=digest))
+            s.commit()
+    if digest is not None and not job.force:
+        earlier = _find_earlier(session_factory, kind=job.kind, sha256=digest,
+                                exclude=batch.id)
+        if earlier is not None:
+            raise _already_imported(earlier)
+    return True
+
+
+def _execute(session_factory: sessionmaker[Session], job: ImportJob, spec: KindSpec,
+             batch: _BatchRef) -> BatchSummary:
+    guard = Guard(job.limits, clock=job.clock, cancel=job.cancel)
+    checked = _check_fingerprint(session_factory, job, batch, wait=False)
+    heart = _Heartbeat(session_factory, batch.id)
+    totals = _Totals()
+    engine = _engine_of(session_factory)
+    with engine.connect() as conn:
+        is_sqlite = conn.dialect.name == "sqlite"
+        stage: _Stage = (_SqliteStage if is_sqlite else _PostgresStage)(conn, spec, batch.id)
+        categories, regions = _reference(conn)
+        conn.commit()
+        stage.create()
+        reader = job.opener(guard)
+        try:
+            processor = _Processor(
+                spec=spec, mapping=job.mapping, source=job.source,
+                register_new=job.register_new, tz=job.tz, categories=categories,
+                regions=regions, headers=reader.headers, ts_suffix="" if is_sqlite else "+00",
+                date_order=job.date_order, max_text_chars=job.limits.max_text_chars,
+                coverage=job.coverage)
+            started = False
+            for chunk in reader.chunks():
+                processed = processor.process(chunk)
+                if not started:  # before the first prepare: a bulk load keeps file order
+                    stage.start(first_chunk=processed.received, chunk_rows=job.chunk_rows)
+                    started = True
+                stage.write(stage.prepare(processed), processed.rejected)
+                _add(totals, processed)
+                guard.tick()
+                if not checked:
+                    checked = _check_fingerprint(session_factory, job, batch, wait=False)
+                heart.beat({"rows": totals.received, "rejected": totals.rejected,
+                            "bytes_read": reader.position(), "bytes_total": reader.size,
+                            "phase": "reading"})
+            _check_fingerprint(session_factory, job, batch, wait=True)
+            if totals.received == 0:
+                totals.warnings.append("the file has a header but no data rows: nothing "
+                                       "was imported")
+            if processor.truncated:
+                totals.warnings.append(
+                    f"{processor.truncated:,} texts were longer than "
+                    f"{job.limits.max_text_chars:,} characters (imports.max_text_chars) and "
+                    "were cut, with a marker")
+            totals.warnings.extend(processor.warnings)
+            if not job.force:
+                others = stage.drop_duplicates_of_other_sources()
+                if others:
+                    n = sum(k for _, _, k in others)
+                    src, bid, _ = others[0]
+                    totals.warnings.append(
+                        f"{n:,} records were already stored under another source ('{src}', "
+                        f"batch {bid or '-'}) with the same id, time, category and region; "
+                        "they were skipped as duplicates (import with --force / force=true "
+                        "to store them again)")
+            guard.tick()
+            heart.beat({"rows": totals.received, "rejected": totals.rejected,
+                        "bytes_read": reader.position(), "bytes_total": reader.size,
+                        "phase": "publishing"}, force=True)
+            status = "rejected" if totals.received and totals.valid == 0 else "completed"
+            options = {**job.options(), "format": reader.format, "encoding": reader.encoding,
+                       "columns": processor.columns, "date_order": processor.decided_order}
+            totals.inserted = _publish(conn, stage, spec, batch, totals, status, options,
+                                       is_sqlite)
+        finally:
+            reader.close()
+            try:
+                stage.drop()
+            except Exception as exc:  # the connection is discarded by the pool then
+                log.warning("import_stage_drop_failed", batch_id=batch.id,
+                            error_type=type(exc).__name__)
     errors = sorted(totals.errors, key=lambda e: e.row)
     return BatchSummary(
-        batch_id=batch.id, kind=spec.kind, status="completed",
+        batch_id=batch.id, kind=cast(Any, spec.kind), status=cast(Any, status),
         received=totals.received, inserted=totals.inserted,
         duplicates=totals.valid - totals.inserted, rejected=totals.rejected,
-        errors=errors, errors_truncated=totals.rejected > len(errors), source=source,
-        filename=filename, format=reader.format, encoding=reader.encoding,
-        registered_categories=totals.registered_categories,
-        registered_regions=totals.registered_regions, coverage=options.get("coverage"),
-        started_at=batch.started_at, finished_at=utcnow(),
+        errors=errors, errors_truncated=totals.rejected > len(errors), source=job.source,
+        filename=job.filename, format=reader.format, encoding=reader.encoding,
+        registered_categories=list(totals.new_categories),
+        registered_regions=list(totals.new_regions), warnings=totals.warnings,
+        coverage=options.get("coverage"), started_at=batch.started_at, finished_at=utcnow(),
     )
 
 
-def _transaction(
-    engine: Engine,
-    *,
-    spec: KindSpec,
-    batch: _BatchRef,
-    opener: Callable[[], TableReader],
-    source: str | None,
-    mapping: Mapping[str, str] | None,
-    register_new: bool,
-    tz: str,
-    options: dict[str, Any],
-    chunk_rows: int,
-    coverage: Coverage | None = None,
-) -> tuple[_Totals, TableReader]:
-    totals = _Totals()
-    with engine.connect() as conn:
-        is_sqlite = conn.dialect.name == "sqlite"
-        raw: Any = conn.connection.driver_connection
-        saved = _sqlite_pragmas(raw) if is_sqlite else {}
-        try:
-            # First statement is a write: on SQLite it takes the write lock (waiting on the
-            # busy timeout) before anything is read, so the reference data cannot go stale.
-            conn.execute(update(ImportBatch).where(ImportBatch.id == batch.id)
-                         .values(status="running"))
-            categories, regions = _reference(conn)
-            reader = opener()
-            try:
-                processor = _Processor(
-                    spec=spec, mapping=mapping, source=source, register_new=register_new,
-                    tz=tz, categories=categories, regions=regions, headers=reader.headers,
-                    ts_suffix="" if is_sqlite else "+00", coverage=coverage,
-                )
-                writer: _Writer = (_SqliteWriter if is_sqlite else _PostgresWriter)(
-                    conn, spec, batch.id)
-                delta = BatchDelta(spec.kind)  # the rows inserted, for the series summary
-                for processed, payload in _pipelined(reader, processor, writer, chunk_rows):
-                    mark, before = delta.mark(conn), totals.inserted
-                    _write_chunk(processed, payload, writer, totals)
-                    delta.written(conn, batch_id=batch.id, columns=processed.columns,
-                                  inserted=totals.inserted - before, mark=mark)
-                writer.finish()
-            finally:
-                reader.close()
-            refresh_from_batch(conn, batch_id=batch.id, delta=delta)  # summary + coverage
-            options.update(format=reader.format, encoding=reader.encoding,
-                           columns=processor.columns)
-            conn.execute(update(ImportBatch).where(ImportBatch.id == batch.id).values(
-                status="completed", received=totals.received, inserted=totals.inserted,
-                duplicates=totals.valid - totals.inserted, rejected=totals.rejected,
-                finished_at=utcnow(), options=options))
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            if is_sqlite:
-                raw.execute(f"PRAGMA foreign_keys={'ON' if saved['foreign_keys'] else 'OFF'}")
-                raw.execute(f"PRAGMA cache_size={saved['cache_size']}")
-    return totals, reader
+def _add(totals: _Totals, p: _Processed) -> None:
+    totals.new_categories.update(p.new_categories)
+    totals.new_regions.update(p.new_regions)
+    totals.received += p.received
+    totals.rejected += len(p.rejected)
+    totals.valid += p.received - len(p.rejected)
+    totals.sources.update(p.columns["source"])
+    room = MAX_ERRORS - len(totals.errors)
+    for r in p.rejected[:max(room, 0)]:
+        totals.errors.append(RowError(row=r["row_number"], field=r["field"],
+                                      problem=r["problem"], detail=r["detail"]))
+
+
+def _publish(conn: Connection, stage: _Stage, spec: KindSpec, batch: _BatchRef,
+             totals: _Totals, status: str, options: dict[str, Any], is_sqlite: bool) -> int:
+    """One short transaction: register new codes, copy the staged rows, store the counts.
+    On SQLite its first statement takes the write lock (waiting up to the busy timeout)."""
+    raw: Any = conn.connection.driver_connection
+    saved = {}
+    if is_sqlite:
+        saved = {"foreign_keys": raw.execute("PRAGMA foreign_keys").fetchone()[0],
+                 "cache_size": raw.execute("PRAGMA cache_size").fetchone()[0]}
+        # every code was read from the reference tables (which imports only add to) or is
+        # registered below, in this transaction
+        raw.execute("PRAGMA foreign_keys=OFF")
+        raw.execute(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
+    try:
+        claimed = conn.execute(update(ImportBatch).where(ImportBatch.id == batch.id)
+                               .where(ImportBatch.status == "running")
+                               .values(heartbeat_at=utcnow()))
+        if claimed.rowcount != 1:
+            raise Interrupted("the batch was marked interrupted or failed while it ran; "
+                              "nothing of it was published; import the file again")
+        _register(conn, Category.__table__, totals.new_categories)
+        _register(conn, Region.__table__, totals.new_regions)
+        delta = BatchDelta(spec.kind)
+        mark = delta.mark(conn)  # the records this batch adds have ids above the mark
+        inserted = stage.publish()
+        sources = tuple(sorted(totals.sources)) if inserted else ()
+        conn.execute(update(ImportBatch).where(ImportBatch.id == batch.id).values(
+            status=status, received=totals.received, inserted=inserted,
+            duplicates=totals.valid - inserted, rejected=totals.rejected,
+            warnings=totals.warnings or None, finished_at=utcnow(), options=options,
+            progress={"rows": totals.received, "rejected": totals.rejected,
+                      "phase": "done"}))
+        _after_publish(conn, PublishedBatch(batch_id=batch.id, kind=spec.kind,
+                                            table=spec.table, inserted=inserted,
+                                            sources=sources, mark=mark))
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        if is_sqlite:
+            raw.execute(f"PRAGMA foreign_keys={'ON' if saved['foreign_keys'] else 'OFF'}")
+            raw.execute(f"PRAGMA cache_size={saved['cache_size']}")
+    return inserted
 
 
 _gc_lock = threading.Lock()
@@ -913,14 +1507,18 @@ _gc_state = {"holders": 0, "reenable": 0}
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while imports run.
+def _gc_paused(enabled: bool = True) -> Iterator[None]:
+    """Pause the cyclic garbage collector while an import runs (opt-in: the CLI and the
+    benchmark; never inside the API server, where other requests allocate meanwhile).
 
     An import creates millions of short-lived strings and tuples; with the collector on, its
     generation scans cost more than building the rows (measured ~3x on the row tuples). The
     records hold no reference cycles; reference counting still frees everything. Concurrent
     imports share one pause (a counter); the collector is back on when the last one ends.
     """
+    if not enabled:
+        yield
+        return
     with _gc_lock:
         if _gc_state["holders"] == 0:
             _gc_state["reenable"] = int(gc.isenabled())
@@ -935,42 +1533,41 @@ def _gc_paused() -> Iterator[None]:
                 gc.enable()
 
 
-def _pipelined(reader: TableReader, processor: _Processor, writer: _Writer,
-               chunk_rows: int) -> Iterator[tuple[_Processed, Any]]:
-    """Read, process and prepare chunks one after the other.
-
-    (A reader thread overlapping parsing with inserting was tried: ``sqlite3`` releases and
-    re-takes the GIL around every row it steps, so a busy parser thread makes each row wait
-    for the interpreter's switch interval and the import got slower, not faster.)
-    """
-    started = False
-    for chunk in reader.chunks():
-        processed = processor.process(chunk)
-        if not started:  # before the first prepare: a bulk load changes the row order
-            writer.start(first_chunk=processed.received, chunk_rows=chunk_rows)
-            started = True
-        yield processed, writer.prepare(processed)
-
-
-def _write_chunk(p: _Processed, payload: Any, writer: _Writer, totals: _Totals) -> None:
-    writer.register(Category.__table__, p.new_categories)
-    writer.register(Region.__table__, p.new_regions)
-    totals.registered_categories.extend(p.new_categories)
-    totals.registered_regions.extend(p.new_regions)
-    totals.inserted += writer.records(payload)
-    writer.rejected(p.rejected)
-    totals.received += p.received
-    totals.rejected += len(p.rejected)
-    totals.valid += p.received - len(p.rejected)
-    room = MAX_ERRORS - len(totals.errors)
-    for r in p.rejected[:max(room, 0)]:
-        totals.errors.append(RowError(row=r["row_number"], field=r["field"],
-                                      problem=r["problem"], detail=r["detail"]))
-
-
 def _personal_unless_mapped(mapping: Mapping[str, str] | None) -> Callable[[str], bool]:
     mapped = {normalise_header(c) for c in (mapping or {}).values()}
     return lambda h: is_personal_header(h) and normalise_header(h) not in mapped
+
+
+def file_job(
+    *,
+    kind: Literal["complaints", "enforcement"],
+    path: Path | BinaryIO,
+    filename: str | None = None,
+    encoding: str | None = None,
+    **options: Any,
+) -> ImportJob:
+    """An :class:`ImportJob` reading ``path`` (a file, or a seekable binary stream that the
+    job closes when done); see :func:`import_file` for the options."""
+    name = filename or (Path(path).name if isinstance(path, str | Path) else None)
+    mapping = options.get("mapping")
+    chunk_rows = int(options.get("chunk_rows", 50_000))
+    limits: ImportLimits = options.get("limits") or ImportLimits()
+    if encoding is not None:
+        check_encoding_name(encoding)
+
+    def opener(guard: Guard) -> TableReader:
+        return open_reader(path, filename=name, chunk_rows=chunk_rows,
+                           skip_column=_personal_unless_mapped(mapping), limits=limits,
+                           guard=guard, encoding=encoding)
+
+    job = ImportJob(kind=kind, opener=opener, filename=name, **options)
+    if isinstance(path, str | Path):
+        if job.sha256 is None:
+            job.hasher = _Hasher(Path(path))
+            job.hasher.start()
+    elif job.sha256 is None and path.seekable():
+        job.sha256 = file_sha256(path)
+    return job
 
 
 def import_file(
@@ -984,10 +1581,20 @@ def import_file(
     register_new: bool = False,
     chunk_rows: int = 50_000,
     tz: str = "Asia/Shanghai",
+    force: bool = False,
+    date_order: str | None = None,
+    encoding: str | None = None,
+    limits: ImportLimits | None = None,
+    pause_gc: bool = False,
+    clock: Callable[[], float] = time.monotonic,
     coverage: str | Coverage | None = None,
 ) -> BatchSummary:
     """Import a CSV / CSV.gz / XLSX / JSON / JSON Lines file of complaints or enforcement
-    actions in one transaction; returns the batch summary.
+    actions; returns the batch summary.
+
+    The rows are staged chunk by chunk in temporary tables of the importing connection and
+    published in one short transaction at the end, so nothing of a file that fails half-way
+    is stored, and an import holds the database's write lock only while it publishes.
 
     Parameters
     ----------
@@ -1008,31 +1615,81 @@ def import_file(
     register_new
         Register unknown categories/regions instead of rejecting their rows.
     chunk_rows
-        Rows read and written per chunk (bounds memory).
+        Rows read and staged per chunk (bounds memory).
     tz
         Zone of naive timestamps; ``day`` is the local date in this zone.
+    force
+        Import a file whose bytes were imported before (refused otherwise, 409), and records
+        already stored under another source.
+    date_order
+        ``dmy``, ``mdy`` or ``ymd``: how dates with the year last (``01/02/2013``) are read;
+        by default the file decides (a value above 12), and a file where every such date is
+        ambiguous is refused.
+    encoding
+        The text encoding, instead of detecting it.
+    limits
+        Size and time limits (default: :class:`ImportLimits` defaults).
+    pause_gc
+        Pause the cyclic garbage collector during the import (CLI and benchmark only).
+    clock
+        Monotonic clock of the wall-time limit (tests inject one).
     coverage
         The days the file's sources cover, ``FROM..TO`` (ISO dates, both included); every
-        record must fall inside. Default: each source covers its first to last record day.
-        Recorded in ``source_coverage`` (:mod:`service.store.summary`).
+        record must fall inside (otherwise 422 naming the data row). Default: each source
+        covers its first to last record day. Recorded in ``source_coverage``
+        (:mod:`service.store.summary`).
+
+    Returns
+    -------
+    BatchSummary
+        ``status`` is ``completed`` (some or all rows imported; ``warnings`` says when the
+        file had no data rows) or ``rejected`` (every row was rejected).
 
     Raises
     ------
     UnsupportedMediaType
         The file is not a supported format.
     UnprocessableContent
-        The file cannot be parsed, or required fields have no column.
+        The file cannot be read, required fields have no column, ambiguous dates, time limit.
+    PayloadTooLarge
+        A size limit (``limit`` names the setting).
+    Conflict
+        The same file was imported before (``existing_batch_id``) and ``force`` is off.
     BadRequest
-        Invalid arguments (unknown kind, mapping to unknown fields).
+        Invalid arguments (unknown kind, mapping to unknown fields, unknown encoding).
+
+    A file-level error marks the batch ``failed`` and carries its ``batch_id``.
     """
-    name = filename or (Path(path).name if isinstance(path, str | Path) else None)
-    return _run(
-        session_factory=session_factory, kind=kind,
-        opener=lambda: open_reader(path, filename=name, chunk_rows=chunk_rows,
-                                   skip_column=_personal_unless_mapped(mapping)),
-        filename=name, source=source, mapping=mapping, register_new=register_new, tz=tz,
-        chunk_rows=chunk_rows, coverage=coverage,
-    )
+    job = file_job(kind=kind, path=path, filename=filename, encoding=encoding, source=source,
+                   mapping=mapping, register_new=register_new, chunk_rows=chunk_rows, tz=tz,
+                   force=force, date_order=date_order, limits=limits or ImportLimits(),
+                   pause_gc=pause_gc, clock=clock, coverage=declared_coverage(coverage))
+    return run_import(session_factory, job)
+
+
+def declared_coverage(value: str | Coverage | None) -> Coverage | None:
+    """A declared coverage ``FROM..TO`` (or None); a malformed one is a 400."""
+    try:
+        return parse_coverage(value)
+    except ServiceError as exc:
+        raise BadRequest(exc.detail) from None
+
+
+def records_sha256(records: list[Any]) -> str:
+    """Fingerprint of a list of JSON records (canonical JSON, keys sorted)."""
+    return hashlib.sha256(json.dumps(records, sort_keys=True, ensure_ascii=False,
+                                     default=str).encode()).hexdigest()
+
+
+def records_job(*, kind: Literal["complaints", "enforcement"], records: list[dict[str, Any]],
+                **options: Any) -> ImportJob:
+    """An :class:`ImportJob` over records already in memory (a JSON request body)."""
+    if not isinstance(records, list):
+        raise BadRequest("records must be a list of objects")
+    chunk_rows = int(options.get("chunk_rows", 50_000))
+    options.setdefault("sha256", records_sha256(records) if records else None)
+    return ImportJob(kind=kind, opener=lambda guard: records_reader(records, chunk_rows, guard),
+                     **options)
 
 
 def import_records(
@@ -1045,18 +1702,18 @@ def import_records(
     register_new: bool = False,
     chunk_rows: int = 50_000,
     tz: str = "Asia/Shanghai",
+    force: bool = False,
+    date_order: str | None = None,
+    limits: ImportLimits | None = None,
     coverage: str | Coverage | None = None,
 ) -> BatchSummary:
     """Import records given as a list of objects (a JSON request body); see
     :func:`import_file`. A record that is not an object is rejected as ``malformed_record``."""
-    if not isinstance(records, list):
-        raise BadRequest("records must be a list of objects")
-    return _run(
-        session_factory=session_factory, kind=kind,
-        opener=lambda: records_reader(records, chunk_rows), filename=None, source=source,
-        mapping=mapping, register_new=register_new, tz=tz, chunk_rows=chunk_rows,
-        coverage=coverage,
-    )
+    job = records_job(kind=kind, records=records, source=source, mapping=mapping,
+                      register_new=register_new, chunk_rows=chunk_rows, tz=tz, force=force,
+                      date_order=date_order, limits=limits or ImportLimits(),
+                      coverage=declared_coverage(coverage))
+    return run_import(session_factory, job)
 
 
 # ------------------------------------------------------------------ reading batches back
@@ -1070,18 +1727,20 @@ def get_batch(*, session: Session, batch_id: str, max_errors: int = MAX_ERRORS) 
     rows = session.scalars(
         select(RejectedRow).where(RejectedRow.batch_id == batch_id)
         .order_by(RejectedRow.row_number, RejectedRow.id).limit(max_errors)
-    ).all()
+    ).all() if max_errors else []
     opts = batch.options or {}
+    progress = batch.progress if batch.status in ("queued", "running") else None
     return BatchSummary(
-        batch_id=batch.id, kind=batch.kind, status=batch.status,
+        batch_id=batch.id, kind=cast(Any, batch.kind), status=cast(Any, batch.status),
         received=batch.received, inserted=batch.inserted, duplicates=batch.duplicates,
         rejected=batch.rejected,
         errors=[RowError(row=r.row_number, field=r.field, problem=r.problem, detail=r.detail)
                 for r in rows],
         errors_truncated=batch.rejected > len(rows), source=batch.source,
         filename=batch.filename, format=opts.get("format"), encoding=opts.get("encoding"),
-        coverage=opts.get("coverage"), error=batch.error, started_at=batch.started_at,
-        finished_at=batch.finished_at,
+        coverage=opts.get("coverage"), warnings=list(batch.warnings or []), error=batch.error,
+        progress=ImportProgress(**progress) if progress else None,
+        started_at=_aware(batch.started_at), finished_at=_aware(batch.finished_at),
     )
 
 

@@ -8,7 +8,10 @@ Accepted forms (naive values are local time in ``tz``, default Asia/Shanghai):
 - Chinese: ``2023年1月5日 14时03分``, ``2023年1月5日 14:03``, ``2023年1月5日下午2点3分``;
 - compact dates ``20230105``;
 - Excel serial numbers (1900 date system): ``45123.58`` -> 2023-07-16 13:55:12;
-- US month/day/year: ``01/05/2023 02:03:00 PM`` (as Chicago's data portal writes them).
+- day/month/year or month/day/year with the year last: ``05/01/2023``, ``01/05/2023 02:03:00
+  PM`` (as Chicago's data portal writes them). Which of the two is the caller's decision
+  (``date_order``, or ``on_year_last`` deciding from the values: the import decides once per
+  file, see :mod:`service.ingest.pipeline`).
 
 Year-only or month-only values (``2023``, ``2023-01``) are refused: they are not a point in
 time. :func:`parse_timestamps` runs ``pd.to_datetime(format="ISO8601")`` over the whole chunk,
@@ -20,12 +23,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["parse_timestamps", "parse_one", "EXCEL_EPOCH"]
+__all__ = ["parse_timestamps", "parse_one", "EXCEL_EPOCH", "DATE_ORDERS", "YEAR_LAST"]
 
 EXCEL_EPOCH = pd.Timestamp("1899-12-30")
 _EXCEL_MAX = 2_958_465  # 9999-12-31
@@ -43,6 +47,11 @@ _FALLBACK = re.compile(
     r"(?:(\d{1,2})(?::(\d{1,2})?)?(?::(\d{1,2})(?:[.,](\d{1,6}))?)?)?\s*"
     r"(AM|PM|am|pm)?$"
 )
+DATE_ORDERS = ("ymd", "dmy", "mdy")
+#: a date with the year last: day or month, month or day, year, then the rest (time)
+YEAR_LAST = re.compile(r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})(?=$|[\sT])(.*)$", re.S)
+_AMPM = (("%Y-%m-%d %I:%M:%S %p", r"^\d{4}-\d\d-\d\d \d{1,2}:\d\d:\d\d [AaPp][Mm]$"),
+         ("%Y-%m-%d %I:%M %p", r"^\d{4}-\d\d-\d\d \d{1,2}:\d\d [AaPp][Mm]$"))
 _PM = {"下午", "晚上", "傍晚", "PM", "pm"}
 _AM = {"上午", "凌晨", "早上", "早晨", "AM", "am"}
 _US = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M",
@@ -141,7 +150,20 @@ def parse_one(value: str, tz: str = "Asia/Shanghai") -> dt.datetime | None:
     return naive.replace(tzinfo=ZoneInfo(tz)).astimezone(dt.UTC)
 
 
-def parse_timestamps(values: pd.Series, tz: str = "Asia/Shanghai") -> pd.Series:
+def _year_last(values: pd.Series, order: str, parts: pd.DataFrame) -> pd.Series:
+    """Year-last dates rewritten year first in ``order`` (``ymd``: left unparseable)."""
+    if order == "ymd":
+        return pd.Series("x", index=values.index, dtype="str")
+    first, second = (parts[0], parts[1]) if order == "mdy" else (parts[1], parts[0])
+    out: pd.Series = (parts[2] + "-" + first.str.zfill(2) + "-" + second.str.zfill(2)
+                      + parts[3].str.rstrip())
+    return out
+
+
+def parse_timestamps(values: pd.Series, tz: str = "Asia/Shanghai", *,
+                     date_order: str = "mdy",
+                     on_year_last: Callable[[pd.Series, pd.DataFrame], str] | None = None,
+                     ) -> pd.Series:
     """Parse a column of timestamp strings to UTC; ``NaT`` where a value cannot be parsed.
 
     Parameters
@@ -150,6 +172,12 @@ def parse_timestamps(values: pd.Series, tz: str = "Asia/Shanghai") -> pd.Series:
         Strings (missing values allowed), any index.
     tz
         Zone of naive values.
+    date_order
+        How dates with the year last (``01/02/2013``) are read: ``mdy``, ``dmy`` or ``ymd``
+        (not at all: such values are unparseable).
+    on_year_last
+        Called with the year-last values (and their parts: first, second, year, rest) when
+        there are any; returns the order to use (and may raise to refuse them).
 
     Returns
     -------
@@ -169,6 +197,29 @@ def parse_timestamps(values: pd.Series, tz: str = "Asia/Shanghai") -> pd.Series:
         again = _iso(sub, tz)
         again[_too_coarse(sub, again)] = pd.NaT
         out.loc[again.index] = again
+        left = out.isna() & values.notna()
+    if left.any():  # what neither ISO pass read: year-last dates, then AM/PM times
+        parts = values[left].str.extract(YEAR_LAST)
+        year_last = parts[0].notna()
+        if year_last.any():
+            hits = parts.loc[year_last]
+            order = on_year_last(values[left][year_last], hits) if on_year_last \
+                else date_order
+            values = values.copy()
+            values.loc[hits.index] = _year_last(values.loc[hits.index], order, hits)
+            again = _iso(values.loc[hits.index], tz)
+            out.loc[again.index] = again
+            left = out.isna() & values.notna()
+    if left.any():
+        sub = values[left]
+        for fmt, rx in _AMPM:
+            hit = sub.str.match(rx, na=False)
+            if hit.any():
+                naive = pd.to_datetime(sub[hit], format=fmt, errors="coerce")
+                ok = naive.notna()
+                if ok.any():
+                    out.loc[naive.index[ok.to_numpy()]] = _localize(
+                        naive[ok].astype("datetime64[us]"), tz)
         left = out.isna() & values.notna()
     if left.any():
         sub = values[left].str.strip()

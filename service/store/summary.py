@@ -179,8 +179,13 @@ class BatchDelta:
                      counts=columns[counts_col] if counts_col else None)
             return
         # some rows were already stored: aggregate the records this chunk added, in SQL
+        self.added(conn, batch_id=batch_id, mark=mark)
+
+    def added(self, conn: Connection, *, batch_id: str, mark: int) -> None:
+        """Aggregate, in SQL, the records of ``batch_id`` with an id above ``mark`` (a range
+        of the primary key: the records the batch added since :meth:`mark`)."""
         t = _table_of(self.kind)
-        found = t.violation_found if counts_col else literal(True)
+        found = t.violation_found if self.kind == "enforcement" else literal(True)
         stmt = (select(t.category, t.region, t.source, found, func.min(t.day),
                        func.max(t.day), func.count())
                 .where(t.id > mark, t.batch_id == batch_id)

@@ -98,14 +98,27 @@ class Region(Base):
     registered_by_import: Mapped[bool] = mapped_column(Boolean, default=False)
 
 class ImportBatch(Base):
-    """One import of one file (or JSON body); counts and status."""
+    """One import of one file (or JSON body); counts and status.
+
+    ``status``: queued (API background import waiting), running, completed (some or all rows
+    imported), rejected (every row rejected), failed (the file as a whole; ``error`` says
+    why). ``file_sha256`` fingerprints the uploaded bytes (a second import of the same file is
+    refused unless forced); ``owner`` (host:pid:token) and ``heartbeat_at`` let a later start
+    tell a batch left running by a crash; ``progress`` holds rows and bytes read so far.
+    """
 
     __tablename__ = "import_batches"
+    __table_args__ = (Index("ix_import_batches_file_sha256", "file_sha256"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(32))  # complaints | enforcement
     source: Mapped[str | None] = mapped_column(String(100))
     filename: Mapped[str | None] = mapped_column(String(500))
     status: Mapped[str] = mapped_column(String(16), default="running")
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    warnings: Mapped[list[Any] | None] = mapped_column(JSON)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     received: Mapped[int] = mapped_column(Integer, default=0)
     inserted: Mapped[int] = mapped_column(Integer, default=0)
     duplicates: Mapped[int] = mapped_column(Integer, default=0)

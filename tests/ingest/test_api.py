@@ -15,7 +15,7 @@ from service.api.app import create_app
 from service.config import ApiSettings, Settings
 from service.errors import PROBLEM_JSON
 from service.store.keys import create_key
-from tests.ingest.conftest import csv_bytes, load_ref, zh_rows
+from tests.ingest.conftest import csv_bytes, gz, load_ref, zh_rows
 
 LIMIT = 20_000
 
@@ -175,3 +175,61 @@ def test_openapi_documents_import_problems(api: tuple[TestClient, dict[str, str]
     rejected = spec["paths"]["/v1/import-batches/{batch_id}/rejected"]["get"]
     assert "text/csv" in rejected["responses"]["200"]["content"]
     assert "404" in spec["paths"]["/v1/import-batches/{batch_id}"]["get"]["responses"]
+
+
+def test_api_imports_never_pause_the_collector(api: tuple[TestClient, dict[str, str]],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    def refuse() -> None:
+        raise AssertionError("gc.disable() inside the API server")
+
+    monkeypatch.setattr(gc, "disable", refuse)
+    client, keys = api
+    r = client.post("/v1/complaints/import", headers=_h(keys["importer"]),
+                    files={"file": ("a.csv", csv_bytes(zh_rows(20)), "text/csv")},
+                    data={"source": "s"})
+    assert r.status_code == 201, r.text
+
+
+def test_outcomes_over_the_api(api: tuple[TestClient, dict[str, str]]) -> None:
+    client, keys = api
+    h = _h(keys["importer"])
+    rows = zh_rows(4, prefix="RJ")
+    for row in rows:
+        row[3] = "火星"
+    r = client.post("/v1/complaints/import", headers=h, data={"source": "s"},
+                    files={"file": ("bad.csv", csv_bytes(rows), "text/csv")})
+    assert r.status_code == 422 and r.headers["content-type"] == PROBLEM_JSON
+    problem = r.json()
+    assert problem["rejected"] == 4 and problem["row_errors"][0]["problem"] == "unknown_region"
+    batch = client.get(f"/v1/import-batches/{problem['batch_id']}", headers=h).json()
+    assert batch["status"] == "rejected" and batch["rejected"] == 4
+    empty = client.post("/v1/complaints/import", headers=h, data={"source": "s"},
+                        files={"file": ("empty.csv", csv_bytes([]), "text/csv")})
+    assert empty.status_code == 201 and "no data rows" in empty.json()["warnings"][0]
+    broken = client.post("/v1/complaints/import", headers=h, data={"source": "s"},
+                         files={"file": ("t.csv.gz", gz(csv_bytes(zh_rows(50)))[:-20],
+                                         "application/gzip")})
+    assert broken.status_code == 422 and broken.json()["batch_id"]
+    failed = client.get(f"/v1/import-batches/{broken.json()['batch_id']}", headers=h).json()
+    assert failed["status"] == "failed" and "truncated" in failed["error"]
+
+
+def test_background_import_over_the_api(api: tuple[TestClient, dict[str, str]]) -> None:
+    client, keys = api
+    h = _h(keys["importer"])
+    r = client.post("/v1/complaints/import", headers={**h, "Prefer": "respond-async"},
+                    data={"source": "bg"},
+                    files={"file": ("bg.csv", csv_bytes(zh_rows(40, prefix="BG")), "text/csv")})
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] in ("queued", "running")
+    client.app.state.import_executor.wait(120)  # type: ignore[attr-defined]
+    batch = client.get(r.headers["location"], headers=h).json()
+    assert (batch["status"], batch["inserted"], batch["progress"]) == ("completed", 40, None)
+    again = client.post("/v1/complaints/import", headers={**h, "Prefer": "respond-async"},
+                        data={"source": "other"},
+                        files={"file": ("bg.csv", csv_bytes(zh_rows(40, prefix="BG")),
+                                        "text/csv")})
+    assert again.status_code == 409  # refused at once, before queueing
+    assert again.json()["existing_batch_id"] == batch["batch_id"]

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.errors import UnprocessableContent, UnsupportedMediaType
+from service.errors import Conflict, UnprocessableContent, UnsupportedMediaType
 from service.ingest import pipeline
 from service.ingest.pipeline import BatchSummary, get_batch, import_file, import_records
 from service.store.tables import (
@@ -279,7 +279,10 @@ def test_register_new_values(sf: sessionmaker[Session]) -> None:
     assert cat is not None and cat.registered_by_import and cat.name_zh == "Garbage in alley"
     assert reg is not None and reg.registered_by_import
     assert configured is not None and not configured.registered_by_import
-    again = _imp(sf, csv_bytes(rows, head), register_new=True)
+    with pytest.raises(Conflict) as refused_again:  # the same bytes as a completed batch
+        _imp(sf, csv_bytes(rows, head), register_new=True)
+    assert refused_again.value.extensions["existing_batch_id"] == summary.batch_id
+    again = _imp(sf, csv_bytes(rows, head), register_new=True, force=True)
     assert again.registered_categories == [] and again.duplicates == 3
 
 
@@ -318,7 +321,14 @@ def test_reimport_inserts_nothing(sf: sessionmaker[Session]) -> None:
     assert (first.received, first.inserted, first.duplicates, first.rejected) == (120, 120, 0, 0)
     assert _series_index_present(sf)
     assert gc.isenabled()
-    second = _imp(sf, data, chunk_rows=50)
+    with pytest.raises(Conflict) as exc:  # the same file again: refused, naming the batch
+        _imp(sf, data, chunk_rows=50, source="another")
+    assert exc.value.extensions["existing_batch_id"] == first.batch_id
+    assert first.batch_id in exc.value.detail and "--force" in exc.value.detail
+    with sf() as s:
+        refused = s.get(ImportBatch, exc.value.extensions["batch_id"])
+        assert refused is not None and refused.status == "failed"
+    second = _imp(sf, data, chunk_rows=50, force=True)
     assert (second.received, second.inserted, second.duplicates) == (120, 0, 120)
     assert _count(sf) == 120
     assert get_batch(session=sf(), batch_id=second.batch_id).duplicates == 120
@@ -386,18 +396,18 @@ def test_concurrent_importers_insert_each_record_once(sf: sessionmaker[Session])
 def test_failure_midway_leaves_no_half_written_batch(sf: sessionmaker[Session],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"n": 0}
-    originals = {cls: cls.records for cls in (pipeline._SqliteWriter, pipeline._PostgresWriter)}
+    originals = {cls: cls.write for cls in (pipeline._SqliteStage, pipeline._PostgresStage)}
 
     def failing(cls: Any) -> Any:
-        def records(self: Any, payload: Any) -> int:
+        def write(self: Any, payload: Any, rejected: Any) -> None:
             calls["n"] += 1
             if calls["n"] == 3:
                 raise RuntimeError("disk on fire")
-            return int(originals[cls](self, payload))
-        return records
+            originals[cls](self, payload, rejected)
+        return write
 
     for cls in originals:
-        monkeypatch.setattr(cls, "records", failing(cls))
+        monkeypatch.setattr(cls, "write", failing(cls))
     rows = zh_rows(100)
     rows[5][2] = "没有这类"  # a rejected row in the first chunk
     with pytest.raises(RuntimeError, match="disk on fire"):
@@ -411,7 +421,7 @@ def test_failure_midway_leaves_no_half_written_batch(sf: sessionmaker[Session],
     assert _count(sf, RejectedRow) == 0
     assert _series_index_present(sf)  # dropped for the bulk load, restored by the rollback
     monkeypatch.undo()
-    ok = _imp(sf, csv_bytes(rows), chunk_rows=20)
+    ok = _imp(sf, csv_bytes(rows), chunk_rows=20)  # a failed batch does not block a retry
     assert (ok.inserted, ok.rejected) == (99, 1)
 
 

@@ -156,12 +156,14 @@ def test_cli_logs_quiet_human_and_on_stderr(env: Path) -> None:
     assert quiet.exit_code == 0, quiet.output
     assert json.loads(quiet.stdout)["inserted"] == 1  # stdout is the JSON document alone
     assert "import_finished" not in quiet.stderr
-    loud = runner.invoke(app, ["-v", "import", "complaints", str(csv), "--source", "t2"])
+    loud = runner.invoke(app, ["-v", "import", "complaints", str(csv), "--source", "t2",
+                               "--force"])  # the same file again: forced
     assert loud.exit_code == 0, loud.output
     assert "import_finished" in loud.stderr and "import_finished" not in loud.stdout
     line = next(ln for ln in loud.stderr.splitlines() if "import_finished" in ln)
     assert not line.lstrip().startswith("{")  # a human line, not JSON
     os.environ["FOREWARN_LOG_JSON"] = "true"
-    as_json = runner.invoke(app, ["-v", "import", "complaints", str(csv), "--source", "t3"])
+    as_json = runner.invoke(app, ["-v", "import", "complaints", str(csv), "--source", "t3",
+                                 "--force"])
     line = next(ln for ln in as_json.stderr.splitlines() if "import_finished" in ln)
     assert json.loads(line)["event"] == "import_finished"

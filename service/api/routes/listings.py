@@ -38,7 +38,7 @@ class ImportBatchItem(BaseModel):
     kind: Literal["complaints", "enforcement"]
     source: str | None
     filename: str | None
-    status: Literal["running", "completed", "failed"]
+    status: Literal["queued", "running", "completed", "rejected", "failed"]
     received: int
     inserted: int
     duplicates: int
@@ -105,7 +105,7 @@ def get_import_batches(
     session: SessionDep,
     kind: Annotated[Literal["complaints", "enforcement"] | None, Query(
         description="Only this kind of record")] = None,
-    status: Annotated[Literal["running", "completed", "failed"] | None, Query(
+    status: Annotated[Literal["queued", "running", "completed", "rejected", "failed"] | None, Query(
         description="Only this status")] = None,
     source: Annotated[str | None, Query(max_length=100, description="Only this source")
                       ] = None,
