@@ -17,8 +17,9 @@ For every cutoff (the last day of training data) and every model:
 Only actual windows that start at least ``lead_days`` after the cutoff count in recall
 (``eligible``; the earlier ones are the previous origin's job and are reported as
 ``n_actual_too_soon``); all actual windows in the horizon can make a predicted window a true
-positive. Every series is zero-filled from its first record to the last day of the whole
-frame: the source is assumed to cover every series up to its last day.
+positive. Every series is zero-filled from its first record to its data end: ``ends[uid]``
+when given (its own sources' coverage, DESIGN.md "Sources and coverage"), else the last day of
+the whole frame (one source covering every series).
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from models.metrics import match_windows, point_scores, summarize_events
+from models.metrics import match_windows, point_scores
 from models.peaks import (
     DEFAULT_LOOKBACK_WEEKS,
+    DEFAULT_MAX_CAMPAIGN_WEEKS,
     DEFAULT_MIN_SPIKE_COUNT,
     DEFAULT_P_MIN,
     PEAK_WINDOW_COLUMNS,
@@ -43,6 +45,7 @@ from models.peaks import (
     spike_probabilities,
     thresholds,
 )
+from models.scoring import campaign_windows, event_scores, ranking_scores
 from models.series import to_weekly
 from models.types import Forecaster
 
@@ -52,14 +55,14 @@ __all__ = ["BacktestResult", "backtest", "make_origins", "horizon_days", "p_min_
 ForecasterSpec = Forecaster | Callable[[], Forecaster]
 
 WINDOW_COLUMNS = [
-    "model", "cutoff", "unique_id", "kind", "start", "end", "peak_week", "threshold",
+    "model", "cutoff", "unique_id", "kind", "start", "end", "onset", "peak_week", "threshold",
     "expected_count", "expected_excess", "max_probability", "peak_count",
     "true_positive", "eligible", "caught", "lead_days",
 ]
 WEEKLY_COLUMNS = ["model", "cutoff", "unique_id", "week", "expected", "p_spike", "threshold",
                   "y", "spike"]
-CURVE_COLUMNS = ["model", "p_min", "recall", "precision", "f1", "median_lead_days", "n_actual",
-                 "n_caught", "n_predicted", "n_true_positive"]
+CURVE_COLUMNS = ["model", "p_min", "recall", "precision", "f1", "in_time", "median_lead_days",
+                 "n_actual", "n_caught", "n_in_time", "n_predicted", "n_true_positive"]
 
 
 @dataclass
@@ -123,14 +126,19 @@ def _model_name(spec: Any) -> str:
     return spec.__name__ if isinstance(spec, type) else type(spec).__name__
 
 
-def _zero_fill_to(df: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
+def _zero_fill(df: pd.DataFrame, ends: Mapping[str, pd.Timestamp] | None = None
+               ) -> pd.DataFrame:
+    """Each series zero-filled from its first day to ``ends[uid]`` (default: the frame's last
+    day), so a series whose sources end earlier than another's is not extended with zeros."""
     f = df[["unique_id", "ds", "y"]].copy()
     f["ds"] = pd.to_datetime(f["ds"]).dt.normalize()
     f["y"] = f["y"].astype(float)
     f = f.groupby(["unique_id", "ds"], sort=True, as_index=False).agg(y=("y", "sum"))
+    frame_end = f["ds"].max()
     parts = []
     for uid, g in f.groupby("unique_id", sort=True):
-        idx = pd.date_range(g["ds"].iloc[0], end, freq="D")
+        end = pd.Timestamp(ends[str(uid)]).normalize() if ends and str(uid) in ends else frame_end
+        idx = pd.date_range(g["ds"].iloc[0], max(end, g["ds"].iloc[-1]), freq="D")
         y = g.set_index("ds")["y"].reindex(idx, fill_value=0.0)
         parts.append(pd.DataFrame({"unique_id": uid, "ds": idx, "y": y.to_numpy()}))
     return pd.concat(parts, ignore_index=True)
@@ -169,6 +177,8 @@ def backtest(
     min_spike_count: float = DEFAULT_MIN_SPIKE_COUNT,
     lookback_weeks: int = DEFAULT_LOOKBACK_WEEKS,
     tolerance_days: int = 7,
+    max_campaign_weeks: int = DEFAULT_MAX_CAMPAIGN_WEEKS,
+    ends: Mapping[str, pd.Timestamp] | None = None,
     on_progress: Callable[[str, pd.Timestamp], None] | None = None,
 ) -> BacktestResult:
     """Rolling-origin backtest of one or more forecasters.
@@ -185,6 +195,10 @@ def backtest(
     horizon_weeks : full ISO weeks forecast after the cutoff's week.
     lead_days, tolerance_days : event rule (see :func:`models.metrics.match_windows`).
     p_min, min_spike_count, lookback_weeks : peak-window and threshold definitions.
+    max_campaign_weeks : predicted windows longer than this become consecutive campaign
+        windows (:func:`models.peaks.peak_windows`); precision is counted per campaign.
+    ends : each series' data end (its sources' coverage); a series not named, or all of them
+        when omitted, is covered to the frame's last day.
     on_progress : called with ``(model, cutoff)`` before each fit.
 
     Returns
@@ -193,7 +207,7 @@ def backtest(
     """
     specs: dict[str, Any] = (dict(forecasters) if isinstance(forecasters, Mapping)
                              else {_model_name(forecasters): forecasters})
-    full = _zero_fill_to(df, pd.to_datetime(df["ds"]).max().normalize())
+    full = _zero_fill(df, ends)
     data_end = full["ds"].max()
     weekly_full = to_weekly(full)
     if isinstance(origins, int):
@@ -247,7 +261,9 @@ def backtest(
                 probs = spike_probabilities(pd.DataFrame(), thr)
                 daily = pd.DataFrame(columns=["unique_id", "ds", "yhat", "yhat_lower",
                                               "yhat_upper"])
-            pred = peak_windows(probs, p_min=p_min).assign(available_at=cutoff)
+            samples = out.weekly_samples if out is not None else None
+            pred = peak_windows(probs, p_min=p_min, max_weeks=max_campaign_weeks,
+                                weekly_samples=samples).assign(available_at=cutoff)
             pred_m, act_m = match_windows(pred, act_all, lead_days=lead_days,
                                           tolerance_days=tolerance_days)
 
@@ -279,7 +295,8 @@ def backtest(
             for key, values in per_series.items():
                 metric_rows.extend(_long(name, cutoff, key, values))
 
-            pred_m = pred_m.drop(columns="available_at").assign(kind="predicted")
+            pred_m = pred_m.assign(onset=pred["onset"].to_numpy()).drop(
+                columns="available_at").assign(kind="predicted")
             act_m = act_m.assign(kind="actual")
             act_m.loc[~act_m["eligible"], ["caught", "lead_days"]] = [False, np.nan]
             window_parts.extend(part.assign(model=name, cutoff=cutoff)
@@ -292,13 +309,15 @@ def backtest(
     weekly = (pd.concat(weekly_parts, ignore_index=True) if weekly_parts
               else pd.DataFrame(columns=WEEKLY_COLUMNS))
     failures = pd.DataFrame(failure_rows, columns=["model", "cutoff", "unique_id", "error"])
-    summary = _summarize(per_origin, windows, failures, list(specs))
+    summary = _summarize(per_origin, windows, weekly, failures, list(specs),
+                         lead_days=lead_days, tolerance_days=tolerance_days)
     return BacktestResult(per_origin=per_origin, summary=summary, windows=windows,
                           weekly=weekly, failures=failures)
 
 
-def _summarize(per_origin: pd.DataFrame, windows: pd.DataFrame, failures: pd.DataFrame,
-               models: list[str]) -> pd.DataFrame:
+def _summarize(per_origin: pd.DataFrame, windows: pd.DataFrame, weekly: pd.DataFrame,
+               failures: pd.DataFrame, models: list[str], *, lead_days: int,
+               tolerance_days: int) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for model in models:
         po = per_origin[per_origin["model"] == model]
@@ -317,13 +336,14 @@ def _summarize(per_origin: pd.DataFrame, windows: pd.DataFrame, failures: pd.Dat
             ok = v.notna() & n.notna()
             values[m] = (float(np.average(v[ok], weights=n[ok]))
                          if ok.any() and n[ok].sum() > 0 else float("nan"))
-        win = windows[(windows["model"] == model) & (windows["kind"] == "actual")]
-        leads = win.loc[win["caught"].astype(bool), "lead_days"].to_numpy(dtype=float)
-        events = summarize_events(
-            n_actual=int(col("n_actual").sum()), n_caught=int(col("n_caught").sum()),
-            n_predicted=int(col("n_predicted").sum()),
-            n_true_positive=int(col("n_true_positive").sum()), leads=leads)
-        values.update(dict(zip(events["metric"], events["value"], strict=True)))
+        win = windows[windows["model"] == model]
+        pred = win[win["kind"] == "predicted"].assign(available_at=lambda f: f["cutoff"])
+        act = win[win["kind"] == "actual"]
+        values.update(event_scores(pred, act, lead_days=lead_days,
+                                   tolerance_days=tolerance_days))
+        values.pop("f_beta", None)
+        ranks = ranking_scores(weekly[weekly["model"] == model])
+        values["average_precision"], values["auc"] = ranks["average_precision"], ranks["auc"]
         values["n_actual_too_soon"] = float(col("n_actual_too_soon").sum())
         values["n_series"] = float(po["unique_id"].nunique())
         values["n_failures"] = float((failures["model"] == model).sum())
@@ -331,7 +351,8 @@ def _summarize(per_origin: pd.DataFrame, windows: pd.DataFrame, failures: pd.Dat
     return pd.DataFrame(rows, columns=["model", "metric", "value"])
 
 
-def predicted_windows(result: BacktestResult, p_min: float) -> pd.DataFrame:
+def predicted_windows(result: BacktestResult, p_min: float, *,
+                      max_campaign_weeks: int = DEFAULT_MAX_CAMPAIGN_WEEKS) -> pd.DataFrame:
     """The predicted peak windows a finished backtest would have had at another ``p_min``.
 
     Rebuilt (:func:`models.peaks.peak_windows`) from ``result.weekly`` per model and cutoff,
@@ -341,7 +362,7 @@ def predicted_windows(result: BacktestResult, p_min: float) -> pd.DataFrame:
     parts: list[pd.DataFrame] = []
     for key, probs in result.weekly.groupby(["model", "cutoff"], sort=True):
         model, cutoff = cast(tuple[str, pd.Timestamp], key)
-        win = peak_windows(probs, p_min=float(p_min))
+        win = peak_windows(probs, p_min=float(p_min), max_weeks=max_campaign_weeks)
         win["model"], win["cutoff"] = model, cutoff
         parts.append(win)
     out = (pd.concat(parts, ignore_index=True) if parts
@@ -357,18 +378,20 @@ def p_min_curve(
     *,
     lead_days: int = 14,
     tolerance_days: int = 7,
+    max_campaign_weeks: int = DEFAULT_MAX_CAMPAIGN_WEEKS,
 ) -> pd.DataFrame:
     """Event scores of a finished backtest for other ``p_min`` values, without refitting.
 
     The weekly P(spike) of every (model, cutoff, series) is in ``result.weekly`` and the actual
-    windows (with ``eligible``) in ``result.windows``; only the predicted windows depend on
-    ``p_min``, so they are rebuilt (:func:`models.peaks.peak_windows`) and matched again
-    (:func:`models.metrics.match_windows`) for each value of ``p_grid``. Pass the
-    ``lead_days`` and ``tolerance_days`` the backtest ran with.
+    windows (with ``eligible``) in ``result.windows``; only the campaign windows depend on
+    ``p_min``, so they are rebuilt (:func:`models.scoring.campaign_windows`) and scored again
+    (:func:`models.scoring.event_scores`) for each value of ``p_grid``. Pass the
+    ``lead_days``, ``tolerance_days`` and ``max_campaign_weeks`` the backtest ran with. The
+    rebuilt windows carry no sample paths, so their onset is their first week (``in_time`` is
+    a lower bound here).
 
-    Use it to compare forecasters independently of the decision threshold (calibrated
-    probabilities need a lower ``p_min`` than over-confident ones for the same alarms) and to
-    choose a deployment's ``p_min`` on earlier origins before checking it on later ones.
+    Use it to compare forecasters independently of the decision threshold; to choose a
+    threshold from history, see :func:`models.decision.learn_thresholds`.
 
     Returns
     -------
@@ -378,28 +401,12 @@ def p_min_curve(
     rows: list[dict[str, Any]] = []
     actual = result.windows[result.windows["kind"] == "actual"]
     models = pd.unique(pd.concat([result.weekly["model"], actual["model"]]))
-    for p_min in p_grid:
-        predicted = predicted_windows(result, p_min)
-        for model in models:
-            pred_all = predicted[predicted["model"] == model]
-            act_m = actual[actual["model"] == model]
-            n_actual = n_caught = n_predicted = n_tp = 0
-            leads: list[float] = []
-            for cutoff in sorted(set(pred_all["cutoff"].dropna()) | set(act_m["cutoff"])):
-                pred = pred_all[pred_all["cutoff"] == cutoff]
-                act = act_m[act_m["cutoff"] == cutoff][["unique_id", "start", "end", "eligible"]]
-                pred_m, matched = match_windows(pred, act, lead_days=lead_days,
-                                                tolerance_days=tolerance_days)
-                ok = matched[matched["eligible"].astype(bool)]
-                caught = ok[ok["caught"].astype(bool)]
-                n_actual += len(ok)
-                n_caught += len(caught)
-                leads.extend(caught["lead_days"].to_numpy(dtype=float).tolist())
-                n_predicted += len(pred_m)
-                n_tp += int(pred_m["true_positive"].sum())
-            ev = summarize_events(n_actual=n_actual, n_caught=n_caught, n_predicted=n_predicted,
-                                  n_true_positive=n_tp, leads=np.asarray(leads, dtype=float))
-            rows.append({"model": model, "p_min": float(p_min),
-                         **dict(zip(ev["metric"], ev["value"], strict=True))})
+    for model in models:
+        weekly = result.weekly[result.weekly["model"] == model]
+        act = actual[actual["model"] == model]
+        for p_min in p_grid:
+            pred = campaign_windows(weekly, p_min=float(p_min), max_weeks=max_campaign_weeks)
+            ev = event_scores(pred, act, lead_days=lead_days, tolerance_days=tolerance_days)
+            rows.append({"model": model, "p_min": float(p_min), **ev})
     curve = pd.DataFrame(rows).reindex(columns=CURVE_COLUMNS)
     return curve.sort_values(["model", "p_min"], kind="stable").reset_index(drop=True)

@@ -43,7 +43,8 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from models.series import week_start
 from models.types import DAILY_COLUMNS, FAILURE_COLUMNS, FLAG_COLUMNS, ForecastOutput
 
-__all__ = ["SeasonalNaive", "GlobalHistGradientBoosting", "calendar_features", "SEASON_DAYS"]
+__all__ = ["SeasonalNaive", "GlobalHistGradientBoosting", "PlainProphet", "calendar_features",
+           "SEASON_DAYS"]
 
 SEASON_DAYS = 364
 _LOWER_Q, _UPPER_Q = 0.1, 0.9
@@ -615,3 +616,57 @@ class GlobalHistGradientBoosting(_CountBaseline):
         if a > 0:
             rate = rate * rng.gamma(1.0 / a, a, size=(s, h))
         return rng.poisson(rate).astype(float)
+
+
+# --------------------------------------------------------------------------- plain Prophet
+class PlainProphet(_CountBaseline):
+    """A default Prophet loop on raw daily counts: the reference every change is judged against.
+
+    One ``prophet.Prophet()`` per series with its default settings (yearly and weekly
+    seasonality as Prophet decides, no holidays, Gaussian noise on raw counts), fitted with
+    ``Prophet.fit``; sample paths from ``Prophet.predictive_samples`` over the future days
+    (trend and observation uncertainty), summed per ISO week and clipped at 0 once per week.
+    This is what a data scientist would write first (FIELD-NOTES: "a default Prophet loop on
+    raw counts"), so a forecaster that does not beat it threshold-free is not worth its code.
+
+    Parameters
+    ----------
+    n_samples : predictive sample paths per series (Prophet's ``uncertainty_samples``).
+    random_state : seed of numpy's global generator for each series' sampling (Prophet draws
+        from it), combined with the series id.
+    """
+
+    model_name: ClassVar[str] = "PlainProphet"
+
+    def __init__(self, n_samples: int = 500, random_state: int | None = 0) -> None:
+        self.n_samples = n_samples
+        self.random_state = random_state
+
+    models_: dict[object, Any]
+
+    def _fit(self, hist: pd.DataFrame) -> None:
+        import logging
+
+        from prophet import Prophet
+
+        logging.getLogger("cmdstanpy").setLevel(logging.ERROR)
+        logging.getLogger("prophet").setLevel(logging.ERROR)
+        self.models_ = {}
+        for uid, g in hist.groupby("unique_id", sort=True):
+            m = Prophet(uncertainty_samples=self.n_samples)
+            m.fit(pd.DataFrame({"ds": g["ds"].to_numpy(), "y": g["y"].to_numpy(dtype=float)}))
+            self.models_[uid] = m
+
+    def _points(self, future: pd.DataFrame) -> FloatArray:
+        out = [self.models_[uid].predict(pd.DataFrame({"ds": fut["ds"].to_numpy()}))[
+            "yhat"].to_numpy(dtype=float) for uid, fut in future.groupby("unique_id", sort=True)]
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def _forecast_series(
+        self, uid: object, y: FloatArray, future: pd.DatetimeIndex, point: FloatArray,
+        rng: np.random.Generator,
+    ) -> FloatArray:
+        m = self.models_[uid]
+        np.random.seed(int(rng.integers(0, 2**32 - 1)))  # Prophet samples from numpy's global RNG
+        samples = m.predictive_samples(pd.DataFrame({"ds": future}))["yhat"]  # (days, S)
+        return np.asarray(samples, dtype=float).T

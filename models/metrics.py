@@ -31,6 +31,7 @@ __all__ = [
     "coverage",
     "brier",
     "match_windows",
+    "overlapping_pairs",
     "event_scores",
     "summarize_events",
     "point_scores",
@@ -130,11 +131,6 @@ def point_scores(
     return pd.DataFrame(rows, columns=["unique_id", "metric", "value"])
 
 
-def _overlaps(p_start: pd.Series, p_end: pd.Series, a_start: pd.Timestamp, a_end: pd.Timestamp,
-              slack: pd.Timedelta) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    return np.asarray((p_start <= a_end + slack) & (p_end >= a_start - slack), dtype=bool)
-
-
 def match_windows(
     predicted: pd.DataFrame, actual: pd.DataFrame, *, lead_days: int = 14,
     tolerance_days: int = 7, available_col: str = "available_at",
@@ -154,27 +150,47 @@ def match_windows(
     (predicted, actual) copies with added columns: predicted ``true_positive`` (bool);
     actual ``caught`` (bool) and ``lead_days`` (float days, NaN when not caught).
     """
-    slack = pd.Timedelta(days=tolerance_days)
     pred = predicted.reset_index(drop=True).copy()
     act = actual.reset_index(drop=True).copy()
-    pred["true_positive"] = False
-    act["caught"] = False
-    act["lead_days"] = np.nan
-    pred_groups = dict(tuple(pred.groupby("unique_id", sort=False)))
-    for i, a in act.iterrows():
-        p = pred_groups.get(a["unique_id"])
-        if p is None or p.empty:
-            continue
-        hit = _overlaps(p["start"], p["end"], a["start"], a["end"], slack)
-        if not hit.any():
-            continue
-        pred.loc[p.index[hit], "true_positive"] = True
-        leads = (pd.Timestamp(a["start"]) - pd.to_datetime(p[available_col][hit])).dt.days
-        ok = leads >= lead_days
-        if ok.any():
-            act.loc[i, "caught"] = True
-            act.loc[i, "lead_days"] = float(leads[ok].max())
+    pairs = overlapping_pairs(pred, act, tolerance_days=tolerance_days, keys=["unique_id"])
+    pred["true_positive"] = np.zeros(len(pred), dtype=bool)
+    pred.loc[pairs["pred"].unique(), "true_positive"] = True
+    leads = ((pd.to_datetime(act["start"]).to_numpy()[pairs["act"].to_numpy()]
+              - pd.to_datetime(pred[available_col]).to_numpy()[pairs["pred"].to_numpy()])
+             / np.timedelta64(1, "D"))
+    pairs = pairs.assign(lead=leads)
+    best = pairs[pairs["lead"] >= lead_days].groupby("act")["lead"].max()
+    act["caught"] = np.zeros(len(act), dtype=bool)
+    act["lead_days"] = np.full(len(act), np.nan)
+    act.loc[best.index, "caught"] = True
+    act.loc[best.index, "lead_days"] = best.to_numpy(dtype=float)
     return pred, act
+
+
+def overlapping_pairs(predicted: pd.DataFrame, actual: pd.DataFrame, *, tolerance_days: int = 7,
+                      keys: list[str] | None = None) -> pd.DataFrame:
+    """Positional index pairs ``pred, act`` of windows with equal ``keys`` (default
+    ``unique_id``) that overlap with ``tolerance_days`` of slack on each side (vectorised:
+    one merge on the keys, then the interval test)."""
+    keys = keys or ["unique_id"]
+
+    def key_frame(f: pd.DataFrame) -> pd.DataFrame:
+        out = f[keys].copy()
+        for k in keys:
+            if k != "unique_id":  # a date key (the forecast's cutoff): one dtype on both sides
+                out[k] = pd.to_datetime(out[k])
+        return out
+
+    left = key_frame(predicted).assign(pred=np.arange(len(predicted)),
+                                  p_start=pd.to_datetime(predicted["start"]).to_numpy(),
+                                  p_end=pd.to_datetime(predicted["end"]).to_numpy())
+    right = key_frame(actual).assign(act=np.arange(len(actual)),
+                                a_start=pd.to_datetime(actual["start"]).to_numpy(),
+                                a_end=pd.to_datetime(actual["end"]).to_numpy())
+    m = left.merge(right, on=keys, how="inner")
+    slack = pd.Timedelta(days=tolerance_days)
+    hit = (m["p_start"] <= m["a_end"] + slack) & (m["p_end"] >= m["a_start"] - slack)
+    return m.loc[hit, ["pred", "act"]].reset_index(drop=True)
 
 
 def event_scores(

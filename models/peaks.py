@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -21,6 +23,9 @@ __all__ = [
     "actual_spike_windows",
     "spike_probabilities",
     "peak_windows",
+    "split_weeks",
+    "DEFAULT_MAX_CAMPAIGN_WEEKS",
+    "DEFAULT_ONSET_LOOKBACK_WEEKS",
     "PROBABILITY_COLUMNS",
     "PEAK_WINDOW_COLUMNS",
 ]
@@ -79,7 +84,8 @@ def thresholds(
     return out
 
 
-def runs_to_windows(weeks: pd.Series, flags: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+def runs_to_windows(weeks: pd.Series | pd.DatetimeIndex, flags: pd.Series
+                    ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """Consecutive flagged weeks as ``(first_week, last_week)`` pairs (week Mondays).
 
     ``weeks`` must be sorted; a gap of more than 7 days breaks a run.
@@ -150,8 +156,13 @@ def actual_spike_windows(
 PROBABILITY_COLUMNS = ["unique_id", "week", "expected", "p_spike", "threshold"]
 PEAK_WINDOW_COLUMNS = [
     "unique_id", "start", "end", "peak_week", "expected_count", "expected_excess",
-    "max_probability", "threshold",
+    "max_probability", "threshold", "onset", "p_min", "window_start", "window_end", "part",
+    "parts",
 ]
+#: How long one reminder is remembered (DESIGN.md): longer predicted windows are split.
+DEFAULT_MAX_CAMPAIGN_WEEKS = 6
+#: How many weeks before a window's first week its expected onset may lie.
+DEFAULT_ONSET_LOOKBACK_WEEKS = 4
 
 
 def spike_probabilities(weekly_samples: pd.DataFrame, thresholds: pd.Series) -> pd.DataFrame:
@@ -186,40 +197,204 @@ def spike_probabilities(weekly_samples: pd.DataFrame, thresholds: pd.Series) -> 
     return out.sort_values(["unique_id", "week"], kind="stable").reset_index(drop=True)
 
 
-def peak_windows(probs: pd.DataFrame, *, p_min: float = DEFAULT_P_MIN) -> pd.DataFrame:
-    """Predicted peak windows: runs of consecutive weeks with ``p_spike >= p_min``.
+def split_weeks(first: pd.Timestamp, last: pd.Timestamp, max_weeks: int
+                ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Split the run of weeks ``first..last`` (Mondays) into consecutive parts of at most
+    ``max_weeks`` weeks, as equal in length as possible (9 weeks, max 6 -> 5 + 4).
+
+    ``max_weeks <= 0`` keeps the run whole.
+    """
+    n = int((pd.Timestamp(last) - pd.Timestamp(first)).days // 7) + 1
+    k = 1 if max_weeks <= 0 else -(-n // int(max_weeks))
+    out: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+    start = pd.Timestamp(first)
+    for i in range(k):
+        size = n // k + (1 if i < n % k else 0)
+        out.append((start, start + pd.Timedelta(weeks=size - 1)))
+        start += pd.Timedelta(weeks=size)
+    return out
+
+
+def _per_series(value: float | Mapping[str, float] | pd.Series, uid: str, name: str
+                ) -> float:
+    if isinstance(value, (int, float, np.floating, np.integer)):
+        return float(value)
+    try:
+        return float(value[uid])
+    except KeyError:
+        raise KeyError(f"no {name} for series {uid!r}") from None
+
+
+def _onset(paths: np.ndarray, weeks: pd.DatetimeIndex, threshold: float, first: pd.Timestamp,
+           p_min: float, lookback_weeks: int, after: pd.Timestamp | None) -> pd.Timestamp:
+    """The week by which a share ``p_min`` of the sample paths has crossed ``threshold`` at
+    least once, counting from ``lookback_weeks`` before ``first`` (never before the first
+    forecast week or the week after ``after``, the previous window's last week; never after
+    ``first``)."""
+    earliest = first - pd.Timedelta(weeks=lookback_weeks)
+    if after is not None:
+        earliest = max(earliest, after + pd.Timedelta(weeks=1))
+    lo = max(0, int(weeks.searchsorted(earliest)))
+    hi = int(weeks.searchsorted(first))
+    if hi >= len(weeks) or weeks[hi] != first:
+        return first
+    started = np.logical_or.accumulate(paths[lo:hi + 1] > threshold, axis=0).mean(axis=1)
+    reached = np.flatnonzero(started >= p_min - 1e-12)
+    return pd.Timestamp(weeks[lo + int(reached[0])]) if reached.size else first
+
+
+def _per_row(value: float | Mapping[str, float] | pd.Series, uids: pd.Series, name: str
+             ) -> np.ndarray:
+    """``value`` for every row's ``unique_id`` (one value, or one per series)."""
+    if isinstance(value, (int, float, np.floating, np.integer)):
+        return np.full(len(uids), float(value))
+    table = pd.Series(value, dtype=float)
+    out = table.reindex(uids.to_numpy()).to_numpy(dtype=float)
+    missing = np.isnan(out) & ~uids.isin(table.index).to_numpy()
+    if missing.any():
+        raise KeyError(f"no {name} for series {uids[missing].iloc[0]!r}")
+    return out
+
+
+def _windows_without_paths(probs: pd.DataFrame, p_min: float | Mapping[str, float] | pd.Series,
+                           max_weeks: int | Mapping[str, int] | pd.Series) -> pd.DataFrame:
+    """:func:`peak_windows` without sample paths (``onset = start``), vectorised: the same
+    runs, splits and figures as the loop, in a few array operations (the threshold learner
+    rebuilds the windows of a whole backtest for every candidate threshold)."""
+    g = probs.sort_values(["unique_id", "week"], kind="stable").reset_index(drop=True)
+    if g.empty:
+        return pd.DataFrame(columns=PEAK_WINDOW_COLUMNS)
+    uid = g["unique_id"]
+    week = pd.to_datetime(g["week"]).to_numpy()
+    p = _per_row(p_min, uid, "p_min")
+    cap = _per_row(max_weeks, uid, "max_weeks")
+    flag = g["p_spike"].to_numpy(dtype=float) >= p
+    same = np.r_[False, uid.to_numpy()[1:] == uid.to_numpy()[:-1]]
+    contiguous = same & np.r_[False, np.diff(week) == np.timedelta64(7, "D")]
+    starts = flag & ~(np.r_[False, flag[:-1]] & contiguous)
+    if not flag.any():
+        return pd.DataFrame(columns=PEAK_WINDOW_COLUMNS)
+    run = np.cumsum(starts) - 1
+    rows = np.flatnonzero(flag)
+    run = run[rows]
+    first_row = np.flatnonzero(starts)
+    pos = rows - first_row[run]
+    n = np.bincount(run)[run]
+    m = cap[rows].astype(np.int64)
+    k = np.where(m <= 0, 1, -(-n // np.maximum(m, 1)))
+    base, rem = n // k, n % k
+    edge = rem * (base + 1)
+    part = np.where(pos < edge, pos // (base + 1),
+                    rem + (pos - edge) // np.maximum(base, 1)) + 1
+    sel = g.iloc[rows]
+    expected = sel["expected"].to_numpy(dtype=float)
+    thr = sel["threshold"].to_numpy(dtype=float)
+    frame = pd.DataFrame({
+        "run": run, "part": part, "parts": k, "unique_id": sel["unique_id"].to_numpy(),
+        "week": week[rows], "expected": expected,
+        "excess": np.clip(expected - thr, 0.0, None), "p_spike": sel["p_spike"].to_numpy(
+            dtype=float), "threshold": thr, "p_min": p[rows]})
+    frame["window_start"] = frame.groupby("run")["week"].transform("first")
+    frame["window_end"] = frame.groupby("run")["week"].transform("last")
+    by = frame.groupby(["run", "part"], sort=True)
+    peak = frame.loc[by["expected"].idxmax(), "week"].to_numpy()
+    out = by.agg(unique_id=("unique_id", "first"), start=("week", "first"),
+                 end=("week", "last"), expected_count=("expected", "sum"),
+                 expected_excess=("excess", "sum"), max_probability=("p_spike", "max"),
+                 threshold=("threshold", "first"), p_min=("p_min", "first"),
+                 window_start=("window_start", "first"), window_end=("window_end", "first"),
+                 parts=("parts", "first")).reset_index()
+    out["start"] = pd.to_datetime(out["start"])
+    out["end"] = pd.to_datetime(out["end"]) + pd.Timedelta(days=6)
+    out["peak_week"] = pd.to_datetime(peak)
+    out["onset"] = out["start"]
+    out["window_start"] = pd.to_datetime(out["window_start"])
+    out["window_end"] = pd.to_datetime(out["window_end"]) + pd.Timedelta(days=6)
+    out["part"] = out["part"].astype(int)
+    out["parts"] = out["parts"].astype(int)
+    return out[PEAK_WINDOW_COLUMNS].reset_index(drop=True)
+
+
+def peak_windows(
+    probs: pd.DataFrame,
+    *,
+    p_min: float | Mapping[str, float] | pd.Series = DEFAULT_P_MIN,
+    max_weeks: int | Mapping[str, int] | pd.Series = DEFAULT_MAX_CAMPAIGN_WEEKS,
+    weekly_samples: pd.DataFrame | None = None,
+    onset_lookback_weeks: int = DEFAULT_ONSET_LOOKBACK_WEEKS,
+) -> pd.DataFrame:
+    """Predicted peak windows, split into campaign windows (DESIGN.md definitions).
+
+    A predicted peak window is a run of consecutive weeks with ``p_spike >= p_min``; a run
+    longer than ``max_weeks`` becomes consecutive campaign windows of at most that many weeks
+    (:func:`split_weeks`), one row each, so that precision is counted per campaign.
 
     Parameters
     ----------
     probs : DataFrame ``unique_id, week, expected, p_spike, threshold``
         (see :func:`spike_probabilities`).
-    p_min : minimum weekly spike probability for a week to belong to a window.
+    p_min : decision threshold: one value, or one per ``unique_id`` (a mapping or Series;
+        see :mod:`models.decision` for thresholds learned per category).
+    max_weeks : longest campaign window in weeks, one value or one per ``unique_id``
+        (``0`` = never split).
+    weekly_samples : the sample paths behind ``probs`` (``ForecastOutput.weekly_samples``).
+        When given, each window's ``onset`` is the week by which a share ``p_min`` of the
+        paths has crossed the threshold, looking back up to ``onset_lookback_weeks`` before
+        the first week (not past the series' previous window): an uncertain start is warned
+        of early. Without paths, or for the
+        second and later part of a split window, ``onset = start``.
 
     Returns
     -------
-    DataFrame ``unique_id, start, end, peak_week, expected_count, expected_excess,
-    max_probability, threshold``: ``start`` is the Monday of the first week, ``end`` the Sunday
-    of the last, ``peak_week`` the week with the highest expected count, ``expected_count`` the
-    sum of expected weekly counts over the window, ``expected_excess`` the sum of
-    ``max(expected - threshold, 0)`` (for ranking windows) and ``max_probability`` the highest
-    weekly ``p_spike``.
+    DataFrame with :data:`PEAK_WINDOW_COLUMNS`: ``start`` is the Monday of the first week of
+    the campaign window, ``end`` the Sunday of its last, ``peak_week`` the week with the
+    highest expected count, ``expected_count`` the sum of expected weekly counts,
+    ``expected_excess`` the sum of ``max(expected - threshold, 0)`` (for ranking),
+    ``max_probability`` the highest weekly ``p_spike``, ``onset`` the Monday of the expected
+    onset week, ``p_min`` the decision threshold used, ``window_start``/``window_end`` the
+    whole predicted window, ``part``/``parts`` the position in it (1-based).
     """
+    if weekly_samples is None:
+        return _windows_without_paths(probs, p_min, max_weeks)
     rows = []
     for uid, g in probs.sort_values("week").groupby("unique_id", sort=True):
         g = g.reset_index(drop=True)
-        weeks = pd.to_datetime(g["week"])
-        for first, last in runs_to_windows(weeks, g["p_spike"] >= p_min):
-            w = g[(weeks >= first) & (weeks <= last)]
-            expected = w["expected"].to_numpy(dtype=float)
-            thr = w["threshold"].to_numpy(dtype=float)
-            rows.append({
-                "unique_id": uid,
-                "start": first,
-                "end": last + pd.Timedelta(days=6),
-                "peak_week": pd.Timestamp(w["week"].iloc[int(np.argmax(expected))]),
-                "expected_count": float(expected.sum()),
-                "expected_excess": float(np.clip(expected - thr, 0.0, None).sum()),
-                "max_probability": float(w["p_spike"].max()),
-                "threshold": float(thr[0]),
-            })
+        weeks = pd.DatetimeIndex(pd.to_datetime(g["week"]))
+        p = _per_series(p_min, str(uid), "p_min")
+        cap = int(_per_series(max_weeks, str(uid), "max_weeks"))
+        paths: np.ndarray | None = None
+        path_weeks = pd.DatetimeIndex([])
+        if weekly_samples is not None and uid in weekly_samples.index.get_level_values(0):
+            block = weekly_samples.xs(uid, level=0)
+            path_weeks = pd.DatetimeIndex(pd.to_datetime(block.index))
+            paths = block.to_numpy(dtype=float)
+        previous: pd.Timestamp | None = None
+        for first, last in runs_to_windows(weeks, g["p_spike"] >= p):
+            parts = split_weeks(first, last, cap)
+            for k, (a, b) in enumerate(parts, start=1):
+                sel = (weeks >= a) & (weeks <= b)
+                w = g[sel]
+                expected = w["expected"].to_numpy(dtype=float)
+                thr = w["threshold"].to_numpy(dtype=float)
+                onset = a
+                if paths is not None and k == 1:
+                    onset = _onset(paths, path_weeks, float(thr[0]), a, p, onset_lookback_weeks,
+                                   previous)
+                rows.append({
+                    "unique_id": uid,
+                    "start": a,
+                    "end": b + pd.Timedelta(days=6),
+                    "peak_week": pd.Timestamp(w["week"].iloc[int(np.argmax(expected))]),
+                    "expected_count": float(expected.sum()),
+                    "expected_excess": float(np.clip(expected - thr, 0.0, None).sum()),
+                    "max_probability": float(w["p_spike"].max()),
+                    "threshold": float(thr[0]),
+                    "onset": onset,
+                    "p_min": p,
+                    "window_start": first,
+                    "window_end": last + pd.Timedelta(days=6),
+                    "part": k,
+                    "parts": len(parts),
+                })
+            previous = last
     return pd.DataFrame(rows, columns=PEAK_WINDOW_COLUMNS)

@@ -24,10 +24,30 @@ import pandas as pd
 from models.forecast import ProphetForecaster
 from models.types import DAILY_COLUMNS, FAILURE_COLUMNS, FLAG_COLUMNS, ForecastOutput
 
-__all__ = ["RunResult", "run_forecasts", "Engine"]
+__all__ = ["RunResult", "BacktestSpec", "run_forecasts", "Engine"]
 
 Engine = Literal["serial", "local", "dask"]
 _MAX_CHUNK = 25
+
+
+@dataclass(frozen=True)
+class BacktestSpec:
+    """Rolling-origin backtest run beside the fits, on the same workers (for learning the
+    run's decision thresholds, :mod:`models.decision`).
+
+    Each series is fitted again at every origin (warm-started from its main fit, which
+    changes the optimiser's starting point, not the optimum), with data up to the origin
+    only, and forecast ``horizon_weeks``; weekly ``P(spike)`` and the actual windows come
+    from :func:`models.backtest.backtest` with the same definitions as the run.
+    """
+
+    origins: tuple[pd.Timestamp, ...]
+    horizon_weeks: int
+    lead_days: int = 14
+    min_spike_count: float = 5.0
+    #: ``(unique_id, origin)`` pairs whose backtest the caller already has (e.g. stored by an
+    #: earlier run): not fitted again, and absent from the result
+    skip: frozenset[tuple[str, pd.Timestamp]] = frozenset()
 
 
 @dataclass
@@ -41,15 +61,62 @@ class RunResult:
         (:meth:`ProphetForecaster.to_json`; fallbacks and failures have none).
     fit_seconds : wall seconds of ``fit`` per series.
     wall_seconds : wall time of the whole run.
+    backtest_weekly, backtest_actual : with a :class:`BacktestSpec`, the backtest's weekly
+        frame (``cutoff, unique_id, week, expected, p_spike, threshold, y, spike``) and its
+        actual windows (``cutoff, unique_id, start, end, eligible``); empty otherwise.
+    backtest_seconds : wall seconds of the backtest fits per series (summed over origins),
+        for the series backtested without a failure (those skipped by ``skip`` or failed
+        are absent).
     """
 
     output: ForecastOutput
     model_json: dict[str, str] = field(default_factory=dict)
     fit_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    backtest_weekly: pd.DataFrame = field(default_factory=pd.DataFrame)
+    backtest_actual: pd.DataFrame = field(default_factory=pd.DataFrame)
+    backtest_seconds: dict[str, float] = field(default_factory=dict)
 
 
-_ChunkResult = tuple[int, ForecastOutput, dict[str, str], dict[str, float]]
+_Backtest = tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]
+_ChunkResult = tuple[int, ForecastOutput, dict[str, str], dict[str, float], _Backtest | None]
+_BT_WEEKLY = ["cutoff", "unique_id", "week", "expected", "p_spike", "threshold", "y", "spike"]
+_BT_ACTUAL = ["cutoff", "unique_id", "start", "end", "eligible"]
+
+
+def _chunk_backtest(frame: pd.DataFrame, params: Mapping[str, Any], est: ProphetForecaster,
+                    spec: BacktestSpec) -> _Backtest:
+    """The decision backtest of one chunk, warm-started from the chunk's main fits: each
+    origin fits the chunk's series that ``spec.skip`` does not list. ``timer`` names the
+    series backtested without a failure (seconds per series, summed over origins)."""
+    from models.backtest import backtest
+
+    warm = {uid: est.params_(uid) for uid in est.models_}
+    timer: dict[str, float] = {}
+    failed: set[str] = set()
+    weekly: list[pd.DataFrame] = []
+    actual: list[pd.DataFrame] = []
+    uid_col = frame["unique_id"].astype(str)
+    # the service's frame is zero-filled over each series' coverage: its last day is the end
+    ends = {str(u): pd.Timestamp(d) for u, d in
+            pd.to_datetime(frame["ds"]).groupby(uid_col).max().items()}
+    for origin in spec.origins:
+        todo = [u for u in sorted(uid_col.unique()) if (u, pd.Timestamp(origin)) not in spec.skip]
+        if not todo:
+            continue
+        t0 = time.perf_counter()
+        res = backtest(frame[uid_col.isin(todo)],
+                       ProphetForecaster(**{**params, "warm_start_params": warm}),
+                       origins=[origin], horizon_weeks=spec.horizon_weeks,
+                       lead_days=spec.lead_days, min_spike_count=spec.min_spike_count,
+                       ends=ends)
+        for uid in todo:
+            timer[uid] = timer.get(uid, 0.0) + (time.perf_counter() - t0) / len(todo)
+        failed.update(res.failures["unique_id"].astype(str))
+        weekly.append(res.weekly.reindex(columns=_BT_WEEKLY))
+        actual.append(res.windows[res.windows["kind"] == "actual"].reindex(columns=_BT_ACTUAL))
+    return (_cat(weekly, _BT_WEEKLY), _cat(actual, _BT_ACTUAL).reset_index(drop=True),
+            {u: t for u, t in timer.items() if u not in failed})
 
 
 def _run_chunk(
@@ -59,19 +126,27 @@ def _run_chunk(
     params: Mapping[str, Any],
     init: Mapping[str, Mapping[str, Any]] | None,
     return_json: bool,
+    spec: BacktestSpec | None = None,
 ) -> _ChunkResult:
-    """Fit + predict one chunk; an unexpected error turns every series into a failure."""
+    """Fit + predict one chunk (and its decision backtest); an unexpected error turns every
+    series into a failure (a failed backtest only leaves the chunk out of the backtest)."""
     uids = sorted(frame["unique_id"].astype(str).unique())
     try:
         est = ProphetForecaster(**params).fit(frame, init=init)
         out = est.predict(horizon)
         jsons = {uid: est.to_json(uid) for uid in est.models_} if return_json else {}
-        return index, out, jsons, dict(est.fit_seconds_)
     except Exception as exc:
         failures = pd.DataFrame({"unique_id": uids, "error": f"{type(exc).__name__}: {exc}"})
         out = ForecastOutput(daily=pd.DataFrame(columns=DAILY_COLUMNS),
                              weekly_samples=pd.DataFrame(), failures=failures)
-        return index, out, {}, {}
+        return index, out, {}, {}, None
+    bt = None
+    if spec is not None and spec.origins:
+        try:
+            bt = _chunk_backtest(frame, params, est, spec)
+        except Exception:  # the thresholds are then learned from the other chunks
+            bt = None
+    return index, out, jsons, dict(est.fit_seconds_), bt
 
 
 def _chunks(frame: pd.DataFrame, chunk_size: int) -> list[pd.DataFrame]:
@@ -103,6 +178,7 @@ def run_forecasts(
     on_progress: Callable[[int, int], None] | None = None,
     init: Mapping[str, Mapping[str, Any]] | None = None,
     return_json: bool = True,
+    backtest: BacktestSpec | None = None,
 ) -> RunResult:
     """Fit a :class:`ProphetForecaster` per series and forecast ``horizon`` days.
 
@@ -121,6 +197,7 @@ def run_forecasts(
     on_progress : called as ``on_progress(done_series, total_series)`` after each chunk.
     init : ``{unique_id: params}`` warm-start parameters (from ``ProphetForecaster.params_``).
     return_json : include the Prophet JSON of each fitted series in ``model_json``.
+    backtest : also run this rolling-origin backtest on every chunk, after its fits.
 
     Returns
     -------
@@ -147,17 +224,17 @@ def run_forecasts(
                 on_progress(done, total)
 
     if engine == "serial" or not chunks:
-        collect(_run_chunk(i, c, horizon, params, inits[i], return_json)
+        collect(_run_chunk(i, c, horizon, params, inits[i], return_json, backtest)
                 for i, c in enumerate(chunks))
     elif engine == "local":
         from joblib import Parallel, delayed
 
         parallel = Parallel(n_jobs=min(workers, len(chunks)), backend="loky",
                             return_as="generator_unordered")
-        collect(parallel(delayed(_run_chunk)(i, c, horizon, params, inits[i], return_json)
-                         for i, c in enumerate(chunks)))
+        collect(parallel(delayed(_run_chunk)(i, c, horizon, params, inits[i], return_json,
+                                             backtest) for i, c in enumerate(chunks)))
     elif engine == "dask":
-        collect(_dask_map(chunks, inits, horizon, params, return_json,
+        collect(_dask_map(chunks, inits, horizon, params, return_json, backtest,
                           address=dask_address, workers=workers))
     else:
         raise ValueError(f"engine must be 'serial', 'local' or 'dask', not {engine!r}")
@@ -179,6 +256,7 @@ def _dask_map(
     horizon: int,
     params: Mapping[str, Any],
     return_json: bool,
+    spec: BacktestSpec | None,
     *,
     address: str | None,
     workers: int,
@@ -196,7 +274,7 @@ def _dask_map(
     try:
         futures = [
             client.submit(_run_chunk, i, c, horizon, dict(params), inits[i], return_json,
-                          pure=False)
+                          spec, pure=False)
             for i, c in enumerate(chunks)
         ]
         for fut in dist.as_completed(futures):
@@ -221,9 +299,16 @@ def _merge(results: list[_ChunkResult], wall: float) -> RunResult:
     failures = _cat([o.failures for o in outs], FAILURE_COLUMNS)
     model_json: dict[str, str] = {}
     fit_seconds: dict[str, float] = {}
+    bt_weekly: list[pd.DataFrame] = []
+    bt_actual: list[pd.DataFrame] = []
+    bt_seconds: dict[str, float] = {}
     for r in results:
         model_json.update(r[2])
         fit_seconds.update(r[3])
+        if r[4] is not None:
+            bt_weekly.append(r[4][0])
+            bt_actual.append(r[4][1])
+            bt_seconds.update(r[4][2])
     output = ForecastOutput(
         daily=daily,
         weekly_samples=weekly,
@@ -231,7 +316,10 @@ def _merge(results: list[_ChunkResult], wall: float) -> RunResult:
         failures=failures.sort_values(["unique_id"], kind="stable").reset_index(drop=True),
     )
     return RunResult(output=output, model_json=dict(sorted(model_json.items())),
-                     fit_seconds=dict(sorted(fit_seconds.items())), wall_seconds=wall)
+                     fit_seconds=dict(sorted(fit_seconds.items())), wall_seconds=wall,
+                     backtest_weekly=_cat(bt_weekly, _BT_WEEKLY),
+                     backtest_actual=_cat(bt_actual, _BT_ACTUAL),
+                     backtest_seconds=dict(sorted(bt_seconds.items())))
 
 
 def _cat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:

@@ -96,9 +96,13 @@ def reference_load(
 
     settings = cli_settings()
     with cli_session(settings) as session:
-        counts = load_reference(session=session,
-                                categories_file=categories or settings.categories_file,
-                                regions_file=regions or settings.regions_file)
+        try:
+            counts = load_reference(session=session,
+                                    categories_file=categories or settings.categories_file,
+                                    regions_file=regions or settings.regions_file)
+        except ValueError as exc:  # a malformed file: nothing was written
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
     typer.echo(f"loaded {counts['categories']} categories and {counts['regions']} regions")
 
 
@@ -358,6 +362,10 @@ def forecast(
             raise typer.Exit(2) from exc
     typer.echo(f"run {done.id}: {done.status}, {done.total} series, {done.failed} failed, "
                f"data until {done.train_until}, {done.durations.get('total_seconds')} s")
+    from service.decisions import summary_lines
+
+    for line in summary_lines(done.decisions):
+        typer.echo(line)
 
 
 @app.command()
@@ -367,26 +375,45 @@ def peaks(
                                ] = None,
     category: str | None = None,
     region: str | None = None,
+    lang: Annotated[str, typer.Option(help="Language of the explanations: en or zh")] = "en",
 ) -> None:
-    """Predicted peak windows of the latest forecast run."""
-    from service.forecasting import list_peaks
+    """Campaign windows of the latest forecast run, with the decision threshold and expected
+    onset of each, and why the run warns at that threshold (per category)."""
+    from service.decisions import public_decision
+    from service.forecasting import latest_run, list_peaks
 
+    if lang not in ("en", "zh"):
+        raise typer.BadParameter("lang must be en or zh")
     with cli_session(cli_settings()) as session:
-        rows = [{"series_id": p.series_id, "start": p.start, "end": p.end,
-                 "peak_week": p.peak_week, "expected_count": round(p.expected_count, 1),
-                 "expected_excess": round(p.expected_excess, 1),
-                 "max_probability": round(p.max_probability, 3),
-                 "threshold": round(p.threshold, 1), "run_id": p.run_id}
-                for p in list_peaks(session=session, category=category, region=region,
-                                    min_probability=min_probability)]
+        found = list_peaks(session=session, category=category, region=region,
+                           min_probability=min_probability)
+        run = latest_run(session=session)
+        document = run.decisions if run is not None else {}
+    decisions = {c: public_decision(document, c, language=lang)
+                 for c in sorted({p.category for p in found})}
+    rows: list[dict[str, Any]] = [
+            {"series_id": p.series_id, "start": p.start, "end": p.end, "onset": p.onset,
+             "peak_week": p.peak_week, "expected_count": round(p.expected_count, 1),
+             "expected_excess": round(p.expected_excess, 1),
+             "max_probability": round(p.max_probability, 3),
+             "threshold": round(p.threshold, 1),
+             "p_min": None if p.p_min is None else round(p.p_min, 4),
+             "window_start": p.window_start, "window_end": p.window_end, "part": p.part,
+             "parts": p.parts, "run_id": p.run_id, "decision": decisions.get(p.category)}
+            for p in found]
     if as_json:
         echo_json(rows)
         return
     for r in rows:
-        typer.echo(f"{r['series_id']:<42} {r['start']} … {r['end']}  "
-                   f"P={r['max_probability']:.2f}  expected {r['expected_count']:.0f} "
-                   f"(T={r['threshold']:.0f})")
-    typer.echo(f"{len(rows)} peak windows")
+        part = f"  part {r['part']}/{r['parts']}" if (r["parts"] or 1) > 1 else ""
+        p_min = "   n/a" if r["p_min"] is None else f"{r['p_min']:.3f}"
+        typer.echo(f"{r['series_id']:<42} {r['start']} … {r['end']}  onset "
+                   f"{r['onset'] or '—'}  P={r['max_probability']:.2f} >= p_min {p_min}  "
+                   f"expected {r['expected_count']:.0f} (T={r['threshold']:.0f}){part}")
+    typer.echo(f"{len(rows)} campaign windows")
+    for code, d in decisions.items():
+        if d is not None:
+            typer.echo(f"{code}: {d['explanation']}")
 
 
 _MODELS = {
@@ -407,18 +434,29 @@ def backtest(
     p_min_grid: Annotated[str | None, typer.Option(
         help="Comma list of p_min values, e.g. 0.2,0.3,0.4,0.5: also print spike-window "
              "recall / precision / F1 for each (re-scored without refitting)")] = None,
+    learn: Annotated[bool, typer.Option(
+        "--learn", help="Also print the decision threshold per category that a forecast "
+                        "run would learn from these origins (models.decision), with its "
+                        "backtest scores and explanation")] = False,
     as_json: _BACKTEST_JSON = False,
 ) -> None:
     """Rolling-origin backtest of Prophet and the baselines on the stored records.
 
-    Scores use the configured ``p_min`` (``FOREWARN_FORECAST__P_MIN``, DESIGN default 0.5);
-    ``--p-min-grid`` shows how the spike-window scores change with it, to choose a
-    deployment's value on its own history (check it on later origins before relying on it).
+    Scored by ``models.scoring`` (DESIGN.md): campaign windows capped at 6 weeks, event
+    recall / precision per campaign / F1 / in time / median lead, and the threshold-free
+    average precision, ROC AUC and Brier score of weekly P(spike). Event scores use the
+    pinned ``FOREWARN_FORECAST__P_MIN``, or 0.5 when runs learn their thresholds;
+    ``--learn`` prints the thresholds they would learn from these origins (scores at a
+    threshold learned on the same origins are in-sample: check them on later origins), and
+    ``--p-min-grid`` how the event scores change with the threshold.
     """
     import importlib
 
+    import pandas as pd
+
     from models.backtest import backtest as run_backtest
     from models.backtest import p_min_curve
+    from models.peaks import DEFAULT_P_MIN
     from service.store.series import daily_frame
 
     names = model or list(_MODELS)
@@ -449,11 +487,16 @@ def backtest(
     def progress(name: str, cutoff: Any) -> None:
         typer.echo(f"fitting {name} at origin {cutoff.date()}", err=True)
 
+    pinned = settings.forecast.p_min
+    p_min = DEFAULT_P_MIN if pinned is None else pinned
+    ends = {str(u): pd.Timestamp(d)  # the frame is zero-filled over each coverage
+            for u, d in frame.groupby("unique_id")["ds"].max().items()}
     result = run_backtest(frame, specs, origins=origins, horizon_weeks=weeks,
                           lead_days=lead_days, min_spike_count=settings.forecast.min_spike_count,
-                          p_min=settings.forecast.p_min, on_progress=progress)
+                          p_min=p_min, ends=ends, on_progress=progress)
     table = result.summary.pivot_table(index="metric", columns="model", values="value")
     curve = p_min_curve(result, grid, lead_days=lead_days) if grid else None
+    learned = _learned_thresholds(result, settings, lead_days) if learn else None
     if as_json:
         doc: dict[str, Any] = {
             str(m): {str(k): (None if v != v else float(v)) for k, v in col.items()}
@@ -462,14 +505,61 @@ def backtest(
             doc["p_min_curve"] = [{k: (None if isinstance(v, float) and v != v else v)
                                    for k, v in row.items()}
                                   for row in curve.to_dict(orient="records")]
+        if learned is not None:
+            doc["learned_thresholds"] = learned
         echo_json(doc)
         return
-    typer.echo(f"p_min {settings.forecast.p_min:g}, lead {lead_days} days")
+    how = "pinned by FOREWARN_FORECAST__P_MIN" if pinned is not None else (
+        "the default; forecast runs learn theirs per category, see --learn")
+    typer.echo(f"p_min {p_min:g} ({how}), lead {lead_days} days")
     typer.echo(table.round(3).to_string())
     if curve is not None:
         typer.echo("\nspike windows by p_min (re-scored without refitting):")
         typer.echo(curve.set_index(["model", "p_min"])[["recall", "precision", "f1",
                                                         "n_predicted"]].round(3).to_string())
+    if learned is not None:
+        typer.echo("\nthresholds learned from these origins (in-sample scores):")
+        for name, rows in learned.items():
+            for r in rows:
+                typer.echo(f"{name:<15} {r['category']:<22} p >= {r['threshold']:.3f}  "
+                           f"{r['basis']:<9} recall {_pct(r['recall'])}  precision "
+                           f"{_pct(r['precision'])}  F1 {_pct(r['f1'])}  "
+                           f"({r['n_windows'] or 0} windows)")
+            for r in rows:
+                typer.echo(f"  {r['category']}: {r['explanation']}")
+
+
+def _pct(v: Any) -> str:
+    return "  n/a" if v is None else f"{100 * float(v):3.0f} %"
+
+
+def _learned_thresholds(result: Any, settings: Any, lead_days: int
+                        ) -> dict[str, list[dict[str, Any]]]:
+    """Per model, the thresholds ``models.decision.learn_thresholds`` chooses per category
+    on a finished backtest, with the category rules of the deployment."""
+    from models.decision import describe, learn_thresholds
+    from service.decisions import category_rules
+    from service.store.series import parse_series_id
+
+    with cli_session(settings) as session:
+        rules = category_rules(session)
+    actual = result.windows[result.windows["kind"] == "actual"]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for model in sorted(set(result.weekly["model"])):
+        weekly = result.weekly[result.weekly["model"] == model]
+        cats = {str(u): parse_series_id(str(u)).category for u in weekly["unique_id"].unique()}
+        table = learn_thresholds(weekly, actual[actual["model"] == model], categories=cats,
+                                 rules=rules, lead_days=lead_days,
+                                 min_windows=settings.forecast.decision_min_windows)
+        rows = []
+        for row in table.to_dict(orient="records"):
+            clean = {str(k): (None if isinstance(v, float) and v != v else v)
+                     for k, v in row.items()}
+            clean["origins"] = [str(o) for o in (row.get("origins") or [])]
+            clean["explanation"] = describe(clean)
+            rows.append(clean)
+        out[model] = rows
+    return out
 
 
 @keys_app.command("create")

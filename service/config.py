@@ -24,7 +24,19 @@ class ForecastSettings(BaseModel):
     horizon_days: int = 182
     n_samples: int = 200
     min_spike_count: float = 5.0
-    p_min: float = 0.5
+    p_min: float | None = Field(
+        None, gt=0, le=1, description="Decision threshold: None (default) learns one per "
+        "category from backtests before each run's cut-off; a number pins that constant")
+    decision_origins: int = Field(
+        2, ge=0, le=8, description="Most rolling origins of the decision backtest "
+        "(0: no backtest, every category gets the default threshold)")
+    decision_min_windows: int = Field(
+        8, ge=1, description="Fewest backtest spike windows for a category's own threshold; "
+        "fewer: the threshold pooled over all categories (models.decision.DEFAULT_MIN_WINDOWS)")
+    decision_anchor_weeks: int = Field(
+        13, ge=0, le=52, description="The newest backtest origin lies on a grid of Sundays "
+        "this many weeks apart, so consecutive weekly runs share origins and reuse their "
+        "stored backtests; 0: the origin follows the cut-off")
 
 
 class ApiSettings(BaseModel):
@@ -139,7 +151,8 @@ class CampaignSettings(BaseModel):
     min_probability: float = Field(
         0.0, ge=0, le=1, description="Also ignore predicted peak windows whose highest weekly "
         "P(spike) is below this; 0 plans every window of the run (each already has P(spike) "
-        ">= the forecast's p_min), so lowering FOREWARN_FORECAST__P_MIN plans more")
+        ">= the run's decision threshold for its category, learned or pinned by "
+        "FOREWARN_FORECAST__P_MIN)")
     default_lead_days: int = Field(14, ge=0, le=365,
                                    description="Lead days of a category that sets none")
     min_spacing_days: int = Field(

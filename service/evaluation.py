@@ -60,6 +60,7 @@ from models.peaks import actual_spike_windows
 from models.series import to_weekly
 from service.campaigns.tables import Campaign
 from service.config import Settings
+from service.decisions import public_decision
 from service.dispatch.tables import Outbox
 from service.effect_pooling import PoolBy, pooled_scorecard
 from service.errors import NotFound, UnprocessableContent
@@ -785,7 +786,7 @@ def _score_spikes(panel: pd.DataFrame, sent: Sequence[Campaign], settings: Setti
 
 # --------------------------------------------------------------------------- chart data
 def series_chart(*, session: Session, series_id: str, history_weeks: int = 104,
-                 run_id: str | None = None) -> dict[str, Any]:
+                 run_id: str | None = None, language: str = "zh") -> dict[str, Any]:
     """Everything a chart of one series shows.
 
     Returns
@@ -797,7 +798,9 @@ def series_chart(*, session: Session, series_id: str, history_weeks: int = 104,
     completely),
     ``forecast`` (``week, expected, lower_80, upper_80, p_spike, threshold``: the run's
     weekly forecast, bands from the sample paths), ``threshold``, ``peaks`` (``start, end,
-    peak_week, max_probability, expected_count``) and ``campaigns`` (``id, status, title,
+    peak_week, max_probability, expected_count, onset, p_min``), ``decision`` (the run's
+    decision threshold for the category with its evidence and explanation in ``language``,
+    service.decisions; None for runs without one) and ``campaigns`` (``id, status, title,
     window_start, window_end, send_date``) of the series' category and region.
 
     Raises
@@ -816,7 +819,7 @@ def series_chart(*, session: Session, series_id: str, history_weeks: int = 104,
         "region_name_en": reg.name_en if reg else sid.region,
         "run_id": None, "train_until": None, "data_from": None, "data_to": None,
         "history": [], "forecast": [],
-        "threshold": None, "peaks": [], "campaigns": [],
+        "threshold": None, "peaks": [], "campaigns": [], "decision": None,
     }
     run = (session.get(ForecastRun, run_id) if run_id
            else latest_run(session=session, series_id=series_id))
@@ -847,9 +850,11 @@ def series_chart(*, session: Session, series_id: str, history_weeks: int = 104,
                                     "p_spike": float(r.p_spike), "threshold": float(r.threshold)})
         if rows:
             out["threshold"] = float(rows[0].threshold)
+        out["decision"] = public_decision(run.decisions, sid.category, language=language)
         out["peaks"] = [{"start": p.start, "end": p.end, "peak_week": p.peak_week,
                          "max_probability": p.max_probability,
-                         "expected_count": p.expected_count}
+                         "expected_count": p.expected_count, "onset": p.onset,
+                         "p_min": p.p_min}
                         for p in list_peaks(session=session, run_id=run.id,
                                             category=sid.category, region=sid.region,
                                             signal=sid.signal)]

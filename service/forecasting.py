@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.peaks import peak_windows, spike_probabilities, thresholds
 from models.series import to_weekly
 from service.config import Settings
+from service.decisions import Decider
 from service.errors import InsufficientHistory, NotFound, UnprocessableContent
 from service.metrics import FORECAST_RUNS, PEAKS_FOUND, SERIES_FIT_SECONDS
 from service.store.series import SIGNALS, daily_frame, parse_series_id
@@ -73,7 +74,9 @@ def create_run(
         train_until=train_until,
         params={"signals": signals, "jobs": jobs if jobs is not None else fc.jobs,
                 "n_samples": fc.n_samples, "min_spike_count": fc.min_spike_count,
-                "p_min": fc.p_min, "warm_start": True},
+                "p_min": fc.p_min, "decision_origins": fc.decision_origins,
+                "decision_min_windows": fc.decision_min_windows,
+                "decision_anchor_weeks": fc.decision_anchor_weeks, "warm_start": True},
         requested_by=requested_by,
     )
     session.add(run)
@@ -147,20 +150,26 @@ def execute_run(
             if params.get("warm_start", True) else {}
         t_load = time.perf_counter() - t0
         fit_frame = mask_sent_campaigns(session_factory=session_factory, frame=frame)
+        fc_params = {"n_samples": params["n_samples"]}
+        # thresholds learned on a backtest of the frame handed to the runner (cut at the
+        # run's cut-off): no record after it is ever seen (service.decisions)
+        decider = Decider.prepare(session_factory, params, fit_frame, horizon, fc_params)
         result = run_forecasts(
-            fit_frame, horizon=horizon, params={"n_samples": params["n_samples"]},
+            fit_frame, horizon=horizon, params=fc_params,
             engine=cast(Engine, engine), n_jobs=params.get("jobs", -1),
             dask_address=settings.forecast.dask_address, on_progress=report,
-            init=init or None,
+            init=init or None, backtest=decider.spec,
         )
         t_fit = time.perf_counter() - t0 - t_load
         out = result.output
+        decider.decide(session_factory, run_id, result)
         weekly_hist = to_weekly(frame)
         thr = thresholds(weekly_hist, until=ends + pd.Timedelta(days=1),
                          min_spike_count=params["min_spike_count"])
         probs = spike_probabilities(out.weekly_samples, thr)
-        peaks = peak_windows(probs, p_min=params["p_min"])
-        _store(session_factory, run_id, result, probs, peaks, t_load, t_fit, t0)
+        peaks = peak_windows(probs, p_min=decider.thresholds, max_weeks=decider.max_weeks,
+                             weekly_samples=out.weekly_samples)
+        _store(session_factory, run_id, result, probs, peaks, t_load, t_fit, t0, decider)
     except Exception as exc:
         FORECAST_RUNS.labels("failed").inc()
         with session_factory() as s:
@@ -208,9 +217,13 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return frame.to_dict("records")  # type: ignore[return-value]
 
 
+def _day(v: Any) -> dt.date | None:
+    return None if v is None or pd.isna(v) else pd.Timestamp(v).date()
+
+
 def _store(
     factory: sessionmaker[Session], run_id: str, result: Any, probs: pd.DataFrame,
-    peaks: pd.DataFrame, t_load: float, t_fit: float, t0: float,
+    peaks: pd.DataFrame, t_load: float, t_fit: float, t0: float, decider: Decider,
 ) -> None:
     out = result.output
     daily = out.daily.assign(run_id=run_id, series_id=out.daily["unique_id"],
@@ -238,6 +251,9 @@ def _store(
             "expected_count": float(p["expected_count"]),
             "expected_excess": float(p.get("expected_excess", 0.0)),
             "max_probability": float(p["max_probability"]), "threshold": float(p["threshold"]),
+            "onset": _day(p["onset"]), "p_min": float(p["p_min"]),
+            "window_start": _day(p["window_start"]), "window_end": _day(p["window_end"]),
+            "part": int(p["part"]), "parts": int(p["parts"]),
         })
     issues = [{"run_id": run_id, "series_id": r["unique_id"], "kind": "failure",
                "code": "error", "detail": str(r["error"])[:2000]}
@@ -265,10 +281,12 @@ def _store(
         PEAKS_FOUND.inc(len(peak_rows))
         for seconds in fit_seconds.values():
             SERIES_FIT_SECONDS.observe(seconds)
+        run.decisions = decider.document()
         run.durations = {"load_seconds": round(t_load, 3), "fit_seconds": round(t_fit, 3),
                          "store_seconds": round(time.perf_counter() - t_store, 3),
                          "total_seconds": round(time.perf_counter() - t0, 3),
-                         "series_fit_seconds_sum": round(sum(fit_seconds.values()), 3)}
+                         "series_fit_seconds_sum": round(sum(fit_seconds.values()), 3),
+                         **{k: round(v, 3) for k, v in decider.seconds.items()}}
         s.commit()
 
 

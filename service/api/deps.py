@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Header, Request, Security
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +19,8 @@ from service.errors import Forbidden, Unauthorized
 from service.store.keys import aware, has_scope, verify_key
 from service.store.tables import ApiKey, utcnow
 
-__all__ = ["SessionDep", "SettingsDep", "KeyCache", "require", "get_session", "get_settings"]
+__all__ = ["SessionDep", "SettingsDep", "LanguageDep", "KeyCache", "require", "get_session",
+           "get_settings", "get_language"]
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                                description="API key created with `forewarn keys create`")
@@ -37,6 +38,18 @@ def get_session(request: Request) -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_language(accept_language: Annotated[str | None, Header(
+        description="`zh` (or `zh-CN`, …) for explanations in Chinese; English "
+                    "otherwise")] = None) -> str:
+    """``zh`` or ``en`` from ``Accept-Language`` (service.api.i18n)."""
+    from service.api.i18n import preferred_language
+
+    return preferred_language(accept_language)
+
+
+LanguageDep = Annotated[str, Depends(get_language)]
 
 
 class KeyCache:

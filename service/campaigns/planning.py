@@ -4,9 +4,16 @@ The service layer (:mod:`service.campaigns.service`) reads peaks and campaigns, 
 functions and writes the outcome. Everything here is plain data in, plain data out, so each
 constraint can be tested in microseconds.
 
-Placement of one window (DESIGN.md, "Spikes, peaks and campaigns")::
+Windows (DESIGN.md, "Spikes, peaks, decisions and campaigns"): the peaks of one (category,
+region) that overlap or nearly touch are merged (:func:`merge_peaks`); a merged window longer
+than the category's ``max_campaign_weeks`` becomes consecutive campaign windows
+(:func:`split_window`), one campaign each.
 
-    ideal = window start − lead days, or today when that is already past ("not_in_past")
+Placement of one window::
+
+    ideal = the window's expected onset − lead days (the onset comes from the sample paths
+            and may lie before the window's start: an uncertain start is warned of early),
+            or today when that is already past ("not_in_past")
     try ideal, ideal − 1, …, ideal − max_advance_days (never before today),
     then ideal + 1, …, window start − min_notice_days (window end for a late window)
     the first day that no constraint blocks is the send date;
@@ -35,6 +42,7 @@ __all__ = [
     "Placement",
     "Planner",
     "merge_peaks",
+    "split_window",
     "rank_windows",
     "ideal_send_date",
     "fmt_date",
@@ -61,6 +69,8 @@ class PeakLike(Protocol):
     expected_excess: float
     max_probability: float
     threshold: float
+    onset: dt.date | None
+    p_min: float | None
 
 
 @dataclass(frozen=True)
@@ -68,8 +78,11 @@ class Window:
     """A predicted peak window of one (category, region), merged over signals.
 
     ``start`` is the Monday of the first week, ``end`` the last day (Sunday) of the last.
-    ``peak_id`` / ``signal`` / ``series_id`` / ``threshold`` / ``peak_week`` come from the
-    primary peak (largest expected excess); ``expected_*`` and ``probability`` are the maxima.
+    ``peak_id`` / ``signal`` / ``series_id`` / ``threshold`` / ``peak_week`` /
+    ``decision_threshold`` come from the primary peak (largest expected excess);
+    ``expected_*`` and ``probability`` are the maxima; ``onset`` is the earliest expected
+    onset of its peaks (their start when they have none). ``part`` of ``parts`` places a
+    campaign window in a merged window that :func:`split_window` divided.
     """
 
     category: str
@@ -86,10 +99,19 @@ class Window:
     probability: float
     threshold: float
     peaks: tuple[Mapping[str, Any], ...] = ()
+    onset: dt.date | None = None
+    decision_threshold: float | None = None
+    part: int = 1
+    parts: int = 1
 
     @property
     def key(self) -> tuple[str, str, dt.date]:
         return (self.category, self.region, self.start)
+
+    @property
+    def expected_onset(self) -> dt.date:
+        """The day reminders are timed from: the onset, never after the start."""
+        return min(self.onset, self.start) if self.onset is not None else self.start
 
 
 def _peak_dict(p: PeakLike) -> dict[str, Any]:
@@ -99,7 +121,9 @@ def _peak_dict(p: PeakLike) -> dict[str, Any]:
             "expected_count": round(float(p.expected_count), 3),
             "expected_excess": round(float(p.expected_excess), 3),
             "max_probability": round(float(p.max_probability), 4),
-            "threshold": round(float(p.threshold), 3)}
+            "threshold": round(float(p.threshold), 3),
+            "onset": p.onset.isoformat() if p.onset is not None else None,
+            "p_min": round(float(p.p_min), 4) if p.p_min is not None else None}
 
 
 def merge_peaks(peaks: Iterable[PeakLike], *, gap_days: int = 7) -> list[Window]:
@@ -143,7 +167,56 @@ def _window(category: str, region: str, cluster: Sequence[PeakLike]) -> Window:
         probability=max(float(p.max_probability) for p in cluster),
         threshold=float(primary.threshold),
         peaks=tuple(_peak_dict(p) for p in cluster),
+        onset=min(p.onset or p.start for p in cluster),
+        decision_threshold=None if primary.p_min is None else float(primary.p_min),
     )
+
+
+def _parts(n_weeks: int, max_weeks: int) -> list[int]:
+    """Sizes of ``n_weeks`` split into the fewest parts of at most ``max_weeks``, as equal as
+    possible (9 weeks, max 6 → 5 + 4), as :func:`models.peaks.split_weeks` splits them."""
+    k = 1 if max_weeks <= 0 else -(-n_weeks // max_weeks)
+    return [n_weeks // k + (1 if i < n_weeks % k else 0) for i in range(k)]
+
+
+def split_window(w: Window, max_weeks: int) -> list[Window]:
+    """A merged window longer than ``max_weeks`` weeks as consecutive campaign windows.
+
+    Each part keeps the peaks that overlap it (their maxima and primary peak, as
+    :func:`merge_peaks`); the first part keeps the window's onset, a later part's onset is
+    its own start (the season is already under way: DESIGN.md). A window that fits is
+    returned as it is (``part = parts = 1``).
+    """
+    n_weeks = ((w.end - w.start).days + 1 + 6) // 7
+    sizes = _parts(n_weeks, max_weeks)
+    if len(sizes) == 1:
+        return [w]
+    out: list[Window] = []
+    start = w.start
+    for k, size in enumerate(sizes, start=1):
+        end = min(start + dt.timedelta(weeks=size) - dt.timedelta(days=1), w.end)
+        peaks = [p for p in w.peaks
+                 if dt.date.fromisoformat(p["start"]) <= end
+                 and dt.date.fromisoformat(p["end"]) >= start] or list(w.peaks)
+        primary = max(peaks, key=lambda p: (p["expected_excess"], p["max_probability"],
+                                            p["signal"] == "complaints", -(p["peak_id"] or 0)))
+        peak_week = dt.date.fromisoformat(primary["peak_week"])
+        if not start <= peak_week <= end:
+            peak_week = start
+        out.append(Window(
+            category=w.category, region=w.region, start=start, end=end, peak_week=peak_week,
+            signal=primary["signal"], series_id=primary["series_id"], run_id=w.run_id,
+            peak_id=primary["peak_id"],
+            expected_count=max(float(p["expected_count"]) for p in peaks),
+            expected_excess=max(float(p["expected_excess"]) for p in peaks),
+            probability=max(float(p["max_probability"]) for p in peaks),
+            threshold=float(primary["threshold"]), peaks=tuple(peaks),
+            onset=w.onset if k == 1 else start,
+            decision_threshold=(float(primary["p_min"]) if primary.get("p_min") is not None
+                                else w.decision_threshold),
+            part=k, parts=len(sizes)))
+        start = end + dt.timedelta(days=1)
+    return out
 
 
 def rank_windows(windows: Iterable[Window]) -> list[Window]:
@@ -152,8 +225,9 @@ def rank_windows(windows: Iterable[Window]) -> list[Window]:
                                           w.category, w.region))
 
 
-def ideal_send_date(window_start: dt.date, lead_days: int) -> dt.date:
-    return window_start - dt.timedelta(days=lead_days)
+def ideal_send_date(onset: dt.date, lead_days: int) -> dt.date:
+    """``lead_days`` before the window's expected onset (its start when it has none)."""
+    return onset - dt.timedelta(days=lead_days)
 
 
 def fmt_date(d: dt.date) -> str:
@@ -246,10 +320,13 @@ class Planner:
         return None
 
     def place(self, *, window_start: dt.date, window_end: dt.date, lead_days: int,
-              region: str, audience: str, label: str = "", book: bool = True) -> Placement:
-        """Choose the send date of one window and (by default) book it."""
+              region: str, audience: str, label: str = "", book: bool = True,
+              onset: dt.date | None = None) -> Placement:
+        """Choose the send date of one window and (by default) book it: ``lead_days``
+        before its expected ``onset`` (default: its start; an onset after the start counts
+        as the start)."""
         c = self.constraints
-        computed = ideal_send_date(window_start, lead_days)
+        computed = ideal_send_date(min(onset or window_start, window_start), lead_days)
         notes: list[dict[str, Any]] = []
         ideal = computed
         if computed < self.today:

@@ -42,6 +42,7 @@ from service.campaigns.planning import (
     ideal_send_date,
     merge_peaks,
     rank_windows,
+    split_window,
 )
 from service.campaigns.randomised import propose_randomised_timing, randomise_on_approval
 from service.campaigns.tables import Campaign, Recipient
@@ -439,6 +440,8 @@ def _apply_window(c: Campaign, w: Window, *, lead_days: int, run_id: str, rank: 
     c.signal, c.lead_days, c.rank = w.signal, lead_days, rank
     c.expected_count, c.expected_excess = w.expected_count, w.expected_excess
     c.probability, c.threshold = w.probability, w.threshold
+    c.onset, c.decision_threshold = w.expected_onset, w.decision_threshold
+    c.part, c.parts = w.part, w.parts
     c.peak_id, c.run_id, c.last_run_id = w.peak_id, run_id, run_id
     c.evidence = evidence
 
@@ -446,7 +449,9 @@ def _apply_window(c: Campaign, w: Window, *, lead_days: int, run_id: str, rank: 
 def _proposal(w: Window, lead_days: int, today: dt.date, run_id: str) -> dict[str, Any]:
     return {"window_start": w.start.isoformat(), "window_end": w.end.isoformat(),
             "peak_week": w.peak_week.isoformat(),
-            "send_date": max(ideal_send_date(w.start, lead_days), today).isoformat(),
+            "send_date": max(ideal_send_date(w.expected_onset, lead_days), today).isoformat(),
+            "onset": w.expected_onset.isoformat(), "decision_threshold": w.decision_threshold,
+            "part": w.part, "parts": w.parts,
             "expected_count": w.expected_count, "expected_excess": w.expected_excess,
             "probability": w.probability, "threshold": w.threshold, "peak_id": w.peak_id,
             "signal": w.signal, "run_id": run_id}
@@ -497,7 +502,10 @@ def plan_campaigns(
     peaks = [p for p in list_peaks(session=session, run_id=run.id)
              if p.signal in cfg.signals and p.max_probability >= cfg.min_probability
              and p.end >= today and (wanted is None or p.category in wanted)]
-    windows = merge_peaks(peaks, gap_days=7)
+    # merged over signals, then split into campaign windows of the category's length
+    windows = [part for w in merge_peaks(peaks, gap_days=7)
+               for part in split_window(w, int(cats[w.category].max_campaign_weeks or 6)
+                                        if w.category in cats else 6)]
     no_basis: set[str] = set()
     plannable: list[Window] = []
     for w in windows:
@@ -589,7 +597,8 @@ def plan_campaigns(
         audience_key = _audience_key(cat, w.region)
         if camp is None:
             placement = planner.place(window_start=w.start, window_end=w.end, lead_days=lead,
-                                      region=w.region, audience=audience_key, label=cat.name_zh)
+                                      region=w.region, audience=audience_key, label=cat.name_zh,
+                                      onset=w.expected_onset)
             camp = Campaign(category=w.category, region=w.region, origin="planned",
                             status="dropped" if placement.dropped else "draft",
                             planned_send_date=placement.ideal,
@@ -617,7 +626,8 @@ def plan_campaigns(
             new_status = camp.status
         else:
             placement = planner.place(window_start=w.start, window_end=w.end, lead_days=lead,
-                                      region=w.region, audience=audience_key, label=cat.name_zh)
+                                      region=w.region, audience=audience_key, label=cat.name_zh,
+                                      onset=w.expected_onset)
             camp.planned_send_date = placement.ideal
             camp.send_date = placement.send_date or placement.ideal
             camp.constraint_notes = placement.notes
@@ -869,8 +879,9 @@ def approve_campaign(
         c.peak_week = _parse_date(proposal["peak_week"], "peak_week")
         c.send_date = c.planned_send_date = _parse_date(proposal["send_date"], "send_date")
         for name in ("expected_count", "expected_excess", "probability", "threshold",
-                     "signal"):
+                     "signal", "decision_threshold", "part", "parts"):
             setattr(c, name, proposal.get(name))
+        c.onset = _parse_date(proposal["onset"], "onset") if proposal.get("onset") else None
         peak = session.get(Peak, proposal["peak_id"]) if proposal.get("peak_id") else None
         run = session.get(ForecastRun, proposal["run_id"]) if proposal.get("run_id") else None
         c.peak_id = peak.id if peak is not None else None  # the run may have been deleted

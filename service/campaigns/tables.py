@@ -65,6 +65,13 @@ class Campaign(Base):
     expected_excess: Mapped[float | None] = mapped_column(Float)
     probability: Mapped[float | None] = mapped_column(Float)
     threshold: Mapped[float | None] = mapped_column(Float)
+    # the window's expected onset (send date = onset − lead days), the decision threshold
+    # of the run for the category, and the position in a predicted window split into
+    # campaigns of at most max_campaign_weeks (part of parts)
+    onset: Mapped[dt.date | None] = mapped_column(Date)
+    decision_threshold: Mapped[float | None] = mapped_column(Float)
+    part: Mapped[int | None] = mapped_column(Integer)
+    parts: Mapped[int | None] = mapped_column(Integer)
     peak_id: Mapped[int | None] = mapped_column(ForeignKey("peaks.id", ondelete="SET NULL"))
     run_id: Mapped[str | None] = mapped_column(
         ForeignKey("forecast_runs.id", ondelete="SET NULL"))

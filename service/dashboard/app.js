@@ -280,6 +280,20 @@
       shapes.push({ type: "rect", xref: "x", yref: "paper", x0: p.start, x1: p.end, y0: 0, y1: 1,
         fillcolor: "rgba(255,127,14,0.15)", line: { width: 0 }, layer: "below" });
     });
+    // the run's decision threshold for the category: weeks at or above it are warned of
+    var note = $("decision-note");
+    if (c.decision) {
+      shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, yref: "y2", y0: c.decision.threshold,
+        y1: c.decision.threshold, line: { color: "#6a1b9a", dash: "dot", width: 1.5 }, name: "decision" });
+      annotations.push({ xref: "paper", x: 0, yref: "y2", y: c.decision.threshold,
+        text: "预警阈值 " + String(Math.round(c.decision.threshold * 1000) / 1000), showarrow: false, xanchor: "left",
+        yanchor: "bottom", font: { size: 11, color: "#6a1b9a" } });
+      note.textContent = "预警规则：" + c.decision.explanation;
+      note.dataset.threshold = String(c.decision.threshold);
+    } else {
+      note.textContent = c.run_id ? "该预测批次未记录预警阈值。" : "";
+      delete note.dataset.threshold;
+    }
     var dates = c.history.map(function (h) { return h.week; }).concat(c.forecast.map(function (f) { return f.week; }));
     var xmin = dates.length ? dates[0] : null, xmax = dates.length ? dates[dates.length - 1] : null;
     function inRange(d) { return xmin === null || (d >= xmin && d <= addDays(xmax, 7)); }

@@ -102,6 +102,8 @@ def render_forecast_png(chart: Mapping[str, Any], *, width: float = 10.0,
         if chart.get("threshold") is not None:
             ax.axhline(float(chart["threshold"]), color="#d62728", ls="--", lw=1,
                        label=labels["thr"])
+        if chart.get("decision"):  # the run's decision threshold on the P(spike) panel
+            axp.axhline(float(chart["decision"]["threshold"]), color="#6a1b9a", ls=":", lw=1.2)
         for i, p in enumerate(chart.get("peaks") or []):
             for a in (ax, axp):
                 a.axvspan(_d(p["start"]), _d(p["end"]), color="#ff7f0e", alpha=0.15,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.store.tables import Category, Region
 
-__all__ = ["load_reference", "read_yaml_list"]
+__all__ = ["load_reference", "read_yaml_list", "decision_fields", "DECISION_FIELDS"]
 
 
 def read_yaml_list(path: Path, key: str) -> list[dict[str, Any]]:
@@ -29,6 +29,55 @@ def read_yaml_list(path: Path, key: str) -> list[dict[str, Any]]:
 
 _CATEGORY_FIELDS = ("name_zh", "name_en", "aliases", "sector", "lead_days", "legal_basis",
                     "requirements", "advice", "templates", "randomised_timing")
+#: How a category's warnings are judged (DESIGN.md "Decision threshold"), with defaults.
+DECISION_FIELDS: dict[str, float | int | None] = {
+    "beta": 1.0, "reminder_cost": None, "miss_cost": None, "max_campaign_weeks": 6}
+
+
+def _number(path: Path, code: str, field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{path}: category '{code}': {field} must be a number, "
+                         f"not {value!r}")
+    return float(value)
+
+
+def decision_fields(path: Path, item: dict[str, Any]) -> dict[str, float | int | None]:
+    """``beta``, ``reminder_cost``, ``miss_cost`` and ``max_campaign_weeks`` of one
+    categories.yaml entry, with defaults; a clear ``ValueError`` naming the file, the
+    category and the field when one is wrong."""
+    code = str(item["code"])
+    out = dict(DECISION_FIELDS)
+    if item.get("beta") is not None:
+        beta = _number(path, code, "beta", item["beta"])
+        if not 0 < beta <= 10:
+            raise ValueError(f"{path}: category '{code}': beta must be > 0 and <= 10 (1 weighs "
+                             f"recall and precision equally, 2 favours recall), not {beta:g}")
+        out["beta"] = beta
+    costs = {f: item.get(f) for f in ("reminder_cost", "miss_cost")}
+    given = [f for f, v in costs.items() if v is not None]
+    if len(given) == 1:
+        missing = "miss_cost" if given[0] == "reminder_cost" else "reminder_cost"
+        raise ValueError(f"{path}: category '{code}': {given[0]} is set but {missing} is not; "
+                         f"set both (the cost/loss rule: warn when P(spike) >= reminder_cost / "
+                         f"miss_cost) or neither (F-beta)")
+    if given:
+        reminder = _number(path, code, "reminder_cost", costs["reminder_cost"])
+        miss = _number(path, code, "miss_cost", costs["miss_cost"])
+        if reminder <= 0 or miss <= 0:
+            raise ValueError(f"{path}: category '{code}': reminder_cost and miss_cost must be "
+                             f"positive (got {reminder:g} and {miss:g})")
+        if reminder >= miss:
+            raise ValueError(f"{path}: category '{code}': reminder_cost ({reminder:g}) must be "
+                             f"less than miss_cost ({miss:g}); otherwise no warning is worth "
+                             f"sending")
+        out["reminder_cost"], out["miss_cost"] = reminder, miss
+    if item.get("max_campaign_weeks") is not None:
+        weeks = item["max_campaign_weeks"]
+        if isinstance(weeks, bool) or not isinstance(weeks, int) or not 1 <= weeks <= 52:
+            raise ValueError(f"{path}: category '{code}': max_campaign_weeks must be a whole "
+                             f"number of weeks from 1 to 52, not {weeks!r}")
+        out["max_campaign_weeks"] = weeks
+    return out
 _REGION_FIELDS = ("name_zh", "name_en", "parent", "level", "population", "aliases")
 
 
@@ -38,6 +87,7 @@ def load_reference(
     """Upsert categories and regions from YAML; returns how many of each were loaded."""
     regions = read_yaml_list(regions_file, "regions")
     categories = read_yaml_list(categories_file, "categories")
+    rules = {str(item["code"]): decision_fields(categories_file, item) for item in categories}
     existing_r = {r.code: r for r in session.scalars(select(Region))}
     # parents first so the self-reference holds
     order = {"province": 0, "league": 1, "city": 1, "county": 2}
@@ -71,6 +121,8 @@ def load_reference(
                 setattr(cat, f, item[f])
         cat.name_zh = cat.name_zh or code
         cat.lead_days = int(cat.lead_days or 14)
+        for f, value in rules[code].items():
+            setattr(cat, f, value)
         cat.aliases = [str(a) for a in (cat.aliases or [])]
         cat.registered_by_import = False
         session.add(cat)

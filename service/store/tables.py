@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -43,6 +44,7 @@ __all__ = [
     "ForecastPoint",
     "ForecastWeek",
     "Peak",
+    "DecisionBacktest",
     "utcnow",
     "new_id",
 ]
@@ -83,6 +85,13 @@ class Category(Base):
     #: ``{enabled, delay_weeks, min_regions}``: the department lets the planner randomise
     #: reminder timing (service.campaigns.randomised); empty = off.
     randomised_timing: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # how its warnings are judged (models.decision.CategoryRule): F-beta's beta, or the
+    # cost/loss rule when both costs are set; the longest campaign window in weeks
+    beta: Mapped[float] = mapped_column(Float, default=1.0, server_default=text("1"))
+    reminder_cost: Mapped[float | None] = mapped_column(Float)
+    miss_cost: Mapped[float | None] = mapped_column(Float)
+    max_campaign_weeks: Mapped[int] = mapped_column(Integer, default=6,
+                                                    server_default=text("6"))
 
 class Region(Base):
     """An administrative region (GB/T 2260 code) with its parent for roll-ups."""
@@ -251,6 +260,10 @@ class ForecastRun(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     durations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # the decision thresholds of the run, per category, with their backtest evidence
+    # (service.decisions.decision_document)
+    decisions: Mapped[dict[str, Any]] = mapped_column(default=dict,
+                                                      server_default=text("'{}'"))
     requested_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -319,7 +332,14 @@ class ForecastWeek(Base):
 
 
 class Peak(Base):
-    """A predicted peak window of a series (DESIGN.md), with its evidence."""
+    """A campaign window of a series (DESIGN.md), with its evidence.
+
+    ``start``/``end`` bound the campaign window; a predicted window longer than the
+    category's ``max_campaign_weeks`` is several peaks (``part`` of ``parts``) sharing
+    ``window_start``/``window_end``. ``onset`` is the Monday of the expected onset week from
+    the sample paths (on or before ``start``); ``p_min`` the decision threshold the run used
+    for the series' category (old runs: NULL).
+    """
 
     __tablename__ = "peaks"
     __table_args__ = (Index("ix_peaks_run_start", "run_id", "start"),)
@@ -336,6 +356,32 @@ class Peak(Base):
     expected_excess: Mapped[float] = mapped_column(Float)
     max_probability: Mapped[float] = mapped_column(Float)
     threshold: Mapped[float] = mapped_column(Float)
+    onset: Mapped[dt.date | None] = mapped_column(Date)
+    p_min: Mapped[float | None] = mapped_column(Float)
+    window_start: Mapped[dt.date | None] = mapped_column(Date)
+    window_end: Mapped[dt.date | None] = mapped_column(Date)
+    part: Mapped[int | None] = mapped_column(Integer)
+    parts: Mapped[int | None] = mapped_column(Integer)
+
+
+class DecisionBacktest(Base):
+    """The decision backtest of one series at one origin, kept for later runs.
+
+    ``fingerprint`` hashes what the result depends on (the series' counts up to the end of
+    the origin's horizon, the forecaster parameters, the backtest definitions and the code of
+    the models); a later run with the same fingerprint reuses ``weeks`` (``[week, expected,
+    p_spike, threshold, y, spike]``) and ``windows`` (actual windows ``[start, end,
+    eligible]``) instead of fitting again (service.decisions).
+    """
+
+    __tablename__ = "decision_backtests"
+    series_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    origin: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    weeks: Mapped[list[Any]] = mapped_column(default=list)
+    windows: Mapped[list[Any]] = mapped_column(default=list)
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 # Domain tables live next to their domains and register on the same metadata.

@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -30,18 +31,34 @@ class P:
     excess: float = 10.0
     prob: float = 0.8
     signal: str = "complaints"
+    onset: dt.date | None = None
+    p_min: float | None = None
 
 
 def monday(d: dt.date) -> dt.date:
     return d - dt.timedelta(days=d.weekday())
 
 
+#: A run's decision document (service.decisions) deciding fireworks only.
+DECISIONS: dict[str, Any] = {
+    "mode": "learned", "p_min": None, "horizon_weeks": 26,
+    "origins": ["2024-06-30", "2024-12-29"], "min_windows": 8, "lead_days": 14,
+    "backtests": {"pairs": 4, "reused": 0, "fitted": 2, "stored": 4},
+    "categories": {"fireworks": {
+        "category": "fireworks", "threshold": 0.25, "objective": "f_beta",
+        "basis": "category", "beta": 1.0, "cost_loss": None, "max_campaign_weeks": 4,
+        "origins": ["2024-06-30", "2024-12-29"], "n_series": 1, "n_windows": 9,
+        "n_campaigns": 11, "recall": 0.78, "precision": 0.64, "f1": 0.7, "f_beta": 0.7,
+        "in_time": 0.6}}}
+
+
 def add_run(session: Session, peaks: Sequence[P], *, train_until: dt.date,
-            horizon_days: int = 364) -> str:
+            horizon_days: int = 364, decisions: dict[str, Any] | None = None) -> str:
     """A finished forecast run holding ``peaks`` (and their weekly rows), newest of all."""
     finished = dt.datetime(2030, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=next(_clock))
     run = ForecastRun(status="succeeded", engine="serial", horizon_days=horizon_days,
-                      train_until=train_until, finished_at=finished, params={})
+                      train_until=train_until, finished_at=finished, params={},
+                      decisions=decisions or {})
     session.add(run)
     session.flush()
     for p in peaks:
@@ -50,7 +67,9 @@ def add_run(session: Session, peaks: Sequence[P], *, train_until: dt.date,
         session.add(Peak(run_id=run.id, series_id=sid, signal=p.signal, category=p.category,
                          region=p.region, start=p.start, end=end, peak_week=p.start,
                          expected_count=30.0 + p.excess, expected_excess=p.excess,
-                         max_probability=p.prob, threshold=30.0))
+                         max_probability=p.prob, threshold=30.0, onset=p.onset or p.start,
+                         p_min=p.p_min, window_start=p.start, window_end=end, part=1,
+                         parts=1))
         for k in range(p.weeks):
             session.add(ForecastWeek(run_id=run.id, series_id=sid,
                                      week=p.start + dt.timedelta(days=7 * k),

@@ -18,7 +18,7 @@ from service.campaigns.service import create_recipient, local_today
 from service.config import CampaignSettings, Settings
 from service.errors import PROBLEM_JSON
 from service.store.keys import create_key
-from tests.campaigns.conftest import P, add_run, monday
+from tests.campaigns.conftest import DECISIONS, P, add_run, monday
 
 Client = tuple[TestClient, dict[str, dict[str, str]]]
 
@@ -36,7 +36,7 @@ def api(factory: sessionmaker[Session], settings: Settings) -> Iterator[Client]:
                     P("food_safety", "150200", start + dt.timedelta(days=28), excess=20),
                     P("gas_safety", "152900", start + dt.timedelta(days=56), excess=10),
                     P("noise", "150100", start, excess=50)],
-                train_until=today - dt.timedelta(days=1))
+                train_until=today - dt.timedelta(days=1), decisions=DECISIONS)
         create_recipient(session=s, actor="test", name="呼和浩特市应急管理局",
                          kind="department", region="150100", may_contact=True,
                          webhook_url="https://dept.example/hook", email="dept@example.com")
@@ -104,6 +104,21 @@ def test_plan_list_detail_and_pagination(api: Client) -> None:
     assert detail["evidence"][0]["weeks"] and detail["audience"]["recipients"] == 1
     assert detail["send_date"] == (dt.date.fromisoformat(detail["window_start"])
                                    - dt.timedelta(days=21)).isoformat()
+    assert detail["onset"] == detail["window_start"] and (detail["part"], detail["parts"]) \
+        == (1, 1)
+    assert detail["peak"]["window_start"] == detail["window_start"]
+    # the decision of the run, with its evidence, in plain words (Chinese on request)
+    decision = detail["decision"]
+    assert decision["threshold"] == 0.25 and decision["basis"] == "category"
+    assert decision["origins"] == ["2024-06-30", "2024-12-29"] and decision["recall"] == 0.78
+    assert decision["explanation"].startswith("Warns when P(spike) ≥ 0.25")
+    assert "caught 78 % of the spike windows" in decision["explanation"]
+    zh = client.get(f"/v1/campaigns/{first['id']}",
+                    headers={**keys["read"], "Accept-Language": "zh-CN,zh;q=0.9"}).json()
+    assert zh["decision"]["explanation"].startswith("当 P(高发) ≥ 0.25 时预警")
+    by_category = {i["category"]: i["decision"] for i in listed["items"]}
+    assert by_category["fireworks"]["threshold"] == 0.25
+    assert by_category["food_safety"] is None  # the run decided nothing for it
     _problem(client.get("/v1/campaigns/nope", headers=keys["read"]), 404)
 
 

@@ -9,7 +9,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.audit import list_entries
-from service.campaigns.planning import Booking, Constraints, Planner, merge_peaks, rank_windows
+from service.campaigns.planning import (
+    Booking,
+    Constraints,
+    Planner,
+    merge_peaks,
+    rank_windows,
+    split_window,
+)
 from service.campaigns.service import (
     approve_campaign,
     cancel_campaign,
@@ -105,13 +112,15 @@ def test_planner_drops_when_no_day_is_left() -> None:
 
 class _Peak:
     def __init__(self, i: int, signal: str, start: dt.date, weeks: int, excess: float,
-                 prob: float = 0.7, category: str = "c", region: str = "r") -> None:
+                 prob: float = 0.7, category: str = "c", region: str = "r",
+                 onset: dt.date | None = None, p_min: float | None = 0.3) -> None:
         self.id, self.run_id, self.signal = i, "run", signal
         self.series_id = f"{signal}|{category}|{region}"
         self.category, self.region = category, region
         self.start, self.end = start, start + dt.timedelta(days=7 * weeks - 1)
         self.peak_week, self.expected_count = start, 40.0 + excess
         self.expected_excess, self.max_probability, self.threshold = excess, prob, 30.0
+        self.onset, self.p_min = onset, p_min
 
 
 def test_merge_peaks_joins_signals_of_one_surge_and_ranks() -> None:
@@ -130,7 +139,77 @@ def test_merge_peaks_joins_signals_of_one_surge_and_ranks() -> None:
                                                                ("r", 9.0)]
 
 
+def test_a_long_merged_window_becomes_consecutive_campaign_windows() -> None:
+    # complaints 2025-03-03 … 04-13 (6 weeks) and violations 04-07 … 05-04 (4 weeks) of one
+    # surge: one merged window of 9 weeks, longer than max 4 -> 3 + 3 + 3 weeks
+    peaks = [_Peak(1, "complaints", D(2025, 3, 3), 6, 5.0, onset=D(2025, 2, 17)),
+             _Peak(2, "violations", D(2025, 4, 7), 4, 9.0, prob=0.6, p_min=0.35)]
+    [merged] = merge_peaks(peaks)
+    assert (merged.start, merged.end) == (D(2025, 3, 3), D(2025, 5, 4))
+    assert merged.onset == D(2025, 2, 17) and merged.decision_threshold == 0.35
+    parts = split_window(merged, 4)
+    assert [(w.start, w.end) for w in parts] == [
+        (D(2025, 3, 3), D(2025, 3, 23)), (D(2025, 3, 24), D(2025, 4, 13)),
+        (D(2025, 4, 14), D(2025, 5, 4))]
+    assert [(w.part, w.parts) for w in parts] == [(1, 3), (2, 3), (3, 3)]
+    # the first keeps the onset of the sample paths; later ones start on their own start
+    assert [w.expected_onset for w in parts] == [D(2025, 2, 17), D(2025, 3, 24),
+                                                  D(2025, 4, 14)]
+    # each keeps the peaks it overlaps: the violations peak from the second part on
+    assert [{p["signal"] for p in w.peaks} for w in parts] == [
+        {"complaints"}, {"complaints", "violations"}, {"violations"}]
+    assert [w.signal for w in parts] == ["complaints", "violations", "violations"]
+    assert [w.decision_threshold for w in parts] == [0.3, 0.35, 0.35]
+    assert len({w.key for w in parts}) == 3
+    # as equal as possible, like models.peaks.split_weeks: 9 weeks, max 6 -> 5 + 4
+    assert [((w.end - w.start).days + 1) // 7 for w in split_window(merged, 6)] == [5, 4]
+    assert split_window(merged, 9) == [merged] and merged.parts == 1
+
+
+def test_send_date_follows_the_expected_onset() -> None:
+    p = Planner(Constraints(blackout={}), TODAY)
+    start, end = D(2025, 5, 5), D(2025, 5, 18)
+    plain = p.place(window_start=start, window_end=end, lead_days=14, region="r",
+                    audience="a", book=False)
+    early = p.place(window_start=start, window_end=end, lead_days=14, region="r",
+                    audience="a", book=False, onset=D(2025, 4, 21))
+    assert plain.send_date == D(2025, 4, 21)
+    # an uncertain start (onset two weeks before the window) is warned of two weeks earlier
+    assert early.send_date == D(2025, 4, 7) and early.ideal == D(2025, 4, 7)
+    # an onset after the start never delays the reminder
+    late = p.place(window_start=start, window_end=end, lead_days=14, region="r",
+                   audience="a", book=False, onset=D(2025, 5, 12))
+    assert late.send_date == D(2025, 4, 21)
+    # and never into the past
+    past = p.place(window_start=D(2025, 1, 20), window_end=D(2025, 2, 2), lead_days=14,
+                   region="r", audience="a", book=False, onset=D(2025, 1, 6))
+    assert past.send_date == TODAY and past.notes[0]["from"] == "2024-12-23"
+
+
 # ---------------------------------------------------------------- planning on the database
+
+
+def test_plan_sends_before_the_onset_and_splits_long_windows(session: Session,
+                                                             settings: Settings) -> None:
+    # fireworks: max_campaign_weeks 4 and 21 lead days (tests/fixtures/categories.yaml)
+    run = add_run(session, [
+        P("fireworks", "150100", D(2025, 5, 5), weeks=6, excess=30, onset=D(2025, 4, 21),
+          p_min=0.25),
+        P("food_safety", "150200", D(2025, 6, 2), weeks=3, excess=20, onset=D(2025, 5, 26),
+          p_min=0.2)], train_until=D(2024, 12, 31))
+    result = plan_campaigns(session=session, settings=settings, today=TODAY)
+    assert result.run_id == run and result.windows == 3
+    rows = sorted(session.scalars(select(Campaign)), key=lambda c: (c.category,
+                                                                     c.window_start))
+    fw1, fw2, food = rows
+    assert (fw1.window_start, fw1.window_end) == (D(2025, 5, 5), D(2025, 5, 25))
+    assert (fw2.window_start, fw2.window_end) == (D(2025, 5, 26), D(2025, 6, 15))
+    assert [(c.part, c.parts) for c in rows] == [(1, 2), (2, 2), (1, 1)]
+    assert fw1.onset == D(2025, 4, 21) and fw1.send_date == D(2025, 3, 31)  # onset − 21
+    assert fw2.onset == D(2025, 5, 26) and fw2.send_date == D(2025, 5, 5)
+    assert food.onset == D(2025, 5, 26) and food.send_date == D(2025, 5, 12)  # onset − 14
+    assert {c.decision_threshold for c in rows} == {0.25, 0.2}
+    assert fw1.planned_send_date == fw1.send_date and fw1.constraint_notes == []
 
 
 def test_plan_one_campaign_per_window_ranked_with_evidence(session: Session,

@@ -174,6 +174,17 @@ def test_dashboard_draws_and_approves(stack: tuple[str, dict[str, str], Seeded, 
             expect(page.locator("#chart-title")).to_contain_text("呼和浩特市", timeout=20_000)
             assert page.locator("#chart .scatterlayer .trace").count() >= 3
             assert page.locator("#chart .barlayer .trace").count() == 1
+            # the run's decision threshold: a line on the P(spike) panel, explained in Chinese
+            note = page.locator("#decision-note")
+            expect(note).to_contain_text("预警规则：当 P(高发) ≥")
+            threshold = float(note.get_attribute("data-threshold") or "nan")
+            assert 0 < threshold < 1
+            marks = " ".join(page.locator("#chart .annotation-text").evaluate_all(
+                "els => els.map(e => e.textContent)"))
+            shown = marks.split("预警阈值 ")[1:]
+            assert shown and abs(float(shown[0].split()[0]) - threshold) < 1e-3, marks
+            assert page.evaluate("window.forewarnDashboard.state.chart.decision.threshold") \
+                == threshold
             assert page.evaluate("sessionStorage.getItem('forewarn.apiKey')") == keys["both"]
             assert keys["both"] not in page.url
             row = page.locator(f"#campaigns tr[data-id='{draft_id}']")

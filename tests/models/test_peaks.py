@@ -11,6 +11,7 @@ from models.peaks import (
     PROBABILITY_COLUMNS,
     peak_windows,
     spike_probabilities,
+    split_weeks,
     thresholds,
 )
 
@@ -92,3 +93,90 @@ def test_thresholds_use_history_only(until: str | None, expected: float) -> None
     weekly = pd.DataFrame({"unique_id": "a", "week": weeks, "y": y})
     thr = thresholds(weekly, until=None if until is None else pd.Timestamp(until))
     assert thr["a"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("weeks, cap, sizes", [
+    (9, 6, [5, 4]), (6, 6, [6]), (13, 6, [5, 4, 4]), (7, 3, [3, 2, 2]), (20, 0, [20]),
+])
+def test_split_weeks_into_balanced_campaign_windows(weeks: int, cap: int,
+                                                    sizes: list[int]) -> None:
+    first = pd.Timestamp("2024-01-01")
+    parts = split_weeks(first, first + pd.Timedelta(weeks=weeks - 1), cap)
+    assert [int((b - a).days // 7) + 1 for a, b in parts] == sizes
+    # consecutive, no gap, no overlap, covering the run
+    assert parts[0][0] == first and parts[-1][1] == first + pd.Timedelta(weeks=weeks - 1)
+    assert all(b + pd.Timedelta(weeks=1) == c for (_, b), (c, _) in zip(parts, parts[1:],
+                                                                       strict=False))
+
+
+def test_long_windows_become_campaign_windows() -> None:
+    probs = _probs("a", "2024-01-01", [0.9] * 9 + [0.1], list(range(10, 20)), 5.0)
+    out = peak_windows(probs, p_min=0.5, max_weeks=6)
+    assert len(out) == 2 and out["parts"].tolist() == [2, 2] and out["part"].tolist() == [1, 2]
+    assert out["start"].dt.strftime("%m-%d").tolist() == ["01-01", "02-05"]
+    assert out["end"].dt.strftime("%m-%d").tolist() == ["02-04", "03-03"]
+    assert (out["window_start"] == pd.Timestamp("2024-01-01")).all()
+    assert (out["window_end"] == pd.Timestamp("2024-03-03")).all()
+    assert out["expected_count"].tolist() == [sum(range(10, 15)), sum(range(15, 19))]
+    whole = peak_windows(probs, p_min=0.5, max_weeks=0)
+    assert len(whole) == 1 and whole.iloc[0]["end"] == pd.Timestamp("2024-03-03")
+    # a threshold and a cap per series
+    two = pd.concat([probs, probs.assign(unique_id="b")])
+    out = peak_windows(two, p_min=pd.Series({"a": 0.5, "b": 0.95}),
+                       max_weeks={"a": 3, "b": 6})
+    assert out["unique_id"].tolist() == ["a", "a", "a"]
+    assert out["p_min"].tolist() == [0.5, 0.5, 0.5]
+
+
+def test_onset_is_where_enough_paths_have_started() -> None:
+    """Ten paths over six weeks; the window (P >= 0.3) starts in week 4, but four of the
+    paths cross T already in week 2: with p_min 0.3 the expected onset is week 2."""
+    weeks = pd.date_range("2024-01-01", periods=6, freq="7D")
+    paths = np.zeros((6, 10))
+    paths[1, :4] = 20.0          # week 2: four paths early (weekly P 0.4 >= 0.3 too)
+    paths[3:, :] = 20.0          # weeks 4-6: every path
+    paths[2, 4:5] = 20.0         # week 3: one path (P 0.1 < 0.3)
+    index = pd.MultiIndex.from_arrays([["a"] * 6, weeks], names=["unique_id", "week"])
+    samples = pd.DataFrame(paths, index=index)
+    probs = spike_probabilities(samples, pd.Series({"a": 10.0}))
+    out = peak_windows(probs, p_min=0.3, weekly_samples=samples)
+    # at p_min 0.3 week 2 is a window of its own; the second window's onset looks back only
+    # to the week after it (one path of ten in week 3: too few)
+    assert out["start"].dt.strftime("%m-%d").tolist() == ["01-08", "01-22"]
+    assert out["onset"].tolist() == [pd.Timestamp("2024-01-08"), pd.Timestamp("2024-01-22")]
+    # at p_min 0.5 the window starts in week 4, but by week 3 five of the ten paths have
+    # crossed T: the expected onset is week 3, a week before the window
+    late = peak_windows(probs, p_min=0.5, weekly_samples=samples)
+    assert late["start"].tolist() == [pd.Timestamp("2024-01-22")]
+    assert late["onset"].tolist() == [pd.Timestamp("2024-01-15")]
+    # without paths the onset is the first week
+    bare = peak_windows(probs, p_min=0.5)
+    assert bare["onset"].tolist() == bare["start"].tolist()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_windows_without_paths_equal_the_loop(seed: int) -> None:
+    """The vectorised path (no sample paths) gives exactly the loop's windows: runs broken
+    by low weeks and by gaps in the weeks, per-series thresholds and lengths, splits."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(12):
+        weeks = pd.date_range("2024-01-01", periods=40, freq="7D")
+        keep = rng.random(40) > 0.08  # a few missing weeks break runs
+        p = np.clip(rng.normal(0.35, 0.25, 40), 0, 1)
+        p[10:21] = 0.9  # a long run to split
+        for w, ok, pp in zip(weeks, keep, p, strict=True):
+            if ok:
+                rows.append({"unique_id": f"s{i:02d}", "week": w, "p_spike": pp,
+                             "expected": float(rng.poisson(20)), "threshold": 15.0 + i})
+    probs = pd.DataFrame(rows).sample(frac=1.0, random_state=seed)  # any row order
+    p_min = pd.Series({f"s{i:02d}": 0.2 + 0.03 * i for i in range(12)})
+    max_weeks = {f"s{i:02d}": [0, 1, 3, 6][i % 4] for i in range(12)}
+    no_paths = pd.DataFrame(index=pd.MultiIndex.from_arrays([[], []]))
+    for pm, mw in ((p_min, max_weeks), (0.4, 6), (0.95, 2)):
+        fast = peak_windows(probs, p_min=pm, max_weeks=mw)
+        loop = peak_windows(probs, p_min=pm, max_weeks=mw, weekly_samples=no_paths)
+        assert len(loop) > 0 or pm == 0.95
+        pd.testing.assert_frame_equal(fast, loop)
+    with pytest.raises(KeyError, match="no p_min for series"):
+        peak_windows(probs, p_min=p_min.drop("s03"))

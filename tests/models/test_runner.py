@@ -96,3 +96,20 @@ def test_dask_local_cluster_matches_serial(small: pd.DataFrame, serial: RunResul
                             on_progress=lambda d, n: progress.append((d, n)))
     _assert_same(serial, res)
     assert progress[-1] == (5, 5)
+
+
+@pytest.mark.slow
+def test_backtest_skips_the_pairs_the_caller_already_has(panel: pd.DataFrame) -> None:
+    from models.runner import BacktestSpec
+
+    frame = panel[panel["unique_id"].isin(["regular", "medium"])].reset_index(drop=True)
+    o1, o2 = pd.Timestamp("2026-08-30"), pd.Timestamp("2026-09-27")
+    spec = BacktestSpec(origins=(o1, o2), horizon_weeks=8, skip=frozenset({("regular", o1)}))
+    res = run_forecasts(frame, horizon=28, params=PARAMS, engine="serial", backtest=spec)
+    pairs = set(zip(res.backtest_weekly["unique_id"], res.backtest_weekly["cutoff"],
+                    strict=True))
+    assert pairs == {("regular", o2), ("medium", o1), ("medium", o2)}
+    assert set(res.backtest_seconds) == {"regular", "medium"}
+    weeks = res.backtest_weekly[res.backtest_weekly["cutoff"] == o2]
+    assert weeks.groupby("unique_id")["week"].nunique().eq(8).all()
+    assert weeks["p_spike"].between(0, 1).all()

@@ -35,6 +35,43 @@ def test_db_upgrade_and_reference(env: Path) -> None:
     assert r.exit_code == 0 and json.loads(r.output) == []
 
 
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"reminder_cost": 1}, "reminder_cost is set but miss_cost is not"),
+    ({"reminder_cost": 5, "miss_cost": 2}, "must be less than miss_cost"),
+    ({"beta": "high"}, "beta must be a number"),
+    ({"beta": 0}, "beta must be > 0"),
+    ({"max_campaign_weeks": 2.5}, "max_campaign_weeks must be a whole number"),
+])
+def test_reference_load_refuses_bad_decision_fields(env: Path, extra: dict[str, object],
+                                                    message: str) -> None:
+    import yaml
+
+    doc = yaml.safe_load((FIXTURES / "categories.yaml").read_text(encoding="utf-8"))
+    doc["categories"][1] = {**doc["categories"][1], **extra}
+    bad = env / "categories.yaml"
+    bad.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    runner = CliRunner()
+    r = runner.invoke(app, ["reference", "load", "--categories", str(bad)])
+    assert r.exit_code == 2
+    assert "category 'food_safety'" in r.output and message in r.output
+    assert str(bad) in r.output
+    # nothing was written: the good file loads, with the rules it sets
+    assert runner.invoke(app, ["reference", "load"]).exit_code == 0
+    from sqlalchemy import select
+
+    from service.config import Settings
+    from service.db import make_engine, make_sessionmaker
+    from service.store.tables import Category
+
+    engine = make_engine(Settings().database_url)
+    with make_sessionmaker(engine)() as s:
+        cats = {c.code: c for c in s.scalars(select(Category))}
+    engine.dispose()
+    assert (cats["food_safety"].beta, cats["food_safety"].max_campaign_weeks) == (2.0, 6)
+    assert (cats["gas_safety"].reminder_cost, cats["gas_safety"].miss_cost) == (1.0, 4.0)
+    assert cats["fireworks"].max_campaign_weeks == 4 and cats["fireworks"].beta == 1.0
+
+
 def test_keys_lifecycle(env: Path) -> None:
     runner = CliRunner()
     r = runner.invoke(app, ["keys", "create", "--name", "ana", "--scopes", "read,plan"])
@@ -91,6 +128,56 @@ def test_forecast_if_none_skips_when_a_run_exists(env: Path) -> None:
     assert "exists; not forecasting again" in r.output
 
 
+def _two_seasonal_series(env: Path) -> None:
+    """Two years of daily complaints with an August season, imported through the CLI."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    days = pd.date_range("2023-01-02", "2024-12-29", freq="D")
+    season = 3.0 + 2.5 * np.sin(2 * np.pi * (np.arange(len(days)) - 136) / 365.25)
+    rows: list[dict[str, object]] = []
+    for category, region in (("fireworks", "150100"), ("gas_safety", "150200")):
+        for day, n in zip(days, rng.poisson(season), strict=True):
+            rows.extend({"source": "test", "external_id": f"{category}-{day:%Y%m%d}-{i}",
+                         "received_at": f"{day:%Y-%m-%d}T10:00:00+08:00",
+                         "category": category, "region": region} for i in range(n))
+    pd.DataFrame(rows).to_csv(env / "records.csv", index=False)
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["reference", "load"]).exit_code == 0
+    r = runner.invoke(app, ["import", "complaints", str(env / "records.csv")])
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.slow
+def test_forecast_prints_thresholds_and_peaks_show_the_decision(env: Path) -> None:
+    _two_seasonal_series(env)
+    runner = CliRunner()
+    r = runner.invoke(app, ["forecast", "--horizon", "36w", "--engine", "serial",
+                            "--signal", "complaints"])
+    assert r.exit_code == 0, r.output
+    out = r.stdout
+    assert "decision thresholds learned per category on 1 backtest(s)" in out
+    assert "fireworks" in out and "gas_safety" in out and "cost_loss" in out
+    gas = next(line for line in out.splitlines() if line.strip().startswith("gas_safety"))
+    assert "0.250" in gas  # reminder_cost 1 / miss_cost 4
+    doc = json.loads(runner.invoke(app, ["peaks", "--json"]).stdout)
+    assert doc, "the August season is predicted"
+    for row in doc:
+        cat = row["series_id"].split("|")[1]
+        assert row["p_min"] == row["decision"]["threshold"]
+        assert row["onset"] <= row["start"] and row["max_probability"] >= row["p_min"]
+        assert row["decision"]["category"] == cat and row["decision"]["explanation"]
+    text = runner.invoke(app, ["peaks"]).stdout
+    assert "onset" in text and "p_min" in text and "campaign windows" in text
+    assert any(line.startswith(f"{doc[0]['decision']['category']}: Warns when P(spike) ≥")
+               for line in text.splitlines())
+    zh = runner.invoke(app, ["peaks", "--lang", "zh"]).stdout
+    assert "当 P(高发) ≥" in zh
+    assert runner.invoke(app, ["peaks", "--lang", "fr"]).exit_code == 2
+
+
 def test_backtest_prints_scores_by_p_min(env: Path) -> None:
     """``forewarn backtest --p-min-grid``: the curve re-scores the same backtest; at the
     configured p_min it equals the summary; a bad grid is refused."""
@@ -113,9 +200,20 @@ def test_backtest_prints_scores_by_p_min(env: Path) -> None:
     r = runner.invoke(app, ["import", "complaints", str(env / "records.csv")])
     assert r.exit_code == 0, r.output
     args = ["backtest", "--origins", "3", "--horizon", "13w", "--model", "seasonal_naive"]
-    r = runner.invoke(app, [*args, "--p-min-grid", "0.2,0.5", "--json"])
+    r = runner.invoke(app, [*args, "--p-min-grid", "0.2,0.5", "--learn", "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
+    learned = {row["category"]: row for row in doc["learned_thresholds"]["seasonal_naive"]}
+    assert set(learned) == {"fireworks", "gas_safety"}
+    # gas_safety sets reminder_cost 1 and miss_cost 4 (tests/fixtures/categories.yaml)
+    assert learned["gas_safety"]["basis"] == "cost_loss"
+    assert learned["gas_safety"]["threshold"] == 0.25
+    assert learned["fireworks"]["objective"] == "f_beta"
+    assert 0.0 < learned["fireworks"]["threshold"] < 1.0
+    assert len(learned["fireworks"]["origins"]) == 3
+    assert "Warns when P(spike) ≥" in learned["fireworks"]["explanation"]
+    for key in ("average_precision", "auc", "brier", "in_time", "f1"):
+        assert key in doc["seasonal_naive"]
     curve = {row["p_min"]: row for row in doc["p_min_curve"]}
     assert set(curve) == {0.2, 0.5}
     assert {row["model"] for row in curve.values()} == {"seasonal_naive"}
@@ -123,9 +221,11 @@ def test_backtest_prints_scores_by_p_min(env: Path) -> None:
     assert curve[0.5]["n_actual"] == summary["n_actual"] > 0
     assert curve[0.5]["n_predicted"] == summary["n_predicted"]
     assert curve[0.2]["n_caught"] >= curve[0.5]["n_caught"] == summary["n_caught"]
-    text = runner.invoke(app, [*args, "--p-min-grid", "0.3"])
+    text = runner.invoke(app, [*args, "--p-min-grid", "0.3", "--learn"])
     assert text.exit_code == 0 and "spike windows by p_min" in text.output
-    assert "p_min 0.5" in text.output
+    assert "p_min 0.5 (the default" in text.output
+    assert "thresholds learned from these origins" in text.output
+    assert "gas_safety: Warns when P(spike) ≥ 0.25 (the cost/loss rule" in text.output
     bad = runner.invoke(app, [*args, "--p-min-grid", "0.5,lots"])
     assert bad.exit_code == 2 and "--p-min-grid" in bad.output
 

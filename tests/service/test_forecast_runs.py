@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.app import create_app
 from service.config import Settings
@@ -24,7 +25,14 @@ from service.forecasting import create_run, execute_run, list_peaks, series_fore
 from service.store.keys import create_key
 from service.store.reference import load_reference
 from service.store.summary import rebuild
-from service.store.tables import Complaint, FittedModel, ForecastPoint, ForecastRun, ForecastWeek
+from service.store.tables import (
+    Complaint,
+    DecisionBacktest,
+    FittedModel,
+    ForecastPoint,
+    ForecastRun,
+    ForecastWeek,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -96,6 +104,23 @@ def test_execute_run_stores_everything(seeded: Engine, settings: Settings) -> No
                    for p in peaks)
         fc = series_forecast(session=s, series_id="complaints|fireworks|150100")
         assert fc["run_id"] == run.id and len(fc["points"]) == 56
+        # every peak is a campaign window of its category's decision
+        decided = done.decisions["categories"]
+        assert done.decisions["mode"] == "learned" and done.decisions["origins"]
+        assert set(decided) == {"fireworks", "food_safety", "gas_safety"}
+        assert decided["gas_safety"]["basis"] == "cost_loss"  # reminder 1, miss 4
+        assert decided["gas_safety"]["threshold"] == pytest.approx(0.25)
+        assert decided["fireworks"]["max_campaign_weeks"] == 4
+        for p in list_peaks(session=s, run_id=run.id):
+            assert p.p_min is not None
+            assert p.p_min == pytest.approx(decided[p.category]["threshold"])
+            assert p.max_probability >= p.p_min
+            assert p.onset is not None and p.onset <= p.start
+            assert p.window_start is not None and p.window_end is not None
+            assert p.window_start <= p.start <= p.end <= p.window_end
+            assert p.part is not None and p.parts is not None and 1 <= p.part <= p.parts
+            assert (p.end - p.start).days + 1 <= 7 * decided[p.category]["max_campaign_weeks"]
+    assert {"backtest_seconds", "decision_seconds"} <= set(done.durations)
 
 
 def test_failed_run_is_recorded(engine: Engine, settings: Settings) -> None:
@@ -145,10 +170,34 @@ def test_api_run_lifecycle(api: tuple[TestClient, dict[str, str]]) -> None:
     assert fc["weeks"] and all(0 <= w["p_spike"] <= 1 for w in fc["weeks"])
     r = client.get("/v1/forecasts", params={"category": "fireworks"}, headers=read)
     assert {row["series_id"] for row in r.json()["items"]} == {"complaints|fireworks|150100"}
+    # the run shows every category's decision, explained
+    decided = {d["category"]: d for d in body["decisions"]}
+    assert set(decided) == {"fireworks", "food_safety", "gas_safety"}
+    assert body["decision_backtests"]["mode"] == "learned"
+    assert len(body["decision_backtests"]["origins"]) == 2
+    assert decided["gas_safety"]["basis"] == "cost_loss"
+    assert "cost/loss" in decided["gas_safety"]["explanation"]
+    assert all(d["origins"] == body["decision_backtests"]["origins"]
+               for d in decided.values())
+    zh_run = client.get(location, headers={**read, "Accept-Language": "zh"})
+    assert zh_run.headers["content-language"] == "zh"
+    assert all(d["explanation"].startswith("当 P(高发) ≥") for d in zh_run.json()["decisions"])
     peaks = client.get("/v1/peaks", params={"min_probability": 0.0}, headers=read).json()
+    assert peaks["items"], "the January surge is a predicted window"
     for p in peaks["items"]:
-        assert p["run_id"] == body["id"] and p["max_probability"] >= 0.5
+        assert p["run_id"] == body["id"] and p["max_probability"] >= p["p_min"]
         assert p["start"] <= p["peak_week"] <= p["end"]
+        assert p["onset"] <= p["start"] and p["window_start"] <= p["start"]
+        assert 1 <= p["part"] <= p["parts"]
+        assert p["decision"] == decided[p["category"]]
+        assert p["p_min"] == p["decision"]["threshold"]
+    zh = client.get("/v1/peaks", params={"min_probability": 0.0},
+                    headers={**read, "Accept-Language": "zh-CN"})
+    assert zh.headers["content-language"] == "zh"
+    assert zh.json()["items"][0]["decision"]["explanation"].startswith("当 P(高发) ≥")
+    # cached per language: English again
+    again = client.get("/v1/peaks", params={"min_probability": 0.0}, headers=read).json()
+    assert again["items"][0]["decision"]["explanation"].startswith("Warns when")
     assert client.get("/v1/series/complaints|nope|1/forecast", headers=read).status_code == 404
     assert client.get("/v1/forecast-runs/zzz", headers=read).status_code == 404
 
@@ -196,3 +245,92 @@ def test_run_metrics_are_counted(seeded: Engine, settings: Settings) -> None:
         "forewarn_forecast_runs_total", {"status": "partial"})
     assert after_runs == before_runs + 1
     assert value("forewarn_series_fit_seconds_count") >= before_fits + 2
+
+
+def _run(factory: sessionmaker[Session], settings: Settings, *, warm: bool = False,
+         **kw: object) -> ForecastRun:
+    with factory() as s:
+        run = create_run(session=s, settings=settings, engine="serial",
+                         signals=["complaints"], **kw)  # type: ignore[arg-type]
+        run.params = {**run.params, "warm_start": warm}  # identical fits, run after run
+        s.commit()
+    return execute_run(session_factory=factory, run_id=run.id, settings=settings)
+
+
+def _evidence(run: ForecastRun) -> dict[str, tuple[object, ...]]:
+    keys = ("threshold", "basis", "n_windows", "n_campaigns", "recall", "precision")
+    return {c: tuple(d[k] for k in keys) + (tuple(d["origins"]),)
+            for c, d in run.decisions["categories"].items()}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_thresholds_never_see_records_after_the_cutoff(seeded: Engine,
+                                                       settings: Settings) -> None:
+    factory = make_sessionmaker(seeded)
+    cut = dt.date(2023, 11, 30)
+    before = _run(factory, settings, horizon_days=56, train_until=cut)
+    assert before.decisions["backtests"]["fitted"] == 3
+    # plant a huge spike in every series right after the cut-off
+    with factory() as s:
+        rows = [{"source": "planted", "external_id": f"{cat}-{d}-{k}", "day": day,
+                 "received_at": dt.datetime(day.year, day.month, day.day, 3, tzinfo=dt.UTC),
+                 "category": cat, "region": region}
+                for cat, region in (("fireworks", "150100"), ("food_safety", "150200"),
+                                    ("gas_safety", "152900"))
+                for d in range(1, 120) for day in [cut + dt.timedelta(days=d)]
+                for k in range(40)]
+        s.execute(insert(Complaint), rows)
+        rebuild(s.connection())  # the planted source's coverage extends the data end
+        s.execute(delete(DecisionBacktest))  # no reuse: the second run backtests again
+        s.commit()
+    after = _run(factory, settings, horizon_days=56, train_until=cut)
+    assert after.decisions["backtests"]["fitted"] == 3
+    assert after.decisions["backtests"]["reused"] == 0
+    assert after.train_until == cut
+    assert _evidence(after) == _evidence(before)
+    # the planted records are there: a run that may see them decides on other origins
+    seeing = _run(factory, settings, horizon_days=56)
+    assert seeing.train_until is not None and seeing.train_until > cut
+    assert seeing.decisions["origins"] != before.decisions["origins"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_weekly_refits_reuse_the_stored_backtests(seeded: Engine, settings: Settings) -> None:
+    factory = make_sessionmaker(seeded)
+    first = _run(factory, settings, horizon_days=56, train_until=dt.date(2023, 11, 26))
+    with factory() as s:
+        stored = s.scalar(select(func.count()).select_from(DecisionBacktest))
+    assert stored == first.decisions["backtests"]["pairs"] == 6  # 3 series x 2 origins
+    # the next weekly refit: same origins (anchored), same counts before them
+    second = _run(factory, settings, horizon_days=56, train_until=dt.date(2023, 12, 3))
+    assert second.decisions["origins"] == first.decisions["origins"]
+    assert second.decisions["backtests"] == {"pairs": 6, "reused": 6, "stored": 0,
+                                             "fitted": 0}
+    assert second.durations["backtest_seconds"] == 0.0
+    assert _evidence(second) == _evidence(first)
+    # a late correction before an origin's horizon end changes that series' fingerprint
+    with factory() as s:
+        s.execute(insert(Complaint), [{
+            "source": "late", "external_id": f"late-{k}", "day": dt.date(2023, 3, 1),
+            "received_at": dt.datetime(2023, 3, 1, 3, tzinfo=dt.UTC),
+            "category": "fireworks", "region": "150100"} for k in range(3)])
+        s.commit()
+    third = _run(factory, settings, horizon_days=56, train_until=dt.date(2023, 12, 3))
+    assert third.decisions["backtests"]["fitted"] == 1
+    assert third.decisions["backtests"]["reused"] == 4  # both fireworks pairs changed
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_pinned_p_min_is_used_everywhere(seeded: Engine, settings: Settings) -> None:
+    pinned = settings.model_copy(update={
+        "forecast": settings.forecast.model_copy(update={"p_min": 0.3})})
+    factory = make_sessionmaker(seeded)
+    run = _run(factory, pinned, horizon_days=56, train_until=dt.date(2023, 11, 30))
+    assert run.decisions["mode"] == "pinned" and run.decisions["origins"] == []
+    assert {d["basis"] for d in run.decisions["categories"].values()} == {"pinned"}
+    assert {d["threshold"] for d in run.decisions["categories"].values()} == {0.3}
+    assert run.durations["backtest_seconds"] == 0.0
+    with factory() as s:
+        peaks = list_peaks(session=s, run_id=run.id)
+        assert peaks and {p.p_min for p in peaks} == {0.3}
+        assert s.scalar(select(func.count()).select_from(DecisionBacktest)) == 0

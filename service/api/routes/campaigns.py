@@ -7,8 +7,10 @@ from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
-from service.api.deps import SessionDep, SettingsDep, require
+from service.api.decision_schema import DECISION_EXAMPLE, DecisionPublic, decision_of
+from service.api.deps import LanguageDep, SessionDep, SettingsDep, require
 from service.api.pagination import (
     PAGINATION_RESPONSES,
     CursorQuery,
@@ -32,7 +34,7 @@ from service.campaigns.service import (
     update_campaign,
 )
 from service.errors import UnprocessableContent
-from service.store.tables import ApiKey
+from service.store.tables import ApiKey, ForecastRun
 
 __all__ = ["router"]
 
@@ -46,7 +48,8 @@ _SUMMARY_EXAMPLE: dict[str, Any] = {
     "region": "150100", "title": "【执法事项提示】呼和浩特市·烟花爆竹",
     "window_start": "2027-02-01", "window_end": "2027-02-14", "send_date": "2027-01-18",
     "planned_send_date": "2027-01-18", "lead_days": 14, "rank": 1, "probability": 0.91,
-    "expected_excess": 109.7, "public": True, "approved_by": "key:9c41e07a",
+    "expected_excess": 109.7, "onset": "2027-02-01", "decision_threshold": 0.25, "part": 1,
+    "parts": 1, "decision": DECISION_EXAMPLE, "public": True, "approved_by": "key:9c41e07a",
     "approved_at": "2027-01-12T03:15:00Z", "cancelled_by": None, "cancelled_at": None,
     "updated_at": "2027-01-12T03:15:00Z",
 }
@@ -57,7 +60,9 @@ _DETAIL_EXAMPLE: dict[str, Any] = {
     "peak": {"id": 3071, "run_id": _RUN, "series_id": "complaints|fireworks|150100",
              "signal": "complaints", "start": "2027-02-01", "end": "2027-02-14",
              "peak_week": "2027-02-01", "expected_count": 301.7, "expected_excess": 109.7,
-             "max_probability": 0.91, "threshold": 96.0},
+             "max_probability": 0.91, "threshold": 96.0, "onset": "2027-02-01",
+             "p_min": 0.25, "window_start": "2027-02-01", "window_end": "2027-02-14",
+             "part": 1, "parts": 1},
     "evidence": [{"series_id": "complaints|fireworks|150100", "start": "2027-02-01",
                   "end": "2027-02-14", "max_probability": 0.91,
                   "weeks": [{"series_id": "complaints|fireworks|150100",
@@ -108,6 +113,18 @@ class CampaignSummary(BaseModel):
     rank: int | None = Field(description="1 = most expected excess in its planning pass")
     probability: float | None
     expected_excess: float | None
+    onset: dt.date | None = Field(None, description="Expected onset of the window (from the "
+                                  "forecast's sample paths); the send date is lead days "
+                                  "before it")
+    decision_threshold: float | None = Field(None, description="The decision threshold the "
+                                             "forecast run used for the category")
+    part: int | None = Field(None, description="Position of this campaign window in its "
+                             "predicted window (1-based)")
+    parts: int | None = Field(None, description="Campaigns the predicted window was split "
+                              "into (longer than the category's max_campaign_weeks)")
+    decision: DecisionPublic | None = Field(None, description="Why the window was warned "
+                                            "of: the run's threshold for the category, its "
+                                            "backtest evidence, in plain words")
     public: bool
     approved_by: str | None
     approved_at: UtcDatetime | None
@@ -129,6 +146,12 @@ class PeakOut(BaseModel):
     expected_excess: float
     max_probability: float
     threshold: float
+    onset: dt.date | None = None
+    p_min: float | None = None
+    window_start: dt.date | None = None
+    window_end: dt.date | None = None
+    part: int | None = None
+    parts: int | None = None
 
 
 class CampaignDetail(CampaignSummary):
@@ -278,11 +301,22 @@ class AuditList(BaseModel):
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page")
 
 
-def _detail(session: Any, campaign_id: str) -> CampaignDetail:
+def _documents(session: Any, run_ids: set[str | None]) -> dict[str, dict[str, Any]]:
+    """The decision documents of the runs campaigns were planned from."""
+    ids = sorted(r for r in run_ids if r)
+    if not ids:
+        return {}
+    return {rid: doc or {} for rid, doc in session.execute(
+        select(ForecastRun.id, ForecastRun.decisions).where(ForecastRun.id.in_(ids)))}
+
+
+def _detail(session: Any, campaign_id: str, language: str = "en") -> CampaignDetail:
     c = get_campaign(session=session, campaign_id=campaign_id)
     out = CampaignDetail.model_validate(c)
     peak = campaign_peak(session=session, campaign=c)
     out.peak = PeakOut.model_validate(peak) if peak is not None else None
+    out.decision = decision_of(_documents(session, {c.run_id}).get(c.run_id or ""),
+                               c.category, language)
     return out
 
 
@@ -290,6 +324,7 @@ def _detail(session: Any, campaign_id: str) -> CampaignDetail:
             dependencies=[Depends(require("read"))])
 def get_campaigns(
     session: SessionDep,
+    language: LanguageDep,
     status: Annotated[list[Status] | None, Query(description="Only these statuses "
                                                              "(repeatable)")] = None,
     category: Annotated[str | None, Query(description="Only this category code")] = None,
@@ -300,13 +335,19 @@ def get_campaigns(
     cursor: Annotated[str | None, Query(
         description="`next_cursor` of the previous page (opaque)")] = None,
 ) -> CampaignList:
-    """Campaigns by send date, filtered by status, category, region and send-date range.
-    Needs the ``read`` scope."""
+    """Campaigns by send date, filtered by status, category, region and send-date range,
+    each with the decision of the run it was planned from (explained in Chinese when
+    ``Accept-Language`` prefers zh). Needs the ``read`` scope."""
     rows, nxt = list_campaigns(session=session, status=status, category=category,
                                region=region, date_from=date_from, date_to=date_to,
                                limit=limit, cursor=cursor)
-    return CampaignList(items=[CampaignSummary.model_validate(r) for r in rows],
-                        next_cursor=nxt)
+    docs = _documents(session, {r.run_id for r in rows})
+    items = []
+    for r in rows:
+        item = CampaignSummary.model_validate(r)
+        item.decision = decision_of(docs.get(r.run_id or ""), r.category, language)
+        items.append(item)
+    return CampaignList(items=items, next_cursor=nxt)
 
 
 @router.post("/campaigns/plan", summary="(Re)plan campaigns from the latest forecast run",
@@ -315,8 +356,10 @@ def post_plan(
     session: SessionDep, settings: SettingsDep,
     key: Annotated[ApiKey, Depends(require("plan"))], body: PlanRequest | None = None,
 ) -> PlanOut:
-    """Turn the predicted peak windows of a finished run into draft campaigns (one per
-    category × region window, sent lead days before it), applying blackout days, minimum
+    """Turn the predicted peak windows of a finished run into draft campaigns: the windows
+    of one category × region are merged over signals, a merged window longer than the
+    category's ``max_campaign_weeks`` becomes consecutive campaigns, and each is sent lead
+    days before its expected onset (never in the past), applying blackout days, minimum
     spacing and weekly capacity. Re-planning updates drafts, flags approved campaigns whose
     window moved (needs_review) and never touches sent ones. Needs the ``plan`` scope."""
     body = body or PlanRequest()
@@ -345,10 +388,13 @@ def post_campaign(
 
 @router.get("/campaigns/{campaign_id}", summary="A campaign with its peak and evidence",
             dependencies=[Depends(require("read"))], responses=_NOT_FOUND)
-def get_campaign_detail(campaign_id: _CampaignId, session: SessionDep) -> CampaignDetail:
-    """Everything about one campaign: window, send date, constraint notes, audience size,
-    the forecast runs behind it and the predicted peak. Needs the ``read`` scope."""
-    return _detail(session, campaign_id)
+def get_campaign_detail(campaign_id: _CampaignId, session: SessionDep,
+                        language: LanguageDep) -> CampaignDetail:
+    """Everything about one campaign: window, expected onset, send date, constraint notes,
+    audience size, the forecast runs behind it, the predicted peak and the decision that made
+    it a warning (plain words, Chinese when ``Accept-Language`` prefers zh). Needs the
+    ``read`` scope."""
+    return _detail(session, campaign_id, language)
 
 
 @router.patch("/campaigns/{campaign_id}", summary="Edit a campaign before approval",
@@ -413,7 +459,8 @@ def get_preview(campaign_id: _CampaignId, session: SessionDep, settings: Setting
             responses=_NOT_FOUND | PAGINATION_RESPONSES)
 def get_audit(
     campaign_id: _CampaignId, session: SessionDep,
-    after_id: Annotated[int | None, Query(description="Entries after this id")] = None,
+    after_id: Annotated[int | None, Query(ge=0, le=2**63 - 1,
+                                          description="Entries after this id")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size (1–1000)")] = 500,
     cursor: CursorQuery = None,
 ) -> AuditList:

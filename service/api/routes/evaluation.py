@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api.decision_schema import DecisionPublic
 from service.api.deps import SessionDep, SettingsDep, require
+from service.api.i18n import preferred_language
 from service.api.problems import PROBLEM_RESPONSES, problem_doc
 from service.campaigns.tables import Campaign
 from service.effect_pooling import annotate_effect
@@ -433,6 +435,8 @@ class ChartPeak(BaseModel):
     peak_week: dt.date
     max_probability: float
     expected_count: float
+    onset: dt.date | None = Field(None, description="Expected onset week (Monday)")
+    p_min: float | None = Field(None, description="Decision threshold of the run")
 
 
 class ChartCampaign(BaseModel):
@@ -442,6 +446,11 @@ class ChartCampaign(BaseModel):
     window_start: dt.date
     window_end: dt.date
     send_date: dt.date
+
+
+_AcceptLanguage = Annotated[str | None, Header(
+    description="Language of the decision's explanation: Chinese by default (the "
+                "dashboard's), English when the highest-weighted language is not zh")]
 
 
 class SeriesChart(BaseModel):
@@ -479,19 +488,27 @@ class SeriesChart(BaseModel):
     forecast: list[ChartForecastWeek]
     peaks: list[ChartPeak]
     campaigns: list[ChartCampaign]
+    decision: DecisionPublic | None = Field(
+        None, description="The run's decision threshold for the category (drawn on the "
+        "P(spike) panel), with its evidence and explanation (Chinese unless "
+        "Accept-Language prefers another language)")
 
 
 @router.get("/series/{series_id}/chart", summary="Weekly history, forecast band, P(spike), "
             "peaks and campaigns of one series", responses=_NOT_FOUND)
 def get_series_chart(
-    series_id: _SeriesPath, session: SessionDep,
+    series_id: _SeriesPath, session: SessionDep, accept_language: _AcceptLanguage = None,
     history_weeks: _HistoryWeeks = 104, run_id: _RunQuery = None,
 ) -> SeriesChart:
     """The data behind the dashboard chart: complete weeks of history, the run's weekly
-    forecast with its 80 % band and P(spike), the threshold, predicted peaks and the
-    campaigns of the series' category and region. Needs the ``read`` scope."""
+    forecast with its 80 % band and P(spike), the spike threshold, predicted peaks, the
+    campaigns of the series' category and region, and the run's decision threshold for the
+    category with its explanation (Chinese, the dashboard's language, unless
+    ``Accept-Language`` asks for another). Needs the ``read`` scope."""
+    language = "zh" if accept_language is None else preferred_language(accept_language)
     return SeriesChart.model_validate(series_chart(
-        session=session, series_id=series_id, history_weeks=history_weeks, run_id=run_id))
+        session=session, series_id=series_id, history_weeks=history_weeks, run_id=run_id,
+        language=language))
 
 
 @router.get("/series/{series_id}/forecast.png", summary="Forecast chart for reports (PNG)",

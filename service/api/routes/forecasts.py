@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import SessionDep, SettingsDep, require
+from service.api.decision_schema import (
+    DECISION_EXAMPLE,
+    DecisionPublic,
+    decision_of,
+    decisions_of,
+)
+from service.api.deps import LanguageDep, SessionDep, SettingsDep, require
 from service.api.numbers import dump_json
 from service.api.pagination import (
     DEFAULT_LIMIT,
@@ -86,6 +92,14 @@ class RunPublic(BaseModel):
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
     failures: list[SeriesProblem] = []
+    decisions: list[DecisionPublic] = Field(
+        default_factory=list, description="The decision threshold of every category, with "
+        "its objective, backtest origins and scores, in plain words (empty before the run "
+        "finishes, and for runs older than learned thresholds)")
+    decision_backtests: dict[str, Any] = Field(
+        default_factory=dict, description="How the thresholds were decided: `mode` (learned "
+        "or pinned), `origins`, `horizon_weeks`, `min_windows`, and `backtests` (series × "
+        "origin pairs, how many were reused from earlier runs, fitted, stored)")
     model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [{
         "id": "7c4e2b9a1f3d4a6e8b0c2d4f6a8e1b3c", "status": "succeeded", "engine": "local",
         "params": {"signals": ["complaints", "violations"], "jobs": 2},
@@ -95,7 +109,12 @@ class RunPublic(BaseModel):
         "created_at": "2026-11-23T02:00:00Z", "started_at": "2026-11-23T02:00:01Z",
         "finished_at": "2026-11-23T02:31:43Z",
         "failures": [{"series_id": "violations|food_safety|152900", "kind": "failure",
-                      "code": "error", "detail": "InsufficientHistory: 41 days of data"}]}]})
+                      "code": "error", "detail": "InsufficientHistory: 41 days of data"}],
+        "decisions": [DECISION_EXAMPLE],
+        "decision_backtests": {"mode": "learned", "origins": ["2024-06-30", "2024-12-29"],
+                               "horizon_weeks": 26, "min_windows": 8, "lead_days": 14,
+                               "backtests": {"pairs": 828, "reused": 820, "fitted": 4,
+                                             "stored": 8}}}]})
 
 
 class DailyPoint(BaseModel):
@@ -167,6 +186,21 @@ class PeakPublic(BaseModel):
     expected_excess: float = Field(description="Expected count above the threshold")
     max_probability: float = Field(description="Highest weekly P(spike) in the window")
     threshold: float = Field(description="Spike threshold T of the series")
+    onset: dt.date | None = Field(None, description="Monday of the expected onset week, from "
+                                  "the sample paths (on or before `start`); reminders are "
+                                  "sent lead days before it")
+    p_min: float | None = Field(None, description="Decision threshold the run used for the "
+                                "category (see `decision`)")
+    window_start: dt.date | None = Field(None, description="First day of the whole predicted "
+                                         "window this campaign window belongs to")
+    window_end: dt.date | None = Field(None, description="Last day of the whole predicted "
+                                       "window")
+    part: int | None = Field(None, description="Position of this campaign window in the "
+                             "predicted window (1-based)")
+    parts: int | None = Field(None, description="Campaign windows the predicted window was "
+                              "split into (longer than the category's max_campaign_weeks)")
+    decision: DecisionPublic | None = Field(None, description="Why weeks at `p_min` warn: "
+                                            "objective, backtest evidence, in plain words")
 
 
 class PeakList(BaseModel):
@@ -176,21 +210,27 @@ class PeakList(BaseModel):
                    "signal": "complaints", "category": "fireworks", "region": "150100",
                    "start": "2027-02-01", "end": "2027-02-14", "peak_week": "2027-02-01",
                    "expected_count": 301.7, "expected_excess": 109.7,
-                   "max_probability": 0.91, "threshold": 96.0}],
+                   "max_probability": 0.91, "threshold": 96.0, "onset": "2027-01-25",
+                   "p_min": 0.25, "window_start": "2027-02-01", "window_end": "2027-02-14",
+                   "part": 1, "parts": 1, "decision": DECISION_EXAMPLE}],
         "next_cursor": None}]})
     items: list[PeakPublic]
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page "
                                     "(pages stay on the run of the first page)")
 
 
-def _run_public(session: Any, run_id: str) -> RunPublic:
+def _run_public(session: Any, run_id: str, language: str = "en") -> RunPublic:
     run = get_run(session=session, run_id=run_id)
     failures = session.scalars(select(SeriesIssue).where(
         SeriesIssue.run_id == run_id, SeriesIssue.kind == "failure").limit(1000)).all()
-    out = RunPublic.model_validate(run)
-    out.failures = [SeriesProblem(series_id=f.series_id, kind=f.kind, code=f.code,
-                                  detail=f.detail) for f in failures]
-    return out
+    doc = run.decisions or {}
+    own = {name: getattr(run, name) for name in RunPublic.model_fields
+           if name not in ("failures", "decisions", "decision_backtests")}
+    return RunPublic.model_validate({
+        **own, "decisions": decisions_of(doc, language),
+        "decision_backtests": {k: v for k, v in doc.items() if k != "categories"},
+        "failures": [SeriesProblem(series_id=f.series_id, kind=f.kind, code=f.code,
+                                   detail=f.detail) for f in failures]})
 
 
 @router.post("/forecast-runs", status_code=202, summary="Start a forecast run",
@@ -202,9 +242,11 @@ def post_forecast_run(
     body: RunCreate, request: Request, response: Response, session: SessionDep,
     settings: SettingsDep, key: Annotated[ApiKey, Depends(require("plan"))],
 ) -> RunPublic:
-    """Queue a run that fits every series of the chosen signals and stores daily forecasts,
-    weekly P(spike) and predicted peak windows. Answers 202 at once with the queued run;
-    poll ``Location`` for progress. Needs the ``plan`` scope."""
+    """Queue a run that fits every series of the chosen signals, learns the decision
+    threshold of every category from backtests before the cut-off (unless
+    FOREWARN_FORECAST__P_MIN pins one), and stores daily forecasts, weekly P(spike) and the
+    campaign windows. Answers 202 at once with the queued run; poll ``Location`` for
+    progress. Needs the ``plan`` scope."""
     run = create_run(session=session, settings=settings, horizon_days=body.horizon_days,
                      train_until=body.train_until, engine=body.engine, jobs=body.jobs,
                      signals=list(body.signals), requested_by=key.prefix)
@@ -215,10 +257,16 @@ def post_forecast_run(
 
 @router.get("/forecast-runs/{run_id}", summary="A forecast run's status, progress and failures",
             dependencies=[Depends(require("read"))], responses=_NOT_FOUND)
-def get_forecast_run(run_id: _RunPath, session: SessionDep) -> RunPublic:
+def get_forecast_run(run_id: _RunPath, session: SessionDep, response: Response,
+                     language: LanguageDep) -> RunPublic:
     """Status (queued, running, succeeded, partial, failed), series done / failed of the
-    total, timings and up to 1000 per-series failures. Needs the ``read`` scope."""
-    return _run_public(session, run_id)
+    total, timings (``backtest_seconds``, ``decision_seconds`` for the thresholds), up to
+    1000 per-series failures and the decision threshold of every category with its
+    evidence, explained in English or Chinese (``Accept-Language``). Needs the ``read``
+    scope."""
+    response.headers["Content-Language"] = language
+    response.headers["Vary"] = "Accept-Language"
+    return _run_public(session, run_id, language)
 
 
 def _lookup_latest_run_id(request: Request) -> str | None:
@@ -325,8 +373,15 @@ def get_forecasts(
 _PEAK_ORDER = ((Peak.start, False), (Peak.expected_excess, True), (Peak.id, False))
 
 
+def peak_public(peak: Peak, document: dict[str, Any] | None, language: str) -> PeakPublic:
+    """A stored peak with its category's decision from the run's document."""
+    out = PeakPublic.model_validate(peak)
+    out.decision = decision_of(document, peak.category, language)
+    return out
+
+
 def _peaks_body(request: Request, key: tuple[object, ...], run_id: str, limit: int,
-                after: list[Any] | None, **filters: Any) -> bytes:
+                after: list[Any] | None, language: str, **filters: Any) -> bytes:
     with request.app.state.sessionmaker() as session:
         stmt = peaks_query(run_id=run_id, **filters)
         if after is not None:
@@ -335,9 +390,11 @@ def _peaks_body(request: Request, key: tuple[object, ...], run_id: str, limit: i
                                                   Peak.id).limit(limit + 1)))
         page, nxt = page_of(rows, limit,
                             lambda p: (p.run_id, p.start, p.expected_excess, p.id))
-        body: bytes = dump_json(PeakList(items=[PeakPublic.model_validate(r) for r in page],
-                                         next_cursor=nxt))
-        status = session.scalar(select(ForecastRun.status).where(ForecastRun.id == run_id))
+        status, document = session.execute(select(ForecastRun.status, ForecastRun.decisions)
+                                           .where(ForecastRun.id == run_id)).one_or_none() \
+            or (None, None)
+        body: bytes = dump_json(PeakList(items=[peak_public(r, document, language)
+                                                for r in page], next_cursor=nxt))
     if status in FINISHED:  # a finished run's peaks never change
         request.app.state.response_cache.put(key, body)
     return body
@@ -347,7 +404,7 @@ def _peaks_body(request: Request, key: tuple[object, ...], run_id: str, limit: i
             dependencies=[Depends(require("read"))], response_model=PeakList,
             responses=PAGINATION_RESPONSES)
 async def get_peaks(
-    request: Request, category: _Category = None, region: _Region = None,
+    request: Request, language: LanguageDep, category: _Category = None, region: _Region = None,
     signal: Annotated[Literal["complaints", "violations"] | None, Query(
         description="Only this signal")] = None,
     date_from: Annotated[dt.date | None, Query(
@@ -360,8 +417,12 @@ async def get_peaks(
     run_id: _RunQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
 ) -> Response:
-    """Peak windows overlapping [from, to], each with its evidence: threshold, expected
-    count, probability and the run id. Ordered by start, then expected excess (largest
+    """Campaign windows overlapping [from, to] (a predicted window longer than its
+    category's ``max_campaign_weeks`` is several, ``part`` of ``parts``), each with its
+    evidence: spike threshold, expected count, probability, expected onset, the run id and
+    the ``decision`` — the threshold the run learned (or was pinned to) for the category,
+    with its backtest scores and a plain-words explanation (Chinese when
+    ``Accept-Language`` prefers zh). Ordered by start, then expected excess (largest
     first), then id; later pages stay on the run of the first page. Needs the ``read``
     scope."""
     after: list[Any] | None = None
@@ -371,13 +432,15 @@ async def get_peaks(
             raise BadRequest("the cursor belongs to another run_id")
         run_id = cursor_run
     rid = run_id or await _latest_run_id(request)
+    headers = {"Content-Language": language, "Vary": "Accept-Language"}
     if rid is None:
         return Response(PeakList(items=[], next_cursor=None).model_dump_json(),
-                        media_type="application/json")
+                        media_type="application/json", headers=headers)
     filters = {"category": category, "region": region, "signal": signal,
                "date_from": date_from, "date_to": date_to, "min_probability": min_probability}
-    key = ("peaks", rid, *filters.values(), limit, cursor)
+    key = ("peaks", rid, language, *filters.values(), limit, cursor)
     body = request.app.state.response_cache.get(key)
     if body is None:
-        body = await run_in_threadpool(_peaks_body, request, key, rid, limit, after, **filters)
-    return Response(body, media_type="application/json")
+        body = await run_in_threadpool(_peaks_body, request, key, rid, limit, after, language,
+                                       **filters)
+    return Response(body, media_type="application/json", headers=headers)
