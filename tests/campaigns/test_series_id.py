@@ -52,7 +52,8 @@ def test_migration_0007_backfills_existing_campaigns(db_url: str) -> None:
                     "'2025-01-01 00:00:00+00')"))
         upgrade(eng)
         with eng.connect() as conn:
-            got = dict(conn.execute(text("SELECT id, series_id FROM campaigns")).all())
+            rows = conn.execute(text("SELECT id, series_id FROM campaigns")).all()
+        got = {str(cid): str(sid) for cid, sid in rows}
         assert got == {"c1": "violations|fireworks|150100", "c2": "complaints|fireworks|150100"}
     finally:
         eng.dispose()
