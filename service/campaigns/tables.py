@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
 from models.series import SeriesId
-from service.store.tables import Base, new_id, utcnow
+from service.store.base import Base, new_id, utcnow
 
 __all__ = ["Campaign", "Recipient", "DEFAULT_SIGNAL"]
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.channels.base import Channel, DeliveryError, Message, PermanentDeliveryError
 from service.dispatch.outbox import ClaimedRow, claim, mark_delivered, mark_failed, release
 from service.dispatch.tables import Outbox
-from service.store.tables import utcnow
+from service.store.base import utcnow
 
 if TYPE_CHECKING:
     from service.config import Settings

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.dispatch.tables import STATUSES, Outbox
 from service.errors import BadRequest, Conflict, NotFound, UnprocessableContent
-from service.store.tables import utcnow
+from service.store.base import utcnow
 
 __all__ = [
     "ClaimedRow",

@@ -52,7 +52,7 @@ from service.db import make_engine, make_sessionmaker
 from service.scheduler import jobs
 from service.scheduler.leadership import Leadership, make_leadership, new_holder_id
 from service.scheduler.tables import ApschedulerJob, JobRun
-from service.store.tables import utcnow
+from service.store.base import utcnow
 
 if TYPE_CHECKING:
     from service.channels.base import Channel

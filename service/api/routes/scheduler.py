@@ -15,7 +15,7 @@ from service.api.problems import PROBLEM_RESPONSES
 from service.dispatch.outbox import aware, decode_cursor, encode_cursor
 from service.scheduler.runner import job_specs
 from service.scheduler.tables import ApschedulerJob, JobRun, SchedulerLease
-from service.store.tables import utcnow
+from service.store.base import utcnow
 
 __all__ = ["router"]
 
