@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.audit import record
 from service.campaigns.tables import Recipient
 from service.errors import NotFound, UnprocessableContent
+from service.store.pagination import keyset_after
 from service.store.tables import Category, Region, utcnow
 
 if TYPE_CHECKING:
@@ -306,8 +307,6 @@ def list_recipients(*, session: Session, active: bool | None = None, kind: str |
     ``category`` keeps recipients whose category list is empty (all) or names it; ``region``
     those of exactly that region or of every region.
     """
-    from service.api.pagination import keyset_after
-
     stmt = select(Recipient)
     if active is not None:
         stmt = stmt.where(Recipient.active.is_(active))

@@ -19,10 +19,7 @@ own writes, e.g. outbox rows).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +45,7 @@ from service.campaigns.randomised import propose_randomised_timing, randomise_on
 from service.campaigns.tables import Campaign, Recipient
 from service.config import CampaignSettings, Settings
 from service.errors import Conflict, NotFound, UnprocessableContent
+from service.store.pagination import decode_cursor, keyset_after, page_of
 from service.store.tables import (
     Category,
     EnforcementAction,
@@ -83,8 +81,6 @@ __all__ = [
     "create_recipient",
     "set_may_contact",
     "resolve_blackout",
-    "encode_cursor",
-    "decode_cursor",
 ]
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -929,20 +925,6 @@ def campaign_peak(*, session: Session, campaign: Campaign) -> Peak | None:
     return session.get(Peak, campaign.peak_id) if campaign.peak_id is not None else None
 
 
-def encode_cursor(c: Campaign) -> str:
-    raw = json.dumps([c.send_date.isoformat(), c.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[dt.date, str]:
-    try:
-        pad = "=" * (-len(cursor) % 4)
-        day, cid = json.loads(base64.urlsafe_b64decode(cursor + pad))
-        return dt.date.fromisoformat(day), str(cid)
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise UnprocessableContent("invalid cursor") from exc
-
-
 def list_campaigns(
     *,
     session: Session,
@@ -974,14 +956,11 @@ def list_campaigns(
         stmt = stmt.where(Campaign.send_date >= date_from)
     if date_to:
         stmt = stmt.where(Campaign.send_date <= date_to)
+    order = [(Campaign.send_date, False), (Campaign.id, False)]
     if cursor:
-        day, cid = decode_cursor(cursor)
-        stmt = stmt.where(or_(Campaign.send_date > day,
-                              and_(Campaign.send_date == day, Campaign.id > cid)))
+        stmt = stmt.where(keyset_after(order, decode_cursor(cursor, (dt.date, str))))
     rows = list(session.scalars(stmt.order_by(Campaign.send_date, Campaign.id).limit(limit + 1)))
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor(rows[limit - 1])
-    return rows, None
+    return page_of(rows, limit, lambda c: (c.send_date, c.id))
 
 
 def public_reminders(

@@ -12,10 +12,11 @@ from sqlalchemy import select
 from service.api.deps import SessionDep, SettingsDep, require
 from service.api.pagination import PAGINATION_RESPONSES
 from service.api.problems import PROBLEM_RESPONSES
-from service.dispatch.outbox import aware, decode_cursor, encode_cursor
 from service.scheduler.runner import job_specs
 from service.scheduler.tables import ApschedulerJob, JobRun, SchedulerLease
+from service.store.base import as_utc as aware
 from service.store.base import utcnow
+from service.store.pagination import decode_cursor, page_of
 
 __all__ = ["router"]
 
@@ -143,8 +144,7 @@ def get_runs(
     if outcome:
         stmt = stmt.where(JobRun.outcome == outcome)
     if cursor:
-        stmt = stmt.where(JobRun.id < decode_cursor(cursor))
+        stmt = stmt.where(JobRun.id < decode_cursor(cursor, (int,))[0])
     rows = list(session.scalars(stmt.order_by(JobRun.id.desc()).limit(limit + 1)))
-    nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return RunList(items=[JobRunPublic.model_validate(r) for r in rows[:limit]],
-                   next_cursor=nxt)
+    page, nxt = page_of(rows, limit, lambda r: (r.id,))
+    return RunList(items=[JobRunPublic.model_validate(r) for r in page], next_cursor=nxt)
