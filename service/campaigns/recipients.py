@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.audit import record
 from service.campaigns.tables import Recipient
 from service.errors import NotFound, UnprocessableContent
+from service.store.base import as_utc
 from service.store.pagination import keyset_after
 from service.store.tables import Category, Region, utcnow
 
@@ -62,11 +63,7 @@ def new_webhook_secret() -> str:
 
 
 def _aware(t: dt.datetime | str | None) -> dt.datetime | None:
-    if t is None:
-        return None
-    if isinstance(t, str):
-        t = dt.datetime.fromisoformat(t)
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    return as_utc(dt.datetime.fromisoformat(t) if isinstance(t, str) else t)
 
 
 def webhook_url_problem(url: str, settings: Settings) -> str | None:

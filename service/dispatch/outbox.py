@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.dispatch.tables import STATUSES, Outbox
 from service.errors import Conflict, NotFound, UnprocessableContent
-from service.store.base import as_utc, utcnow
+from service.store.base import utcnow
 from service.store.pagination import decode_cursor, page_of
 
 __all__ = [
@@ -41,14 +41,11 @@ __all__ = [
     "campaign_counts",
     "list_dispatches",
     "get_dispatch",
-    "aware",
 ]
 
 _T: Table = Outbox.__table__  # type: ignore[assignment]
 
 
-#: SQLite returns naive UTC datetimes; make them aware (:func:`service.store.base.as_utc`).
-aware = as_utc
 
 
 def idempotency_key(campaign_id: str, channel: str, recipient_id: str) -> str:

@@ -14,8 +14,7 @@ from service.api.pagination import PAGINATION_RESPONSES
 from service.api.problems import PROBLEM_RESPONSES
 from service.scheduler.runner import job_specs
 from service.scheduler.tables import ApschedulerJob, JobRun, SchedulerLease
-from service.store.base import as_utc as aware
-from service.store.base import utcnow
+from service.store.base import as_utc, utcnow
 from service.store.pagination import decode_cursor, page_of
 
 __all__ = ["router"]
@@ -50,7 +49,7 @@ class JobRunPublic(BaseModel):
     @field_validator("scheduled_at", "started_at", "finished_at")
     @classmethod
     def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
-        return aware(v)
+        return as_utc(v)
 
 
 class JobPublic(BaseModel):
@@ -119,9 +118,9 @@ def get_jobs(session: SessionDep, settings: SettingsDep) -> JobsOut:
     lease = session.get(SchedulerLease, "scheduler")
     leader = None
     if lease is not None:
-        exp = aware(lease.expires_at)
-        leader = Leader(holder=lease.holder, acquired_at=aware(lease.acquired_at),
-                        heartbeat_at=aware(lease.heartbeat_at), expires_at=exp,
+        exp = as_utc(lease.expires_at)
+        leader = Leader(holder=lease.holder, acquired_at=as_utc(lease.acquired_at),
+                        heartbeat_at=as_utc(lease.heartbeat_at), expires_at=exp,
                         alive=bool(lease.holder and exp and exp > utcnow()))
     return JobsOut(leader=leader, jobs=jobs)
 
