@@ -48,14 +48,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from models.series import SeriesId  # noqa: E402
+from service.campaigns.status import LIVE  # noqa: E402
 
 SAMPLES = ROOT / "data" / "samples"
 ORIGIN = dt.date(2025, 1, 1)
 YEAR = 2025
 HORIZON_DAYS = 364
 TOLERANCE = dt.timedelta(days=7)
-LIVE = ("draft", "approved", "scheduled", "dispatching", "sent", "partially_failed",
-        "needs_review")
 
 __all__ = ["coverage", "measure", "main"]
 
@@ -88,7 +87,7 @@ def coverage(campaigns: pd.DataFrame, truth: pd.DataFrame, lead_days: dict[str, 
     t["signal"], t["category"], t["region"] = parts["signal"], parts["category"], parts["region"]
     t = t[(t["signal"] == "complaints") & t["planted"].astype(bool)
           & t["start"].map(lambda d: d.year == year)].reset_index(drop=True)
-    live = campaigns[campaigns["status"].isin(LIVE)].copy()
+    live = campaigns[campaigns["status"].isin(sorted(LIVE))].copy()
     live["region"] = live["region"].astype(str)
     by_series: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for rec in live.to_dict("records"):

@@ -37,7 +37,9 @@ from sqlalchemy.orm import Session
 
 from models.stepped_wedge import assign_arms
 from service.audit import record
+from service.campaigns.constraints import resolve_blackout
 from service.campaigns.planning import fmt_date
+from service.campaigns.status import UNASSIGNED_TIMING
 from service.campaigns.tables import Campaign
 from service.config import Settings
 from service.store.tables import Category, utcnow
@@ -94,8 +96,6 @@ def _delayed_date(send: dt.date, window_start: dt.date, delay_days: int,
     """The delayed send date: ``delay_days`` after ``send``, no later than ``min_notice_days``
     before the region's own onset, moved earlier off blackout days; None when that leaves
     less than a whole week's delay (the forecast does not allow it)."""
-    from service.campaigns.service import resolve_blackout
-
     latest = window_start - dt.timedelta(days=settings.campaigns.min_notice_days)
     late = min(send + dt.timedelta(days=delay_days), latest)
     blocked = resolve_blackout(settings.campaigns, send, late) if late > send else {}
@@ -206,7 +206,7 @@ def randomise_on_approval(*, session: Session, settings: Settings, campaign: Cam
         wave = str(timing.get("wave"))
         members = [c for c in session.scalars(select(Campaign).where(
             Campaign.category == campaign.category,
-            Campaign.status.in_(("draft", "dropped", "approved", "needs_review"))))
+            Campaign.status.in_(UNASSIGNED_TIMING)))
             if (c.timing or {}).get("wave") == wave and not (c.timing or {}).get("arm")]
         if campaign not in members:
             members.append(campaign)

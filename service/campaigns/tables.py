@@ -1,7 +1,7 @@
 """Campaign and recipient tables.
 
 A **campaign** is one dated enforcement matter reminder (执法事项提示) for one (category, region,
-window). Its ``status`` follows :data:`service.campaigns.service.ALLOWED_TRANSITIONS`.
+window). Its ``status`` follows :data:`service.campaigns.status.ALLOWED_TRANSITIONS`.
 A **recipient** is a department, regulated entity or subscriber that may receive reminders
 through its own channels; contacts are stored only when ``may_contact`` is true.
 """
