@@ -48,13 +48,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from models.series import SeriesId  # noqa: E402
+from service.campaigns.status import LIVE  # noqa: E402
+
 SAMPLES = ROOT / "data" / "samples"
 ORIGIN = dt.date(2025, 1, 1)
 YEAR = 2025
 HORIZON_DAYS = 364
 TOLERANCE = dt.timedelta(days=7)
-LIVE = ("draft", "approved", "scheduled", "dispatching", "sent", "partially_failed",
-        "needs_review")
 
 __all__ = ["coverage", "measure", "main"]
 
@@ -83,11 +84,11 @@ def coverage(campaigns: pd.DataFrame, truth: pd.DataFrame, lead_days: dict[str, 
     t = truth.copy()
     t["start"] = pd.to_datetime(t["start"]).dt.date
     t["end"] = pd.to_datetime(t["end"]).dt.date
-    parts = t["unique_id"].str.split("|", expand=True)
-    t["signal"], t["category"], t["region"] = parts[0], parts[1], parts[2].astype(str)
+    parts = SeriesId.split(t["unique_id"])
+    t["signal"], t["category"], t["region"] = parts["signal"], parts["category"], parts["region"]
     t = t[(t["signal"] == "complaints") & t["planted"].astype(bool)
           & t["start"].map(lambda d: d.year == year)].reset_index(drop=True)
-    live = campaigns[campaigns["status"].isin(LIVE)].copy()
+    live = campaigns[campaigns["status"].isin(sorted(LIVE))].copy()
     live["region"] = live["region"].astype(str)
     by_series: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for rec in live.to_dict("records"):
@@ -112,9 +113,9 @@ def coverage(campaigns: pd.DataFrame, truth: pd.DataFrame, lead_days: dict[str, 
     hits = 0
     truth_by_series: dict[tuple[str, str], list[tuple[dt.date, dt.date]]] = {}
     for uid, start, end in zip(truth["unique_id"], truth["start"], truth["end"], strict=True):
-        sig, cat, reg = str(uid).split("|")
-        if sig == "complaints":
-            truth_by_series.setdefault((cat, reg), []).append(
+        sid = SeriesId.parse(str(uid))
+        if sid.signal == "complaints":
+            truth_by_series.setdefault((sid.category, sid.region), []).append(
                 (pd.Timestamp(start).date(), pd.Timestamp(end).date()))
     for c in live.to_dict("records"):
         wins = truth_by_series.get((str(c["category"]), str(c["region"])), [])

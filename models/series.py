@@ -3,13 +3,101 @@
 Long frames use the columns ``unique_id`` (series id), ``ds`` (day, tz-naive midnight) and
 ``y`` (count). Weeks are ISO weeks starting on Monday and are labelled by their Monday
 (column ``week``).
+
+A series id is ``signal|category|region`` (DESIGN.md); :class:`SeriesId` is the one place it
+is composed and split, for one id (``str(sid)``, :meth:`SeriesId.parse`) and for whole
+columns (:meth:`SeriesId.compose`, :meth:`SeriesId.split`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar, overload
+
 import pandas as pd
 
-__all__ = ["week_start", "to_weekly", "zero_fill", "counts_from_records"]
+__all__ = ["SIGNALS", "SeriesId", "InvalidSeriesId", "week_start", "to_weekly", "zero_fill",
+           "counts_from_records"]
+
+#: ``complaints`` counts complaint records, ``violations`` enforcement actions that found one.
+SIGNALS = ("complaints", "violations")
+
+
+class InvalidSeriesId(ValueError):
+    """A text that is not a series id ``signal|category|region`` of a known signal."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesId:
+    """The identity of a series: ``signal|category|region``.
+
+    ``str(sid)`` composes one id and :meth:`parse` splits one; :meth:`compose` and
+    :meth:`split` do the same for pandas columns (vectorised).
+    """
+
+    #: Separator of the three parts (no part may contain it).
+    sep: ClassVar[str] = "|"
+
+    signal: str
+    category: str
+    region: str
+
+    def __str__(self) -> str:
+        return SeriesId.sep.join((self.signal, self.category, self.region))
+
+    @classmethod
+    def parse(cls, value: str) -> SeriesId:
+        """Split one id.
+
+        Raises
+        ------
+        InvalidSeriesId
+            If ``value`` has not three non-empty parts or its signal is not in :data:`SIGNALS`.
+        """
+        parts = value.split(SeriesId.sep)
+        if len(parts) != 3 or not all(parts):
+            raise InvalidSeriesId(
+                f"series id '{value}' is not of the form signal|category|region")
+        if parts[0] not in SIGNALS:
+            raise InvalidSeriesId(
+                f"series id '{value}': signal must be one of {', '.join(SIGNALS)}")
+        return cls(*parts)
+
+    @overload
+    @staticmethod
+    def compose(signal: str, category: str, region: str) -> str: ...
+
+    @overload
+    @staticmethod
+    def compose(signal: str | pd.Series, category: str | pd.Series,
+                region: str | pd.Series) -> str | pd.Series: ...
+
+    @staticmethod
+    def compose(signal: str | pd.Series, category: str | pd.Series,
+                region: str | pd.Series) -> str | pd.Series:
+        """Ids from their parts: scalars give a ``str``, any pandas column a column of ids
+        (scalars broadcast, columns cast with ``astype(str)``)."""
+        if not any(isinstance(v, pd.Series) for v in (signal, category, region)):
+            return str(SeriesId(str(signal), str(category), str(region)))
+        sig, cat, reg = (v.astype(str) if isinstance(v, pd.Series) else str(v)
+                         for v in (signal, category, region))
+        return sig + SeriesId.sep + cat + SeriesId.sep + reg
+
+    @staticmethod
+    def split(ids: pd.Series | pd.Index) -> pd.DataFrame:
+        """Columns ``signal, category, region`` of a column of ids (same index as a Series;
+        a range index for an Index)."""
+        values = pd.Series(ids) if isinstance(ids, pd.Index) else ids
+        parts = values.astype(str).str.split(SeriesId.sep, n=2, expand=True)
+        if parts.shape[1] != 3:
+            parts = parts.reindex(columns=range(3))
+        parts.columns = pd.Index(["signal", "category", "region"])
+        return parts
+
+    @staticmethod
+    def part(ids: pd.Series | pd.Index, name: str) -> pd.Series:
+        """One part (``signal``, ``category`` or ``region``) of a column of ids."""
+        return SeriesId.split(ids)[name]
 
 
 def week_start(ds: pd.Series | pd.DatetimeIndex) -> pd.Series:
@@ -92,7 +180,7 @@ def counts_from_records(
         if (~aware).any():
             ts[~aware] = pd.to_datetime(text[~aware], format="mixed").dt.tz_localize(tz)
     day = ts.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
-    uid = signal + "|" + records[category_col].astype(str) + "|" + records[region_col].astype(str)
+    uid = SeriesId.compose(signal, records[category_col], records[region_col])
     counts = pd.DataFrame({"unique_id": uid, "ds": day}).value_counts().rename("y").reset_index()
     wide = counts.pivot_table(index="ds", columns="unique_id", values="y", aggfunc="sum")
     wide = wide.reindex(pd.date_range(day.min(), day.max(), freq="D"), fill_value=0).fillna(0)
