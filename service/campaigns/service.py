@@ -24,7 +24,7 @@ import binascii
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -823,20 +823,32 @@ def update_campaign(
 
 
 def render_message(*, session: Session, campaign: Campaign, channel: str) -> RenderedMessage:
-    """The message that is (or will be) sent on ``channel``: the copy frozen at approval when
-    there is one, otherwise a live rendering. The dispatcher sends exactly this."""
+    """The message that is (or will be) sent on ``channel``, in every language of the
+    category (``texts``): the copy frozen at approval when there is one, otherwise a live
+    rendering. The dispatcher sends exactly this.
+
+    A campaign approved before language variants were frozen (its frozen copy has no
+    ``texts``) keeps its frozen Chinese text; its other variants are rendered now."""
     frozen = (campaign.frozen_content or {}).get(channel)
     if isinstance(frozen, dict) and "body" in frozen:
-        return RenderedMessage(channel=channel, subject=str(frozen.get("subject", "")),
-                               body=str(frozen["body"]), template=str(frozen.get("template", "")),
-                               frozen=True)
+        msg = RenderedMessage(channel=channel, subject=str(frozen.get("subject", "")),
+                              body=str(frozen["body"]), template=str(frozen.get("template", "")),
+                              frozen=True)
+        texts = frozen.get("texts")
+        if isinstance(texts, list) and texts:
+            return replace(msg, texts=tuple(dict(t) for t in texts if isinstance(t, dict)))
+        cat, reg = _category(session, campaign.category), _region(session, campaign.region)
+        return replace(msg, texts=tuple(render_variants(campaign=campaign, category=cat,
+                                                        region=reg, channel=channel,
+                                                        main=msg)))
     cat, reg = _category(session, campaign.category), _region(session, campaign.region)
     return render_campaign(campaign=campaign, category=cat, region=reg, channel=channel)
 
 
 def preview(*, session: Session, settings: Settings, campaign_id: str,
             channel: str) -> RenderedMessage:
-    """Render one channel of a campaign exactly as it will be sent."""
+    """Render one channel of a campaign exactly as it will be sent, in every language of its
+    category (``texts``; the copies frozen at approval once approved)."""
     known = set(settings.campaigns.channels) | {"default"}
     if channel not in known:
         raise UnprocessableContent(f"unknown channel '{channel}'; known: "
@@ -1024,8 +1036,6 @@ def public_reminders(
     for c in rows:
         cat, reg = cats[c.category], regs[c.region]
         msg = render_message(session=session, campaign=c, channel="public")
-        texts = render_variants(campaign=c, category=cat, region=reg, channel="public",
-                                main=msg)
         out.append({
             "id": c.id, "title": c.title,
             "category": {"code": cat.code, "name_zh": cat.name_zh, "name_en": cat.name_en},
@@ -1034,6 +1044,6 @@ def public_reminders(
             "published_on": c.send_date,
             "legal_basis": [{"title": str(i.get("title", "")), "articles": i.get("articles")}
                             for i in (cat.legal_basis or []) if isinstance(i, dict)],
-            "text": msg.body, "texts": texts, "updated_at": c.updated_at,
+            "text": msg.body, "texts": list(msg.texts), "updated_at": c.updated_at,
         })
     return out
