@@ -367,6 +367,7 @@
       if (CANCELLABLE[cp.status] && may("approve")) {
         actions.appendChild(actionButton("取消", "danger cancel", function () { return act(cp, "cancel"); }));
       }
+      actions.appendChild(actionButton("预览", "preview-btn", function () { return showPreview(cp); }));
       if (MEASURABLE[cp.status]) {  // a draft has no effect to measure
         actions.appendChild(actionButton("效果", "effect-btn", function () { return showEffect(cp); }));
       }
@@ -392,6 +393,35 @@
         return showSeries();
       })
       .catch(function (err) { say(label + "失败：" + err.message, "error"); });
+  }
+
+  // the reminder in every language of its category, side by side (issue 16): Chinese first,
+  // Mongolian in traditional script (vertical columns); a placeholder is marked as such
+  var LANGUAGE_ZH = { zh: "中文", mn: "蒙古文（传统蒙古文）" };
+  function showPreview(cp) {
+    return api("/v1/campaigns/" + encodeURIComponent(cp.id) + "/preview?channel=public",
+      { channel: "preview" }).then(function (pv) {
+      if (pv === undefined) { return; }  // replaced by a newer click
+      var box = $("preview");
+      box.hidden = false;
+      box.textContent = "";
+      box.dataset.id = cp.id;
+      box.dataset.frozen = String(pv.frozen);
+      box.appendChild(el("h3", { text: "提示预览：" + pv.subject + (pv.frozen ?
+        "（批准时已冻结：即将发送的文本）" : "（未批准：按当前模板生成，批准时冻结）") }));
+      var cols = el("div", { className: "variants" });
+      pv.texts.forEach(function (t) {
+        var col = el("div", { className: "variant", "data-language": t.language });
+        col.appendChild(el("h4", { text: (LANGUAGE_ZH[t.language] || t.language) + "（" + t.tag + "）" }));
+        if (t.status !== "official") {
+          col.appendChild(el("p", { className: "placeholder-note",
+            text: "⚠ " + (t.note || "占位文本，非官方译文，不得作为正式提示发布。") }));
+        }
+        col.appendChild(el("div", { className: "text lang-" + t.language, lang: t.tag, text: t.body }));
+        cols.appendChild(col);
+      });
+      box.appendChild(cols);
+    }).catch(function (err) { say("无法预览：" + err.message, "error"); });
   }
 
   function pct(x) { return x === null || x === undefined ? "—" : fmt(x * 100) + "%"; }
@@ -534,6 +564,7 @@
       $("campaigns").querySelector("tbody").textContent = "";
       $("scorecard").querySelector("tbody").textContent = "";
       $("effect").hidden = true;
+      $("preview").hidden = true;
       $("chart-title").textContent = "";
       Plotly.purge($("chart"));
       say("已退出。");
