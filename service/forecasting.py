@@ -20,6 +20,8 @@ from models.series import to_weekly
 from service.config import Settings
 from service.decisions import Decider
 from service.errors import InsufficientHistory, NotFound, UnprocessableContent
+from service.evaluation.masks import mask_sent_campaigns
+from service.evaluation.storage import mark_stale
 from service.metrics import FORECAST_RUNS, PEAKS_FOUND, SERIES_FIT_SECONDS
 from service.store.series import SIGNALS, daily_frame, parse_series_id
 from service.store.tables import (
@@ -111,7 +113,6 @@ def execute_run(
 ) -> ForecastRun:
     """Run a queued forecast run to the end; the run row records success or failure."""
     from models.runner import Engine, run_forecasts
-    from service.evaluation import mask_sent_campaigns
 
     with session_factory() as s:
         run = s.get(ForecastRun, run_id)
@@ -277,6 +278,7 @@ def _store(
         run.done = run.total
         run.status = "partial" if failed else "succeeded"
         run.finished_at = utcnow()
+        mark_stale(s, "forecast run finished")  # the worker recomputes the evaluation
         FORECAST_RUNS.labels(run.status).inc()
         PEAKS_FOUND.inc(len(peak_rows))
         for seconds in fit_seconds.values():

@@ -40,6 +40,7 @@ from service.api.routes import (
 )
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
+from service.evaluation.worker import EvaluationExecutor
 from service.forecasting import RunExecutor
 from service.ingest.background import ImportExecutor
 from service.ingest.pipeline import recover_interrupted
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         stop_embedded(app)
         app.state.import_executor.shutdown()
         app.state.run_executor.shutdown()
+        app.state.evaluation_executor.shutdown()
         engine.dispose()
 
     app = FastAPI(title="Forewarn", version=__version__, description=DESCRIPTION,
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.run_executor = RunExecutor(app.state.sessionmaker, settings)
     app.state.import_executor = ImportExecutor(app.state.sessionmaker, settings)
+    app.state.evaluation_executor = EvaluationExecutor(app.state.sessionmaker, settings)
     if migrate:  # batches left queued/running by a process that died: failed (interrupted)
         recover_interrupted(app.state.sessionmaker,
                             stale_after_seconds=settings.imports.stale_after_seconds)

@@ -48,6 +48,7 @@ from service.campaigns.randomised import propose_randomised_timing, randomise_on
 from service.campaigns.tables import Campaign, Recipient
 from service.config import CampaignSettings, Settings
 from service.errors import Conflict, NotFound, UnprocessableContent
+from service.evaluation.storage import mark_stale
 from service.store.tables import (
     Category,
     EnforcementAction,
@@ -233,6 +234,7 @@ def transition(
     now = utcnow()
     campaign.status = to
     campaign.status_changed_at = now
+    mark_stale(session, f"campaign {to}")  # the evaluation reads campaign statuses
     campaign.updated_at = now
     if to == "approved":
         campaign.approved_by, campaign.approved_at = actor, now

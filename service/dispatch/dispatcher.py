@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.channels.base import Channel, DeliveryError, Message, PermanentDeliveryError
 from service.dispatch.outbox import ClaimedRow, claim, mark_delivered, mark_failed, release
 from service.dispatch.tables import Outbox
+from service.evaluation.storage import mark_stale
 from service.store.tables import utcnow
 
 if TYPE_CHECKING:
@@ -170,6 +171,10 @@ class Dispatcher:
                 if self.hooks is not None:
                     self.hooks.settled(self.factory, campaigns)
         stats.seconds = time.monotonic() - t0
+        if stats.delivered or stats.dead:  # one UPDATE; the evaluation worker recomputes
+            with self.factory() as s:
+                mark_stale(s, "dispatch delivered or dead-lettered rows")
+                s.commit()
         if stats.claimed:
             log.info("dispatch_tick", statuses=list(wanted), **stats.as_dict())
         return stats

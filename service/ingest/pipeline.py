@@ -82,6 +82,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.errors import BadRequest, Conflict, NotFound, ServiceError, UnprocessableContent
+from service.evaluation.storage import mark_stale
 from service.ingest.limits import Guard, ImportBusy, ImportLimits, Interrupted
 from service.ingest.mapping import (
     KINDS,
@@ -1160,6 +1161,7 @@ def _after_publish(conn: Connection, batch: PublishedBatch) -> None:
     delta = BatchDelta(batch.kind)
     delta.added(conn, batch_id=batch.batch_id, mark=batch.mark)
     refresh_from_batch(conn, batch_id=batch.batch_id, delta=delta)
+    mark_stale(conn, "import")  # new records: the materialised evaluation is recomputed
 
 
 @dataclass(frozen=True)

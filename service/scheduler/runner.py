@@ -95,6 +95,11 @@ def job_specs(settings: Settings) -> list[JobSpec]:
                          IntervalTrigger(seconds=sc.retry_interval_seconds, timezone=tz),
                          sc.dispatch_misfire_grace_seconds,
                          "retry failed deliveries whose backoff has passed"))
+    specs.append(JobSpec("evaluation", jobs.JOBS["evaluation"],
+                         IntervalTrigger(seconds=settings.evaluation.interval_seconds,
+                                         timezone=tz),
+                         sc.dispatch_misfire_grace_seconds,
+                         "recompute scorecards and campaign effects whose inputs changed"))
     return specs
 
 

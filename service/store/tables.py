@@ -388,4 +388,5 @@ class DecisionBacktest(Base):
 from service import audit as _audit  # noqa: E402,F401
 from service.campaigns import tables as _campaign_tables  # noqa: E402,F401
 from service.dispatch import tables as _dispatch_tables  # noqa: E402,F401
+from service.evaluation import tables as _evaluation_tables  # noqa: E402,F401
 from service.scheduler import tables as _scheduler_tables  # noqa: E402,F401

@@ -1,0 +1,51 @@
+"""Tables of the materialised evaluation (migration ``0007_materialised_evaluation``).
+
+- ``evaluation_state`` — one row (``id = 'evaluation'``): ``generation`` counts the changes of
+  the evaluation's inputs (a refit, a dispatch, a campaign's status, an import, a week that
+  closed); ``changed_at`` / ``reason`` the latest; ``week`` the ISO week (Monday) the stored
+  figures were computed in (a new week closes window weeks: stale); ``worker`` /
+  ``worker_until`` the recompute in progress (one at a time across processes).
+- ``evaluation_results`` — one computed answer per (``kind``, ``key``): ``kind`` is
+  ``scorecard`` (``key`` = its canonical query) or ``effect`` (``key`` = campaign id and
+  signal); ``params`` the query's arguments; ``body`` the JSON the API serves,
+  ``generation`` the input generation it was computed from (older than
+  ``evaluation_state.generation``: a recompute is pending),
+  ``computed_at``, ``requested_at`` (an API request asked for it; kept up to date).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Date, DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.store.tables import Base, utcnow
+
+__all__ = ["EvaluationState", "EvaluationResult", "STATE_ID"]
+
+STATE_ID = "evaluation"
+
+
+class EvaluationState(Base):
+    __tablename__ = "evaluation_state"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reason: Mapped[str | None] = mapped_column(String(200))
+    week: Mapped[dt.date | None] = mapped_column(Date)
+    worker: Mapped[str | None] = mapped_column(String(100))
+    worker_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EvaluationResult(Base):
+    __tablename__ = "evaluation_results"
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    computed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,47 @@
+"""materialised evaluation (issue 13): the evaluation's input generation and the computed
+scorecards and campaign effects the API serves
+
+Revision ID: 0007_materialised_evaluation
+Revises: 0006_decision_thresholds
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007_materialised_evaluation"
+down_revision = "0006_decision_thresholds"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "evaluation_state",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.String(length=200), nullable=True),
+        sa.Column("week", sa.Date(), nullable=True),
+        sa.Column("worker", sa.String(length=100), nullable=True),
+        sa.Column("worker_until", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_evaluation_state")),
+    )
+    op.create_table(
+        "evaluation_results",
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("key", sa.String(length=300), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
+        sa.Column("params", sa.JSON(), nullable=True),
+        sa.Column("body", sa.JSON(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("computed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("kind", "key", name=op.f("pk_evaluation_results")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("evaluation_results")
+    op.drop_table("evaluation_state")
