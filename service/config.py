@@ -45,6 +45,15 @@ class ApiSettings(BaseModel):
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = 600
     key_cache_seconds: float = 5.0  # a revoked key stops working within this time
+    # overload answers 503 + Retry-After at once instead of queueing (issue 13):
+    # requests in progress per process beyond this, a database connection not free within
+    # pool_timeout_seconds, a lock not granted within lock_timeout_seconds
+    max_in_flight: int = Field(64, ge=1)
+    pool_size: int = Field(5, ge=1)
+    pool_max_overflow: int = Field(10, ge=0)
+    pool_timeout_seconds: float = Field(3.0, gt=0)
+    lock_timeout_seconds: float = Field(10.0, gt=0)
+    retry_after_seconds: int = Field(2, ge=1)
 
 
 class ImportSettings(BaseModel):

@@ -12,14 +12,14 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Select, desc, insert, select, update
+from sqlalchemy import Select, desc, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.peaks import peak_windows, spike_probabilities, thresholds
 from models.series import to_weekly
 from service.config import Settings
 from service.decisions import Decider
-from service.errors import InsufficientHistory, NotFound, UnprocessableContent
+from service.errors import Conflict, InsufficientHistory, NotFound, UnprocessableContent
 from service.evaluation.masks import mask_sent_campaigns
 from service.evaluation.storage import mark_stale
 from service.metrics import FORECAST_RUNS, PEAKS_FOUND, SERIES_FIT_SECONDS
@@ -59,8 +59,14 @@ def create_run(
     jobs: int | None = None,
     signals: list[str] | None = None,
     requested_by: str | None = None,
+    bounded: bool = False,
 ) -> ForecastRun:
-    """Record a queued run with its parameters."""
+    """Record a queued run with its parameters.
+
+    ``bounded`` (API requests): one run waits at most per deployment -- with a run already
+    queued, :class:`~service.errors.Conflict` (409) names it (``queued_run``, and
+    ``running_run`` when one runs). Runs older than ``QUEUE_STALE`` (a process that died
+    with them) do not count."""
     signals = signals or list(SIGNALS)
     unknown = sorted(set(signals) - set(SIGNALS))
     if unknown:
@@ -82,8 +88,28 @@ def create_run(
         requested_by=requested_by,
     )
     session.add(run)
+    if bounded:
+        if session.get_bind().dialect.name == "postgresql":  # concurrent requests: one by one
+            session.execute(select(func.pg_advisory_xact_lock(_QUEUE_LOCK_KEY)))
+        session.flush()  # SQLite: the insert takes the write lock, so requests serialise
+        active = session.execute(select(ForecastRun.id, ForecastRun.status).where(
+            ForecastRun.status.in_(("queued", "running")), ForecastRun.id != run.id,
+            ForecastRun.created_at >= utcnow() - QUEUE_STALE)
+            .order_by(ForecastRun.created_at)).all()
+        queued = [r.id for r in active if r.status == "queued"]
+        if queued:
+            session.rollback()
+            running = next((r.id for r in active if r.status == "running"), None)
+            raise Conflict(f"forecast run {queued[0]} is already queued (one run runs and one "
+                           "waits per deployment); ask again when it has started",
+                           queued_run=queued[0], running_run=running)
     session.commit()
     return run
+
+
+#: A queued or running run older than this no longer blocks the queue (its process died).
+QUEUE_STALE = dt.timedelta(hours=12)
+_QUEUE_LOCK_KEY = 0x0F0E_3A2F
 
 
 class _Progress:

@@ -16,6 +16,7 @@ from service.api.docs import install_docs
 from service.api.filters import ReferenceCodes, check_reference_filters
 from service.api.middleware import (
     BodyLimitMiddleware,
+    InFlightMiddleware,
     ObservabilityMiddleware,
     RateLimitMiddleware,
 )
@@ -60,7 +61,10 @@ scope named in the operation. Errors are RFC 9457 problem details (`application/
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
     """Build the FastAPI app for ``settings``; applies migrations at start-up by default."""
     settings = settings or Settings()
-    engine = make_engine(settings.database_url)
+    api = settings.api
+    engine = make_engine(settings.database_url, lock_timeout=api.lock_timeout_seconds,
+                         pool_size=api.pool_size, max_overflow=api.pool_max_overflow,
+                         pool_timeout=api.pool_timeout_seconds)
     if migrate:
         upgrade(engine)
 
@@ -97,6 +101,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     # outermost last: observability sees every response, including 413 and 429
     app.add_middleware(AuditMiddleware)  # innermost: sees the matched route and the key
     app.add_middleware(RateLimitMiddleware, per_minute=settings.api.rate_limit_per_minute)
+    app.add_middleware(InFlightMiddleware, max_in_flight=settings.api.max_in_flight,
+                       retry_after=settings.api.retry_after_seconds)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     if settings.api.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.api.cors_origins,
