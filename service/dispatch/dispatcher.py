@@ -18,7 +18,14 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.channels.base import Channel, DeliveryError, Message, PermanentDeliveryError
-from service.dispatch.outbox import ClaimedRow, claim, mark_delivered, mark_failed, release
+from service.dispatch.outbox import (
+    ClaimedRow,
+    begin_send,
+    claim,
+    mark_delivered,
+    mark_failed,
+    release,
+)
 from service.dispatch.tables import Outbox
 from service.evaluation.storage import mark_stale
 from service.store.tables import utcnow
@@ -82,8 +89,10 @@ class Dispatcher:
 
     def __init__(self, *, session_factory: sessionmaker[Session], settings: Settings,
                  channels: dict[str, Channel], hooks: DispatchHooks | None = None,
-                 on_sent: Callable[[ClaimedRow], None] | None = None) -> None:
+                 on_sent: Callable[[ClaimedRow], None] | None = None,
+                 holder: str | None = None) -> None:
         self.factory = session_factory
+        self.holder = holder  # the scheduler's leadership id, kept on its claims
         self.settings = settings
         self.channels = channels
         for channel in channels.values():
@@ -99,6 +108,11 @@ class Dispatcher:
             with self.factory() as s:
                 release(session=s, row=row)
             return "skipped"
+        with self.factory() as s:  # a send is counted before it starts
+            sending = begin_send(session=s, row=row)
+        if sending is None:
+            return "lost"
+        row = sending
         channel = self.channels.get(row.channel)
         try:
             if channel is None:
@@ -152,7 +166,7 @@ class Dispatcher:
                     break
                 rows = claim(session_factory=self.factory, limit=d.batch_size,
                              statuses=wanted, include_expired=include_expired,
-                             claim_timeout=d.claim_timeout_seconds)
+                             claim_timeout=d.claim_timeout_seconds, holder=self.holder)
                 if not rows:
                     break
                 stats.batches += 1

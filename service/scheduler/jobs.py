@@ -94,7 +94,7 @@ def _dispatch(statuses: tuple[str, ...], job_id: str) -> dict[str, Any]:
 
     rt = _begin(job_id)
     dispatcher = Dispatcher(session_factory=rt.session_factory, settings=rt.settings,
-                            channels=rt.channels, hooks=rt.hooks)
+                            channels=rt.channels, hooks=rt.hooks, holder=rt.holder)
     stats = dispatcher.run(statuses=statuses)
     return dict(stats.as_dict())
 

@@ -13,9 +13,9 @@ from service.api.deps import SessionDep, SettingsDep, require
 from service.api.pagination import PAGINATION_RESPONSES
 from service.api.problems import PROBLEM_RESPONSES
 from service.dispatch.outbox import aware, decode_cursor, encode_cursor
+from service.scheduler.leadership import leader_alive
 from service.scheduler.runner import job_specs
 from service.scheduler.tables import ApschedulerJob, JobRun, SchedulerLease
-from service.store.tables import utcnow
 
 __all__ = ["router"]
 
@@ -69,7 +69,9 @@ class Leader(BaseModel):
     acquired_at: dt.datetime | None
     heartbeat_at: dt.datetime | None
     expires_at: dt.datetime | None
-    alive: bool = Field(description="A heartbeat is recent enough")
+    alive: bool = Field(description="A live leader: its lease has not expired (SQLite); its "
+                                    "advisory lock is held (PostgreSQL: false as soon as the "
+                                    "leader dies)")
 
 
 class JobsOut(BaseModel):
@@ -121,7 +123,9 @@ def get_jobs(session: SessionDep, settings: SettingsDep) -> JobsOut:
         exp = aware(lease.expires_at)
         leader = Leader(holder=lease.holder, acquired_at=aware(lease.acquired_at),
                         heartbeat_at=aware(lease.heartbeat_at), expires_at=exp,
-                        alive=bool(lease.holder and exp and exp > utcnow()))
+                        alive=leader_alive(session.connection(), holder=lease.holder,
+                                           expires_at=exp, advisory_lock_key=settings.scheduler
+                                           .advisory_lock_key))
     return JobsOut(leader=leader, jobs=jobs)
 
 

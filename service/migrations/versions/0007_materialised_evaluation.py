@@ -1,5 +1,6 @@
 """materialised evaluation (issue 13): the evaluation's input generation and the computed
-scorecards and campaign effects the API serves
+scorecards and campaign effects the API serves; outbox ``claims`` (``attempts`` now counts
+sends) and ``claimed_by`` (the scheduler holding a claim)
 
 Revision ID: 0007_materialised_evaluation
 Revises: 0006_decision_thresholds
@@ -42,6 +43,14 @@ def upgrade() -> None:
     )
 
 
+    # plain ADD COLUMN (no batch rebuild), as in 0006
+    op.add_column("outbox", sa.Column("claims", sa.Integer(), nullable=False,
+                                      server_default=sa.text("0")))
+    op.add_column("outbox", sa.Column("claimed_by", sa.String(length=100), nullable=True))
+
+
 def downgrade() -> None:
+    op.drop_column("outbox", "claimed_by")
+    op.drop_column("outbox", "claims")
     op.drop_table("evaluation_results")
     op.drop_table("evaluation_state")
