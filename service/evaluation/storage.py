@@ -40,7 +40,7 @@ class State:
 class Stored:
     """A stored answer and whether it is current."""
 
-    body: dict[str, Any] | None
+    body: str | None  # JSON text
     error: str | None
     computed_at: dt.datetime | None
     generation: int
@@ -98,16 +98,18 @@ def state(bind: Session | Connection) -> State:
 
 def read(bind: Session | Connection, kind: str, key: str) -> Stored | None:
     """The stored answer for (kind, key), None when it was never requested."""
-    conn = _conn(bind)
-    row = conn.execute(select(EvaluationResult.body, EvaluationResult.error,
-                              EvaluationResult.computed_at, EvaluationResult.generation,
-                              EvaluationResult.requested_at)
-                       .where(EvaluationResult.kind == kind, EvaluationResult.key == key)
-                       ).first()
+    row = _conn(bind).execute(
+        select(EvaluationResult.body, EvaluationResult.error, EvaluationResult.computed_at,
+               EvaluationResult.generation, EvaluationState.generation.label("current"),
+               EvaluationState.changed_at, EvaluationState.reason, EvaluationState.week)
+        .select_from(EvaluationResult)
+        .outerjoin(EvaluationState, EvaluationState.id == STATE_ID)  # one read, not two
+        .where(EvaluationResult.kind == kind, EvaluationResult.key == key)).first()
     if row is None:
         return None
-    return Stored(row.body, row.error, _utc(row.computed_at), int(row.generation),
-                  state(conn))
+    st = (State(int(row.current), _utc(row.changed_at), row.reason, row.week)
+          if row.current is not None else State(1, None, None, None))
+    return Stored(row.body, row.error, _utc(row.computed_at), int(row.generation), st)
 
 
 def request(bind: Session | Connection, kind: str, key: str,

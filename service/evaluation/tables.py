@@ -7,7 +7,8 @@
   ``worker_until`` the recompute in progress (one at a time across processes).
 - ``evaluation_results`` — one computed answer per (``kind``, ``key``): ``kind`` is
   ``scorecard`` (``key`` = its canonical query) or ``effect`` (``key`` = campaign id and
-  signal); ``params`` the query's arguments; ``body`` the JSON the API serves,
+  signal); ``params`` the query's arguments; ``body`` the JSON text the API sends
+  (rendered and rounded once, by the worker),
   ``generation`` the input generation it was computed from (older than
   ``evaluation_state.generation``: a recompute is pending),
   ``computed_at``, ``requested_at`` (an API request asked for it; kept up to date).
@@ -45,7 +46,7 @@ class EvaluationResult(Base):
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     generation: Mapped[int] = mapped_column(Integer, default=0)
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    body: Mapped[str | None] = mapped_column(Text)  # the response's JSON, ready to send
     error: Mapped[str | None] = mapped_column(Text)
     computed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -29,10 +29,12 @@ from zoneinfo import ZoneInfo
 import orjson
 import pandas as pd
 import structlog
+from pydantic import BaseModel
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.evaluation_schema import EffectOut, Scorecard
+from service.api.numbers import round_floats
 from service.campaigns.tables import Campaign
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
@@ -107,14 +109,15 @@ def _release(factory: sessionmaker[Session], holder: str) -> None:
         s.commit()
 
 
-def _json(body: dict[str, Any]) -> dict[str, Any]:
-    """What the route served before: the model's JSON, non-finite floats as null."""
-    out: dict[str, Any] = orjson.loads(orjson.dumps(body))
-    return out
+def _json(model: BaseModel) -> str:
+    """What the route sent before, rendered once: the model's JSON with floats rounded
+    (:class:`service.api.numbers.RoundedJSONResponse`), non-finite floats as null."""
+    body = model.model_dump(mode="json", by_alias=True, exclude={"materialised"})
+    return orjson.dumps(round_floats(body)).decode()  # the route adds ``materialised``
 
 
 def _store(factory: sessionmaker[Session], kind: str, key: str, generation: int, *,
-           body: dict[str, Any] | None = None, error: str | None = None) -> None:
+           body: str | None = None, error: str | None = None) -> None:
     with factory() as s:
         s.execute(update(EvaluationResult).where(
             EvaluationResult.kind == kind, EvaluationResult.key == key).values(
@@ -229,9 +232,8 @@ def refresh(*, session_factory: sessionmaker[Session], settings: Settings,
                         panel=inputs.panel(signals[key], c.category),
                         placebos=inputs.placebo(signals[key]),
                         min_probability=settings.campaigns.min_probability)
-                    body = EffectOut.model_validate(annotate_effect(report)).model_dump(
-                        mode="json", by_alias=True)
-                    _store(session_factory, "effect", key, generation, body=_json(body))
+                    body = _json(EffectOut.model_validate(annotate_effect(report)))
+                    _store(session_factory, "effect", key, generation, body=body)
                     computed += 1
                 except ServiceError as exc:
                     _store(session_factory, "effect", key, generation, error=str(exc))
@@ -248,9 +250,8 @@ def refresh(*, session_factory: sessionmaker[Session], settings: Settings,
                         session=s, settings=settings, group_by=p.get("group_by", "category"),
                         date_from=_date(p.get("from")), date_to=_date(p.get("to")),
                         signal=p.get("signal"), pooled_by=p.get("pooled_by", "category"))
-                    body = Scorecard.model_validate(result).model_dump(mode="json",
-                                                                       by_alias=True)
-                    _store(session_factory, kind, key, generation, body=_json(body))
+                    body = _json(Scorecard.model_validate(result))
+                    _store(session_factory, kind, key, generation, body=body)
                     computed += 1
                 except ServiceError as exc:
                     _store(session_factory, kind, key, generation, error=str(exc))

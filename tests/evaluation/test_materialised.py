@@ -5,6 +5,7 @@ worker at a time; ``service.forecasting`` no longer imports the evaluation's com
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 
@@ -60,11 +61,12 @@ def test_refresh_in_a_child_process_stores_the_defaults(seeded: Seeded,
         for cid in (seeded.sent_id, seeded.pending_id):
             got = read(s, "effect", effect_key(cid, None))
             assert got is not None and got.body is not None and not got.pending
-            assert got.body["campaign_id"] == cid
+            assert json.loads(got.body)["campaign_id"] == cid
         sc = read(s, "scorecard", scorecard_key(group_by="region", date_from=None,
                                                 date_to=None, signal="complaints",
                                                 pooled_by="category"))
-        assert sc is not None and sc.body is not None and sc.body["group_by"] == "region"
+        assert sc is not None and sc.body is not None
+        assert json.loads(sc.body)["group_by"] == "region"
         assert not needs_refresh(s, settings)
         assert s.get(EvaluationState, STATE_ID).worker is None  # type: ignore[union-attr]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
@@ -77,8 +78,12 @@ def _serve(request: Request, session: Session, settings: Settings, kind: str, ke
                                     materialised=Materialised(**got.meta()))
         return RoundedJSONResponse(pending.model_dump(mode="json"), status_code=202,
                                    headers={"Retry-After": str(retry)})
-    return RoundedJSONResponse({**got.body, "materialised": Materialised(
-        **got.meta()).model_dump(mode="json")})
+    # the stored JSON text as it is, the ``materialised`` block spliced in: no parsing, no
+    # re-rendering of a scorecard of hundreds of campaigns per request
+    meta = orjson.dumps({"materialised": Materialised(**got.meta()).model_dump(mode="json")})
+    body = got.body.encode()
+    return Response(meta[:-1] + (b"," + body[1:] if body != b"{}" else b"}"),
+                    media_type="application/json")
 
 
 @router.get("/campaigns/{campaign_id}/effect", summary="A campaign's measured effect",

@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=300), nullable=False),
         sa.Column("generation", sa.Integer(), nullable=False),
         sa.Column("params", sa.JSON(), nullable=True),
-        sa.Column("body", sa.JSON(), nullable=True),
+        sa.Column("body", sa.Text(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
