@@ -9,11 +9,17 @@ import json
 import subprocess
 import sys
 
+import orjson
 from sqlalchemy import select, update
 
+from service.api.evaluation_schema import EffectOut, Scorecard
+from service.api.numbers import round_floats
 from service.campaigns.service import transition
 from service.campaigns.tables import Campaign
 from service.config import Settings
+from service.effect_pooling import annotate_effect
+from service.evaluation.effects import campaign_effect_report
+from service.evaluation.scorecards import scorecard
 from service.evaluation.storage import effect_key, read, scorecard_key, state
 from service.evaluation.tables import STATE_ID, EvaluationResult, EvaluationState
 from service.evaluation.worker import needs_refresh, refresh, refresh_in_child
@@ -111,3 +117,23 @@ def test_forecasting_does_not_import_the_evaluation_computations() -> None:
     assert "service.evaluation.masks" in out and "service.evaluation.storage" in out
     for heavy in ("scorecards", "effects", "placebos", "charts", "worker"):
         assert f"service.evaluation.{heavy}'" not in out, out
+
+
+def test_the_stored_answer_is_what_the_route_computed_per_request(
+        seeded: Seeded, settings: Settings) -> None:
+    refresh(session_factory=seeded.factory, settings=settings, now=MONDAY)
+    with seeded.factory() as s:
+        stored = read(s, "scorecard", scorecard_key(
+            group_by="category", date_from=None, date_to=None, signal="complaints",
+            pooled_by="category"))
+        assert stored is not None and stored.body is not None
+        direct = Scorecard.model_validate(scorecard(session=s, settings=settings))
+        effect = read(s, "effect", effect_key(seeded.sent_id, None))
+        assert effect is not None and effect.body is not None
+        direct_effect = EffectOut.model_validate(annotate_effect(campaign_effect_report(
+            session=s, campaign_id=seeded.sent_id,
+            min_probability=settings.campaigns.min_probability)))
+    for body, model in ((stored.body, direct), (effect.body, direct_effect)):
+        expected = json.loads(orjson.dumps(round_floats(model.model_dump(
+            mode="json", by_alias=True, exclude={"materialised"}))))
+        assert json.loads(body) == expected
