@@ -33,6 +33,7 @@ from service.campaigns.status import ALLOWED_TRANSITIONS, EDITABLE, OCCUPYING
 from service.campaigns.tables import Campaign
 from service.config import Settings
 from service.errors import Conflict, UnprocessableContent
+from service.store.freshness import mark_stale
 from service.store.tables import Category, ForecastRun, Peak, utcnow
 
 __all__ = [
@@ -72,6 +73,7 @@ def transition(
     now = utcnow()
     campaign.status = to
     campaign.status_changed_at = now
+    mark_stale(session, f"campaign {to}")  # the evaluation reads campaign statuses
     campaign.updated_at = now
     if to == "approved":
         campaign.approved_by, campaign.approved_at = actor, now

@@ -82,6 +82,16 @@
       return resp.text().then(function (text) {
         var data = null;
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+        if (resp.status === 202 && (options.pendingTries || 0) < 120) {
+          // the evaluation worker has not computed this yet: ask again after Retry-After
+          // (a newer request on the same channel aborts this one, so no stale answer draws)
+          var wait = Math.min(10, Math.max(1, parseInt(resp.headers.get("Retry-After") || "2", 10)));
+          say("评估结果正在后台计算，" + wait + " 秒后自动刷新……");
+          return new Promise(function (res) { setTimeout(res, wait * 1000); }).then(function () {
+            if (ctl.signal.aborted) { state.aborted += 1; return undefined; }
+            return api(path, Object.assign({}, options, { pendingTries: (options.pendingTries || 0) + 1 }));
+          });
+        }
         if (!resp.ok) {
           var detail = (data && (data.detail || data.title)) || resp.statusText;
           var err = new Error(detail);
@@ -482,6 +492,7 @@
       if (e.evaluation === "complete" || e.evaluation === "interim") {
         lines.push("单次活动的估计区间较宽，很难显著；请看“考核”页按类别合并的效果。");
       }
+      if (computedText(e)) { lines.push(computedText(e)); }
       show(lines);
     }).catch(function (err) {
       if (err.status === 409) {
@@ -502,6 +513,13 @@
   }
 
   // ------------------------------------------------------------------ scorecard
+  // when the evaluation worker computed the figures shown (materialised evaluation)
+  function computedText(x) {
+    var m = x && x.materialised;
+    if (!m || !m.computed_at) { return ""; }
+    return "计算于 " + m.computed_at.slice(0, 16).replace("T", " ") + " UTC" +
+      (m.recompute_pending ? "（数据已更新，正在重新计算）" : "");
+  }
   function loadScorecard() {
     var q = "/v1/evaluation?group_by=" + encodeURIComponent($("group-by").value);
     if ($("score-from").value) { q += "&from=" + encodeURIComponent($("score-from").value); }
@@ -531,7 +549,7 @@
         ]);
         body.appendChild(tr);
       });
-      say("考核口径：" + (sc.signal === "complaints" ? "投诉" : "违法行为") + "。", "ok");
+      say("考核口径：" + (sc.signal === "complaints" ? "投诉" : "违法行为") + "。" + computedText(sc), "ok");
     }).catch(function (err) { say("无法计算考核：" + err.message, "error"); });
   }
 
