@@ -81,6 +81,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.config import DEFAULT_TIMEZONE
 from service.errors import BadRequest, Conflict, NotFound, ServiceError, UnprocessableContent
 from service.ingest.limits import Guard, ImportBusy, ImportLimits, Interrupted
 from service.ingest.mapping import (
@@ -1236,7 +1237,7 @@ class ImportJob:
     source: str | None = None
     mapping: Mapping[str, str] | None = None
     register_new: bool = False
-    tz: str = "Asia/Shanghai"
+    tz: str = DEFAULT_TIMEZONE
     chunk_rows: int = 50_000
     force: bool = False
     date_order: str | None = None
@@ -1576,7 +1577,7 @@ def import_file(
     mapping: dict[str, str] | None = None,
     register_new: bool = False,
     chunk_rows: int = 50_000,
-    tz: str = "Asia/Shanghai",
+    tz: str = DEFAULT_TIMEZONE,
     force: bool = False,
     date_order: str | None = None,
     encoding: str | None = None,
@@ -1697,7 +1698,7 @@ def import_records(
     mapping: dict[str, str] | None = None,
     register_new: bool = False,
     chunk_rows: int = 50_000,
-    tz: str = "Asia/Shanghai",
+    tz: str = DEFAULT_TIMEZONE,
     force: bool = False,
     date_order: str | None = None,
     limits: ImportLimits | None = None,

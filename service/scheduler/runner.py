@@ -81,7 +81,7 @@ class JobSpec:
 def job_specs(settings: Settings) -> list[JobSpec]:
     """The jobs this deployment runs, from ``settings.scheduler``."""
     sc = settings.scheduler
-    tz = ZoneInfo(sc.timezone)
+    tz = ZoneInfo(sc.timezone or settings.timezone)
     specs = []
     if sc.refit_enabled:
         specs.append(JobSpec("refit", jobs.JOBS["refit"],
@@ -185,7 +185,7 @@ class SchedulerService:
                                   channels=channels, hooks=CampaignHooks(),
                                   holder=self.holder))
         self._close_orphaned_runs()
-        tz = ZoneInfo(sc.timezone)
+        tz = ZoneInfo(sc.timezone or self.settings.timezone)
         scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self.engine,
                                                      tablename=JOBSTORE_TABLE)},
