@@ -37,6 +37,7 @@ from scipy import stats
 
 from models._weeks import week_index
 from models.pooling import minimum_detectable_effect
+from models.series import monday_of
 
 __all__ = ["ARMS", "DesignEstimate", "DesignStatus", "assign_arms", "design_effect"]
 
@@ -130,11 +131,6 @@ class DesignEstimate:
         return d
 
 
-def _monday(day: Any) -> pd.Timestamp:
-    d = pd.Timestamp(day).normalize()
-    return d - pd.Timedelta(days=d.day_of_week)
-
-
 def design_effect(
     panel: pd.DataFrame,
     assignment: pd.DataFrame,
@@ -174,9 +170,9 @@ def design_effect(
         raise ValueError("delayed_send must be after early_send")
     if pre_weeks < 1:
         raise ValueError("pre_weeks must be >= 1")
-    first_step = _monday(early) + pd.Timedelta(weeks=int(early.day_of_week != 0))
+    first_step = monday_of(early) + pd.Timedelta(weeks=int(early.day_of_week != 0))
     step = pd.date_range(first_step, late - pd.Timedelta(days=7), freq="7D", unit="ns")
-    pre = pd.date_range(_monday(early) - pd.Timedelta(weeks=pre_weeks), periods=pre_weeks,
+    pre = pd.date_range(monday_of(early) - pd.Timedelta(weeks=pre_weeks), periods=pre_weeks,
                         freq="7D", unit="ns")
     base: dict[str, Any] = {"step_weeks": tuple(step), "pre_weeks": tuple(pre)}
     if len(step) == 0:
