@@ -56,7 +56,6 @@ in the same transaction.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import hashlib
 import json
 import os
@@ -1245,7 +1244,6 @@ class ImportJob:
     limits: ImportLimits = field(default_factory=ImportLimits)
     sha256: str | None = None
     hasher: _Hasher | None = None
-    pause_gc: bool = False
     clock: Callable[[], float] = time.monotonic
     cancel: threading.Event | None = None
     closers: list[Any] = field(default_factory=list)
@@ -1299,7 +1297,7 @@ def run_import(session_factory: sessionmaker[Session], job: ImportJob,
         raise
     log.info("import_started", batch_id=batch.id, kind=job.kind)
     try:
-        with _gc_paused(job.pause_gc), _busy_is_503():
+        with _busy_is_503():
             summary = _execute(session_factory, job, spec, batch)
     except BaseException as exc:
         _mark_failed(session_factory, batch.id, exc)
@@ -1499,37 +1497,6 @@ def _publish(conn: Connection, stage: _Stage, spec: KindSpec, batch: _BatchRef,
     return inserted
 
 
-_gc_lock = threading.Lock()
-_gc_state = {"holders": 0, "reenable": 0}
-
-
-@contextmanager
-def _gc_paused(enabled: bool = True) -> Iterator[None]:
-    """Pause the cyclic garbage collector while an import runs (opt-in: the CLI and the
-    benchmark; never inside the API server, where other requests allocate meanwhile).
-
-    An import creates millions of short-lived strings and tuples; with the collector on, its
-    generation scans cost more than building the rows (measured ~3x on the row tuples). The
-    records hold no reference cycles; reference counting still frees everything. Concurrent
-    imports share one pause (a counter); the collector is back on when the last one ends.
-    """
-    if not enabled:
-        yield
-        return
-    with _gc_lock:
-        if _gc_state["holders"] == 0:
-            _gc_state["reenable"] = int(gc.isenabled())
-            gc.disable()
-        _gc_state["holders"] += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_state["holders"] -= 1
-            if _gc_state["holders"] == 0 and _gc_state["reenable"]:
-                gc.enable()
-
-
 def _personal_unless_mapped(mapping: Mapping[str, str] | None) -> Callable[[str], bool]:
     mapped = {normalise_header(c) for c in (mapping or {}).values()}
     return lambda h: is_personal_header(h) and normalise_header(h) not in mapped
@@ -1582,7 +1549,6 @@ def import_file(
     date_order: str | None = None,
     encoding: str | None = None,
     limits: ImportLimits | None = None,
-    pause_gc: bool = False,
     clock: Callable[[], float] = time.monotonic,
     coverage: str | Coverage | None = None,
 ) -> BatchSummary:
@@ -1626,8 +1592,6 @@ def import_file(
         The text encoding, instead of detecting it.
     limits
         Size and time limits (default: :class:`ImportLimits` defaults).
-    pause_gc
-        Pause the cyclic garbage collector during the import (CLI and benchmark only).
     clock
         Monotonic clock of the wall-time limit (tests inject one).
     coverage
@@ -1660,7 +1624,7 @@ def import_file(
     job = file_job(kind=kind, path=path, filename=filename, encoding=encoding, source=source,
                    mapping=mapping, register_new=register_new, chunk_rows=chunk_rows, tz=tz,
                    force=force, date_order=date_order, limits=limits or ImportLimits(),
-                   pause_gc=pause_gc, clock=clock, coverage=declared_coverage(coverage))
+                   clock=clock, coverage=declared_coverage(coverage))
     return run_import(session_factory, job)
 
 

@@ -267,3 +267,24 @@ def test_cli_logs_quiet_human_and_on_stderr(env: Path) -> None:
                                  "--force"])
     line = next(ln for ln in as_json.stderr.splitlines() if "import_finished" in ln)
     assert json.loads(line)["event"] == "import_finished"
+
+
+def test_paused_gc_nests_and_restores_the_collector() -> None:
+    import gc
+
+    from service.cli_support import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+        with paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer pause still holds
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()  # it was off before: left off
+    finally:
+        gc.enable()
