@@ -10,8 +10,8 @@ region) and repeated ids. Then, each in its own subprocess so peak memory is sep
   from ``data/samples`` or the test fixtures): everything an import does -- the limits
   (bounded streams, rows, columns, line length, wall time), the file fingerprint (SHA-256 on a
   thread of its own), redaction (NFKC, libphonenumber's matcher, ID checksums), staging in
-  temporary tables and the one-transaction publish -- with the collector paused (``paused_gc``,
-  as the CLI does);
+  temporary tables and the one-transaction publish -- with the collector paused
+  (``service.gcpause.paused_gc``, as the CLI does);
 - ``floor``: bare ``pandas.read_csv(chunksize, dtype=str)`` + ``executemany`` of the raw values
   into a table with the same columns and the same unique key (``source, external_id``) and
   nothing else (no series index, no foreign keys, no validation).
@@ -148,13 +148,13 @@ def worker_full(csv_path: Path, url: str) -> dict[str, Any]:
     import contextlib
     import inspect
 
-    # the CLI's pause of the collector: service.cli_support.paused_gc since issue 15, an
+    # the CLI's pause of the collector: service.gcpause.paused_gc since issue 15, an
     # import_file flag (pause_gc) in issue 12, always on before it
     extra: dict[str, Any] = {"pause_gc": True} \
         if "pause_gc" in inspect.signature(import_file).parameters \
         else {}
     try:
-        from service.cli_support import paused_gc
+        from service.gcpause import paused_gc
         pause: Any = paused_gc
     except ImportError:
         pause = contextlib.nullcontext

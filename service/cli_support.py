@@ -13,14 +13,14 @@ logs JSON lines (its logging is configured by :mod:`service.api.main`).
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import typer
+
+from service.gcpause import paused_gc
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -29,35 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["command_group", "cli_settings", "cli_session", "echo_json", "parse_date",
            "set_verbosity", "cli_log_options", "paused_gc"]
-
-_gc_lock = threading.Lock()
-_gc_state = {"holders": 0, "reenable": 0}
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector for a bulk job of this process (the CLI's imports
-    and the benchmark; never inside the API server, where other requests allocate
-    meanwhile: nothing under ``service.ingest`` or ``service.api`` pauses it).
-
-    An import creates millions of short-lived strings and tuples; with the collector on, its
-    generation scans cost more than building the rows (measured ~3x on the row tuples). The
-    records hold no reference cycles; reference counting still frees everything. Nested or
-    concurrent pauses share one (a counter); the collector is back on when the last ends.
-    """
-    with _gc_lock:
-        if _gc_state["holders"] == 0:
-            _gc_state["reenable"] = int(gc.isenabled())
-            gc.disable()
-        _gc_state["holders"] += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_state["holders"] -= 1
-            if _gc_state["holders"] == 0 and _gc_state["reenable"]:
-                gc.enable()
-
 
 def command_group(help: str) -> typer.Typer:
     """A ``typer.Typer`` for a command group: plain click help (no rich import, which alone

@@ -272,7 +272,7 @@ def test_cli_logs_quiet_human_and_on_stderr(env: Path) -> None:
 def test_paused_gc_nests_and_restores_the_collector() -> None:
     import gc
 
-    from service.cli_support import paused_gc
+    from service.gcpause import paused_gc
 
     assert gc.isenabled()
     with paused_gc():
