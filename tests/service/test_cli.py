@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from models.series import SeriesId
 from service.cli import app
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -165,7 +166,7 @@ def test_forecast_prints_thresholds_and_peaks_show_the_decision(env: Path) -> No
     doc = json.loads(runner.invoke(app, ["peaks", "--json"]).stdout)
     assert doc, "the August season is predicted"
     for row in doc:
-        cat = row["series_id"].split("|")[1]
+        cat = SeriesId.parse(row["series_id"]).category
         assert row["p_min"] == row["decision"]["threshold"]
         assert row["onset"] <= row["start"] and row["max_probability"] >= row["p_min"]
         assert row["decision"]["category"] == cat and row["decision"]["explanation"]
