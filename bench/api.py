@@ -124,6 +124,27 @@ def _wrk(url: str, headers: dict[str, str], duration: int, connections: int) -> 
             "non_2xx": float(non2xx.group(1)) if non2xx else 0.0}
 
 
+def stop(*procs: subprocess.Popen[bytes] | None) -> None:
+    """Terminate the servers this bench started."""
+    for proc in procs:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+
+
+def alternate(targets: dict[str, tuple[str, dict[str, str]]], *, rounds: int, duration: int,
+              connections: int) -> dict[str, list[dict[str, float]]]:
+    """``wrk`` every target round by round after a warm-up (on a shared machine the load
+    changes between minutes, so each round's ratio compares like with like)."""
+    for url_, hdrs in targets.values():  # warm up
+        _wrk(url_, hdrs, 2, connections)
+    out: dict[str, list[dict[str, float]]] = {}
+    for _ in range(rounds):
+        for name, (url_, hdrs) in targets.items():
+            out.setdefault(name, []).append(_wrk(url_, hdrs, duration, connections))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=int, default=10)

@@ -35,12 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.api import _free_port, _serve, _wrk  # noqa: E402  (uvicorn + wrk helpers)
+from bench.api import _free_port, _serve, alternate, stop  # noqa: E402  (uvicorn + wrk)
 from service.db import make_engine, make_sessionmaker  # noqa: E402
 from service.ingest.pipeline import import_file  # noqa: E402
 from service.migrate import upgrade  # noqa: E402
@@ -55,8 +56,9 @@ CHICAGO_MAP = {"external_id": "service_request_number", "received_at": "created_
                "category": "violation_nature", "region": "ward"}
 
 
-def _seed(url: str, chicago: bool) -> tuple[str, int, int]:
-    """Import the data; returns (api key, records, series)."""
+def sample_database(url: str) -> tuple[Engine, sessionmaker[Session], str]:
+    """A migrated database with the sample reference data, a ``read`` key and the sample
+    complaints imported through the real pipeline; returns (engine, sessions, key)."""
     engine = make_engine(url)
     upgrade(engine)
     factory = make_sessionmaker(engine)
@@ -65,6 +67,12 @@ def _seed(url: str, chicago: bool) -> tuple[str, int, int]:
                        regions_file=SAMPLES / "regions.yaml")
         _, key = create_key(session=s, name="bench", scopes=["read"])
     import_file(session_factory=factory, kind="complaints", path=SAMPLES / "complaints.csv.gz")
+    return engine, factory, key
+
+
+def _seed(url: str, chicago: bool) -> tuple[str, int, int]:
+    """Import the data; returns (api key, records, series)."""
+    engine, factory, key = sample_database(url)
     import_file(session_factory=factory, kind="enforcement",
                 path=SAMPLES / "enforcement.csv.gz")
     files = sorted(CHICAGO.glob("chicago_311_sanitation_code_complaints_*.csv")) if chicago \
@@ -170,19 +178,10 @@ def main() -> None:
         floor = _serve("floor_app:app", fport, {**env, "PYTHONPATH": str(floor_dir)},
                        floor_dir)
         targets["floor"] = (f"http://127.0.0.1:{fport}/series", {})
-        for url_, hdrs in targets.values():  # warm up
-            _wrk(url_, hdrs, 2, args.connections)
-        # alternate ours and the floor, round by round: on a shared machine the load
-        # changes between minutes, so each round's ratio compares like with like
-        for _ in range(args.rounds):
-            for name, (url_, hdrs) in targets.items():
-                rounds.setdefault(name, []).append(
-                    _wrk(url_, hdrs, args.duration, args.connections))
+        rounds = alternate(targets, rounds=args.rounds, duration=args.duration,
+                           connections=args.connections)
     finally:
-        for proc in (ours, floor):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(10)
+        stop(ours, floor)
     paths = [n for n in targets if n not in ("floor", "whoami")]
     results = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                for name, rs in rounds.items()}

@@ -21,6 +21,8 @@ __all__ = [
     "thresholds",
     "runs_to_windows",
     "actual_spike_windows",
+    "rolling_thresholds",
+    "ACTUAL_WINDOW_COLUMNS",
     "spike_probabilities",
     "peak_windows",
     "split_weeks",
@@ -109,6 +111,63 @@ def runs_to_windows(weeks: pd.Series | pd.DatetimeIndex, flags: pd.Series
     return windows
 
 
+ACTUAL_WINDOW_COLUMNS = ["unique_id", "start", "end", "peak_week", "peak_count", "threshold"]
+_QUANTILE_CELLS = 2_000_000  # window values per np.quantile call (bounds the memory)
+
+
+def rolling_thresholds(
+    weekly: pd.DataFrame,
+    *,
+    min_spike_count: float = DEFAULT_MIN_SPIKE_COUNT,
+    lookback_weeks: int = DEFAULT_LOOKBACK_WEEKS,
+    min_history_weeks: int = 52,
+) -> pd.DataFrame:
+    """Each week's threshold from the ``lookback_weeks`` weeks before it (history only).
+
+    Vectorised over all series at once: the series are stacked into one matrix (one row per
+    series, weeks by position), and every threshold is ``np.quantile`` of a sliding window of
+    that matrix, the same numbers :func:`spike_threshold` gives week by week (identical to
+    the last bit: one quantile per row, the same interpolation). Windows shorter than
+    ``lookback_weeks`` (the first weeks of a series) are done per window length, never per
+    series.
+
+    Returns
+    -------
+    ``weekly`` sorted by ``unique_id, week`` (stable) with a column ``threshold`` (NaN for the
+    first ``min_history_weeks`` weeks of each series).
+    """
+    g = weekly.sort_values(["unique_id", "week"], kind="stable").reset_index(drop=True)
+    n = len(g)
+    thr = np.full(n, np.nan)
+    if n:
+        codes, uniques = pd.factorize(g["unique_id"], sort=True)
+        first = np.r_[0, np.flatnonzero(np.diff(codes)) + 1]
+        lengths = np.diff(np.r_[first, n])
+        pos = np.arange(n) - np.repeat(first, lengths)
+        width = int(lengths.max())
+        mat = np.full((len(uniques), width), np.nan)
+        mat[codes, pos] = g["y"].to_numpy(dtype=float)
+        out = np.full((len(uniques), width), np.nan)
+        # windows shorter than the lookback: week i (min_history <= i < lookback) uses y[:i]
+        for i in range(min_history_weeks, min(lookback_weeks, width)):
+            rows = np.flatnonzero(lengths > i)
+            out[rows, i] = (np.quantile(mat[rows, :i], 0.9, axis=1) if i
+                            else float(min_spike_count))
+        # full windows: week i >= lookback uses y[i - lookback:i]
+        lo = max(lookback_weeks, min_history_weeks)
+        if width > lo:
+            view = np.lib.stride_tricks.sliding_window_view(mat, lookback_weeks, axis=1)
+            # view[:, j] is y[j:j + lookback], the window of week j + lookback
+            step = max(1, _QUANTILE_CELLS // (lookback_weeks * max(1, width - lo)))
+            for r0 in range(0, len(uniques), step):
+                block = view[r0:r0 + step, lo - lookback_weeks:width - lookback_weeks]
+                out[r0:r0 + step, lo:width] = np.quantile(block, 0.9, axis=2)
+        out = np.maximum(out, float(min_spike_count))  # NaN stays NaN
+        thr = out[codes, pos]
+        thr[pos < min_history_weeks] = np.nan
+    return g.assign(threshold=thr)
+
+
 def actual_spike_windows(
     weekly: pd.DataFrame,
     *,
@@ -119,38 +178,45 @@ def actual_spike_windows(
     """Actual spike windows: runs of weeks whose count exceeds the threshold from history.
 
     The threshold for each week uses only the ``lookback_weeks`` complete weeks before it
-    (rolling, history only). Weeks with fewer than ``min_history_weeks`` of history are not
-    judged.
+    (rolling, history only; :func:`rolling_thresholds`). Weeks with fewer than
+    ``min_history_weeks`` of history are not judged. A run is broken by a week that is not
+    flagged or by a gap of more than 7 days. Vectorised over all series (no loop per series
+    or per week).
 
     Returns
     -------
     DataFrame ``unique_id, start, end, peak_week, peak_count, threshold`` where ``start`` is the
-    Monday of the first spike week and ``end`` the Sunday of the last.
+    Monday of the first spike week and ``end`` the Sunday of the last; sorted by
+    ``unique_id, start``.
     """
-    rows = []
-    for uid, g in weekly.sort_values("week").groupby("unique_id", sort=True):
-        y = g["y"].to_numpy(dtype=float)
-        weeks = g["week"].reset_index(drop=True)
-        thr = np.full(len(y), np.nan)
-        for i in range(min_history_weeks, len(y)):
-            thr[i] = spike_threshold(y[max(0, i - lookback_weeks):i],
-                                     min_spike_count=min_spike_count,
-                                     lookback_weeks=lookback_weeks)
-        flags = pd.Series(~np.isnan(thr) & (y > np.nan_to_num(thr, nan=np.inf)))
-        for start, last in runs_to_windows(weeks, flags):
-            sel = (weeks >= start) & (weeks <= last)
-            idx = np.flatnonzero(sel.to_numpy())
-            peak = idx[np.argmax(y[idx])]
-            rows.append({
-                "unique_id": uid,
-                "start": start,
-                "end": last + pd.Timedelta(days=6),
-                "peak_week": weeks[peak],
-                "peak_count": float(y[peak]),
-                "threshold": float(thr[idx[0]]),
-            })
-    cols = ["unique_id", "start", "end", "peak_week", "peak_count", "threshold"]
-    return pd.DataFrame(rows, columns=cols)
+    g = rolling_thresholds(weekly, min_spike_count=min_spike_count,
+                           lookback_weeks=lookback_weeks, min_history_weeks=min_history_weeks)
+    if g.empty:
+        return pd.DataFrame(columns=ACTUAL_WINDOW_COLUMNS)
+    y = g["y"].to_numpy(dtype=float)
+    thr = g["threshold"].to_numpy(dtype=float)
+    flag = ~np.isnan(thr) & (y > np.nan_to_num(thr, nan=np.inf))
+    if not flag.any():
+        return pd.DataFrame(columns=ACTUAL_WINDOW_COLUMNS)
+    uid = g["unique_id"].to_numpy()
+    week = pd.to_datetime(g["week"]).to_numpy()
+    contiguous = np.r_[False, (uid[1:] == uid[:-1])
+                       & (np.diff(week) == np.timedelta64(7, "D"))]
+    starts = flag & ~(np.r_[False, flag[:-1]] & contiguous)
+    rows = np.flatnonzero(flag)
+    run = (np.cumsum(starts) - 1)[rows]
+    frame = pd.DataFrame({"run": run, "unique_id": uid[rows], "week": week[rows],
+                          "y": y[rows], "threshold": thr[rows]})
+    by = frame.groupby("run", sort=True)
+    peak = frame.loc[by["y"].idxmax(), ["week", "y"]].to_numpy()
+    out = by.agg(unique_id=("unique_id", "first"), start=("week", "first"),
+                 end=("week", "last"), threshold=("threshold", "first")).reset_index(drop=True)
+    out["start"] = pd.to_datetime(out["start"])
+    out["end"] = pd.to_datetime(out["end"]) + pd.Timedelta(days=6)
+    out["peak_week"] = pd.to_datetime(peak[:, 0])
+    out["peak_count"] = peak[:, 1].astype(float)
+    out["threshold"] = out["threshold"].astype(float)
+    return out[ACTUAL_WINDOW_COLUMNS]
 
 
 PROBABILITY_COLUMNS = ["unique_id", "week", "expected", "p_spike", "threshold"]

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_TIMEZONE", "Settings", "ForecastSettings", "ApiSettings", "ImportSettings",
-           "SchedulerSettings", "CampaignSettings", "DispatchSettings", "ChannelSettings",
-           "WebhookSettings", "EmailSettings", "PROJECT_ROOT"]
+           "SchedulerSettings", "CampaignSettings", "DispatchSettings", "EvaluationSettings",
+           "ChannelSettings", "WebhookSettings", "EmailSettings", "PROJECT_ROOT"]
 
 #: The deployment's time zone unless ``FOREWARN_TIMEZONE`` says otherwise: naive timestamps are
 #: local time there, records count towards its calendar days, "today" is its today.
@@ -26,7 +26,13 @@ class ForecastSettings(BaseModel):
     dask_address: str | None = None
     jobs: int = -1
     horizon_days: int = 182
-    n_samples: int = 200
+    n_samples: int = Field(
+        1000, ge=1, description="Sample paths per series; P(spike) and the onset are read from "
+        "them (1,000 rather than 200: less Monte Carlo noise in P, higher AP and event F1 on "
+        "Chicago and Boston 311, docs/benchmarks.md)")
+    stored_samples: int = Field(
+        200, ge=0, description="Weekly sample paths stored per forecast week (the first ones; "
+        "the paths are exchangeable); the frozen counterfactual of effects reads them")
     min_spike_count: float = 5.0
     p_min: float | None = Field(
         None, gt=0, le=1, description="Decision threshold: None (default) learns one per "
@@ -48,6 +54,15 @@ class ApiSettings(BaseModel):
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = 600
     key_cache_seconds: float = 5.0  # a revoked key stops working within this time
+    # overload answers 503 + Retry-After at once instead of queueing (issue 13):
+    # requests in progress per process beyond this, a database connection not free within
+    # pool_timeout_seconds, a lock not granted within lock_timeout_seconds
+    max_in_flight: int = Field(64, ge=1)
+    pool_size: int = Field(5, ge=1)
+    pool_max_overflow: int = Field(10, ge=0)
+    pool_timeout_seconds: float = Field(3.0, gt=0)
+    lock_timeout_seconds: float = Field(10.0, gt=0)
+    retry_after_seconds: int = Field(2, ge=1)
 
 
 class ImportSettings(BaseModel):
@@ -96,6 +111,19 @@ class SchedulerSettings(BaseModel):
     standby_poll_seconds: float = 5.0
     advisory_lock_key: int = 0x0F0E_3A2E
     threads: int = 4
+
+
+class EvaluationSettings(BaseModel):
+    """The materialised evaluation (scorecards, campaign effects): who recomputes it, how."""
+
+    # process: each refresh in a spawned child process (no GIL shared with the API's event
+    # loop or the scheduler's dispatch ticks); thread: on the calling background thread
+    worker: Literal["process", "thread"] = "process"
+    # the API process starts a refresh when a request finds its answer missing or stale
+    background: bool = True
+    interval_seconds: float = 60.0  # the scheduler leader's check for stale answers
+    claim_seconds: float = 1800.0  # a refresh longer than this is presumed dead
+    retry_after_seconds: int = 5  # Retry-After of a 202 (nothing computed yet)
 
 
 class DispatchSettings(BaseModel):
@@ -206,6 +234,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     channels: ChannelSettings = Field(default_factory=ChannelSettings)
     campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
 

@@ -14,6 +14,8 @@ Exception tree::
     │   ├── InsufficientHistory (422)
     │   └── UnknownFilterValue (422)
     ├── TooManyRequests (429)
+    ├── Overloaded (503, Retry-After)
+    │   └── DatabaseBusy (503, Retry-After)
     └── ChannelUnavailable (503)
 
 One handler on :class:`ServiceError` turns every subclass into ``application/problem+json``.
@@ -42,6 +44,8 @@ __all__ = [
     "UnknownFilterValue",
     "PROBLEM_TYPE_PREFIX",
     "TooManyRequests",
+    "Overloaded",
+    "DatabaseBusy",
     "ChannelUnavailable",
 ]
 
@@ -151,6 +155,26 @@ class TooManyRequests(ServiceError):
     def __init__(self, detail: str, retry_after: int, **extensions: Any) -> None:
         super().__init__(detail, **extensions)
         self.headers["Retry-After"] = str(retry_after)
+
+
+class Overloaded(ServiceError):
+    """The server is at capacity (requests in progress, database connections, a full
+    queue): retry after ``Retry-After`` seconds (503)."""
+
+    status = 503
+    title = "Service Unavailable"
+    type = "urn:forewarn:problem:overloaded"
+
+    def __init__(self, detail: str, retry_after: int = 2, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class DatabaseBusy(Overloaded):
+    """A lock the request needed was not granted in time (SQLite's write lock, a PostgreSQL
+    row or table lock, a statement timeout): retry (503)."""
+
+    type = "urn:forewarn:problem:database-busy"
 
 
 class ChannelUnavailable(ServiceError):

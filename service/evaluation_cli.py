@@ -89,7 +89,8 @@ def evaluate(
     """Measure campaigns: one campaign's effect (--campaign ID) or the scorecard per category,
     region or department (campaigns sent, spikes caught in advance, lead time, counts
     avoided with intervals, failed deliveries)."""
-    from service.evaluation import campaign_effect_report, scorecard
+    from service.evaluation.effects import campaign_effect_report
+    from service.evaluation.scorecards import scorecard
 
     if group_by not in ("category", "region", "department"):
         raise typer.BadParameter("group-by must be category, region or department")

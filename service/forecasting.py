@@ -12,15 +12,17 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Select, desc, insert, select, update
+from sqlalchemy import Select, desc, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.peaks import peak_windows, spike_probabilities, thresholds
 from models.series import to_weekly
 from service.config import Settings
 from service.decisions import Decider
-from service.errors import InsufficientHistory, NotFound, UnprocessableContent
+from service.errors import Conflict, InsufficientHistory, NotFound, UnprocessableContent
+from service.evaluation.masks import mask_sent_campaigns
 from service.metrics import FORECAST_RUNS, PEAKS_FOUND, SERIES_FIT_SECONDS
+from service.store.freshness import mark_stale
 from service.store.series import SIGNALS, daily_frame, parse_series_id
 from service.store.tables import (
     FittedModel,
@@ -57,8 +59,14 @@ def create_run(
     jobs: int | None = None,
     signals: list[str] | None = None,
     requested_by: str | None = None,
+    bounded: bool = False,
 ) -> ForecastRun:
-    """Record a queued run with its parameters."""
+    """Record a queued run with its parameters.
+
+    ``bounded`` (API requests): one run waits at most per deployment -- with a run already
+    queued, :class:`~service.errors.Conflict` (409) names it (``queued_run``, and
+    ``running_run`` when one runs). Runs older than ``QUEUE_STALE`` (a process that died
+    with them) do not count."""
     signals = signals or list(SIGNALS)
     unknown = sorted(set(signals) - set(SIGNALS))
     if unknown:
@@ -80,8 +88,28 @@ def create_run(
         requested_by=requested_by,
     )
     session.add(run)
+    if bounded:
+        if session.get_bind().dialect.name == "postgresql":  # concurrent requests: one by one
+            session.execute(select(func.pg_advisory_xact_lock(_QUEUE_LOCK_KEY)))
+        session.flush()  # SQLite: the insert takes the write lock, so requests serialise
+        active = session.execute(select(ForecastRun.id, ForecastRun.status).where(
+            ForecastRun.status.in_(("queued", "running")), ForecastRun.id != run.id,
+            ForecastRun.created_at >= utcnow() - QUEUE_STALE)
+            .order_by(ForecastRun.created_at)).all()
+        queued = [r.id for r in active if r.status == "queued"]
+        if queued:
+            session.rollback()
+            running = next((r.id for r in active if r.status == "running"), None)
+            raise Conflict(f"forecast run {queued[0]} is already queued (one run runs and one "
+                           "waits per deployment); ask again when it has started",
+                           queued_run=queued[0], running_run=running)
     session.commit()
     return run
+
+
+#: A queued or running run older than this no longer blocks the queue (its process died).
+QUEUE_STALE = dt.timedelta(hours=12)
+_QUEUE_LOCK_KEY = 0x0F0E_3A2F
 
 
 class _Progress:
@@ -111,7 +139,6 @@ def execute_run(
 ) -> ForecastRun:
     """Run a queued forecast run to the end; the run row records success or failure."""
     from models.runner import Engine, run_forecasts
-    from service.evaluation import mask_sent_campaigns
 
     with session_factory() as s:
         run = s.get(ForecastRun, run_id)
@@ -169,7 +196,8 @@ def execute_run(
         probs = spike_probabilities(out.weekly_samples, thr)
         peaks = peak_windows(probs, p_min=decider.thresholds, max_weeks=decider.max_weeks,
                              weekly_samples=out.weekly_samples)
-        _store(session_factory, run_id, result, probs, peaks, t_load, t_fit, t0, decider)
+        _store(session_factory, run_id, result, probs, peaks, t_load, t_fit, t0, decider,
+               settings.forecast.stored_samples)
     except Exception as exc:
         FORECAST_RUNS.labels("failed").inc()
         with session_factory() as s:
@@ -224,12 +252,13 @@ def _day(v: Any) -> dt.date | None:
 def _store(
     factory: sessionmaker[Session], run_id: str, result: Any, probs: pd.DataFrame,
     peaks: pd.DataFrame, t_load: float, t_fit: float, t0: float, decider: Decider,
+    stored_samples: int,
 ) -> None:
     out = result.output
     daily = out.daily.assign(run_id=run_id, series_id=out.daily["unique_id"],
                              ds=pd.to_datetime(out.daily["ds"]).dt.date)
     daily = daily[["run_id", "series_id", "ds", "yhat", "yhat_lower", "yhat_upper", "model"]]
-    samples = out.weekly_samples
+    samples = out.weekly_samples.iloc[:, :stored_samples]
     sample_lists = {
         (uid, pd.Timestamp(week).date()): [round(float(v), 3) for v in row]
         for (uid, week), row in zip(samples.index, samples.to_numpy(), strict=True)
@@ -277,6 +306,7 @@ def _store(
         run.done = run.total
         run.status = "partial" if failed else "succeeded"
         run.finished_at = utcnow()
+        mark_stale(s, "forecast run finished")  # the worker recomputes the evaluation
         FORECAST_RUNS.labels(run.status).inc()
         PEAKS_FOUND.inc(len(peak_rows))
         for seconds in fit_seconds.values():

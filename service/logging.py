@@ -38,9 +38,18 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
     ))
     logging.basicConfig(handlers=[handler], level=level.upper(), force=True)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    # uvicorn's access log writes the client address and the full query string (personal
+    # data): off for good, whatever uvicorn was told. Its protocols decide per connection with
+    # ``hasHandlers()``, so the logger must have none and must not propagate to the root's.
+    # The service's own request line (service.api.middleware, route template, no query
+    # string, no address) is the access log.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
+    access.disabled = True
     # httpx logs every request URL at INFO (webhook URLs may carry tokens or personal data)
     for noisy in ("cmdstanpy", "prophet", "alembic", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

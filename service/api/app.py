@@ -16,6 +16,7 @@ from service.api.docs import install_docs
 from service.api.filters import ReferenceCodes, check_reference_filters
 from service.api.middleware import (
     BodyLimitMiddleware,
+    InFlightMiddleware,
     ObservabilityMiddleware,
     RateLimitMiddleware,
 )
@@ -41,6 +42,7 @@ from service.api.routes import (
 )
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
+from service.evaluation.worker import EvaluationExecutor
 from service.forecasting import RunExecutor
 from service.ingest.background import ImportExecutor
 from service.ingest.pipeline import recover_interrupted
@@ -60,7 +62,10 @@ scope named in the operation. Errors are RFC 9457 problem details (`application/
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
     """Build the FastAPI app for ``settings``; applies migrations at start-up by default."""
     settings = settings or Settings()
-    engine = make_engine(settings.database_url)
+    api = settings.api
+    engine = make_engine(settings.database_url, lock_timeout=api.lock_timeout_seconds,
+                         pool_size=api.pool_size, max_overflow=api.pool_max_overflow,
+                         pool_timeout=api.pool_timeout_seconds)
     if migrate:
         upgrade(engine)
 
@@ -73,6 +78,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         stop_embedded(app)
         app.state.import_executor.shutdown()
         app.state.run_executor.shutdown()
+        app.state.evaluation_executor.shutdown()
         engine.dispose()
 
     app = FastAPI(title="Forewarn", version=__version__, description=DESCRIPTION,
@@ -84,6 +90,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.run_executor = RunExecutor(app.state.sessionmaker, settings)
     app.state.import_executor = ImportExecutor(app.state.sessionmaker, settings)
+    app.state.evaluation_executor = EvaluationExecutor(app.state.sessionmaker, settings)
     if migrate:  # batches left queued/running by a process that died: failed (interrupted)
         recover_interrupted(app.state.sessionmaker,
                             stale_after_seconds=settings.imports.stale_after_seconds)
@@ -95,6 +102,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     # outermost last: observability sees every response, including 413 and 429
     app.add_middleware(AuditMiddleware)  # innermost: sees the matched route and the key
     app.add_middleware(RateLimitMiddleware, per_minute=settings.api.rate_limit_per_minute)
+    app.add_middleware(InFlightMiddleware, max_in_flight=settings.api.max_in_flight,
+                       retry_after=settings.api.retry_after_seconds)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     if settings.api.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.api.cors_origins,

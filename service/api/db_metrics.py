@@ -35,24 +35,30 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.campaigns.tables import Campaign
+from service.config import SchedulerSettings
 from service.dispatch.tables import OPEN, STATUSES, Outbox
-from service.scheduler.leadership import LEASE_NAME
+from service.scheduler.leadership import LEASE_NAME, leader_alive
 from service.scheduler.tables import SchedulerLease
 from service.store.base import as_utc
 from service.store.tables import ForecastRun, Peak, utcnow
 
 __all__ = ["DbCollector", "db_registry", "lease_state"]
 
+DEFAULT_LOCK_KEY = int(SchedulerSettings.model_fields["advisory_lock_key"].default)
+
 log = structlog.get_logger(__name__)
 
 
-def lease_state(session: Session) -> dict[str, Any]:
-    """The scheduler lease: ``holder``, ``expires_at`` (ISO), ``alive`` (not yet expired)."""
+def lease_state(session: Session, advisory_lock_key: int = DEFAULT_LOCK_KEY
+                ) -> dict[str, Any]:
+    """The scheduler lease: ``holder``, ``expires_at`` (ISO), ``alive`` (a live leader:
+    :func:`service.scheduler.leadership.leader_alive`)."""
     lease = session.get(SchedulerLease, LEASE_NAME)
     if lease is None:
         return {"holder": None, "expires_at": None, "alive": False}
     expires = as_utc(lease.expires_at)
-    alive = bool(lease.holder and expires and expires > utcnow())
+    alive = leader_alive(session.connection(), holder=lease.holder, expires_at=expires,
+                         advisory_lock_key=advisory_lock_key)
     return {"holder": lease.holder, "expires_at": expires.isoformat() if expires else None,
             "alive": alive}
 

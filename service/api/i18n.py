@@ -25,13 +25,16 @@ TITLES_ZH: dict[int, str] = {
     429: "请求过于频繁", 500: "服务器内部错误", 503: "服务暂不可用",
 }
 _TYPE_TITLES_ZH = {"insufficient-history": "历史数据不足",
-                   "unknown-filter-value": "未知的筛选值"}
+                   "unknown-filter-value": "未知的筛选值", "overloaded": "服务繁忙",
+                   "database-busy": "数据库繁忙"}
 STATUS_ZH = {
     **CAMPAIGN_STATUS_ZH,
     "pending": "待发送", "sending": "发送中", "retrying": "重试中", "delivered": "已送达",
     "dead": "投递失败",
 }
 _PARAM_ZH = {"category": "类别", "region": "地区"}
+_CAPACITY_ZH = {"requests in progress": "处理中的请求已达上限",
+                "no database connection free": "数据库连接已全部占用"}
 
 
 def _status(word: str) -> str:
@@ -63,6 +66,12 @@ _RULES: list[_Rule] = [(re.compile(p), f) for p, f in [
     (r"^there is no finished forecast run to plan from; run a forecast first$",
      lambda m: "没有可用于排期的已完成预测批次，请先运行预测"),
     (r"^rate limit exceeded; retry later$", lambda m: "请求过于频繁，请稍后再试"),
+    (r"^the server is at capacity \((.*)\); retry after (\d+) s$",
+     lambda m: f"服务器已满负荷（{_CAPACITY_ZH.get(m[1], m[1])}），请 {m[2]} 秒后重试"),
+    (r"^the database is busy \((.*)\); retry after (\d+) s$",
+     lambda m: f"数据库繁忙（{m[1]}），请 {m[2]} 秒后重试"),
+    (r"^forecast run (\w+) is already queued.*$",
+     lambda m: f"预测批次 {m[1]} 已在排队（最多一个运行、一个排队），请在它开始运行后再提交"),
     (r"^the cursor is not one this API returned.*$",
      lambda m: "分页游标无效（请原样传回上一页的 next_cursor）"),
     (r"^invalid request: (.*)$", lambda m: f"请求参数无效：{m[1]}"),

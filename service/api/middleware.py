@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 
+import anyio
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,7 +17,7 @@ from service.errors import PROBLEM_JSON
 from service.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 __all__ = ["ObservabilityMiddleware", "BodyLimitMiddleware", "RateLimitMiddleware",
-           "route_template"]
+           "InFlightMiddleware", "route_template"]
 
 log = structlog.get_logger("forewarn.http")
 
@@ -210,3 +211,84 @@ class RateLimitMiddleware:
             await send(body)
             return
         await self.app(scope, receive, send)
+
+
+class InFlightMiddleware:
+    """Load shedding and abandoned requests (issue 13).
+
+    - More than ``max_in_flight`` requests in progress in this process: 503 problem
+      ``urn:forewarn:problem:overloaded`` with ``Retry-After`` at once, instead of a queue
+      that serves nothing for a minute (health endpoints are exempt).
+    - A GET or HEAD whose client disconnects before the response starts is cancelled: a
+      request still waiting for a worker thread never starts, one waiting on an ``await``
+      stops there (a thread already running finishes its statement; its result is dropped).
+      Requests with a body are left alone (their body is the app's to read).
+    """
+
+    def __init__(self, app: ASGIApp, max_in_flight: int, retry_after: int) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.retry_after = retry_after
+        self.in_flight = 0
+        self.abandoned = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in ("/healthz", "/readyz", "/metrics"):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            body = json.dumps({
+                "type": "urn:forewarn:problem:overloaded", "title": "Service Unavailable",
+                "status": 503, "detail": f"the server is at capacity (requests in progress); "
+                                         f"retry after {self.retry_after} s",
+                "instance": scope["path"]}).encode()
+            await send({"type": "http.response.start", "status": 503, "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(self.retry_after).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.in_flight += 1
+        try:
+            if scope["method"] in ("GET", "HEAD"):
+                await self._cancel_when_abandoned(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _cancel_when_abandoned(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = disconnected = False
+        # the watcher is the only reader of ``receive``; the app reads what it read
+        put, get = anyio.create_memory_object_stream[Message](math.inf)
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        async def receive_wrapper() -> Message:
+            try:
+                return get.receive_nowait()
+            except anyio.WouldBlock:
+                if disconnected:
+                    return {"type": "http.disconnect"}
+                return await get.receive()
+
+        async with put, get, anyio.create_task_group() as tg:
+            async def watch() -> None:
+                nonlocal disconnected
+                while True:
+                    message = await receive()
+                    await put.send(message)
+                    if message["type"] == "http.disconnect":
+                        disconnected = True
+                        if not started:  # the client left before an answer: stop the work
+                            self.abandoned += 1
+                            tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(watch)
+            await self.app(scope, receive_wrapper, send_wrapper)
+            tg.cancel_scope.cancel()  # answered: stop watching

@@ -8,37 +8,16 @@ computes with is rounded — only what it answers.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import orjson
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from service.rounding import SIGNIFICANT_DIGITS, round_floats, round_number
+
 __all__ = ["SIGNIFICANT_DIGITS", "round_number", "round_floats", "RoundedJSONResponse",
            "dump_json"]
-
-SIGNIFICANT_DIGITS = 6
-
-
-def round_number(x: float) -> float:
-    """``x`` to :data:`SIGNIFICANT_DIGITS` significant digits (whole numbers from 1e6)."""
-    if x == 0 or not math.isfinite(x):
-        return x
-    digits = SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(abs(x)))
-    return round(x, max(digits, 0))
-
-
-def round_floats(value: Any) -> Any:
-    """``value`` with every float inside (dicts, lists) rounded by :func:`round_number`."""
-    if isinstance(value, float):
-        return round_number(value)
-    if isinstance(value, dict):
-        return {k: round_floats(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [round_floats(v) for v in value]
-    return value
-
 
 def dump_json(model: BaseModel) -> bytes:
     """A response model as JSON bytes, numbers rounded (for bodies cached pre-serialised)."""

@@ -9,12 +9,20 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.i18n import localize_problem
-from service.errors import PROBLEM_JSON, PROBLEM_TYPE_PREFIX, ServiceError
+from service.errors import (
+    PROBLEM_JSON,
+    PROBLEM_TYPE_PREFIX,
+    DatabaseBusy,
+    Overloaded,
+    ServiceError,
+)
 
 __all__ = ["install_problem_handlers", "problem_response", "problem_type", "problem_doc",
+           "overload_error",
            "PROBLEM_RESPONSES", "BODY_RESPONSES", "PROBLEM_EXAMPLES"]
 
 log = structlog.get_logger(__name__)
@@ -93,6 +101,10 @@ PROBLEM_EXAMPLES: dict[int, dict[str, Any]] = {
           "title": "Too Many Requests", "status": 429,
           "detail": "rate limit exceeded; retry later",
           "instance": "/v1/public/reminders"},
+    503: {"type": "urn:forewarn:problem:overloaded",
+          "title": "Service Unavailable", "status": 503,
+          "detail": "the server is at capacity (no database connection free); retry after 2 s",
+          "instance": "/v1/series"},
 }
 
 
@@ -118,6 +130,9 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: problem_doc("The key lacks the required scope", 403),
     422: problem_doc("Invalid parameters or body", 422),
     429: problem_doc("Rate limit exceeded (see the Retry-After header)", 429),
+    503: problem_doc("Overloaded: requests in progress, database connections or a lock at "
+                     "capacity (`overloaded`, `database-busy`); retry after the Retry-After "
+                     "header's seconds", 503),
 }
 
 #: Extra errors of operations that take a request body.
@@ -196,6 +211,49 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
                             instance=request.url.path, errors=errors, request=request)
 
 
+#: PostgreSQL SQLSTATEs of a busy database: lock_not_available, query_canceled (statement or
+#: lock timeout), serialization_failure, deadlock_detected, too_many_connections,
+#: cannot_connect_now
+_BUSY_SQLSTATES = {"55P03": "a lock was not granted in time",
+                   "57014": "a statement took too long",
+                   "40001": "a concurrent update", "40P01": "a deadlock",
+                   "53300": "too many connections", "57P03": "the database is starting"}
+
+
+def overload_error(exc: BaseException, retry_after: int = 2) -> Overloaded | None:
+    """The 503 a database error means, or None when it is not an overload: a pool that had
+    no connection free in time, a lock not granted (SQLite's ``database is locked``, the
+    PostgreSQL SQLSTATEs above), a connection the server dropped."""
+    if isinstance(exc, sa_exc.TimeoutError):  # QueuePool limit reached, timed out
+        return Overloaded(f"the server is at capacity (no database connection free); retry "
+                          f"after {retry_after} s", retry_after=retry_after)
+    if isinstance(exc, sa_exc.DBAPIError):
+        orig = exc.orig
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        text = str(orig).lower()
+        why = _BUSY_SQLSTATES.get(str(code)) if code else None
+        if why is None and ("database is locked" in text or "database is busy" in text
+                            or "database table is locked" in text):
+            why = "the write lock was not granted in time"
+        if why is None and exc.connection_invalidated:
+            why = "the connection was lost"
+        if why is not None:
+            return DatabaseBusy(f"the database is busy ({why}); retry after {retry_after} s",
+                                retry_after=retry_after)
+    return None
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    settings = getattr(request.app.state, "settings", None)
+    retry = settings.api.retry_after_seconds if settings is not None else 2
+    busy = overload_error(exc, retry)
+    if busy is None:
+        return await _unhandled(request, exc)
+    log.warning("overloaded", path=request.url.path, problem=busy.type.rsplit(":", 1)[-1],
+                error_type=type(exc).__name__)
+    return await _service_error(request, busy)
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
     return problem_response(500, "Internal Server Error", "an unexpected error occurred",
@@ -206,4 +264,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(sa_exc.TimeoutError, _database_error)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unhandled)

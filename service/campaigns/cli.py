@@ -128,7 +128,8 @@ def list_(
 def show(campaign_id: str, channel: Annotated[str, typer.Option(
         help="Also render this channel's message")] = "public",
          as_json: _SHOW_JSON = False) -> None:
-    """Show one campaign with its constraint notes and the message to be sent."""
+    """Show one campaign with its constraint notes and the message to be sent (every
+    language of its category)."""
     from service.campaigns.service import get_campaign, preview
 
     settings = cli_settings()
@@ -158,6 +159,10 @@ def show(campaign_id: str, channel: Annotated[str, typer.Option(
         typer.echo(f"review             {data['review'].get('detail', '')}")
     typer.echo("")
     typer.echo(msg.body)
+    for t in msg.texts[1:]:  # the category's other language variants
+        mark = "" if t["status"] == "official" else "  (placeholder, not an official text)"
+        typer.echo(f"--- {t['tag']}{mark}")
+        typer.echo(t["body"])
 
 
 @campaigns_app.command("approve")

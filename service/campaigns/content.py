@@ -77,17 +77,20 @@ _ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
 
 @dataclass(frozen=True)
 class RenderedMessage:
-    """One channel's message: ``subject`` (title) and ``body``; ``template`` names its source."""
+    """One channel's message: ``subject`` (title) and ``body`` (Chinese); ``template`` names
+    its source; ``texts`` every language variant (:func:`render_variants`, ``zh`` first)."""
 
     channel: str
     subject: str
     body: str
     template: str
     frozen: bool = False
+    texts: tuple[dict[str, Any], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
+        """The stored form (``frozen_content[channel]`` at approval: every language)."""
         return {"channel": self.channel, "subject": self.subject, "body": self.body,
-                "template": self.template}
+                "template": self.template, "texts": [dict(t) for t in self.texts]}
 
 
 def template_languages(category: Category) -> list[str]:
@@ -104,33 +107,40 @@ def render_variants(*, campaign: Campaign, category: Category, region: Region,
     each variant of ``category.templates.languages`` (its ``channel`` template, else its
     ``default``), each ``{language, tag, status, note, subject, body}``. ``status`` is
     ``official`` or ``placeholder`` (a text awaiting an official translation: shown, never
-    passed off as official)."""
-    main = main or render_campaign(campaign=campaign, category=category, region=region,
-                                   channel=channel)
+    passed off as official). Rendered now; the copy frozen at approval is
+    :attr:`RenderedMessage.texts` of :func:`service.campaigns.service.render_message`."""
+    if main is None:
+        return list(render_campaign(campaign=campaign, category=category, region=region,
+                                    channel=channel).texts)
+    context = template_context(campaign=campaign, category=category, region=region,
+                               channel=channel)
+    return _variants(category, context, channel, subject=main.subject, body=main.body)
+
+
+def _variants(category: Category, context: dict[str, Any], channel: str, *, subject: str,
+              body: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"language": "zh", "tag": LANGUAGE_TAGS["zh"],
                                   "status": "official", "note": None,
-                                  "subject": main.subject, "body": main.body}]
+                                  "subject": subject, "body": body}]
     variants = (category.templates or {}).get("languages")
     if not isinstance(variants, dict):
         return out
-    context = template_context(campaign=campaign, category=category, region=region,
-                               channel=channel)
     for lang in template_languages(category)[1:]:
         spec = variants[lang] if isinstance(variants[lang], dict) else {}
         source = spec.get(channel) or spec.get("default")
         if not isinstance(source, str) or not source.strip():
             continue
         name = f"{category.code}:{lang}:{channel if spec.get(channel) else 'default'}"
-        body = render_text(source, context, category=category.code, template=name)
+        text = render_text(source, context, category=category.code, template=name)
         title = spec.get("title")
-        subject = (render_text(title, context, category=category.code,
-                               template=f"{category.code}:{lang}:title")
-                   if isinstance(title, str) else main.subject)
+        lang_subject = (render_text(title, context, category=category.code,
+                                    template=f"{category.code}:{lang}:title")
+                        if isinstance(title, str) else subject)
         status = "official" if spec.get("status") == "official" else "placeholder"
         out.append({"language": lang, "tag": str(spec.get("tag") or LANGUAGE_TAGS.get(lang,
                                                                                      lang)),
-                    "status": status, "note": spec.get("note"), "subject": subject.strip(),
-                    "body": body.strip() + "\n"})
+                    "status": status, "note": spec.get("note"),
+                    "subject": lang_subject.strip(), "body": text.strip() + "\n"})
     return out
 
 
@@ -228,10 +238,12 @@ def render_text(source: str, context: dict[str, Any], *, category: str, template
 
 def render_campaign(*, campaign: Campaign, category: Category, region: Region,
                     channel: str) -> RenderedMessage:
-    """Render ``channel``'s message of ``campaign`` now (ignores any frozen copy)."""
+    """Render ``channel``'s message of ``campaign`` now, in every language of its category
+    (ignores any frozen copy)."""
     name, source = select_template(campaign=campaign, category=category, channel=channel)
     context = template_context(campaign=campaign, category=category, region=region,
                                channel=channel)
-    body = render_text(source, context, category=category.code, template=name)
-    return RenderedMessage(channel=channel, subject=campaign.title, body=body.strip() + "\n",
-                           template=name)
+    body = render_text(source, context, category=category.code, template=name).strip() + "\n"
+    texts = _variants(category, context, channel, subject=campaign.title, body=body)
+    return RenderedMessage(channel=channel, subject=campaign.title, body=body, template=name,
+                           texts=tuple(texts))

@@ -8,6 +8,7 @@ Functions named ``*_campaign`` commit their own unit of work; :func:`transition`
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from service.audit import record
 from service.campaigns.audiences import audience_summary
 from service.campaigns.constraints import audience_key, booking_of, constraints_for
-from service.campaigns.content import RenderedMessage, render_campaign
+from service.campaigns.content import RenderedMessage, render_campaign, render_variants
 from service.campaigns.lookups import (
     campaign_title,
     category_or_422,
@@ -32,6 +33,7 @@ from service.campaigns.status import ALLOWED_TRANSITIONS, EDITABLE, OCCUPYING
 from service.campaigns.tables import Campaign
 from service.config import Settings
 from service.errors import Conflict, UnprocessableContent
+from service.store.freshness import mark_stale
 from service.store.tables import Category, ForecastRun, Peak, utcnow
 
 __all__ = [
@@ -71,6 +73,7 @@ def transition(
     now = utcnow()
     campaign.status = to
     campaign.status_changed_at = now
+    mark_stale(session, f"campaign {to}")  # the evaluation reads campaign statuses
     campaign.updated_at = now
     if to == "approved":
         campaign.approved_by, campaign.approved_at = actor, now
@@ -242,20 +245,33 @@ def update_campaign(
 
 
 def render_message(*, session: Session, campaign: Campaign, channel: str) -> RenderedMessage:
-    """The message that is (or will be) sent on ``channel``: the copy frozen at approval when
-    there is one, otherwise a live rendering. The dispatcher sends exactly this."""
+    """The message that is (or will be) sent on ``channel``, in every language of the
+    category (``texts``): the copy frozen at approval when there is one, otherwise a live
+    rendering. The dispatcher sends exactly this.
+
+    A campaign approved before language variants were frozen (its frozen copy has no
+    ``texts``) keeps its frozen Chinese text; its other variants are rendered now."""
     frozen = (campaign.frozen_content or {}).get(channel)
     if isinstance(frozen, dict) and "body" in frozen:
-        return RenderedMessage(channel=channel, subject=str(frozen.get("subject", "")),
-                               body=str(frozen["body"]), template=str(frozen.get("template", "")),
-                               frozen=True)
+        msg = RenderedMessage(channel=channel, subject=str(frozen.get("subject", "")),
+                              body=str(frozen["body"]), template=str(frozen.get("template", "")),
+                              frozen=True)
+        texts = frozen.get("texts")
+        if isinstance(texts, list) and texts:
+            return replace(msg, texts=tuple(dict(t) for t in texts if isinstance(t, dict)))
+        cat = category_or_422(session, campaign.category)
+        reg = region_or_422(session, campaign.region)
+        return replace(msg, texts=tuple(render_variants(campaign=campaign, category=cat,
+                                                        region=reg, channel=channel,
+                                                        main=msg)))
     cat, reg = category_or_422(session, campaign.category), region_or_422(session, campaign.region)
     return render_campaign(campaign=campaign, category=cat, region=reg, channel=channel)
 
 
 def preview(*, session: Session, settings: Settings, campaign_id: str,
             channel: str) -> RenderedMessage:
-    """Render one channel of a campaign exactly as it will be sent."""
+    """Render one channel of a campaign exactly as it will be sent, in every language of its
+    category (``texts``; the copies frozen at approval once approved)."""
     known = set(settings.campaigns.channels) | {"default"}
     if channel not in known:
         raise UnprocessableContent(f"unknown channel '{channel}'; known: "

@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from service.campaigns.content import render_variants
 from service.campaigns.lifecycle import render_message
 from service.campaigns.lookups import load_campaign, local_today
 from service.campaigns.status import PUBLISHED, STATUSES
@@ -110,8 +109,6 @@ def public_reminders(
     for c in rows:
         cat, reg = cats[c.category], regs[c.region]
         msg = render_message(session=session, campaign=c, channel="public")
-        texts = render_variants(campaign=c, category=cat, region=reg, channel="public",
-                                main=msg)
         out.append({
             "id": c.id, "title": c.title,
             "category": {"code": cat.code, "name_zh": cat.name_zh, "name_en": cat.name_en},
@@ -120,6 +117,6 @@ def public_reminders(
             "published_on": c.send_date,
             "legal_basis": [{"title": str(i.get("title", "")), "articles": i.get("articles")}
                             for i in (cat.legal_basis or []) if isinstance(i, dict)],
-            "text": msg.body, "texts": texts, "updated_at": c.updated_at,
+            "text": msg.body, "texts": list(msg.texts), "updated_at": c.updated_at,
         })
     return out

@@ -14,7 +14,8 @@ import ipaddress
 import socket
 from collections.abc import Callable
 
-__all__ = ["AddressRefused", "embedded_addresses", "check_address", "resolve_vetted"]
+__all__ = ["AddressRefused", "ResolutionFailed", "embedded_addresses", "check_address",
+           "resolve_vetted"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -25,6 +26,15 @@ Resolver = Callable[[str, int], list[str]]
 
 class AddressRefused(ValueError):
     """The destination resolves to an address that webhooks may not reach."""
+
+
+class ResolutionFailed(AddressRefused):
+    """The name could not be resolved *now* (resolver down or timing out, no answer).
+
+    Temporary: a delivery retries it with backoff (only an address the guard refuses is
+    permanent). It is an :class:`AddressRefused` so that checks at registration, which must
+    vet an address before storing it, still refuse a name they cannot resolve.
+    """
 
 
 def embedded_addresses(ip: IPAddress) -> list[IPAddress]:
@@ -89,10 +99,10 @@ def resolve_vetted(host: str, port: int, *, allow_loopback: bool = False,
                              allow_private=allow_private)
     try:
         answers = (resolver or _system_resolver)(host, port)
-    except OSError as exc:
-        raise AddressRefused(f"cannot resolve {host}: {exc}") from exc
+    except OSError as exc:  # socket.gaierror: EAI_AGAIN, EAI_NONAME during an outage, ...
+        raise ResolutionFailed(f"cannot resolve {host}: {exc}") from exc
     if not answers:
-        raise AddressRefused(f"{host} resolves to no address")
+        raise ResolutionFailed(f"{host} resolves to no address")
     vetted = [check_address(a, allow_loopback=allow_loopback, allow_private=allow_private)
               for a in dict.fromkeys(answers)]
     return vetted[0]

@@ -31,7 +31,7 @@ from service.channels.base import (
     PermanentDeliveryError,
     Receipt,
 )
-from service.channels.netguard import AddressRefused, Resolver, resolve_vetted
+from service.channels.netguard import AddressRefused, ResolutionFailed, Resolver, resolve_vetted
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -125,12 +125,17 @@ class WebhookChannel(Channel):
         try:
             ip = resolve_vetted(url.host, port, allow_loopback=self.allow_loopback,
                                 allow_private=self.allow_private, resolver=self.resolver)
-        except AddressRefused as exc:
+        except ResolutionFailed as exc:  # temporary: retried with backoff
+            raise DeliveryError(f"webhook destination not resolved now: {exc}") from exc
+        except AddressRefused as exc:  # the SSRF guard's refusal: permanent
             raise PermanentDeliveryError(f"webhook destination refused: {exc}") from exc
         return url, str(ip)
 
     def validate(self, destination: str) -> str:
-        url, _ = self._vet(destination)
+        try:
+            url, _ = self._vet(destination)
+        except DeliveryError as exc:  # checking a destination: an unresolvable one is refused
+            raise PermanentDeliveryError(exc.detail) from exc
         return str(url)
 
     def send(self, message: Message) -> Receipt:

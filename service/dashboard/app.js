@@ -82,6 +82,16 @@
       return resp.text().then(function (text) {
         var data = null;
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+        if (resp.status === 202 && (options.pendingTries || 0) < 120) {
+          // the evaluation worker has not computed this yet: ask again after Retry-After
+          // (a newer request on the same channel aborts this one, so no stale answer draws)
+          var wait = Math.min(10, Math.max(1, parseInt(resp.headers.get("Retry-After") || "2", 10)));
+          say("评估结果正在后台计算，" + wait + " 秒后自动刷新……");
+          return new Promise(function (res) { setTimeout(res, wait * 1000); }).then(function () {
+            if (ctl.signal.aborted) { state.aborted += 1; return undefined; }
+            return api(path, Object.assign({}, options, { pendingTries: (options.pendingTries || 0) + 1 }));
+          });
+        }
         if (!resp.ok) {
           var detail = (data && (data.detail || data.title)) || resp.statusText;
           var err = new Error(detail);
@@ -367,6 +377,7 @@
       if (CANCELLABLE[cp.status] && may("approve")) {
         actions.appendChild(actionButton("取消", "danger cancel", function () { return act(cp, "cancel"); }));
       }
+      actions.appendChild(actionButton("预览", "preview-btn", function () { return showPreview(cp); }));
       if (MEASURABLE[cp.status]) {  // a draft has no effect to measure
         actions.appendChild(actionButton("效果", "effect-btn", function () { return showEffect(cp); }));
       }
@@ -392,6 +403,35 @@
         return showSeries();
       })
       .catch(function (err) { say(label + "失败：" + err.message, "error"); });
+  }
+
+  // the reminder in every language of its category, side by side (issue 16): Chinese first,
+  // Mongolian in traditional script (vertical columns); a placeholder is marked as such
+  var LANGUAGE_ZH = { zh: "中文", mn: "蒙古文（传统蒙古文）" };
+  function showPreview(cp) {
+    return api("/v1/campaigns/" + encodeURIComponent(cp.id) + "/preview?channel=public",
+      { channel: "preview" }).then(function (pv) {
+      if (pv === undefined) { return; }  // replaced by a newer click
+      var box = $("preview");
+      box.hidden = false;
+      box.textContent = "";
+      box.dataset.id = cp.id;
+      box.dataset.frozen = String(pv.frozen);
+      box.appendChild(el("h3", { text: "提示预览：" + pv.subject + (pv.frozen ?
+        "（批准时已冻结：即将发送的文本）" : "（未批准：按当前模板生成，批准时冻结）") }));
+      var cols = el("div", { className: "variants" });
+      pv.texts.forEach(function (t) {
+        var col = el("div", { className: "variant", "data-language": t.language });
+        col.appendChild(el("h4", { text: (LANGUAGE_ZH[t.language] || t.language) + "（" + t.tag + "）" }));
+        if (t.status !== "official") {
+          col.appendChild(el("p", { className: "placeholder-note",
+            text: "⚠ " + (t.note || "占位文本，非官方译文，不得作为正式提示发布。") }));
+        }
+        col.appendChild(el("div", { className: "text lang-" + t.language, lang: t.tag, text: t.body }));
+        cols.appendChild(col);
+      });
+      box.appendChild(cols);
+    }).catch(function (err) { say("无法预览：" + err.message, "error"); });
   }
 
   function pct(x) { return x === null || x === undefined ? "—" : fmt(x * 100) + "%"; }
@@ -452,6 +492,7 @@
       if (e.evaluation === "complete" || e.evaluation === "interim") {
         lines.push("单次活动的估计区间较宽，很难显著；请看“考核”页按类别合并的效果。");
       }
+      if (computedText(e)) { lines.push(computedText(e)); }
       show(lines);
     }).catch(function (err) {
       if (err.status === 409) {
@@ -472,6 +513,13 @@
   }
 
   // ------------------------------------------------------------------ scorecard
+  // when the evaluation worker computed the figures shown (materialised evaluation)
+  function computedText(x) {
+    var m = x && x.materialised;
+    if (!m || !m.computed_at) { return ""; }
+    return "计算于 " + m.computed_at.slice(0, 16).replace("T", " ") + " UTC" +
+      (m.recompute_pending ? "（数据已更新，正在重新计算）" : "");
+  }
   function loadScorecard() {
     var q = "/v1/evaluation?group_by=" + encodeURIComponent($("group-by").value);
     if ($("score-from").value) { q += "&from=" + encodeURIComponent($("score-from").value); }
@@ -501,7 +549,7 @@
         ]);
         body.appendChild(tr);
       });
-      say("考核口径：" + (sc.signal === "complaints" ? "投诉" : "违法行为") + "。", "ok");
+      say("考核口径：" + (sc.signal === "complaints" ? "投诉" : "违法行为") + "。" + computedText(sc), "ok");
     }).catch(function (err) { say("无法计算考核：" + err.message, "error"); });
   }
 
@@ -534,6 +582,7 @@
       $("campaigns").querySelector("tbody").textContent = "";
       $("scorecard").querySelector("tbody").textContent = "";
       $("effect").hidden = true;
+      $("preview").hidden = true;
       $("chart-title").textContent = "";
       Plotly.purge($("chart"));
       say("已退出。");

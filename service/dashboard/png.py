@@ -2,7 +2,10 @@
 
 Chinese labels need a CJK-capable font. :func:`cjk_font` looks for one known to matplotlib,
 then among the system's font files (Debian: ``fonts-noto-cjk``, ``fonts-wqy-zenhei``); with
-none, the chart falls back to the English names so no glyph goes missing.
+none, the chart falls back to the English names so no glyph goes missing. Names in
+traditional Mongolian script (a region or category named in Mongolian) take their glyphs from
+:func:`mongolian_font` (Debian ``fonts-noto-core``: Noto Sans Mongolian), the fallback after
+the CJK font (:func:`chart_fonts`).
 """
 
 from __future__ import annotations
@@ -16,27 +19,30 @@ from typing import Any
 
 from service.campaigns.status import STATUS_ZH
 
-__all__ = ["cjk_font", "render_forecast_png"]
+__all__ = ["chart_fonts", "cjk_font", "mongolian_font", "render_forecast_png"]
 
 _KNOWN = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN",
           "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Noto Serif CJK SC", "SimHei",
           "Microsoft YaHei", "PingFang SC", "AR PL UMing CN", "Droid Sans Fallback")
 _FILE_HINTS = ("notosanscjk", "notoserifcjk", "sourcehansans", "wqy", "simhei", "msyh",
                "droidsansfallback", "uming", "ukai")
+#: traditional Mongolian script (Debian ``fonts-noto-core``; Windows' Mongolian Baiti)
+_MONGOLIAN_KNOWN = ("Noto Sans Mongolian", "Mongolian Baiti")
+_MONGOLIAN_HINTS = ("notosansmongolian", "monbaiti")
 _LOCK = threading.Lock()  # rc_context changes global rcParams: one rendering at a time
 
 
-@functools.lru_cache(maxsize=1)
-def cjk_font() -> str | None:
-    """Family name of a font that renders Chinese, registering a system file if needed."""
+def _find_font(known: tuple[str, ...], hints: tuple[str, ...]) -> str | None:
+    """Family name of the first ``known`` font matplotlib has, else of the first system font
+    file whose name contains one of ``hints`` (registered with matplotlib)."""
     from matplotlib import font_manager as fm
 
     have = {f.name for f in fm.fontManager.ttflist}
-    for name in _KNOWN:
+    for name in known:
         if name in have:
             return name
     files = sorted(p for p in fm.findSystemFonts()
-                   if any(h in p.lower().replace("-", "").replace("_", "") for h in _FILE_HINTS))
+                   if any(h in p.lower().replace("-", "").replace("_", "") for h in hints))
     # prefer sans regular faces
     files.sort(key=lambda p: ("sans" not in p.lower(), "bold" in p.lower(), p))
     for path in files:
@@ -46,6 +52,25 @@ def cjk_font() -> str | None:
         except (OSError, RuntimeError, ValueError):
             continue
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def cjk_font() -> str | None:
+    """Family name of a font that renders Chinese, registering a system file if needed."""
+    return _find_font(_KNOWN, _FILE_HINTS)
+
+
+@functools.lru_cache(maxsize=1)
+def mongolian_font() -> str | None:
+    """Family name of a font that renders traditional Mongolian script (``make fonts``)."""
+    return _find_font(_MONGOLIAN_KNOWN, _MONGOLIAN_HINTS)
+
+
+def chart_fonts() -> list[str]:
+    """The chart's font families in fallback order: CJK, Mongolian, then DejaVu Sans (Latin,
+    digits). matplotlib takes each glyph from the first family that has it and shapes the
+    text (libraqm), so Chinese, Mongolian (joined letter forms) and Latin mix in one label."""
+    return [f for f in (cjk_font(), mongolian_font()) if f] + ["DejaVu Sans"]
 
 
 def _d(value: Any) -> dt.date:
@@ -77,9 +102,7 @@ def render_forecast_png(chart: Mapping[str, Any], *, width: float = 10.0,
               {"hist": "actual (weekly)", "fc": "forecast (weekly)", "band": "80% interval",
                "thr": "spike threshold", "p": "P(spike)", "peak": "predicted peak",
                "count": "count / week", "send": "reminder"})
-    rc: Any = {"axes.unicode_minus": False}
-    if font:
-        rc["font.family"] = [font, "DejaVu Sans"]
+    rc: Any = {"axes.unicode_minus": False, "font.family": chart_fonts()}
     with _LOCK, matplotlib.rc_context(rc):
         fig = Figure(figsize=(width, height), dpi=dpi)
         FigureCanvasAgg(fig)

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.campaigns.status import SENDABLE
-from service.channels.netguard import AddressRefused, resolve_vetted
+from service.channels.netguard import AddressRefused, ResolutionFailed, resolve_vetted
 from service.dispatch.outbox import campaign_counts, enqueue, idempotency_key
 from service.errors import Conflict, NotFound
 
@@ -62,6 +62,8 @@ def _webhook_problem(url: str, settings: Settings) -> str | None:
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         resolve_vetted(parsed.host, port, allow_loopback=w.allow_loopback,
                        allow_private=w.allow_private)
+    except ResolutionFailed:  # DNS down now: the send re-checks and retries with backoff
+        return None
     except (httpx.InvalidURL, AddressRefused) as exc:
         return f"webhook destination refused: {exc}"
     return None

@@ -20,9 +20,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.campaigns.recipients import recipient_signing_secrets
 from service.channels.base import Channel, DeliveryError, Message, PermanentDeliveryError
-from service.dispatch.outbox import ClaimedRow, claim, mark_delivered, mark_failed, release
+from service.dispatch.outbox import (
+    ClaimedRow,
+    begin_send,
+    claim,
+    mark_delivered,
+    mark_failed,
+    release,
+)
 from service.dispatch.tables import Outbox
 from service.store.base import utcnow
+from service.store.freshness import mark_stale
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -83,8 +91,10 @@ class Dispatcher:
 
     def __init__(self, *, session_factory: sessionmaker[Session], settings: Settings,
                  channels: dict[str, Channel], hooks: DispatchHooks | None = None,
-                 on_sent: Callable[[ClaimedRow], None] | None = None) -> None:
+                 on_sent: Callable[[ClaimedRow], None] | None = None,
+                 holder: str | None = None) -> None:
         self.factory = session_factory
+        self.holder = holder  # the scheduler's leadership id, kept on its claims
         self.settings = settings
         self.channels = channels
         secrets = partial(recipient_signing_secrets, session_factory)
@@ -101,6 +111,11 @@ class Dispatcher:
             with self.factory() as s:
                 release(session=s, row=row)
             return "skipped"
+        with self.factory() as s:  # a send is counted before it starts
+            sending = begin_send(session=s, row=row)
+        if sending is None:
+            return "lost"
+        row = sending
         channel = self.channels.get(row.channel)
         try:
             if channel is None:
@@ -154,7 +169,7 @@ class Dispatcher:
                     break
                 rows = claim(session_factory=self.factory, limit=d.batch_size,
                              statuses=wanted, include_expired=include_expired,
-                             claim_timeout=d.claim_timeout_seconds)
+                             claim_timeout=d.claim_timeout_seconds, holder=self.holder)
                 if not rows:
                     break
                 stats.batches += 1
@@ -173,6 +188,10 @@ class Dispatcher:
                 if self.hooks is not None:
                     self.hooks.settled(self.factory, campaigns)
         stats.seconds = time.monotonic() - t0
+        if stats.delivered or stats.dead:  # one UPDATE; the evaluation worker recomputes
+            with self.factory() as s:
+                mark_stale(s, "dispatch delivered or dead-lettered rows")
+                s.commit()
         if stats.claimed:
             log.info("dispatch_tick", statuses=list(wanted), **stats.as_dict())
         return stats

@@ -9,6 +9,7 @@ died) is taken over. A row marked ``delivered`` is never claimed again.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -36,6 +37,8 @@ __all__ = [
     "mark_delivered",
     "mark_failed",
     "release",
+    "begin_send",
+    "reclaim_orphans",
     "backoff_delay",
     "retry_row",
     "campaign_counts",
@@ -116,8 +119,13 @@ class ClaimedRow:
 
 def claim(*, session_factory: sessionmaker[Session], limit: int,
           statuses: Iterable[str] = ("pending",), include_expired: bool = True,
-          claim_timeout: float = 300.0, now: dt.datetime | None = None) -> list[ClaimedRow]:
-    """Atomically take up to ``limit`` due rows (and expired claims) for this dispatcher."""
+          claim_timeout: float = 300.0, now: dt.datetime | None = None,
+          holder: str | None = None) -> list[ClaimedRow]:
+    """Atomically take up to ``limit`` due rows (and expired claims) for this dispatcher.
+
+    Counts a claim (``claims``), not a send: :func:`begin_send` counts ``attempts``.
+    ``holder`` (the scheduler's leadership id) lets a later leader give the rows back at
+    once if this one dies (:func:`reclaim_orphans`)."""
     now = now or utcnow()
     token = uuid.uuid4().hex
     deadline = time.monotonic() + claim_timeout
@@ -129,11 +137,17 @@ def claim(*, session_factory: sessionmaker[Session], limit: int,
         pg = s.get_bind().dialect.name == "postgresql"
         sub = select(_T.c.id).where(due).order_by(_T.c.next_attempt_at, _T.c.id).limit(limit)
         if pg:
-            sub = sub.with_for_update(skip_locked=True)
-        stmt = (update(_T).where(_T.c.id.in_(sub.scalar_subquery())).where(due)
+            # a CTE evaluated once: as a plain IN subquery PostgreSQL may rescan the LIMIT
+            # subquery per row and claim more than ``limit`` rows (4 for a limit of 2)
+            picked = (sub.with_for_update(skip_locked=True).cte("picked")
+                      .prefix_with("MATERIALIZED"))
+            ids: Any = select(picked.c.id).scalar_subquery()
+        else:
+            ids = sub.scalar_subquery()
+        stmt = (update(_T).where(_T.c.id.in_(ids)).where(due)
                 .values(status="sending", claim_token=token,
                         claimed_until=now + dt.timedelta(seconds=claim_timeout),
-                        attempts=_T.c.attempts + 1, updated_at=now)
+                        claims=_T.c.claims + 1, claimed_by=holder, updated_at=now)
                 .returning(_T.c.id, _T.c.idempotency_key, _T.c.campaign_id, _T.c.channel,
                            _T.c.recipient_id, _T.c.destination, _T.c.payload, _T.c.attempts,
                            _T.c.max_attempts))
@@ -163,16 +177,49 @@ def mark_delivered(*, session: Session, row: ClaimedRow, response_status: int | 
     return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
+def begin_send(*, session: Session, row: ClaimedRow) -> ClaimedRow | None:
+    """Count a send (``attempts``) just before the channel is called; commits. Returns the
+    row with its new count, None if the claim was lost meanwhile."""
+    got = session.execute(
+        update(_T).where(_T.c.id == row.id, _T.c.claim_token == row.claim_token,
+                         _T.c.status == "sending")
+        .values(attempts=_T.c.attempts + 1, updated_at=utcnow())
+        .returning(_T.c.attempts)).first()
+    session.commit()
+    return None if got is None else dataclasses.replace(row, attempts=int(got.attempts))
+
+
 def release(*, session: Session, row: ClaimedRow) -> bool:
-    """Give an unsent claimed row back at once (the attempt does not count)."""
+    """Give an unsent claimed row back at once (no send was counted)."""
     res = session.execute(
         update(_T).where(_T.c.id == row.id, _T.c.claim_token == row.claim_token,
                          _T.c.status == "sending")
-        .values(status=case((_T.c.attempts <= 1, "pending"), else_="retrying"),
-                attempts=_T.c.attempts - 1, claim_token=None, claimed_until=None,
-                next_attempt_at=utcnow(), updated_at=utcnow()))
+        .values(status=_unsent_status(), claim_token=None, claimed_until=None,
+                claimed_by=None, next_attempt_at=utcnow(), updated_at=utcnow()))
     session.commit()
     return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def _unsent_status() -> Any:
+    return case((_T.c.attempts == 0, "pending"), else_="retrying")
+
+
+def reclaim_orphans(*, session_factory: sessionmaker[Session], holder: str,
+                    before: dt.datetime) -> int:
+    """Give back at once the rows other schedulers claimed before ``before`` (the moment
+    ``holder`` became leader): only the leader dispatches, so their claimer lost the lease --
+    it died -- and need not be waited for until its claims expire. Rows without a
+    ``claimed_by`` (a manual ``forewarn dispatch run``) keep their expiry. Returns the
+    count; a row it returns may have been sent already (at-least-once; receivers dedupe on
+    ``webhook-id``), its ``attempts`` says so."""
+    with session_factory() as s:
+        res = s.execute(update(_T).where(
+            _T.c.status == "sending", _T.c.claimed_by.is_not(None),
+            _T.c.claimed_by != holder, _T.c.updated_at < before)
+            .values(status=_unsent_status(), claim_token=None, claimed_until=None,
+                    claimed_by=None, next_attempt_at=utcnow(), updated_at=utcnow()))
+        s.commit()
+        return int(res.rowcount)  # type: ignore[attr-defined]
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, jitter: float,
@@ -198,7 +245,7 @@ def mark_failed(*, session: Session, row: ClaimedRow, error: str, permanent: boo
                               "updated_at": now, "claimed_until": None}
     if dead:
         values["status"] = "dead"
-    else:
+    else:  # attempts counts sends: the backoff grows with them
         values["status"] = "retrying"
         values["next_attempt_at"] = now + dt.timedelta(
             seconds=backoff_delay(row.attempts, base=base, cap=cap, jitter=jitter))

@@ -7,7 +7,9 @@ Statuses::
        │                 │                 └──(attempts exhausted)──► dead
        └──retry (API)────┴── dead / retrying           (cancelled: the campaign was withdrawn)
 
-A ``sending`` row whose claim expired (its dispatcher died) is claimed again.
+A ``sending`` row whose claim expired (its dispatcher died) is claimed again; a scheduler
+that becomes leader gives back at once the rows a previous leader (``claimed_by``) held.
+``attempts`` counts sends (a row's channel was called), ``claims`` counts claims.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.store.base import Base, utcnow
@@ -45,7 +47,9 @@ class Outbox(Base):
     destination: Mapped[str] = mapped_column(String(500))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # sends
+    claims: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    claimed_by: Mapped[str | None] = mapped_column(String(100))  # the claiming scheduler
     max_attempts: Mapped[int] = mapped_column(Integer, default=8)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     claim_token: Mapped[str | None] = mapped_column(String(32))

@@ -107,6 +107,7 @@ from service.ingest.readers import (
 from service.ingest.redact import is_personal_header, redact_series, redact_text
 from service.ingest.timestamps import DATE_ORDERS, parse_timestamps
 from service.store.base import as_utc
+from service.store.freshness import mark_stale
 from service.store.summary import (
     BatchDelta,
     Coverage,
@@ -1156,6 +1157,7 @@ def _after_publish(conn: Connection, batch: PublishedBatch) -> None:
     delta = BatchDelta(batch.kind)
     delta.added(conn, batch_id=batch.batch_id, mark=batch.mark)
     refresh_from_batch(conn, batch_id=batch.batch_id, delta=delta)
+    mark_stale(conn, "import")  # new records: the materialised evaluation is recomputed
 
 
 @dataclass(frozen=True)

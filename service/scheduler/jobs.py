@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from service.dispatch.dispatcher import DispatchHooks
 
 __all__ = ["Runtime", "install", "uninstall", "current", "refit_job", "dispatch_job",
-           "retry_job", "JOBS", "started_at"]
+           "retry_job", "evaluation_job", "JOBS", "started_at"]
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +94,7 @@ def _dispatch(statuses: tuple[str, ...], job_id: str) -> dict[str, Any]:
 
     rt = _begin(job_id)
     dispatcher = Dispatcher(session_factory=rt.session_factory, settings=rt.settings,
-                            channels=rt.channels, hooks=rt.hooks)
+                            channels=rt.channels, hooks=rt.hooks, holder=rt.holder)
     stats = dispatcher.run(statuses=statuses)
     return dict(stats.as_dict())
 
@@ -116,8 +116,22 @@ def retry_job() -> dict[str, Any]:
     return _dispatch(("retrying",), "retry")
 
 
+def evaluation_job() -> dict[str, Any]:
+    """Recompute the materialised evaluation when its inputs changed (a cheap check first);
+    the work runs in a child process (``FOREWARN_EVALUATION__WORKER``), never in a dispatch
+    tick."""
+    from service.evaluation.worker import needs_refresh, run_refresh
+
+    rt = _begin("evaluation")
+    with rt.session_factory() as s:
+        if not needs_refresh(s, rt.settings):
+            return {"stale": False}
+    return {"stale": True, **run_refresh(rt.session_factory, rt.settings)}
+
+
 JOBS = {
     "refit": "service.scheduler.jobs:refit_job",
     "dispatch": "service.scheduler.jobs:dispatch_job",
     "retry": "service.scheduler.jobs:retry_job",
+    "evaluation": "service.scheduler.jobs:evaluation_job",
 }

@@ -26,7 +26,7 @@ from service.scheduler.tables import SchedulerLease
 from service.store.base import utcnow
 
 __all__ = ["Leadership", "LeaseLeadership", "AdvisoryLockLeadership", "make_leadership",
-           "new_holder_id", "LEASE_NAME"]
+           "new_holder_id", "leader_alive", "LEASE_NAME"]
 
 LEASE_NAME = "scheduler"
 
@@ -142,7 +142,7 @@ class AdvisoryLockLeadership(Leadership):
                 "AND pid = pg_backend_pid() AND objsubid = 1 "
                 "AND classid::bigint = ((:k)::bigint >> 32) "
                 "AND objid::bigint = ((:k)::bigint & 4294967295)"),
-                {"k": self.key})
+                {"k": self.key})  # held by this very connection (leader_alive: by anyone)
             if not held:
                 return False
             with self.engine.begin() as conn:
@@ -166,6 +166,28 @@ class AdvisoryLockLeadership(Leadership):
             self._conn.close()
             self._conn = None
             self._lock_engine.dispose()
+
+
+_LOCK_HELD = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+    "AND classid::bigint = ((:k)::bigint >> 32) "
+    "AND objid::bigint = ((:k)::bigint & 4294967295)")
+
+
+def leader_alive(conn: Connection, *, holder: str | None, expires_at: dt.datetime | None,
+                 advisory_lock_key: int) -> bool:
+    """Whether the lease row's holder is a live leader.
+
+    SQLite (lease row): its lease has not expired. PostgreSQL: the advisory lock decides, and
+    the server frees it the moment the leader's process dies -- a dead leader is shown dead
+    at once, not when its informational row expires."""
+    if not holder:
+        return False
+    if conn.dialect.name == "postgresql":
+        return bool(conn.scalar(_LOCK_HELD, {"k": advisory_lock_key}))
+    if expires_at is not None and expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=dt.UTC)
+    return bool(expires_at and expires_at > utcnow())
 
 
 def make_leadership(engine: Engine, *, holder: str, lease_seconds: float,

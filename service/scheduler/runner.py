@@ -49,6 +49,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, select, update
 
 from service.db import make_engine, make_sessionmaker
+from service.dispatch.outbox import reclaim_orphans
 from service.scheduler import jobs
 from service.scheduler.leadership import Leadership, make_leadership, new_holder_id
 from service.scheduler.tables import ApschedulerJob, JobRun
@@ -95,6 +96,11 @@ def job_specs(settings: Settings) -> list[JobSpec]:
                          IntervalTrigger(seconds=sc.retry_interval_seconds, timezone=tz),
                          sc.dispatch_misfire_grace_seconds,
                          "retry failed deliveries whose backoff has passed"))
+    specs.append(JobSpec("evaluation", jobs.JOBS["evaluation"],
+                         IntervalTrigger(seconds=settings.evaluation.interval_seconds,
+                                         timezone=tz),
+                         sc.dispatch_misfire_grace_seconds,
+                         "recompute scorecards and campaign effects whose inputs changed"))
     return specs
 
 
@@ -185,6 +191,11 @@ class SchedulerService:
                                   channels=channels, hooks=CampaignHooks(),
                                   holder=self.holder))
         self._close_orphaned_runs()
+        # rows a previous leader held when it died: back at once, not after claim_timeout
+        reclaimed = reclaim_orphans(session_factory=self.factory, holder=self.holder,
+                                    before=utcnow())
+        if reclaimed:
+            log.warning("dispatch_reclaimed", rows=reclaimed, holder=self.holder)
         tz = ZoneInfo(sc.timezone or self.settings.timezone)
         scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self.engine,

@@ -71,13 +71,27 @@ def test_refusing_receiver_is_retried_and_a_hopeless_one_ends_dead(
         assert [d["idempotency_key"] for d in dead["items"]] == [dead_key]
         assert dead["items"][0]["attempts"] == 3
         jobs = client.get("/v1/scheduler/jobs", headers=h).json()
-        assert {j["id"] for j in jobs["jobs"]} == {"dispatch", "retry"}
+        assert {j["id"] for j in jobs["jobs"]} == {"dispatch", "retry", "evaluation"}
         assert all(j["coalesce"] and j["max_instances"] == 1 for j in jobs["jobs"])
         assert jobs["leader"]["holder"] is None  # released on stop
-        runs = client.get("/v1/scheduler/runs", params={"job": "dispatch", "limit": 2},
-                          headers=h).json()
-        assert len(runs["items"]) == 2 and runs["next_cursor"]
-        assert runs["items"][0]["id"] > runs["items"][1]["id"]
+        # pages of 2 walk every recorded dispatch run, newest first, whatever the number of
+        # ticks was (a cursor exactly while more remain)
+        recorded = [r.id for r in reversed(_runs(factory, "dispatch"))]
+        assert len(recorded) >= 1
+        seen: list[int] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"job": "dispatch", "limit": 2}
+            if cursor:
+                params["cursor"] = cursor
+            page = client.get("/v1/scheduler/runs", params=params, headers=h).json()
+            seen += [i["id"] for i in page["items"]]
+            cursor = page["next_cursor"]
+            assert len(page["items"]) == (2 if cursor else len(page["items"]))
+            assert (cursor is not None) == (len(seen) < len(recorded))
+            if cursor is None:
+                break
+        assert seen == recorded
 
 
 def test_missed_run_is_recorded_and_caught_up(settings: Settings, engine: Engine,
@@ -128,12 +142,14 @@ def test_skip_policy_records_without_running_at_once(settings: Settings, engine:
     svc2 = SchedulerService(s, engine=engine)
     svc2.start()
     try:
-        assert wait_for(lambda: len([r for r in _runs(factory) if r.outcome == "missed"]) == 2,
+        # dispatch, retry and evaluation
+        assert wait_for(lambda: len([r for r in _runs(factory) if r.outcome == "missed"]) == 3,
                         10)
         time.sleep(0.5)
         missed = [r for r in _runs(factory) if r.outcome == "missed"]
         assert all("waiting for the next fire time" in (r.error or "") for r in missed)
-        assert "121 fire time(s)" in (missed[0].error or "")
+        assert {r.job_id: "121 fire time(s)" in (r.error or "") for r in missed} == {
+            "dispatch": True, "retry": True, "evaluation": False}  # every 60 s: 61
         assert not [r for r in _runs(factory) if r.outcome == "executed"]
     finally:
         svc2.stop()

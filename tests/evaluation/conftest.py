@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.app import create_app
 from service.campaigns.tables import Campaign
-from service.config import Settings
+from service.config import EvaluationSettings, Settings
 from service.db import make_sessionmaker
 from service.dispatch.tables import Outbox
 from service.store.keys import create_key
@@ -148,5 +148,8 @@ def api(seeded: Seeded, settings: Settings) -> Iterator[tuple[TestClient, dict[s
     with seeded.factory() as s:
         keys = {sc: create_key(session=s, name=sc, scopes=[sc])[1]
                 for sc in ("read", "import", "approve")}
-    with TestClient(create_app(settings)) as client:
+    # the evaluation worker on the API's background thread (a child process per refresh is
+    # what deployments get; tests/evaluation/test_materialised.py runs that one too)
+    threaded = settings.model_copy(update={"evaluation": EvaluationSettings(worker="thread")})
+    with TestClient(create_app(threaded)) as client:
         yield client, keys

@@ -27,6 +27,7 @@ from service.db import make_engine
 from service.forecasting import create_run, execute_run
 from service.migrate import upgrade
 from service.store.keys import create_key
+from service.store.tables import Category
 from tests.conftest import FIXTURES, ROOT
 from tests.evaluation.conftest import LAST_DAY, Seeded, seed
 
@@ -70,6 +71,11 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Seeded, str]]:
                          planned_send_date=start - dt.timedelta(days=21), run_id=run.id,
                          probability=0.7, lead_days=21)
         s.add(draft)
+        fireworks = s.get(Category, "fireworks")
+        assert fireworks is not None  # a Mongolian variant (a marked placeholder)
+        fireworks.templates = {**(fireworks.templates or {}), "languages": {"mn": {
+            "tag": "mn-Mong", "status": "placeholder", "note": "非官方译文",
+            "default": "ᠮᠣᠩᠭᠣᠯ ᠪᠢᠴᠢᠭ {{ region.name_zh }} {{ window_start_iso }}"}}}
         s.commit()
         draft_id = draft.id
         keys = {sc: create_key(session=s, name=sc, scopes=[sc])[1] for sc in ("read", "approve")}
@@ -190,6 +196,24 @@ def test_dashboard_draws_and_approves(stack: tuple[str, dict[str, str], Seeded, 
             row = page.locator(f"#campaigns tr[data-id='{draft_id}']")
             expect(row).to_have_attribute("data-status", "draft")
             assert row.locator("button.effect-btn").count() == 0  # a draft has no effect
+            # the reminder preview: every language of the category side by side, the
+            # Mongolian one in traditional script (vertical), marked as a placeholder
+            row.locator("button.preview-btn").click()
+            variants = page.locator("#preview .variant")
+            expect(variants).to_have_count(2, timeout=15_000)
+            assert variants.evaluate_all("vs => vs.map(v => v.dataset.language)") == [
+                "zh", "mn"]
+            expect(page.locator("#preview")).to_have_attribute("data-frozen", "false")
+            expect(variants.first).to_contain_text("依据《烟花爆竹安全管理条例》")
+            mn = page.locator("#preview .text.lang-mn")
+            expect(mn).to_have_attribute("lang", "mn-Mong")
+            expect(mn).to_contain_text("ᠮᠣᠩᠭᠣᠯ ᠪᠢᠴᠢᠭ 呼和浩特市")
+            expect(page.locator("#preview .variant[data-language='mn'] .placeholder-note")
+                   ).to_contain_text("非官方")
+            assert mn.evaluate("e => getComputedStyle(e).writingMode") == "vertical-lr"
+            left, right = variants.evaluate_all(
+                "vs => vs.map(v => v.getBoundingClientRect())")
+            assert left["right"] <= right["left"] and abs(left["top"] - right["top"]) < 1
             # repeated clicks cancel the previous request: three loads in a row, two aborted
             before = page.evaluate("window.forewarnDashboard.state.aborted")
             page.evaluate("() => { const d = window.forewarnDashboard; d.showSeries(); "
@@ -202,6 +226,12 @@ def test_dashboard_draws_and_approves(stack: tuple[str, dict[str, str], Seeded, 
             expect(page.locator(f"#campaigns tr[data-id='{draft_id}']")).to_have_attribute(
                 "data-status", "approved")
             page.wait_for_selector("#chart .main-svg")
+            # once approved the preview shows the copies frozen at approval, both languages
+            page.locator(f"#campaigns tr[data-id='{draft_id}'] button.preview-btn").click()
+            expect(page.locator("#preview")).to_have_attribute("data-frozen", "true",
+                                                               timeout=15_000)
+            expect(page.locator("#preview h3")).to_contain_text("已冻结")
+            expect(page.locator("#preview .variant")).to_have_count(2)
             # the sent campaign's measured effect (actual 16 against the frozen 28)
             page.locator(f"#campaigns tr[data-id='{seeded.sent_id}'] button.effect-btn").click()
             expect(page.locator("#effect")).to_contain_text("实际 16 件", timeout=15_000)

@@ -18,6 +18,7 @@ from service.api.pagination import (
     encode_cursor,
 )
 from service.api.problems import BODY_RESPONSES, PROBLEM_RESPONSES, problem_doc
+from service.api.routes.public import ReminderText
 from service.api.schema_types import UtcDatetime
 from service.audit import list_entries
 from service.campaigns.service import (
@@ -278,12 +279,23 @@ class PreviewOut(BaseModel):
         "channel": "public", "subject": "【执法事项提示】呼和浩特市·烟花爆竹",
         "body": "春节将至（2027年2月1日至2月14日），烟花爆竹相关投诉预计明显增多。请各经营单位"
                 "依照《烟花爆竹安全管理条例》规范经营……",
-        "template": "builtin:default", "frozen": True}]})
+        "template": "builtin:default", "frozen": True,
+        "texts": [{"language": "zh", "tag": "zh-CN", "status": "official", "note": None,
+                   "subject": "【执法事项提示】呼和浩特市·烟花爆竹",
+                   "body": "春节将至（2027年2月1日至2月14日），烟花爆竹相关投诉预计明显增多。……"},
+                  {"language": "mn", "tag": "mn-Mong", "status": "placeholder",
+                   "note": "占位文本，非官方译文。Placeholder, not an official translation.",
+                   "subject": "【执法事项提示】呼和浩特市·烟花爆竹",
+                   "body": "ᠮᠣᠩᠭᠣᠯ ᠪᠢᠴᠢᠭ — [占位 PLACEHOLDER]\n呼和浩特市 · 烟花爆竹\n"}]}]})
     channel: str
     subject: str
-    body: str
+    body: str = Field(description="The Chinese text (also the first item of `texts`)")
     template: str = Field(description="Which template produced the body")
-    frozen: bool = Field(description="True once approved: the copy that will be sent")
+    frozen: bool = Field(description="True once approved: the copies (every language) that "
+                                     "will be sent")
+    texts: list[ReminderText] = Field(
+        description="The message in every language of the campaign's category, Chinese "
+                    "first, each with its BCP 47 tag and whether it is an official text")
 
 
 class AuditOut(BaseModel):
@@ -443,18 +455,21 @@ def post_cancel(
 
 
 @router.get("/campaigns/{campaign_id}/preview",
-            summary="Render a channel's message exactly as it will be sent",
+            summary="Render a channel's message exactly as it will be sent, in every language",
             dependencies=[Depends(require("read"))], responses=_NOT_FOUND)
 def get_preview(campaign_id: _CampaignId, session: SessionDep, settings: SettingsDep,
                 channel: Annotated[str, Query(
                     description="Channel to render (`public`, `email`, `webhook`, … or "
                                 "`default`); 422 for an unknown one")] = "public",
                 ) -> PreviewOut:
-    """Subject and body of one channel rendered from the template that will be used (the
-    frozen copy once approved). Needs the ``read`` scope."""
+    """Subject and body of one channel rendered from the template that will be used, in every
+    language variant of the category (`zh`, and e.g. `mn` in traditional Mongolian script),
+    as the recipients will get them; once approved, the copies frozen at approval (a later
+    template edit changes none of them). Needs the ``read`` scope."""
     msg = preview(session=session, settings=settings, campaign_id=campaign_id, channel=channel)
     return PreviewOut(channel=msg.channel, subject=msg.subject, body=msg.body,
-                      template=msg.template, frozen=msg.frozen)
+                      template=msg.template, frozen=msg.frozen,
+                      texts=[ReminderText.model_validate(t) for t in msg.texts])
 
 
 @router.get("/campaigns/{campaign_id}/audit", summary="The campaign's audit trail (oldest "

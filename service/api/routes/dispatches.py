@@ -30,7 +30,7 @@ _DISPATCH_EXAMPLE: dict[str, Any] = {
     "campaign_id": "3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57", "channel": "webhook",
     "recipient_id": "5d8a1c3e7b9f4a2c6e0d8b1a3c5e7f90",
     "destination": "https://hooks.example.gov.cn/forewarn", "status": "pending",
-    "attempts": 0, "max_attempts": 8, "next_attempt_at": "2027-01-18T00:00:00Z",
+    "attempts": 0, "claims": 0, "max_attempts": 8, "next_attempt_at": "2027-01-18T00:00:00Z",
     "last_error": None, "response_status": None, "created_at": "2027-01-12T03:15:01Z",
     "updated_at": "2027-01-18T00:00:00Z", "delivered_at": None,
 }
@@ -46,7 +46,9 @@ class DispatchPublic(BaseModel):
     recipient_id: str
     destination: str
     status: Status
-    attempts: int
+    attempts: int = Field(description="Sends: times a channel was called with this row")
+    claims: int = Field(0, description="Times a dispatcher claimed the row (a claim given "
+                                       "back unsent, or lost in a crash, is not a send)")
     max_attempts: int
     next_attempt_at: dt.datetime
     last_error: str | None

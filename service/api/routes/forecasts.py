@@ -237,6 +237,8 @@ def _run_public(session: Any, run_id: str, language: str = "en") -> RunPublic:
              responses={202: {"description": "Accepted; poll the Location",
                               "headers": {"Location": {"description": "URL of the run",
                                                        "schema": {"type": "string"}}}},
+                        409: problem_doc("A run is already queued (one runs and one waits "
+                                         "per deployment): `queued_run` names it", 409),
                         **BODY_RESPONSES})
 def post_forecast_run(
     body: RunCreate, request: Request, response: Response, session: SessionDep,
@@ -246,10 +248,11 @@ def post_forecast_run(
     threshold of every category from backtests before the cut-off (unless
     FOREWARN_FORECAST__P_MIN pins one), and stores daily forecasts, weekly P(spike) and the
     campaign windows. Answers 202 at once with the queued run; poll ``Location`` for
-    progress. Needs the ``plan`` scope."""
+    progress. One run runs and one waits per deployment: with a run already queued, 409
+    names it (``queued_run``, ``running_run``). Needs the ``plan`` scope."""
     run = create_run(session=session, settings=settings, horizon_days=body.horizon_days,
                      train_until=body.train_until, engine=body.engine, jobs=body.jobs,
-                     signals=list(body.signals), requested_by=key.prefix)
+                     signals=list(body.signals), requested_by=key.prefix, bounded=True)
     request.app.state.run_executor.submit(run.id)
     response.headers["Location"] = f"/v1/forecast-runs/{run.id}"
     return _run_public(session, run.id)

@@ -76,7 +76,8 @@ def readyz(request: Request) -> JSONResponse:
     if checks.get("migrations") == "current":
         try:
             with request.app.state.sessionmaker() as session:
-                checks["scheduler"] = lease_state(session)
+                checks["scheduler"] = lease_state(
+                    session, request.app.state.settings.scheduler.advisory_lock_key)
         except Exception as exc:  # informational only: never fails readiness
             checks["scheduler"] = {"holder": None, "expires_at": None, "alive": False,
                                    "error": type(exc).__name__}

@@ -12,9 +12,10 @@ from sqlalchemy import select
 from service.api.deps import SessionDep, SettingsDep, require
 from service.api.pagination import PAGINATION_RESPONSES
 from service.api.problems import PROBLEM_RESPONSES
+from service.scheduler.leadership import leader_alive
 from service.scheduler.runner import job_specs
 from service.scheduler.tables import ApschedulerJob, JobRun, SchedulerLease
-from service.store.base import as_utc, utcnow
+from service.store.base import as_utc
 from service.store.pagination import decode_cursor, page_of
 
 __all__ = ["router"]
@@ -69,7 +70,9 @@ class Leader(BaseModel):
     acquired_at: dt.datetime | None
     heartbeat_at: dt.datetime | None
     expires_at: dt.datetime | None
-    alive: bool = Field(description="A heartbeat is recent enough")
+    alive: bool = Field(description="A live leader: its lease has not expired (SQLite); its "
+                                    "advisory lock is held (PostgreSQL: false as soon as the "
+                                    "leader dies)")
 
 
 class JobsOut(BaseModel):
@@ -121,7 +124,9 @@ def get_jobs(session: SessionDep, settings: SettingsDep) -> JobsOut:
         exp = as_utc(lease.expires_at)
         leader = Leader(holder=lease.holder, acquired_at=as_utc(lease.acquired_at),
                         heartbeat_at=as_utc(lease.heartbeat_at), expires_at=exp,
-                        alive=bool(lease.holder and exp and exp > utcnow()))
+                        alive=leader_alive(session.connection(), holder=lease.holder,
+                                           expires_at=exp, advisory_lock_key=settings.scheduler
+                                           .advisory_lock_key))
     return JobsOut(leader=leader, jobs=jobs)
 
 
