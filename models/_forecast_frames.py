@@ -8,14 +8,13 @@ import numpy as np
 import pandas as pd
 
 from models.series import iso_mondays
+from models.types import require_columns
 
 __all__ = []
 
 
 def _clean(df: pd.DataFrame) -> pd.DataFrame:
-    missing = {"unique_id", "ds", "y"} - set(df.columns)
-    if missing:
-        raise ValueError(f"frame lacks columns {sorted(missing)}")
+    require_columns(df, ("unique_id", "ds", "y"))
     out = pd.DataFrame({
         "unique_id": df["unique_id"].astype(str).to_numpy(),
         "ds": pd.to_datetime(df["ds"]).dt.normalize().astype("datetime64[ns]").to_numpy(),

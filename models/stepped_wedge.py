@@ -38,6 +38,7 @@ from scipy import stats
 from models._weeks import week_index
 from models.pooling import minimum_detectable_effect
 from models.series import monday_of
+from models.types import require_columns
 
 __all__ = ["ARMS", "DesignEstimate", "DesignStatus", "assign_arms", "design_effect"]
 
@@ -157,11 +158,8 @@ def design_effect(
     ValueError
         Missing columns, an unknown arm, or ``delayed_send`` not after ``early_send``.
     """
-    for name, f, cols in (("panel", panel, ("unique_id", "week", "y")),
-                          ("assignment", assignment, ("unit", "arm"))):
-        missing = [c for c in cols if c not in f.columns]
-        if missing:
-            raise ValueError(f"{name} lacks columns {missing}")
+    require_columns(panel, ("unique_id", "week", "y"), "panel")
+    require_columns(assignment, ("unit", "arm"), "assignment")
     bad = sorted(set(assignment["arm"]) - set(ARMS))
     if bad:
         raise ValueError(f"unknown arm(s) {bad}; arms are {ARMS}")
