@@ -77,6 +77,7 @@ from models.backtest import (  # noqa: E402
 from models.baselines import GlobalHistGradientBoosting, SeasonalNaive  # noqa: E402
 from models.metrics import match_windows, summarize_events  # noqa: E402
 from models.series import SeriesId  # noqa: E402
+from service.config import DEFAULT_TIMEZONE  # noqa: E402
 
 SAMPLES = ROOT / "data" / "samples"
 CHICAGO = ROOT.parent / "shared" / "data" / "chicago_311"
@@ -100,7 +101,7 @@ def _grid(counts: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp) -> pd.D
 def load_samples(quick: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     raw = pd.read_csv(SAMPLES / "complaints.csv.gz",
                       usecols=["received_at", "category", "region"], dtype=str)
-    ts = pd.to_datetime(raw["received_at"], utc=True).dt.tz_convert("Asia/Shanghai")
+    ts = pd.to_datetime(raw["received_at"], utc=True).dt.tz_convert(DEFAULT_TIMEZONE)
     day = ts.dt.tz_localize(None).dt.normalize()
     uid = SeriesId.compose("complaints", raw["category"], raw["region"])
     counts = pd.DataFrame({"unique_id": uid, "ds": day, "y": 1.0})

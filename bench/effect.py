@@ -92,6 +92,7 @@ from models.pooling import (  # noqa: E402
     group_correlation,
     pool,
 )
+from models.series import to_weekly  # noqa: E402
 from models.stepped_wedge import design_effect  # noqa: E402
 from models.types import ForecastOutput  # noqa: E402
 
@@ -238,11 +239,7 @@ def run_chicago(reps: int, effect: float, samples: int, seed0: int) -> list[dict
                 y = daily.loc[sel, "y"].to_numpy().astype(np.int64)
                 daily.loc[sel, "y"] = rng.binomial(y, 1.0 + eff).astype(float)
             realised = float(daily.loc[sel, "y"].sum() - daily0.loc[sel, "y"].sum())
-            f = daily.assign(week=daily["ds"] - pd.to_timedelta(daily["ds"].dt.day_of_week,
-                                                                unit="D"))
-            weekly = f.groupby(["unique_id", "week"], as_index=False).agg(
-                y=("y", "sum"), n=("y", "size"))
-            weekly = weekly[weekly["n"] == 7].drop(columns="n")
+            weekly = to_weekly(daily)  # complete ISO weeks
             base = {"data": "chicago", "scenario": scenario, "rep": i}
             cf = _frozen(_snaive(samples, i), daily, treated, start, end)
             actual = _series(weekly, treated)

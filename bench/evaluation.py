@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from bench.api import _free_port, _serve, alternate, stop  # noqa: E402  (uvicorn + wrk)
 from bench.series import sample_database  # noqa: E402
 from models.peaks import actual_spike_windows  # noqa: E402
+from models.series import SeriesId  # noqa: E402
 from service.campaigns.tables import Campaign  # noqa: E402
 from service.config import EvaluationSettings, Settings  # noqa: E402
 from service.db import make_engine, make_sessionmaker  # noqa: E402
@@ -96,9 +97,9 @@ def _seed(url: str, n_campaigns: int, n_paths: int) -> tuple[str, list[str], pd.
         peaks = []
         r: Any
         for r in spikes.itertuples(index=False):
-            sig, cat, reg = str(r.unique_id).split("|")
-            peaks.append({"run_id": run.id, "series_id": r.unique_id, "signal": sig,
-                          "category": cat, "region": reg, "start": _day(r.start),
+            sid = SeriesId.parse(str(r.unique_id))
+            peaks.append({"run_id": run.id, "series_id": r.unique_id, "signal": sid.signal,
+                          "category": sid.category, "region": sid.region, "start": _day(r.start),
                           "end": _day(r.end), "peak_week": _day(r.peak_week),
                           "expected_count": float(r.peak_count), "expected_excess": 1.0,
                           "max_probability": 0.8, "threshold": float(r.threshold)})
@@ -108,9 +109,10 @@ def _seed(url: str, n_campaigns: int, n_paths: int) -> tuple[str, list[str], pd.
             :: max(1, len(spikes) // n_campaigns)].head(n_campaigns)
         ids = []
         for r in chosen.itertuples(index=False):
-            _, cat, reg = str(r.unique_id).split("|")
+            sid = SeriesId.parse(str(r.unique_id))
             send = _day(r.start) - dt.timedelta(days=21)
-            c = Campaign(status="sent", category=cat, region=reg, signal="complaints",
+            c = Campaign(status="sent", category=sid.category, region=sid.region,
+                         signal="complaints",
                          title="【执法事项提示】基准", window_start=_day(r.start),
                          window_end=_day(r.end), send_date=send, planned_send_date=send,
                          lead_days=21, run_id=run.id, approved_run_id=run.id,

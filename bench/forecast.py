@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.forecast import ProphetForecaster
 from models.peaks import thresholds
 from models.runner import run_forecasts
-from models.series import to_weekly
+from models.series import to_weekly, week_start
 
 END = pd.Timestamp("2025-12-31")
 
@@ -101,8 +101,7 @@ def naive_loop(frame: pd.DataFrame, horizon: int) -> tuple[float, int]:
         fcst = m.predict(future)
         fut = future.tail(horizon)
         paths = m.predictive_samples(fut)["yhat"]  # for P(spike)
-        weeks = fut["ds"] - pd.to_timedelta(fut["ds"].dt.day_of_week, unit="D")
-        sums = pd.DataFrame(paths).groupby(weeks.to_numpy()).sum()
+        sums = pd.DataFrame(paths).groupby(week_start(fut["ds"]).to_numpy()).sum()
         thr = thresholds(to_weekly(g)).get(uid, 5.0)
         _ = (sums.to_numpy() > thr).mean(axis=1), fcst["yhat_upper"].iloc[-1]
         n += 1

@@ -10,8 +10,8 @@ region) and repeated ids. Then, each in its own subprocess so peak memory is sep
   from ``data/samples`` or the test fixtures): everything an import does -- the limits
   (bounded streams, rows, columns, line length, wall time), the file fingerprint (SHA-256 on a
   thread of its own), redaction (NFKC, libphonenumber's matcher, ID checksums), staging in
-  temporary tables and the one-transaction publish -- with the collector paused (``pause_gc``,
-  as the CLI does);
+  temporary tables and the one-transaction publish -- with the collector paused
+  (``service.gcpause.paused_gc``, as the CLI does);
 - ``floor``: bare ``pandas.read_csv(chunksize, dtype=str)`` + ``executemany`` of the raw values
   into a table with the same columns and the same unique key (``source, external_id``) and
   nothing else (no series index, no foreign keys, no validation).
@@ -145,15 +145,23 @@ def worker_full(csv_path: Path, url: str) -> dict[str, Any]:
     cat_file, reg_file = _reference_files()
     with sf() as s:
         load_reference(session=s, categories_file=cat_file, regions_file=reg_file)
+    import contextlib
     import inspect
 
-    # the CLI's pause of the collector (opt-in since issue 12; always on before it)
+    # the CLI's pause of the collector: service.gcpause.paused_gc since issue 15, an
+    # import_file flag (pause_gc) in issue 12, always on before it
     extra: dict[str, Any] = {"pause_gc": True} \
         if "pause_gc" in inspect.signature(import_file).parameters \
         else {}
+    try:
+        from service.gcpause import paused_gc
+        pause: Any = paused_gc
+    except ImportError:
+        pause = contextlib.nullcontext
     t0, c0 = time.perf_counter(), time.process_time()
-    summary = import_file(session_factory=sf, kind="complaints", path=csv_path,
-                          source="bench", chunk_rows=CHUNK, **extra)
+    with pause():
+        summary = import_file(session_factory=sf, kind="complaints", path=csv_path,
+                              source="bench", chunk_rows=CHUNK, **extra)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     engine.dispose()
     return {"seconds": seconds, "cpu": cpu, "received": summary.received,

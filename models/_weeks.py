@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.series import monday_of
+
 __all__ = ["window_weeks"]
 
 LEVELS = (0.8, 0.95)
@@ -27,9 +29,7 @@ def window_weeks(start: Any, end: Any) -> pd.DatetimeIndex:
     s, e = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
     if e < s:
         raise ValueError(f"window end {e.date()} is before its start {s.date()}")
-    first = s - pd.Timedelta(days=s.day_of_week)
-    last = e - pd.Timedelta(days=e.day_of_week)
-    return pd.date_range(first, last, freq="7D", unit="ns")
+    return pd.date_range(monday_of(s), monday_of(e), freq="7D", unit="ns")
 
 
 def fmt_weeks(weeks: Iterable[pd.Timestamp]) -> str:

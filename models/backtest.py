@@ -46,7 +46,7 @@ from models.peaks import (
     thresholds,
 )
 from models.scoring import campaign_windows, event_scores, ranking_scores
-from models.series import to_weekly
+from models.series import horizon_days, sunday_on_or_before, to_weekly
 from models.types import Forecaster
 
 __all__ = ["BacktestResult", "backtest", "make_origins", "horizon_days", "p_min_curve",
@@ -92,19 +92,13 @@ class BacktestResult:
     failures: pd.DataFrame
 
 
-def horizon_days(cutoff: pd.Timestamp, horizon_weeks: int) -> int:
-    """Days from the day after ``cutoff`` to the Sunday ending ``horizon_weeks`` full weeks
-    after the cutoff's ISO week."""
-    return int((6 - pd.Timestamp(cutoff).weekday()) % 7 + 7 * horizon_weeks)
-
-
 def make_origins(last_day: pd.Timestamp, n: int, *, horizon_weeks: int,
                  step_weeks: int | None = None) -> list[pd.Timestamp]:
     """``n`` Sunday cutoffs, ``step_weeks`` apart, the last one leaving a full horizon
     before ``last_day``."""
     step = horizon_weeks if step_weeks is None else step_weeks
-    latest = pd.Timestamp(last_day).normalize() - pd.Timedelta(days=7 * horizon_weeks)
-    latest -= pd.Timedelta(days=(latest.weekday() - 6) % 7)
+    latest = sunday_on_or_before(pd.Timestamp(last_day).normalize()
+                                 - pd.Timedelta(days=7 * horizon_weeks))
     return [latest - pd.Timedelta(days=7 * step * k) for k in reversed(range(n))]
 
 

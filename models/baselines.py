@@ -41,7 +41,13 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from models.series import week_start
-from models.types import DAILY_COLUMNS, FAILURE_COLUMNS, FLAG_COLUMNS, ForecastOutput
+from models.types import (
+    DAILY_COLUMNS,
+    FAILURE_COLUMNS,
+    FLAG_COLUMNS,
+    ForecastOutput,
+    require_columns,
+)
 
 __all__ = ["SeasonalNaive", "GlobalHistGradientBoosting", "PlainProphet", "calendar_features",
            "SEASON_DAYS"]
@@ -59,9 +65,7 @@ def _prepare(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     A series with a negative or missing count is left out (one failure row each) instead of
     failing the whole batch.
     """
-    missing = {"unique_id", "ds", "y"} - set(df.columns)
-    if missing:
-        raise ValueError(f"frame lacks columns {sorted(missing)}")
+    require_columns(df, ("unique_id", "ds", "y"))
     f = df[["unique_id", "ds", "y"]].copy()
     f["ds"] = pd.to_datetime(f["ds"]).dt.normalize()
     f["y"] = pd.to_numeric(f["y"], errors="coerce").astype(float)

@@ -31,6 +31,7 @@ import pandas as pd
 
 from models.peaks import DEFAULT_MAX_CAMPAIGN_WEEKS, DEFAULT_P_MIN
 from models.scoring import campaign_windows, event_scores, event_scores_by, f_beta
+from models.series import sunday_on_or_before
 
 __all__ = [
     "DEFAULT_GRID",
@@ -90,8 +91,7 @@ def decision_origins(cutoff: pd.Timestamp, first_day: pd.Timestamp, *, horizon_w
     apart (counted from :data:`ANCHOR_EPOCH`), so that runs whose cut-offs differ by less
     than that share their origins (and can reuse their backtests)."""
     cutoff = pd.Timestamp(cutoff).normalize()
-    last = cutoff - pd.Timedelta(weeks=horizon_weeks)
-    last -= pd.Timedelta(days=(last.weekday() - 6) % 7)  # the Sunday on or before
+    last = sunday_on_or_before(cutoff - pd.Timedelta(weeks=horizon_weeks))
     if anchor_weeks > 0:
         weeks = (last - ANCHOR_EPOCH).days // 7
         last -= pd.Timedelta(weeks=weeks % int(anchor_weeks))

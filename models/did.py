@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from models._weeks import FloatArray, Z, fmt_weeks, week_index, window_weeks
+from models.types import require_columns
 
 __all__ = ["DidEstimate", "DidStatus", "did_effect"]
 
@@ -95,9 +96,7 @@ class DidEstimate:
 
 
 def _wide(panel: pd.DataFrame) -> pd.DataFrame:
-    missing = {"unique_id", "week", "y"} - set(panel.columns)
-    if missing:
-        raise ValueError(f"panel lacks columns {sorted(missing)}")
+    require_columns(panel, ("unique_id", "week", "y"), "panel")
     f = pd.DataFrame({
         "unique_id": panel["unique_id"].astype(str).to_numpy(),
         "week": week_index(pd.Index(panel["week"])),

@@ -47,6 +47,7 @@ from models._weeks import week_index as _week_index
 from models._weeks import window_weeks
 from models.did import DidEstimate, did_effect
 from models.effect_sim import SimulatedCampaign, simulate_campaign_panel
+from models.types import require_columns
 
 __all__ = [
     "EffectEstimate",
@@ -493,9 +494,7 @@ def placebo_calibration(
     campaign's effect centred on 0 with an interval of about nominal coverage, provided the
     placebo windows resemble the campaign's (same selection, similar lead time and season).
     """
-    missing = set(_PLACEBO_COLUMNS) - set(placebos.columns)
-    if missing:
-        raise ValueError(f"placebos lacks columns {sorted(missing)}")
+    require_columns(placebos, _PLACEBO_COLUMNS, "placebos")
     if min_placebos < 1 or not prior_sd > 0:
         raise ValueError("min_placebos must be >= 1 and prior_sd > 0")
     f = placebos[list(_PLACEBO_COLUMNS)].apply(pd.to_numeric, errors="coerce").astype(float)
@@ -541,9 +540,7 @@ def placebo_calibration(
 
 # --------------------------------------------------------------------------- refits
 def _campaign_rows(campaigns: pd.DataFrame, post_days: int) -> pd.DataFrame:
-    missing = {"unique_id", "start", "end"} - set(campaigns.columns)
-    if missing:
-        raise ValueError(f"campaigns lacks columns {sorted(missing)}")
+    require_columns(campaigns, ("unique_id", "start", "end"), "campaigns")
     if post_days < 0:
         raise ValueError("post_days must be >= 0")
     c = pd.DataFrame({

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from models._weeks import FloatArray
-from models.series import week_start
+from models.series import monday_of, week_start
 
 __all__ = [
     "SimulatedCampaign",
@@ -176,8 +176,7 @@ def simulate_campaign_panel(
         mu = mu * np.exp(common[wk] + own[wk] - 0.5 * (common_sd**2 + own_sd**2))
         y0[r] = rng.poisson(rng.gamma(shape, mu / shape))
     nominal = pd.Timestamp(f"{end_year}-01-01") + pd.Timedelta(days=peak_nominal - 1)
-    first = nominal - pd.Timedelta(days=nominal.day_of_week) - pd.Timedelta(
-        weeks=window_weeks // 2)
+    first = monday_of(nominal) - pd.Timedelta(weeks=window_weeks // 2)
     w_start, w_end = first, first + pd.Timedelta(days=7 * window_weeks - 1)
     in_win = np.asarray((days >= w_start) & (days <= w_end))
     y1 = y0.copy()
@@ -322,8 +321,7 @@ def simulate_category_campaigns(
     rows = []
     for year in range(end_year - years + 1, end_year + 1):
         nominal = pd.Timestamp(f"{year}-01-01") + pd.Timedelta(days=99)
-        first = nominal - pd.Timedelta(days=nominal.day_of_week) - pd.Timedelta(
-            weeks=window_weeks // 2)
+        first = monday_of(nominal) - pd.Timedelta(weeks=window_weeks // 2)
         last = first + pd.Timedelta(days=7 * window_weeks - 1)
         in_win = np.asarray((days >= first) & (days <= last))
         treated = (set(rng.permutation(n_regions)[:treated_per_year].tolist())
@@ -401,8 +399,7 @@ def simulate_stepped_wedge(
                      _process(shape, common_sd, common_phi, own_sd, year_shift_sd,
                               region_shift_sd))
     nominal = pd.Timestamp("2025-01-01") + pd.Timedelta(days=99)
-    w_start = nominal - pd.Timedelta(days=nominal.day_of_week) - pd.Timedelta(
-        weeks=window_weeks // 2)
+    w_start = monday_of(nominal) - pd.Timedelta(weeks=window_weeks // 2)
     w_end = w_start + pd.Timedelta(days=7 * window_weeks - 1)
     early = w_start - pd.Timedelta(weeks=lead_weeks)
     late = early + pd.Timedelta(weeks=delay_weeks)

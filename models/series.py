@@ -12,12 +12,13 @@ columns (:meth:`SeriesId.compose`, :meth:`SeriesId.split`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, overload
+from typing import Any, ClassVar, overload
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["SIGNALS", "SeriesId", "InvalidSeriesId", "week_start", "to_weekly", "zero_fill",
-           "counts_from_records"]
+__all__ = ["SIGNALS", "SeriesId", "InvalidSeriesId", "week_start", "iso_mondays", "monday_of",
+           "sunday_on_or_before", "horizon_days", "to_weekly", "zero_fill", "counts_from_records"]
 
 #: ``complaints`` counts complaint records, ``violations`` enforcement actions that found one.
 SIGNALS = ("complaints", "violations")
@@ -104,6 +105,31 @@ def week_start(ds: pd.Series | pd.DatetimeIndex) -> pd.Series:
     """Monday of the ISO week of each day in ``ds``."""
     s = pd.Series(pd.to_datetime(ds)).dt.normalize()
     return s - pd.to_timedelta(s.dt.day_of_week, unit="D")
+
+
+def iso_mondays(ds: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
+    """Monday of each day's ISO week as ``datetime64[ns]`` (numpy, for hot paths; 1970-01-01
+    was a Thursday); :func:`week_start` for a pandas column."""
+    days = np.asarray(ds, dtype="datetime64[D]").astype(np.int64)
+    return np.asarray((days - (days + 3) % 7).astype("datetime64[D]").astype("datetime64[ns]"))
+
+
+def monday_of(day: Any) -> pd.Timestamp:
+    """Monday (midnight) of the ISO week of one day; :func:`week_start` for a column."""
+    d = pd.Timestamp(day).normalize()
+    return d - pd.Timedelta(days=d.day_of_week)
+
+
+def sunday_on_or_before(day: Any) -> pd.Timestamp:
+    """The Sunday (midnight) ending the last complete ISO week up to ``day``."""
+    d = pd.Timestamp(day).normalize()
+    return d - pd.Timedelta(days=(d.weekday() - 6) % 7)
+
+
+def horizon_days(cutoff: Any, horizon_weeks: int) -> int:
+    """Days from the day after ``cutoff`` to the Sunday ending ``horizon_weeks`` full weeks
+    after the cutoff's own ISO week."""
+    return int((6 - pd.Timestamp(cutoff).weekday()) % 7 + 7 * horizon_weeks)
 
 
 def zero_fill(frame: pd.DataFrame) -> pd.DataFrame:

@@ -37,6 +37,8 @@ from scipy import stats
 
 from models._weeks import week_index
 from models.pooling import minimum_detectable_effect
+from models.series import monday_of
+from models.types import require_columns
 
 __all__ = ["ARMS", "DesignEstimate", "DesignStatus", "assign_arms", "design_effect"]
 
@@ -130,11 +132,6 @@ class DesignEstimate:
         return d
 
 
-def _monday(day: Any) -> pd.Timestamp:
-    d = pd.Timestamp(day).normalize()
-    return d - pd.Timedelta(days=d.day_of_week)
-
-
 def design_effect(
     panel: pd.DataFrame,
     assignment: pd.DataFrame,
@@ -161,11 +158,8 @@ def design_effect(
     ValueError
         Missing columns, an unknown arm, or ``delayed_send`` not after ``early_send``.
     """
-    for name, f, cols in (("panel", panel, ("unique_id", "week", "y")),
-                          ("assignment", assignment, ("unit", "arm"))):
-        missing = [c for c in cols if c not in f.columns]
-        if missing:
-            raise ValueError(f"{name} lacks columns {missing}")
+    require_columns(panel, ("unique_id", "week", "y"), "panel")
+    require_columns(assignment, ("unit", "arm"), "assignment")
     bad = sorted(set(assignment["arm"]) - set(ARMS))
     if bad:
         raise ValueError(f"unknown arm(s) {bad}; arms are {ARMS}")
@@ -174,9 +168,9 @@ def design_effect(
         raise ValueError("delayed_send must be after early_send")
     if pre_weeks < 1:
         raise ValueError("pre_weeks must be >= 1")
-    first_step = _monday(early) + pd.Timedelta(weeks=int(early.day_of_week != 0))
+    first_step = monday_of(early) + pd.Timedelta(weeks=int(early.day_of_week != 0))
     step = pd.date_range(first_step, late - pd.Timedelta(days=7), freq="7D", unit="ns")
-    pre = pd.date_range(_monday(early) - pd.Timedelta(weeks=pre_weeks), periods=pre_weeks,
+    pre = pd.date_range(monday_of(early) - pd.Timedelta(weeks=pre_weeks), periods=pre_weeks,
                         freq="7D", unit="ns")
     base: dict[str, Any] = {"step_weeks": tuple(step), "pre_weeks": tuple(pre)}
     if len(step) == 0:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, Self
 
 import pandas as pd
 
-__all__ = ["ForecastOutput", "Forecaster", "DAILY_COLUMNS", "FLAG_COLUMNS", "FAILURE_COLUMNS"]
+__all__ = ["ForecastOutput", "Forecaster", "DAILY_COLUMNS", "FLAG_COLUMNS", "FAILURE_COLUMNS",
+           "require_columns"]
 
 DAILY_COLUMNS = ["unique_id", "ds", "yhat", "yhat_lower", "yhat_upper", "model"]
 FLAG_COLUMNS = ["unique_id", "flag", "detail"]
@@ -52,3 +54,10 @@ class Forecaster(Protocol):
         ...
 
     def get_params(self, deep: bool = True) -> dict[str, object]: ...
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], name: str = "frame") -> None:
+    """Raise ``ValueError`` naming ``name`` and the missing columns, if any are missing."""
+    missing = sorted(set(columns) - set(frame.columns))
+    if missing:
+        raise ValueError(f"{name} lacks columns {missing}")

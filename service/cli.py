@@ -14,6 +14,7 @@ from service.cli_support import (
     cli_settings,
     command_group,
     echo_json,
+    paused_gc,
     set_verbosity,
 )
 
@@ -146,10 +147,11 @@ def samples_load(
     samples: tuple[tuple[Literal["complaints", "enforcement"], str], ...] = (
         ("complaints", "complaints.csv.gz"), ("enforcement", "enforcement.csv.gz"))
     for kind, name in samples:
-        summary = import_file(session_factory=factory, kind=kind,
-                              path=settings.samples_dir / name, filename=name,
-                              chunk_rows=settings.import_chunk_rows, tz=settings.timezone,
-                              force=True, pause_gc=True)
+        with paused_gc():
+            summary = import_file(session_factory=factory, kind=kind,
+                                  path=settings.samples_dir / name, filename=name,
+                                  chunk_rows=settings.import_chunk_rows, tz=settings.timezone,
+                                  force=True)
         typer.echo(f"{kind}: received {summary.received}, inserted {summary.inserted}, "
                    f"duplicates {summary.duplicates}, rejected {summary.rejected}")
 
@@ -185,13 +187,13 @@ def _import(kind: Literal["complaints", "enforcement"], path: Path, source: str 
     try:
         recover_interrupted(factory,
                             stale_after_seconds=settings.imports.stale_after_seconds)
-        summary = import_file(session_factory=factory, kind=kind, path=path,
-                              filename=path.name, source=source, mapping=mapping or None,
-                              register_new=register_new, chunk_rows=settings.import_chunk_rows,
-                              tz=settings.timezone, force=force, date_order=date_order,
-                              encoding=encoding, coverage=coverage,
-                              limits=ImportLimits.from_settings(settings.imports),
-                              pause_gc=True)
+        with paused_gc():
+            summary = import_file(
+                session_factory=factory, kind=kind, path=path, filename=path.name,
+                source=source, mapping=mapping or None, register_new=register_new,
+                chunk_rows=settings.import_chunk_rows, tz=settings.timezone, force=force,
+                date_order=date_order, encoding=encoding, coverage=coverage,
+                limits=ImportLimits.from_settings(settings.imports))
     except ServiceError as exc:
         batch = exc.extensions.get("batch_id")
         typer.echo(f"error: {exc.detail}" + (f" (batch {batch})" if batch else ""), err=True)

@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from service.gcpause import paused_gc
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from service.config import Settings
 
 __all__ = ["command_group", "cli_settings", "cli_session", "echo_json", "parse_date",
-           "set_verbosity", "cli_log_options"]
+           "set_verbosity", "cli_log_options", "paused_gc"]
 
 def command_group(help: str) -> typer.Typer:
     """A ``typer.Typer`` for a command group: plain click help (no rich import, which alone

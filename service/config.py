@@ -9,10 +9,13 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "ForecastSettings", "ApiSettings", "ImportSettings", "SchedulerSettings",
-           "CampaignSettings", "DispatchSettings", "EvaluationSettings", "ChannelSettings",
-           "WebhookSettings",
-           "EmailSettings", "PROJECT_ROOT"]
+__all__ = ["DEFAULT_TIMEZONE", "Settings", "ForecastSettings", "ApiSettings", "ImportSettings",
+           "SchedulerSettings", "CampaignSettings", "DispatchSettings", "EvaluationSettings",
+           "ChannelSettings", "WebhookSettings", "EmailSettings", "PROJECT_ROOT"]
+
+#: The deployment's time zone unless ``FOREWARN_TIMEZONE`` says otherwise: naive timestamps are
+#: local time there, records count towards its calendar days, "today" is its today.
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = PROJECT_ROOT / "data" / "samples"
@@ -92,7 +95,8 @@ class SchedulerSettings(BaseModel):
 
     enabled: bool = False
     refit_cron: str = "0 2 * * mon"
-    timezone: str = "Asia/Shanghai"
+    #: Zone of the cron expressions; None (the default): the deployment's ``timezone``.
+    timezone: str | None = None
     refit_enabled: bool = True
     dispatch_interval_seconds: float = 60.0
     retry_interval_seconds: float = 60.0
@@ -221,7 +225,7 @@ class Settings(BaseSettings):
     categories_file: Path = SAMPLES_DIR / "categories.yaml"
     regions_file: Path = SAMPLES_DIR / "regions.yaml"
     samples_dir: Path = SAMPLES_DIR
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
     log_level: str = "INFO"
     log_json: bool = True
     import_chunk_rows: int = 50_000

@@ -52,6 +52,7 @@ from models.decision import (
     series_thresholds,
 )
 from models.peaks import DEFAULT_P_MIN
+from models.series import horizon_days
 from service.store.series import parse_series_id
 from service.store.tables import Category, DecisionBacktest, utcnow
 
@@ -106,11 +107,6 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def _horizon_days(origin: pd.Timestamp, horizon_weeks: int) -> int:
-    """As :func:`models.backtest.horizon_days` (not imported: it pulls in scikit-learn)."""
-    return int((6 - pd.Timestamp(origin).weekday()) % 7 + 7 * horizon_weeks)
-
-
 def _fingerprints(frame: pd.DataFrame, spec: BacktestSpec, params: Mapping[str, Any]
                   ) -> dict[tuple[str, pd.Timestamp], str]:
     """One fingerprint per (series, origin): the series' rows up to the end of the origin's
@@ -119,7 +115,7 @@ def _fingerprints(frame: pd.DataFrame, spec: BacktestSpec, params: Mapping[str, 
                        "lead_days": spec.lead_days, "min_spike_count": spec.min_spike_count,
                        "code": _code_digest()}, sort_keys=True, default=str).encode()
     f = frame.sort_values(["unique_id", "ds"], kind="stable")
-    ends = {o: (o + pd.Timedelta(days=_horizon_days(o, spec.horizon_weeks))).to_datetime64()
+    ends = {o: (o + pd.Timedelta(days=horizon_days(o, spec.horizon_weeks))).to_datetime64()
             .astype("datetime64[D]").astype(np.int64) for o in spec.origins}
     out: dict[tuple[str, pd.Timestamp], str] = {}
     for uid, g in f.groupby("unique_id", sort=True):

@@ -44,7 +44,7 @@ from models.pooling import (
     pool,
     season_labels,
 )
-from models.series import SeriesId
+from models.series import SeriesId, monday_of
 from models.stepped_wedge import design_effect
 
 __all__ = ["PoolBy", "POOL_BY", "estimate_frame", "placebo_correlation", "design_frame",
@@ -339,11 +339,9 @@ def annotate_effect(report: dict[str, Any]) -> dict[str, Any]:
     −20 %).
     """
     start = pd.Timestamp(report["window_start"])
-    first_monday = start - pd.Timedelta(days=start.day_of_week)
-    report["measurable_from"] = (first_monday + pd.Timedelta(days=7)).date()
+    report["measurable_from"] = (monday_of(start) + pd.Timedelta(days=7)).date()
     end = pd.Timestamp(report["window_end"])
-    report["complete_on"] = (end - pd.Timedelta(days=end.day_of_week)
-                             + pd.Timedelta(days=7)).date()
+    report["complete_on"] = (monday_of(end) + pd.Timedelta(days=7)).date()
     report["reason_zh"] = _reason_zh(report)
     cf = report.get("counterfactual")
     if isinstance(cf, dict):

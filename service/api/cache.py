@@ -1,4 +1,4 @@
-"""A small in-process LRU cache of serialised responses.
+"""A small in-process LRU cache of serialised responses (``cachetools.LRUCache`` behind a lock).
 
 Everything a finished forecast run produced is immutable, so responses derived from one run
 are cached under keys that include the run id; a newer run simply yields new keys.
@@ -7,8 +7,9 @@ are cached under keys that include the run id; a newer run simply yields new key
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Hashable
+
+from cachetools import LRUCache
 
 __all__ = ["ResponseCache"]
 
@@ -16,21 +17,16 @@ __all__ = ["ResponseCache"]
 class ResponseCache:
     def __init__(self, maxsize: int = 4096) -> None:
         self.maxsize = maxsize
-        self._data: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._data: LRUCache[Hashable, bytes] = LRUCache(maxsize=maxsize)
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> bytes | None:
         with self._lock:
-            hit = self._data.get(key)
-            if hit is not None:
-                self._data.move_to_end(key)
-            return hit
+            return self._data.get(key)
 
     def put(self, key: Hashable, value: bytes) -> None:
         with self._lock:
             self._data[key] = value
-            if len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._data)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
+from cachetools import TTLCache
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
@@ -57,31 +58,33 @@ class KeyCache:
     """Recently verified keys by the SHA-256 of the presented key, for ``ttl`` seconds.
 
     Keeps the database off the hot path of every request; a revoked or expired key stops
-    working within ``ttl`` seconds (``FOREWARN_API__KEY_CACHE_SECONDS``, 0 disables).
+    working within ``ttl`` seconds (``FOREWARN_API__KEY_CACHE_SECONDS``, 0 disables). A
+    ``cachetools.TTLCache`` of at most ``maxsize`` keys (the least recently used go first).
     """
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, maxsize: int = 10_000,
+                 timer: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
-        self._data: dict[str, tuple[float, ApiKey]] = {}
+        self._data: TTLCache[str, ApiKey] | None = (
+            TTLCache(maxsize=maxsize, ttl=ttl, timer=timer) if ttl > 0 else None)
         self._lock = threading.Lock()
 
     def get(self, digest: str) -> ApiKey | None:
-        with self._lock:
-            hit = self._data.get(digest)
-        if hit is None or hit[0] < time.monotonic():
+        if self._data is None:
             return None
-        key = hit[1]
+        with self._lock:
+            key = self._data.get(digest)
+        if key is None:
+            return None
         if key.expires_at is not None and as_utc(key.expires_at) <= utcnow():
             return None
         return key
 
     def put(self, digest: str, key: ApiKey) -> None:
-        if self.ttl <= 0:
+        if self._data is None:
             return
         with self._lock:
-            if len(self._data) > 10_000:
-                self._data.clear()
-            self._data[digest] = (time.monotonic() + self.ttl, key)
+            self._data[digest] = key
 
 
 def _verify(request: Request, api_key: str) -> ApiKey | None:

@@ -2,7 +2,8 @@
 
 Headers: ``webhook-id`` (the idempotency key), ``webhook-timestamp`` (Unix seconds) and
 ``webhook-signature: v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>``, one signature per
-active secret separated by spaces, so a receiver can rotate its secret without downtime.
+active secret separated by spaces, so a receiver can rotate its secret without downtime; the
+signatures are made by the reference ``standardwebhooks`` library.
 A recipient registered through ``/v1/recipients`` has its own secrets (rotated with a grace
 period, :mod:`service.campaigns.recipients`); the deployment-wide
 ``FOREWARN_CHANNELS__WEBHOOK__SECRETS`` sign for recipients without any.
@@ -14,14 +15,14 @@ timeouts are short and at most ``max_response_bytes`` of the answer are read.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
+import datetime as dt
 import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from standardwebhooks import Webhook
 
 from service.channels.base import (
     Channel,
@@ -48,11 +49,11 @@ def decode_secret(secret: str) -> bytes:
 
 
 def sign(keys: list[bytes], msg_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` header value: ``v1,<sig>`` per key, space-separated."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    return " ".join(
-        "v1," + base64.b64encode(hmac.new(k, signed, hashlib.sha256).digest()).decode()
-        for k in keys)
+    """The ``webhook-signature`` header value: ``v1,<sig>`` per key, space-separated, each
+    signed by the reference ``standardwebhooks`` library (the body is UTF-8 JSON)."""
+    when = dt.datetime.fromtimestamp(timestamp, dt.UTC)
+    text = body.decode("utf-8")
+    return " ".join(Webhook(k).sign(msg_id, when, text) for k in keys)
 
 
 def webhook_body(message: Message) -> bytes:

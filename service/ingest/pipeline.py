@@ -56,7 +56,6 @@ in the same transaction.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import hashlib
 import json
 import os
@@ -81,6 +80,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.config import DEFAULT_TIMEZONE
 from service.errors import BadRequest, Conflict, NotFound, ServiceError, UnprocessableContent
 from service.ingest.limits import Guard, ImportBusy, ImportLimits, Interrupted
 from service.ingest.mapping import (
@@ -1238,7 +1238,7 @@ class ImportJob:
     source: str | None = None
     mapping: Mapping[str, str] | None = None
     register_new: bool = False
-    tz: str = "Asia/Shanghai"
+    tz: str = DEFAULT_TIMEZONE
     chunk_rows: int = 50_000
     force: bool = False
     date_order: str | None = None
@@ -1246,7 +1246,6 @@ class ImportJob:
     limits: ImportLimits = field(default_factory=ImportLimits)
     sha256: str | None = None
     hasher: _Hasher | None = None
-    pause_gc: bool = False
     clock: Callable[[], float] = time.monotonic
     cancel: threading.Event | None = None
     closers: list[Any] = field(default_factory=list)
@@ -1300,7 +1299,7 @@ def run_import(session_factory: sessionmaker[Session], job: ImportJob,
         raise
     log.info("import_started", batch_id=batch.id, kind=job.kind)
     try:
-        with _gc_paused(job.pause_gc), _busy_is_503():
+        with _busy_is_503():
             summary = _execute(session_factory, job, spec, batch)
     except BaseException as exc:
         _mark_failed(session_factory, batch.id, exc)
@@ -1500,37 +1499,6 @@ def _publish(conn: Connection, stage: _Stage, spec: KindSpec, batch: _BatchRef,
     return inserted
 
 
-_gc_lock = threading.Lock()
-_gc_state = {"holders": 0, "reenable": 0}
-
-
-@contextmanager
-def _gc_paused(enabled: bool = True) -> Iterator[None]:
-    """Pause the cyclic garbage collector while an import runs (opt-in: the CLI and the
-    benchmark; never inside the API server, where other requests allocate meanwhile).
-
-    An import creates millions of short-lived strings and tuples; with the collector on, its
-    generation scans cost more than building the rows (measured ~3x on the row tuples). The
-    records hold no reference cycles; reference counting still frees everything. Concurrent
-    imports share one pause (a counter); the collector is back on when the last one ends.
-    """
-    if not enabled:
-        yield
-        return
-    with _gc_lock:
-        if _gc_state["holders"] == 0:
-            _gc_state["reenable"] = int(gc.isenabled())
-            gc.disable()
-        _gc_state["holders"] += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_state["holders"] -= 1
-            if _gc_state["holders"] == 0 and _gc_state["reenable"]:
-                gc.enable()
-
-
 def _personal_unless_mapped(mapping: Mapping[str, str] | None) -> Callable[[str], bool]:
     mapped = {normalise_header(c) for c in (mapping or {}).values()}
     return lambda h: is_personal_header(h) and normalise_header(h) not in mapped
@@ -1578,12 +1546,11 @@ def import_file(
     mapping: dict[str, str] | None = None,
     register_new: bool = False,
     chunk_rows: int = 50_000,
-    tz: str = "Asia/Shanghai",
+    tz: str = DEFAULT_TIMEZONE,
     force: bool = False,
     date_order: str | None = None,
     encoding: str | None = None,
     limits: ImportLimits | None = None,
-    pause_gc: bool = False,
     clock: Callable[[], float] = time.monotonic,
     coverage: str | Coverage | None = None,
 ) -> BatchSummary:
@@ -1627,8 +1594,6 @@ def import_file(
         The text encoding, instead of detecting it.
     limits
         Size and time limits (default: :class:`ImportLimits` defaults).
-    pause_gc
-        Pause the cyclic garbage collector during the import (CLI and benchmark only).
     clock
         Monotonic clock of the wall-time limit (tests inject one).
     coverage
@@ -1661,7 +1626,7 @@ def import_file(
     job = file_job(kind=kind, path=path, filename=filename, encoding=encoding, source=source,
                    mapping=mapping, register_new=register_new, chunk_rows=chunk_rows, tz=tz,
                    force=force, date_order=date_order, limits=limits or ImportLimits(),
-                   pause_gc=pause_gc, clock=clock, coverage=declared_coverage(coverage))
+                   clock=clock, coverage=declared_coverage(coverage))
     return run_import(session_factory, job)
 
 
@@ -1699,7 +1664,7 @@ def import_records(
     mapping: dict[str, str] | None = None,
     register_new: bool = False,
     chunk_rows: int = 50_000,
-    tz: str = "Asia/Shanghai",
+    tz: str = DEFAULT_TIMEZONE,
     force: bool = False,
     date_order: str | None = None,
     limits: ImportLimits | None = None,

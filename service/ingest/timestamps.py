@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from service.config import DEFAULT_TIMEZONE
+
 __all__ = ["parse_timestamps", "parse_one", "EXCEL_EPOCH", "DATE_ORDERS", "YEAR_LAST"]
 
 EXCEL_EPOCH = pd.Timestamp("1899-12-30")
@@ -118,7 +120,7 @@ def _excel(values: pd.Series) -> pd.Series:
     return out
 
 
-def parse_one(value: str, tz: str = "Asia/Shanghai") -> dt.datetime | None:
+def parse_one(value: str, tz: str = DEFAULT_TIMEZONE) -> dt.datetime | None:
     """Parse one timestamp the slow way; an aware UTC datetime, or None."""
     raw = _SPACES.sub(" ", value.strip())
     if not raw:
@@ -160,7 +162,7 @@ def _year_last(values: pd.Series, order: str, parts: pd.DataFrame) -> pd.Series:
     return out
 
 
-def parse_timestamps(values: pd.Series, tz: str = "Asia/Shanghai", *,
+def parse_timestamps(values: pd.Series, tz: str = DEFAULT_TIMEZONE, *,
                      date_order: str = "mdy",
                      on_year_last: Callable[[pd.Series, pd.DataFrame], str] | None = None,
                      ) -> pd.Series:

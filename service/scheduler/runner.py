@@ -82,7 +82,7 @@ class JobSpec:
 def job_specs(settings: Settings) -> list[JobSpec]:
     """The jobs this deployment runs, from ``settings.scheduler``."""
     sc = settings.scheduler
-    tz = ZoneInfo(sc.timezone)
+    tz = ZoneInfo(sc.timezone or settings.timezone)
     specs = []
     if sc.refit_enabled:
         specs.append(JobSpec("refit", jobs.JOBS["refit"],
@@ -196,7 +196,7 @@ class SchedulerService:
                                     before=utcnow())
         if reclaimed:
             log.warning("dispatch_reclaimed", rows=reclaimed, holder=self.holder)
-        tz = ZoneInfo(sc.timezone)
+        tz = ZoneInfo(sc.timezone or self.settings.timezone)
         scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self.engine,
                                                      tablename=JOBSTORE_TABLE)},

@@ -23,8 +23,8 @@ from service.errors import NotFound, UnprocessableContent
 from service.store.summary import Interval, merge_intervals, series_coverage
 from service.store.tables import Complaint, EnforcementAction, SeriesSource
 
-__all__ = ["SIGNALS", "SeriesId", "parse_series_id", "list_series", "series_page",
-           "series_counts", "daily_frame", "signal_range", "covered_days"]
+__all__ = ["SIGNALS", "SeriesId", "parse_series_id", "series_id_matches", "list_series",
+           "series_page", "series_counts", "daily_frame", "signal_range", "covered_days"]
 
 def parse_series_id(value: str) -> SeriesId:
     """:meth:`models.series.SeriesId.parse`, a bad id answered as 422 (problem details)."""
@@ -32,6 +32,19 @@ def parse_series_id(value: str) -> SeriesId:
         return SeriesId.parse(value)
     except InvalidSeriesId as exc:
         raise UnprocessableContent(str(exc)) from exc
+
+
+def series_id_matches(column: Any, *, category: str | None = None,
+                      region: str | None = None) -> list[ColumnElement[bool]]:
+    """SQL conditions selecting the ids of a series-id ``column`` with this category and/or
+    region part (the id's shape is :class:`~models.series.SeriesId`'s; values escaped)."""
+    sep = SeriesId.sep
+    conds: list[ColumnElement[bool]] = []
+    if category:
+        conds.append(column.contains(f"{sep}{category}{sep}", autoescape=True))
+    if region:
+        conds.append(column.endswith(f"{sep}{region}", autoescape=True))
+    return conds
 
 
 def _source(signal: str) -> tuple[Any, ColumnElement[bool] | None]:

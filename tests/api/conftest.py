@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.series import SeriesId
 from service.api.app import create_app
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
@@ -40,7 +41,8 @@ def seed_run(factory: sessionmaker[Session], *, n_series: int = 6, days: int = 2
         s.flush()
         points, weeks, peaks = [], [], []
         for sid in series:
-            _, cat, reg = sid.split("|")
+            parsed = SeriesId.parse(sid)
+            cat, reg = parsed.category, parsed.region
             y = rng.gamma(2.0, 2.0, days)
             points += [{"run_id": run.id, "series_id": sid, "ds": start + dt.timedelta(d),
                         "yhat": float(y[d]), "yhat_lower": float(y[d] * 0.5),

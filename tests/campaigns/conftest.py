@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.series import SeriesId
 from service.config import Settings
 from service.db import make_sessionmaker
 from service.store.reference import load_reference
@@ -62,7 +63,7 @@ def add_run(session: Session, peaks: Sequence[P], *, train_until: dt.date,
     session.add(run)
     session.flush()
     for p in peaks:
-        sid = f"{p.signal}|{p.category}|{p.region}"
+        sid = str(SeriesId(p.signal, p.category, p.region))
         end = p.start + dt.timedelta(days=7 * p.weeks - 1)
         session.add(Peak(run_id=run.id, series_id=sid, signal=p.signal, category=p.category,
                          region=p.region, start=p.start, end=end, peak_week=p.start,

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from models.series import SeriesId
 from service.audit import list_entries
 from service.campaigns.planning import (
     Booking,
@@ -115,7 +116,7 @@ class _Peak:
                  prob: float = 0.7, category: str = "c", region: str = "r",
                  onset: dt.date | None = None, p_min: float | None = 0.3) -> None:
         self.id, self.run_id, self.signal = i, "run", signal
-        self.series_id = f"{signal}|{category}|{region}"
+        self.series_id = str(SeriesId(signal, category, region))
         self.category, self.region = category, region
         self.start, self.end = start, start + dt.timedelta(days=7 * weeks - 1)
         self.peak_week, self.expected_count = start, 40.0 + excess

@@ -12,6 +12,7 @@ import pytest
 
 from models.effect_sim import simulate_stepped_wedge
 from models.pooling import did_correlation, effect_rows, pool
+from models.series import SeriesId
 from models.stepped_wedge import design_effect
 from service.effect_pooling import (
     annotate_effect,
@@ -112,7 +113,8 @@ def test_design_frame_estimates_a_randomised_wave() -> None:
     sim = simulate_stepped_wedge(seed=3, effect=-0.3)
     campaigns = []
     for unit, arm in zip(sim.assignment["unit"], sim.assignment["arm"], strict=True):
-        _, cat, region = unit.split("|")
+        parsed = SeriesId.parse(unit)
+        cat, region = parsed.category, parsed.region
         send = sim.early_send if arm == "early" else sim.delayed_send
         campaigns.append(SimpleNamespace(
             id=f"c{region}", category=cat, region=region, send_date=send.date(),

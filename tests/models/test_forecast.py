@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-import models.forecast as forecast_mod
-from models.forecast import FALLBACK_MODEL, ProphetForecaster, _count_paths, _noise_moments
+import models._prophet_direct as direct_mod
+from models.count_noise import count_paths, noise_moments
+from models.forecast import FALLBACK_MODEL, ProphetForecaster
 from models.types import DAILY_COLUMNS, FAILURE_COLUMNS, FLAG_COLUMNS, ForecastOutput
 
 HORIZON = 70  # = the conftest ``horizon`` fixture (checked below)
@@ -99,7 +100,7 @@ def test_direct_stan_data_equal_prophet_preprocess(
         seen["data"], seen["init"] = data, init
         return {k: np.asarray(v, dtype=float).reshape(1, -1) for k, v in init.items()}
 
-    monkeypatch.setattr(forecast_mod, "optimize", fake_optimize)
+    monkeypatch.setattr(direct_mod, "optimize", fake_optimize)
     est = ProphetForecaster(noise="gaussian").fit(regular)
     model = est.models_["regular"]
     data = seen["data"]
@@ -148,14 +149,14 @@ def test_noise_moments_recover_simulated_parameters() -> None:
     mu = 8 * (1 + 0.3 * np.sin(2 * np.pi * np.arange(len(ds)) / 365.25))
     est = []
     for seed in range(6):
-        y = _count_paths(mu[:, None], ds, 0.3, 0.15, 0.5, np.random.default_rng(seed))[:, 0]
-        est.append(_noise_moments(ds.to_numpy(), y, mu))
+        y = count_paths(mu[:, None], ds, 0.3, 0.15, 0.5, np.random.default_rng(seed))[:, 0]
+        est.append(noise_moments(ds.to_numpy(), y, mu))
     disp, week_var, phi = (np.median([e[i] for e in est]) for i in range(3))
     assert 0.2 < disp < 0.4
     assert 0.07 < week_var < 0.3
     assert 0.25 < phi < 0.8
     poisson = np.random.default_rng(9).poisson(mu).astype(float)
-    d0, v0, *_ = _noise_moments(ds.to_numpy(), poisson, mu)
+    d0, v0, *_ = noise_moments(ds.to_numpy(), poisson, mu)
     assert d0 < 0.05 and v0 < 0.03  # no over-dispersion found in Poisson data
 
 
@@ -163,14 +164,14 @@ def test_count_paths_weekly_moments() -> None:
     """Weekly sums of the paths have the mean and variance of the model:
     Var(W) = M + c (1 + v) S + v M^2 (M = 35, S = 175, c = 0.5, v = 0.2)."""
     ds = pd.date_range("2024-01-01", periods=14, freq="D")
-    paths = _count_paths(np.full((14, 20_000), 5.0), ds, 0.5, 0.2, 0.0,
+    paths = count_paths(np.full((14, 20_000), 5.0), ds, 0.5, 0.2, 0.0,
                          np.random.default_rng(1))
     assert (paths >= 0).all() and np.array_equal(paths, np.round(paths))
     week = paths[:7].sum(axis=0)
     assert abs(week.mean() - 35) < 0.5
     assert abs(week.var() / (35 + 0.5 * 1.2 * 175 + 0.2 * 35**2) - 1) < 0.06
     # a filtered shock of +0.5 before the forecast lifts the first week by ~exp(0.5) (phi 0.8)
-    up = _count_paths(np.full((14, 20_000), 5.0), ds, 0.0, 0.2, 0.8,
+    up = count_paths(np.full((14, 20_000), 5.0), ds, 0.0, 0.2, 0.8,
                       np.random.default_rng(2), last=(0.5, 0.0))
     assert 1.3 < up[:7].sum(axis=0).mean() / 35 < 1.6
 
@@ -278,7 +279,7 @@ def test_default_stan_tolerance_moves_fit_little(reference: ProphetForecaster,
 
 def _fitted_curve(est: ProphetForecaster) -> np.ndarray:
     """Noise-free future mean (trend + seasonal + calendar) of the ``regular`` series."""
-    from models.forecast import _piecewise_linear
+    from models._prophet_direct import _piecewise_linear
 
     m = est.models_["regular"]
     fut = pd.date_range(est.history_["regular"]["ds"].iloc[-1] + pd.Timedelta(days=1),

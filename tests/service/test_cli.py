@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from models.series import SeriesId
 from service.cli import app
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -165,7 +166,7 @@ def test_forecast_prints_thresholds_and_peaks_show_the_decision(env: Path) -> No
     doc = json.loads(runner.invoke(app, ["peaks", "--json"]).stdout)
     assert doc, "the August season is predicted"
     for row in doc:
-        cat = row["series_id"].split("|")[1]
+        cat = SeriesId.parse(row["series_id"]).category
         assert row["p_min"] == row["decision"]["threshold"]
         assert row["onset"] <= row["start"] and row["max_probability"] >= row["p_min"]
         assert row["decision"]["category"] == cat and row["decision"]["explanation"]
@@ -267,3 +268,24 @@ def test_cli_logs_quiet_human_and_on_stderr(env: Path) -> None:
                                  "--force"])
     line = next(ln for ln in as_json.stderr.splitlines() if "import_finished" in ln)
     assert json.loads(line)["event"] == "import_finished"
+
+
+def test_paused_gc_nests_and_restores_the_collector() -> None:
+    import gc
+
+    from service.gcpause import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+        with paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer pause still holds
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()  # it was off before: left off
+    finally:
+        gc.enable()

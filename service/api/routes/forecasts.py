@@ -39,7 +39,7 @@ from service.forecasting import (
     peaks_query,
     series_forecast,
 )
-from service.store.series import parse_series_id
+from service.store.series import parse_series_id, series_id_matches
 from service.store.tables import ApiKey, ForecastRun, ForecastWeek, Peak, SeriesIssue
 
 router = APIRouter(tags=["forecasts"], responses=PROBLEM_RESPONSES)
@@ -339,10 +339,7 @@ def _forecast_page(session: Any, *, category: str | None, region: str | None,
     fw = ForecastWeek
     stmt = select(fw.run_id, fw.series_id, fw.week, fw.expected, fw.p_spike, fw.threshold
                   ).where(fw.run_id == run_id)
-    if category:
-        stmt = stmt.where(fw.series_id.contains(f"|{category}|", autoescape=True))
-    if region:
-        stmt = stmt.where(fw.series_id.endswith(f"|{region}", autoescape=True))
+    stmt = stmt.where(*series_id_matches(fw.series_id, category=category, region=region))
     if date_from:
         stmt = stmt.where(fw.week >= date_from - dt.timedelta(days=6))
     if date_to:

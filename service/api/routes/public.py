@@ -132,6 +132,7 @@ def get_calendar(
     one all-day event per reminder window. No key needed; cacheable for 5 minutes."""
     items = public_reminders(session=session, settings=settings, category=category,
                              region=region, limit=1000)
-    return Response(content=calendar_ics(items), media_type=CONTENT_TYPE,
+    return Response(content=calendar_ics(items, timezone=settings.timezone),
+                    media_type=CONTENT_TYPE,
                     headers={"Cache-Control": _CACHE,
                              "Content-Disposition": 'inline; filename="forewarn.ics"'})
