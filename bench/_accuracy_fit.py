@@ -34,7 +34,14 @@ from sklearn.base import clone
 from bench._accuracy_data import ROOT, DataSet
 from models.backtest import horizon_days
 from models.decision import DEFAULT_GRID
-from models.peaks import peak_windows, runs_to_windows, spike_probabilities, thresholds
+from models.peaks import (
+    DEFAULT_ONSET_LOOKBACK_WEEKS,
+    _onset,  # the onset rule of peak_windows, applied to windows found without paths
+    peak_windows,
+    runs_to_windows,
+    spike_probabilities,
+    thresholds,
+)
 from models.series import to_weekly
 
 CACHE = ROOT / "var" / "bench-cache"
@@ -105,6 +112,39 @@ def _weekly_actual(full: pd.DataFrame, weekly_full: pd.DataFrame, cutoff: pd.Tim
     return thr, aw, act.assign(cutoff=cutoff)
 
 
+def grid_windows(probs: pd.DataFrame, samples: pd.DataFrame, grid: Sequence[float]
+                 ) -> pd.DataFrame:
+    """:func:`models.peaks.peak_windows` with the sample paths at every threshold of ``grid``:
+    the same rows as calling it for each threshold, faster. The windows are found without
+    paths (vectorised), then the onset of each window's first part is computed from the
+    paths with the same rule (``models.peaks._onset``: the week by which a share ``p_min`` of
+    the paths has crossed T, looking back up to 4 weeks, not past the previous window)."""
+    values = samples.to_numpy(dtype=float)
+    level0 = np.asarray(samples.index.get_level_values(0))
+    weeks_all = pd.DatetimeIndex(pd.to_datetime(samples.index.get_level_values(1)))
+    rows: dict[object, np.ndarray] = {
+        uid: np.flatnonzero(level0 == uid) for uid in pd.unique(level0)}
+    parts = []
+    for p in grid:
+        win = peak_windows(probs, p_min=float(p)).sort_values(["unique_id", "start"])
+        win = win.reset_index(drop=True)
+        first = win["part"] == 1
+        heads = win[first]
+        previous = (heads.groupby("unique_id")["window_end"].shift(1)
+                    - pd.Timedelta(days=6))
+        onset = win["start"].copy()
+        for i, uid, start, thr, prev in zip(heads.index, heads["unique_id"], heads["start"],
+                                            heads["threshold"], previous, strict=True):
+            r = rows.get(uid)
+            if r is None or not len(r):
+                continue
+            onset.at[i] = _onset(values[r], weeks_all[r], float(thr), start, float(p),
+                                 DEFAULT_ONSET_LOOKBACK_WEEKS,
+                                 None if pd.isna(prev) else pd.Timestamp(prev))
+        parts.append(win.assign(onset=onset))
+    return pd.concat(parts, ignore_index=True)
+
+
 def forecast_origin(ds: DataSet, key: str, cutoff: pd.Timestamp, horizon_weeks: int,
                     grid: Sequence[float] = DEFAULT_GRID) -> dict[str, Any]:
     """Fit model ``key`` on ``ds`` up to ``cutoff`` and forecast ``horizon_weeks`` weeks."""
@@ -121,9 +161,7 @@ def forecast_origin(ds: DataSet, key: str, cutoff: pd.Timestamp, horizon_weeks: 
     probs = probs[probs["week"] + pd.Timedelta(days=6) <= end].reset_index(drop=True)
     weekly = probs.merge(aw[["unique_id", "week", "y", "spike"]], on=["unique_id", "week"],
                          how="left").assign(cutoff=cutoff)
-    windows = pd.concat([peak_windows(probs, p_min=float(p), weekly_samples=samples)
-                         for p in grid], ignore_index=True)
-    windows = windows.assign(cutoff=cutoff, available_at=cutoff)
+    windows = grid_windows(probs, samples, grid).assign(cutoff=cutoff, available_at=cutoff)
     return {"weekly": weekly, "actual": act, "windows": windows, "seconds": seconds,
             "failures": out.failures.assign(cutoff=cutoff), "n_series": len(thr)}
 
