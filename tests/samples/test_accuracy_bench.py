@@ -70,7 +70,7 @@ def test_truth_windows_of_an_origin() -> None:
     got = truth_windows(truth, pd.Timestamp("2024-12-29"), 13).set_index("start")
     # the horizon is 2024-12-30 .. 2025-03-30: the May window is out, the December one
     # overlaps (can make a campaign right) but started before the origin
-    assert list(got.index.strftime("%m-%d")) == ["12-02", "01-06", "01-20", "03-03"]
+    assert [d.strftime("%m-%d") for d in got.index] == ["12-02", "01-06", "01-20", "03-03"]
     # 2025-01-06 is 8 days after the origin: too soon for 14 days' lead
     assert got["eligible"].tolist() == [False, False, True, False]
     assert got["eligible_seasonal"].tolist() == [False, False, False, False]
