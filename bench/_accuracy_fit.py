@@ -210,8 +210,8 @@ def _task(ds: DataSet, key: str, cutoff: pd.Timestamp, hw: int, tag: str) -> str
 def run_tasks(sets: Sequence[DataSet], keys: Sequence[str], jobs: int,
               log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> None:
     """Compute every missing (set, model, origin, horizon), ``jobs`` processes at a time:
-    yearly scoring first, then quarterly, cheap models before Prophet within each."""
-    cost = {"sn": 0, "oracle": 0, "seasonal_oracle": 0, "hgb": 1, "forewarn": 2, "plain": 3}
+    yearly scoring first, then quarterly; the targets' models (forewarn, SN, plain) first."""
+    cost = {"sn": 0, "oracle": 0, "seasonal_oracle": 0, "forewarn": 1, "plain": 2, "hgb": 3}
     todo = []
     for ds in sets:
         for key in keys:
