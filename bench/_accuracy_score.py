@@ -7,7 +7,7 @@ origins, 13 weeks each), pooled over the scoring's origins:
   precision, ROC AUC, Brier); seasonal naive is ranked by its *graded* score
   (:func:`models.scoring.seasonal_naive_score`, last year's count ÷ T; its Brier is that of
   its own P), and every model's AP is also divided by that graded score's AP on the same
-  weeks (``ap_vs_sn``);
+  weeks (``ap_vs_sn``, with a 90 % bootstrap interval over series, :func:`ratio_interval`);
 - at the learned threshold: for every scored origin, :func:`models.decision.learn_thresholds`
   on the same model's forecasts from the origin's decision origins (all before it, see
   :class:`bench._accuracy_data.Plan`), then the campaign windows of those thresholds (with
@@ -35,7 +35,7 @@ from models.decision import learn_thresholds, series_thresholds
 from models.scoring import event_scores, ranking_scores, seasonal_naive_score
 from models.series import to_weekly
 
-__all__ = ["Score", "score_model", "truth_windows", "at_thresholds"]
+__all__ = ["Score", "score_model", "truth_windows", "at_thresholds", "ratio_interval"]
 
 
 @dataclass
@@ -70,6 +70,27 @@ def truth_windows(truth: pd.DataFrame, cutoff: pd.Timestamp, horizon_weeks: int
     t["eligible_seasonal"] = t["eligible"] & ~t["one_off"].astype(bool)
     return t.assign(cutoff=cutoff)[["cutoff", "unique_id", "start", "end", "eligible",
                                     "eligible_seasonal"]]
+
+
+def ratio_interval(weekly: pd.DataFrame, score: str, *, n_boot: int = 200, level: float = 0.9,
+                   seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval (over series, resampled with replacement) of the AP of ``score``
+    divided by the AP of seasonal naive's graded score on the same weeks."""
+    done = weekly.dropna(subset=["y", "spike"]).reset_index(drop=True)
+    groups = [np.asarray(ix) for ix in done.groupby("unique_id", sort=True).indices.values()]
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(groups), size=len(groups))
+        sample = done.iloc[np.concatenate([groups[i] for i in pick])]
+        a = ranking_scores(sample, score=score)["average_precision"]
+        b = ranking_scores(sample, score="sn_graded")["average_precision"]
+        if np.isfinite(a) and np.isfinite(b) and b > 0:
+            ratios.append(a / b)
+    if not ratios:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def _learned(ds: DataSet, key: str, origin: pd.Timestamp, hw: int
@@ -132,6 +153,8 @@ def score_model(ds: DataSet, key: str, scoring: str, history: pd.DataFrame | Non
         values["ap_own_p"] = own["average_precision"]
     values["sn_graded_ap"] = graded["average_precision"]
     values["ap_vs_sn"] = values["average_precision"] / graded["average_precision"]
+    values["ap_vs_sn_lo"], values["ap_vs_sn_hi"] = (
+        (1.0, 1.0) if key == "sn" else ratio_interval(w, "p_spike"))
     values.update(event_scores(p, a, lead_days=LEAD_DAYS))
     thr_values = [r["threshold"] for r in out.decisions]
     values["p_min_median"] = float(np.median(thr_values)) if thr_values else float("nan")

@@ -5,7 +5,8 @@ decision thresholds of :mod:`models.decision`, learned per category on backtest 
 *before* each scored origin (never on the scored period):
 
 - threshold-free skill of the weekly P(spike): average precision (AP), ROC AUC, Brier, and
-  AP ÷ the AP of seasonal naive's graded score (last year's count ÷ T) on the same weeks;
+  AP ÷ the AP of seasonal naive's graded score (last year's count ÷ T) on the same weeks, with
+  a 90 % bootstrap interval over series;
 - event scores at the learned thresholds: recall, precision per campaign window (at most 6
   weeks), F1, "in time" (the reminder, sent ``lead_days`` before the expected onset from the
   sample paths, arrives before the spike), median lead;
@@ -82,14 +83,18 @@ def _fmt(v: Any, digits: int) -> str:
 
 
 def _table(scores: list[Score]) -> str:
-    head = f"{'model':<16}" + "".join(f"{c:>8}" for c, _, _ in COLUMNS) + "  p_min learned"
+    head = (f"{'model':<16}" + "".join(f"{c:>8}" for c, _, _ in COLUMNS[:4])
+            + f"{'90% CI':>12}" + "".join(f"{c:>8}" for c, _, _ in COLUMNS[4:])
+            + "  p_min learned")
     lines = [head]
     for s in scores:
         if s.missing:
             lines.append(f"{LABELS[s.model]:<16}  not computed yet: {', '.join(s.missing)}")
             continue
         v = s.values
-        cells = "".join(f"{_fmt(v.get(k), d):>8}" for _, k, d in COLUMNS)
+        cells = "".join(f"{_fmt(v.get(k), d):>8}" for _, k, d in COLUMNS[:4])
+        cells += f"{_fmt(v['ap_vs_sn_lo'], 2):>6}-{_fmt(v['ap_vs_sn_hi'], 2):<5}"
+        cells += "".join(f"{_fmt(v.get(k), d):>8}" for _, k, d in COLUMNS[4:])
         lines.append(f"{LABELS[s.model]:<16}{cells}  {_fmt(v['p_min_median'], 3)} "
                      f"[{_fmt(v['p_min_lo'], 3)}-{_fmt(v['p_min_hi'], 3)}]")
     return "\n".join(lines)
@@ -121,7 +126,9 @@ def checks(ds: DataSet, scoring: str, by: dict[str, Score]) -> list[Check]:
         tag = "" if ds.name.startswith("chicago") else " (info, no target)"
         ok = None if fw_ap is None or sn_ap is None else fw_ap >= 1.25 * sn_ap
         out.append((f"{where}: forewarn AP {_fmt(fw_ap, 3)} >= 1.25 x SN graded "
-                    f"{_fmt(sn_ap, 3)} (ratio {_fmt(val('forewarn', 'ap_vs_sn'), 2)}){tag}", ok))
+                    f"{_fmt(sn_ap, 3)} (ratio {_fmt(val('forewarn', 'ap_vs_sn'), 2)}, 90 % CI "
+                    f"{_fmt(val('forewarn', 'ap_vs_sn_lo'), 2)}-"
+                    f"{_fmt(val('forewarn', 'ap_vs_sn_hi'), 2)}){tag}", ok))
         f1 = val("forewarn", "f1")
         for other in ("sn", "plain"):
             o = val(other, "f1")

@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:
 
 from bench._accuracy_data import Plan  # noqa: E402
 from bench._accuracy_fit import grid_windows  # noqa: E402
-from bench._accuracy_score import at_thresholds, truth_windows  # noqa: E402
+from bench._accuracy_score import at_thresholds, ratio_interval, truth_windows  # noqa: E402
 from models.decision import DEFAULT_GRID  # noqa: E402
 from models.peaks import peak_windows, spike_probabilities  # noqa: E402
 
@@ -88,3 +88,18 @@ def test_decision_origins_end_before_the_scored_origin() -> None:
             assert all(d + pd.Timedelta(weeks=dh, days=6) <= o for d in found)
     tasks = plan.tasks()
     assert len(tasks) == len(set(tasks)) and (plan.year, 52) in tasks
+
+
+def test_ratio_interval_brackets_the_ap_ratio() -> None:
+    rng = np.random.default_rng(0)
+    n_series, n_weeks = 12, 40
+    spike = rng.random((n_series, n_weeks)) < 0.15
+    weekly = pd.DataFrame({
+        "unique_id": np.repeat([f"s{i}" for i in range(n_series)], n_weeks),
+        "y": 1.0, "spike": spike.reshape(-1),
+        "sn_graded": rng.random(n_series * n_weeks)})
+    weekly["same"] = weekly["sn_graded"]
+    weekly["better"] = np.clip(weekly["spike"] * 0.6 + rng.random(len(weekly)) * 0.5, 0, 1)
+    assert ratio_interval(weekly, "same") == (1.0, 1.0)
+    lo, hi = ratio_interval(weekly, "better")
+    assert 1.0 < lo < hi
