@@ -44,7 +44,7 @@ is unbiased (sum of path means / sum of actuals 0.99; Prophet's Gaussian paths c
 more weeks crossed 0.5 (at about the same precision). With calibrated probabilities the same
 number of alarms needs a lower ``p_min`` (see ``--p-min 0.5 0.4 0.35 0.3``).
 
-Compare (``--compare [samples] [chicago] [--p-min P]``): bench/accuracy.py's loaders and
+Compare (``--compare [samples] [chicago] [--p-min P]``): bench/accuracy.py's data sets and
 scoring (``models.backtest``) for the previous defaults (``fit_path="prophet"``, per-day
 holiday windows, Gaussian noise) against the current ones, plus the current ones scored with
 ``p_min = P``; adds the weekly 80 % coverage.
@@ -70,6 +70,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from models.backtest import backtest
 from models.forecast import ProphetForecaster
 from models.peaks import DEFAULT_P_MIN, runs_to_windows, thresholds
 from models.series import to_weekly
@@ -218,49 +219,43 @@ def _recorded(sink: list[ForecastOutput], **params: Any) -> Any:
 
 
 def compare(sets: list[str], quick: bool, p_low: float) -> None:
-    """Before/after on bench/accuracy.py's data sets and scoring (models.backtest)."""
-    import accuracy  # type: ignore[import-not-found]  # bench/accuracy.py (sibling script)
+    """Before/after on bench/accuracy.py's data sets (:mod:`bench._accuracy_data`), scored by
+    :func:`models.backtest.backtest` at ``p_min`` 0.5 and ``p_low`` (the planted-window and
+    learned-threshold figures are bench/accuracy.py's job)."""
+    from bench._accuracy_data import load_set
 
+    shown = ["mase", "coverage", "brier", "average_precision", "auc", "recall", "precision",
+             "f1", "median_lead_days", "n_actual", "n_predicted"]
     for name in sets:
+        ds = load_set("samples" if name == "samples" else "chicago-nature", quick)
         if name == "samples":
-            daily, truth = accuracy.load_samples(quick)
             cutoffs = [pd.Timestamp("2023-12-31") + pd.Timedelta(weeks=13 * k)
                        for k in range(8)]
             weeks, calendar = 13, "cn"
         else:
-            daily, truth = accuracy.load_chicago("nature", 1.0, quick), None
             cutoffs, weeks, calendar = [pd.Timestamp("2013-12-31")], 52, "none"
         outputs: dict[str, list[ForecastOutput]] = {"before": [], "after": []}
-
         specs = {key: _recorded(outputs[key], calendar=calendar,
                                 local_events=calendar == "cn", **params)
                  for key, params in (("before", BEFORE), ("after", {}))}
-        res, secs = accuracy.run_set(name, daily, specs, cutoffs, weeks, False)
         low_key = f"after p_min {p_low:g}"
-        low, secs_low = accuracy.run_set(
-            name, daily, {low_key: _recorded([], calendar=calendar,
-                                             local_events=calendar == "cn")},
-            cutoffs, weeks, False, p_low)
-        secs.update(secs_low)
-        parts = [res, low]
-        long = pd.concat([r.summary for r in parts])
-        if truth is not None:
-            long = pd.concat([long] + [accuracy.truth_scores(r, truth, cutoffs, weeks)
-                                       for r in parts])
+        t0 = time.perf_counter()
+        res = backtest(ds.daily, specs, origins=cutoffs, horizon_weeks=weeks)
+        low = backtest(ds.daily, {low_key: _recorded([], calendar=calendar,
+                                                     local_events=calendar == "cn")},
+                       origins=cutoffs, horizon_weeks=weeks, p_min=p_low)
+        long = pd.concat([res.summary, low.summary])
         cols = [*specs, low_key]
         table = long.pivot(index="metric", columns="model", values="value")[cols]
-        rows = [m for m in accuracy.SHOWN + [f"truth_planted_{m}" for m in
-                                             ("recall", "precision", "f1", "n_actual")]
-                if m in table.index]
-        table = table.loc[rows]
-        table.loc["coverage_weekly"] = [weekly_coverage(outputs[k], daily) for k in specs] + [
-            weekly_coverage(outputs["after"], daily)]
-        print(f"\n## {name}: {daily['unique_id'].nunique()} series, cutoffs "
+        table = table.loc[[m for m in shown if m in table.index]]
+        table.loc["coverage_weekly"] = [weekly_coverage(outputs[k], ds.daily) for k in specs] + [
+            weekly_coverage(outputs["after"], ds.daily)]
+        print(f"\n## {name}: {ds.daily['unique_id'].nunique()} series, cutoffs "
               f"{[str(c.date()) for c in cutoffs]}, {weeks}-week horizon; before = "
               f"{BEFORE}, after = defaults")
         with pd.option_context("display.float_format", "{:.3f}".format):
             print(table.to_string())
-        print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in secs.items()), flush=True)
+        print(f"seconds: {time.perf_counter() - t0:.0f}", flush=True)
 
 
 def main() -> None:

@@ -546,6 +546,7 @@ class _Simulation:
     web: npt.NDArray[np.int64]
     gaps: list[tuple[str, str, date, date, str]]
     mu_all: Array
+    mu_seasonal: Array
     keep: Array
 
 
@@ -586,13 +587,17 @@ def _simulate(seed: int, start: date, end: date, scale: float) -> _Simulation:
     events = [ev for ev in events if ev.end >= d_first and ev.start <= d_last]
 
     season = np.ones((n_s, n_d))
+    seasonal = np.ones((n_s, n_d))  # the same without the one-off surges
     for ev in events:
         sl, values = _shape(ev, days)
         season[ev.series, sl] += (ev.multiplier - 1.0) * values
+        if not ev.one_off:
+            seasonal[ev.series, sl] += (ev.multiplier - 1.0) * values
 
     # ---- expected counts and gamma-Poisson draws ---------------------------------------
     counts = np.zeros((n_s, n_d), dtype=np.int64)
     mu_all = np.zeros((n_s, n_d))
+    mu_seasonal = np.zeros((n_s, n_d))
     for ci, code in enumerate(cat_codes):
         cat = _CATS[code]
         day_factor = np.where(holiday, cat.holiday,
@@ -603,11 +608,12 @@ def _simulate(seed: int, start: date, end: date, scale: float) -> _Simulation:
             rng = _rng(seed, "counts", code, region, start, end)
             slope = cat.trend + _HOTLINE_GROWTH + rng.normal(0.0, 0.02)
             trend = np.exp(slope * t_years)
-            mu = (cat.base * pop[ri] * cat.affinity.get(region, 1.0) * scale * trend
-                  * season[s] * day_factor * _latent(rng, n_d, first_monday_offset))
+            level = cat.base * pop[ri] * cat.affinity.get(region, 1.0) * scale * trend
+            mu = level * season[s] * day_factor * _latent(rng, n_d, first_monday_offset)
             lam = mu * rng.gamma(cat.dispersion, 1.0 / cat.dispersion, size=n_d)
             counts[s] = rng.poisson(lam)
             mu_all[s] = mu
+            mu_seasonal[s] = level * seasonal[s] * day_factor
 
     # ---- sources and gaps --------------------------------------------------------------
     rng = _rng(seed, "sources", start, end)
@@ -638,7 +644,8 @@ def _simulate(seed: int, start: date, end: date, scale: float) -> _Simulation:
         region_codes=region_codes, pop=pop, cat_codes=cat_codes, sectors=sectors, n_c=n_c,
         n_r=n_r, n_s=n_s, uids=uids, days=days, n_d=n_d, years=years, fests=fests,
         holiday=holiday, weekend=weekend, makeup=makeup, workday=workday, t_years=t_years,
-        events=events, counts=counts, hot=hot, web=web, gaps=gaps, mu_all=mu_all, keep=keep)
+        events=events, counts=counts, hot=hot, web=web, gaps=gaps, mu_all=mu_all,
+        mu_seasonal=mu_seasonal, keep=keep)
 
 
 def generate(
@@ -790,7 +797,7 @@ def generate(
 
 def expected_counts(
     *, seed: int = DEFAULT_SEED, start: date = DEFAULT_START, end: date = DEFAULT_END,
-    scale: float = 1.0,
+    scale: float = 1.0, surprises: bool = True,
 ) -> pd.DataFrame:
     """The generator's own expected daily complaint counts, for an *oracle* upper bound.
 
@@ -800,13 +807,20 @@ def expected_counts(
     ``Poisson(mu * Gamma(dispersion, 1 / dispersion))`` has exactly the distribution of the
     committed counts. Used by ``bench/accuracy.py --models oracle`` to show what the spike
     targets allow on this data; nothing in ``models/`` or the service may read it.
+
+    ``surprises=False`` leaves out what no seasonal forecaster can know in advance: the
+    one-off surges and the latent weekly wander. What remains (trend, day types, gaps and the
+    seasonal surges as they were planted that year, with their random shifts and sizes) is the
+    expectation of a *seasonal* oracle: a bound for a forecaster that knows the seasons
+    perfectly but cannot foresee surprises.
     """
     sim = _simulate(seed, start, end, scale)
+    mu = sim.mu_all if surprises else sim.mu_seasonal
     disp = np.repeat([_CATS[c].dispersion for c in sim.cat_codes], sim.n_r)
     return pd.DataFrame({
         "unique_id": np.repeat(np.array(sim.uids), sim.n_d),
         "ds": np.tile(sim.days.to_numpy(), sim.n_s),
-        "mu": (sim.mu_all * sim.keep).reshape(-1),
+        "mu": (mu * sim.keep).reshape(-1),
         "dispersion": np.repeat(disp, sim.n_d),
     })
 

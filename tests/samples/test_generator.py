@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -434,3 +435,32 @@ def test_expected_counts_are_what_the_counts_were_drawn_from(
         else:
             assert (exp.loc[days & exp["unique_id"].str.endswith(f"|{region}"),
                             "mu"] == 0).all()
+
+
+def test_expected_counts_without_surprises(short_run: tuple[Path, dict[str, object]]) -> None:
+    """``surprises=False`` (the seasonal oracle of bench/accuracy.py): the one-off surges and
+    the latent weekly wander are gone, everything else is the same expectation."""
+    full = expected_counts(**SHORT)  # type: ignore[arg-type]
+    seasonal = expected_counts(surprises=False, **SHORT)  # type: ignore[arg-type]
+    assert full[["unique_id", "ds", "dispersion"]].equals(
+        seasonal[["unique_id", "ds", "dispersion"]])
+    assert ((full["mu"] == 0) == (seasonal["mu"] == 0)).all()  # the same gaps
+    ratio = (full["mu"] / seasonal["mu"]).where(full["mu"] > 0)
+    events = pd.read_csv(short_run[0] / "planted_events.csv", parse_dates=["start", "end"])
+    one_off = events[events["one_off"].astype(bool)]
+    assert len(one_off) >= 5
+    in_surge = np.zeros(len(full), dtype=bool)
+    for uid, start, end in zip(one_off["unique_id"], one_off["start"], one_off["end"],
+                               strict=True):
+        in_surge |= ((full["unique_id"] == uid) & (full["ds"] >= start)
+                     & (full["ds"] <= end)).to_numpy()
+    # elsewhere only the latent wander differs: one factor per series and ISO week, near 1
+    rest = ratio[~in_surge].dropna()
+    week = full["ds"] - pd.to_timedelta(full["ds"].dt.day_of_week, unit="D")
+    spread = rest.groupby([full["unique_id"][rest.index], week[rest.index]]).agg(
+        lambda s: s.max() - s.min())
+    assert spread.max() < 1e-9
+    assert 0.9 < rest.median() < 1.1 and rest.quantile(0.99) < 2.0
+    assert rest.std() > 0.05  # the wander is really there in the full expectation
+    # inside a one-off surge the full expectation is several times the seasonal one
+    assert ratio[in_surge].mean() > 2.0

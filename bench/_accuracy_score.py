@@ -1,0 +1,169 @@
+"""Scores of ``bench/accuracy.py``: the one scorer of :mod:`models.scoring`, learned thresholds.
+
+For one set, one model and one scoring (``year``: one origin, 52 weeks; ``quarterly``: four
+origins, 13 weeks each), pooled over the scoring's origins:
+
+- threshold-free: :func:`models.scoring.ranking_scores` of the weekly ``P(spike)`` (average
+  precision, ROC AUC, Brier); seasonal naive is ranked by its *graded* score
+  (:func:`models.scoring.seasonal_naive_score`, last year's count ÷ T; its Brier is that of
+  its own P), and every model's AP is also divided by that graded score's AP on the same
+  weeks (``ap_vs_sn``, with a 90 % bootstrap interval over series, :func:`ratio_interval`);
+- at the learned threshold: for every scored origin, :func:`models.decision.learn_thresholds`
+  on the same model's forecasts from the origin's decision origins (all before it, see
+  :class:`bench._accuracy_data.Plan`), then the campaign windows of those thresholds (with
+  their onsets from the sample paths, :mod:`bench._accuracy_fit`) scored by
+  :func:`models.scoring.event_scores` against the actual spike windows (recall, precision per
+  campaign window of at most 6 weeks, F1, in time, median lead);
+- on the samples, also against the generator's planted windows (``truth_spikes.csv``):
+  recall over the planted windows that start at least ``LEAD_DAYS`` after an origin and
+  inside its horizon (``planted``; ``seasonal`` leaves out the one-off surges), precision
+  = campaigns meeting any truth window (±1 week).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench._accuracy_data import DataSet
+from bench._accuracy_fit import LEAD_DAYS, cached_forecast
+from models.backtest import horizon_days
+from models.decision import learn_thresholds, series_thresholds
+from models.scoring import event_scores, ranking_scores, seasonal_naive_score
+from models.series import to_weekly
+
+__all__ = ["Score", "score_model", "truth_windows", "at_thresholds", "ratio_interval"]
+
+
+@dataclass
+class Score:
+    """One (set, scoring, model)'s figures; ``missing`` names forecasts not computed yet."""
+
+    model: str
+    values: dict[str, float] = field(default_factory=dict)
+    truth: dict[str, dict[str, float]] = field(default_factory=dict)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def at_thresholds(windows: pd.DataFrame, thresholds: pd.Series) -> pd.DataFrame:
+    """The campaign windows (computed at every grid threshold, column ``p_min``) of each
+    series at its own threshold ``thresholds[unique_id]``."""
+    want = thresholds.reindex(windows["unique_id"]).to_numpy(dtype=float)
+    keep = np.isclose(windows["p_min"].to_numpy(dtype=float), want)
+    out: pd.DataFrame = windows[keep].reset_index(drop=True)
+    return out
+
+
+def truth_windows(truth: pd.DataFrame, cutoff: pd.Timestamp, horizon_weeks: int
+                  ) -> pd.DataFrame:
+    """The generator's windows that meet one origin's horizon, as ``actual`` windows:
+    ``eligible`` = planted and starting between ``LEAD_DAYS`` after the origin and the
+    horizon's end; every one of them can make a campaign a true positive."""
+    end = cutoff + pd.Timedelta(days=horizon_days(cutoff, horizon_weeks))
+    t = truth[(truth["start"] <= end) & (truth["end"] > cutoff)].copy()
+    reachable = (t["start"] >= cutoff + pd.Timedelta(days=LEAD_DAYS)) & (t["start"] <= end)
+    t["eligible"] = reachable & t["planted"].astype(bool)
+    t["eligible_seasonal"] = t["eligible"] & ~t["one_off"].astype(bool)
+    return t.assign(cutoff=cutoff)[["cutoff", "unique_id", "start", "end", "eligible",
+                                    "eligible_seasonal"]]
+
+
+def ratio_interval(weekly: pd.DataFrame, score: str, *, n_boot: int = 200, level: float = 0.9,
+                   seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval (over series, resampled with replacement) of the AP of ``score``
+    divided by the AP of seasonal naive's graded score on the same weeks."""
+    done = weekly.dropna(subset=["y", "spike"]).reset_index(drop=True)
+    groups = [np.asarray(ix) for ix in done.groupby("unique_id", sort=True).indices.values()]
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(groups), size=len(groups))
+        sample = done.iloc[np.concatenate([groups[i] for i in pick])]
+        a = ranking_scores(sample, score=score)["average_precision"]
+        b = ranking_scores(sample, score="sn_graded")["average_precision"]
+        if np.isfinite(a) and np.isfinite(b) and b > 0:
+            ratios.append(a / b)
+    if not ratios:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def _learned(ds: DataSet, key: str, origin: pd.Timestamp, hw: int
+             ) -> tuple[pd.Series, pd.DataFrame] | str:
+    """Thresholds per series learned on the model's own decision backtests (or what is
+    missing)."""
+    dh = ds.plan.decision_weeks(hw)
+    weekly, actual = [], []
+    for d in ds.plan.decision_for(origin, hw):
+        f = cached_forecast(ds, key, d, dh, compute=False)
+        if f is None:
+            return f"{d.date()}/{dh}w"
+        weekly.append(f["weekly"])
+        actual.append(f["actual"])
+    w = pd.concat(weekly, ignore_index=True) if weekly else pd.DataFrame(
+        columns=["cutoff", "unique_id", "week", "expected", "p_spike", "threshold", "y",
+                 "spike"])
+    a = pd.concat(actual, ignore_index=True) if actual else pd.DataFrame(
+        columns=["cutoff", "unique_id", "start", "end", "eligible"])
+    dec = learn_thresholds(w, a, categories=ds.categories, lead_days=LEAD_DAYS)
+    return series_thresholds(dec, ds.categories), dec
+
+
+def score_model(ds: DataSet, key: str, scoring: str, history: pd.DataFrame | None = None
+                ) -> Score:
+    """Figures of model ``key`` on ``ds`` for ``scoring`` (module docstring)."""
+    origins, hw = ds.plan.scorings()[scoring]
+    out = Score(key)
+    weekly, pred, actual, truth = [], [], [], []
+    for o in origins:
+        f = cached_forecast(ds, key, o, hw, compute=False)
+        learned = _learned(ds, key, o, hw)
+        if f is None:
+            out.missing.append(f"{o.date()}/{hw}w")
+        if isinstance(learned, str):
+            out.missing.append(learned)
+        if f is None or isinstance(learned, str):
+            continue
+        thr, dec = learned
+        out.decisions.extend({**{str(k): v for k, v in r.items()},
+                              "scored_origin": str(o.date())}
+                             for r in dec.to_dict(orient="records"))
+        weekly.append(f["weekly"])
+        actual.append(f["actual"])
+        pred.append(at_thresholds(f["windows"], thr))
+        if ds.truth is not None:
+            truth.append(truth_windows(ds.truth, o, hw))
+    if out.missing:
+        return out
+    w = pd.concat(weekly, ignore_index=True)
+    p = pd.concat(pred, ignore_index=True)
+    a = pd.concat(actual, ignore_index=True)
+    hist = to_weekly(ds.daily) if history is None else history
+    w["sn_graded"] = seasonal_naive_score(w, hist)
+    own = ranking_scores(w)
+    graded = ranking_scores(w, score="sn_graded")
+    values = dict(own)
+    if key == "sn":  # ranked by its graded score; its Brier is its own P's
+        values.update({k: graded[k] for k in ("average_precision", "auc")})
+        values["ap_own_p"] = own["average_precision"]
+    values["sn_graded_ap"] = graded["average_precision"]
+    values["ap_vs_sn"] = values["average_precision"] / graded["average_precision"]
+    values["ap_vs_sn_lo"], values["ap_vs_sn_hi"] = (
+        (1.0, 1.0) if key == "sn" else ratio_interval(w, "p_spike"))
+    values.update(event_scores(p, a, lead_days=LEAD_DAYS))
+    thr_values = [r["threshold"] for r in out.decisions]
+    values["p_min_median"] = float(np.median(thr_values)) if thr_values else float("nan")
+    values["p_min_lo"] = float(np.min(thr_values)) if thr_values else float("nan")
+    values["p_min_hi"] = float(np.max(thr_values)) if thr_values else float("nan")
+    out.values = values
+    if truth:
+        t = pd.concat(truth, ignore_index=True)
+        out.truth["planted"] = event_scores(p, t, lead_days=LEAD_DAYS)
+        out.truth["seasonal"] = event_scores(
+            p, t.assign(eligible=t["eligible_seasonal"]), lead_days=LEAD_DAYS)
+    return out
