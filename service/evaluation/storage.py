@@ -66,11 +66,16 @@ def _conn(bind: Session | Connection) -> Connection:
     return bind.connection() if isinstance(bind, Session) else bind
 
 
+#: Marks made by this process (the API's cache of served answers looks again at once).
+LOCAL_MARKS = [0]
+
+
 def mark_stale(bind: Session | Connection, reason: str) -> None:
     """The evaluation's inputs changed: every stored answer is to be recomputed.
 
     One ``UPDATE`` in the caller's transaction (the caller commits), so the mark and the
     change are one unit of work."""
+    LOCAL_MARKS[0] += 1
     conn = _conn(bind)
     now = utcnow()
     done = conn.execute(update(EvaluationState).where(EvaluationState.id == STATE_ID).values(
