@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.dispatch.tables import Outbox
-from service.scheduler.leadership import LeaseLeadership
+from service.scheduler.leadership import make_leadership
 from service.store.tables import utcnow
 from tests.api.conftest import seed_run
 
@@ -32,7 +32,10 @@ def test_readyz_and_metrics_report_lease_outbox_campaigns_and_runs(
                                                "alive": False}
 
     run_id, _ = seed_run(state.sessionmaker, n_series=3)
-    assert LeaseLeadership(state.engine, "node-a:1:abc", 30).try_acquire()
+    # the leadership this backend uses (PostgreSQL: the advisory lock, which ``alive`` asks)
+    leader = make_leadership(state.engine, holder="node-a:1:abc", lease_seconds=30,
+                             advisory_lock_key=state.settings.scheduler.advisory_lock_key)
+    assert leader.try_acquire()
     now = utcnow()
     with state.sessionmaker() as s:
         for i, (status, due) in enumerate([("pending", now - dt.timedelta(seconds=120)),
@@ -73,6 +76,8 @@ def test_readyz_and_metrics_report_lease_outbox_campaigns_and_runs(
     assert ("forewarn_peaks_found_total", ()) in m
     assert any(name == "forewarn_series_fit_seconds_count" for name, _ in m)
     assert run_id
+    leader.release()
+    assert client.get("/readyz").json()["checks"]["scheduler"]["alive"] is False
 
 
 def test_many_apps_in_one_process_do_not_clash(
