@@ -106,7 +106,7 @@ def _serve(app_ref: str, port: int, env: dict[str, str], cwd: Path) -> subproces
     raise RuntimeError(f"server did not start: {err}")
 
 
-_LAT = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+_LAT = re.compile(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 
 
 def _wrk(url: str, headers: dict[str, str], duration: int, connections: int) -> dict[str, float]:
@@ -120,7 +120,7 @@ def _wrk(url: str, headers: dict[str, str], duration: int, connections: int) -> 
     for pct, value, unit in _LAT.findall(out):
         lat[pct] = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
     return {"rps": rps, "p50_ms": lat.get("50", float("nan")),
-            "p99_ms": lat.get("99", float("nan")),
+            "p90_ms": lat.get("90", float("nan")), "p99_ms": lat.get("99", float("nan")),
             "non_2xx": float(non2xx.group(1)) if non2xx else 0.0}
 
 

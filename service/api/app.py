@@ -40,6 +40,7 @@ from service.api.routes import (
     scheduler,
     series,
 )
+from service.api.routes.evaluation import ServedAnswers
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
 from service.evaluation.worker import EvaluationExecutor
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
                             stale_after_seconds=settings.imports.stale_after_seconds)
     app.state.response_cache = ResponseCache()
     app.state.latest_run_memo = (float("-inf"), None)
+    app.state.evaluation_served = ServedAnswers()
     app.state.key_cache = KeyCache(settings.api.key_cache_seconds)
     app.state.reference_codes = ReferenceCodes()
     install_problem_handlers(app)

@@ -3,13 +3,13 @@ per-key rate limits. Pure ASGI (no BaseHTTPMiddleware) to keep the hot path chea
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
 import time
 import uuid
 
-import anyio
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -258,37 +258,53 @@ class InFlightMiddleware:
             self.in_flight -= 1
 
     async def _cancel_when_abandoned(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = disconnected = False
-        # the watcher is the only reader of ``receive``; the app reads what it read
-        put, get = anyio.create_memory_object_stream[Message](math.inf)
+        """Run the app in this task; a watcher task reads ``receive`` and, on a disconnect
+        before the response started, cancels this task. Plain asyncio (one task per request,
+        ~20 µs): an anyio task group cost ~250 µs a request on the cached hot routes."""
+        task = asyncio.current_task()
+        state = _Watch()
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
+                state.started = True
             await send(message)
 
-        async def receive_wrapper() -> Message:
-            try:
-                return get.receive_nowait()
-            except anyio.WouldBlock:
-                if disconnected:
+        async def receive_wrapper() -> Message:  # what the watcher read, in order
+            while not state.box:
+                if state.done:
                     return {"type": "http.disconnect"}
-                return await get.receive()
+                state.wake.clear()
+                await state.wake.wait()
+            return state.box.pop(0)
 
-        async with put, get, anyio.create_task_group() as tg:
-            async def watch() -> None:
-                nonlocal disconnected
-                while True:
-                    message = await receive()
-                    await put.send(message)
-                    if message["type"] == "http.disconnect":
-                        disconnected = True
-                        if not started:  # the client left before an answer: stop the work
-                            self.abandoned += 1
-                            tg.cancel_scope.cancel()
-                        return
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                state.box.append(message)
+                state.wake.set()
+                if message["type"] == "http.disconnect":
+                    state.done = True
+                    if not state.started and task is not None:
+                        state.abandoned = True  # the client left before an answer
+                        task.cancel()
+                    return
 
-            tg.start_soon(watch)
+        watcher = asyncio.get_running_loop().create_task(watch())
+        try:
             await self.app(scope, receive_wrapper, send_wrapper)
-            tg.cancel_scope.cancel()  # answered: stop watching
+        except asyncio.CancelledError:
+            if not state.abandoned or task is None:
+                raise
+            task.uncancel()
+            self.abandoned += 1
+        finally:
+            watcher.cancel()
+
+
+class _Watch:
+    __slots__ = ("started", "done", "abandoned", "box", "wake")
+
+    def __init__(self) -> None:
+        self.started = self.done = self.abandoned = False
+        self.box: list[Message] = []
+        self.wake = asyncio.Event()

@@ -19,11 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.evaluation.tables import STATE_ID, EvaluationResult, EvaluationState
-from service.store.freshness import connection_of, mark_stale
+from service.store.freshness import LOCAL_MARKS, connection_of, mark_stale
 from service.store.tables import utcnow
 
-__all__ = ["Stored", "State", "mark_stale", "state", "read", "request", "scorecard_key",
-           "effect_key", "REQUEST_REFRESH"]
+__all__ = ["Stored", "State", "LOCAL_MARKS", "mark_stale", "state", "read", "request",
+           "scorecard_key", "effect_key", "REQUEST_REFRESH"]
 
 #: A served query's ``requested_at`` is refreshed at most this often (one write per hour).
 REQUEST_REFRESH = dt.timedelta(hours=1)

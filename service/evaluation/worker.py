@@ -284,11 +284,13 @@ def refresh_in_child(settings: Settings) -> dict[str, Any]:
         return pool.submit(_child, settings).result()
 
 
-def run_refresh(session_factory: sessionmaker[Session], settings: Settings) -> dict[str, Any]:
+def run_refresh(session_factory: sessionmaker[Session], settings: Settings,
+                should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """One refresh the way the settings ask (child process or this thread)."""
     if settings.evaluation.worker == "process":
         return refresh_in_child(settings)
-    return refresh(session_factory=session_factory, settings=settings)
+    return refresh(session_factory=session_factory, settings=settings,
+                   should_stop=should_stop)
 
 
 class EvaluationExecutor:
@@ -302,6 +304,7 @@ class EvaluationExecutor:
         self._lock = threading.Lock()
         self._future: Future[None] | None = None
         self._again = False
+        self._stopping = False
 
     def nudge(self) -> None:
         if not self._settings.evaluation.background:
@@ -319,8 +322,10 @@ class EvaluationExecutor:
         while True:
             with self._lock:
                 self._again = False
+            if self._stopping:
+                return
             try:
-                run_refresh(self._factory, self._settings)
+                run_refresh(self._factory, self._settings, lambda: self._stopping)
             except Exception as exc:  # logged; the next nudge tries again
                 log.error("evaluation_refresh_failed", error_type=type(exc).__name__)
             with self._lock:
@@ -334,4 +339,6 @@ class EvaluationExecutor:
             f.result(timeout=timeout)
 
     def shutdown(self) -> None:
+        """Stop between two answers (a refresh in a child process finishes on its own)."""
+        self._stopping = True
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -170,6 +170,7 @@ class AdvisoryLockLeadership(Leadership):
 
 _LOCK_HELD = text(
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "AND classid::bigint = ((:k)::bigint >> 32) "
     "AND objid::bigint = ((:k)::bigint & 4294967295)")
 

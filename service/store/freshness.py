@@ -21,9 +21,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from service.store.base import Base, utcnow
 
-__all__ = ["STATE_ID", "EvaluationState", "connection_of", "mark_stale"]
+__all__ = ["STATE_ID", "EvaluationState", "LOCAL_MARKS", "connection_of", "mark_stale"]
 
 STATE_ID = "evaluation"
+#: Marks made by this process (the API's cache of served answers looks again at once).
+LOCAL_MARKS = [0]
 
 
 class EvaluationState(Base):
@@ -47,6 +49,7 @@ def mark_stale(bind: Session | Connection, reason: str) -> None:
 
     One ``UPDATE`` in the caller's transaction (the caller commits), so the mark and the
     change are one unit of work."""
+    LOCAL_MARKS[0] += 1
     conn = connection_of(bind)
     now = utcnow()
     done = conn.execute(update(EvaluationState).where(EvaluationState.id == STATE_ID).values(

@@ -32,10 +32,10 @@ def test_readyz_and_metrics_report_lease_outbox_campaigns_and_runs(
                                                "alive": False}
 
     run_id, _ = seed_run(state.sessionmaker, n_series=3)
-    # the backend's own leadership: a lease row (SQLite), an advisory lock (PostgreSQL)
-    leadership = make_leadership(state.engine, holder="node-a:1:abc", lease_seconds=30,
-                                 advisory_lock_key=state.settings.scheduler.advisory_lock_key)
-    assert leadership.try_acquire()
+    # the leadership this backend uses (PostgreSQL: the advisory lock, which ``alive`` asks)
+    leader = make_leadership(state.engine, holder="node-a:1:abc", lease_seconds=30,
+                             advisory_lock_key=state.settings.scheduler.advisory_lock_key)
+    assert leader.try_acquire()
     now = utcnow()
     with state.sessionmaker() as s:
         for i, (status, due) in enumerate([("pending", now - dt.timedelta(seconds=120)),
@@ -76,7 +76,8 @@ def test_readyz_and_metrics_report_lease_outbox_campaigns_and_runs(
     assert ("forewarn_peaks_found_total", ()) in m
     assert any(name == "forewarn_series_fit_seconds_count" for name, _ in m)
     assert run_id
-    leadership.release()
+    leader.release()
+    assert client.get("/readyz").json()["checks"]["scheduler"]["alive"] is False
 
 
 def test_many_apps_in_one_process_do_not_clash(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -29,7 +31,7 @@ from service.evaluation.schema import (
     Scorecard,
     Signal,
 )
-from service.evaluation.storage import effect_key, read, scorecard_key
+from service.evaluation.storage import LOCAL_MARKS, effect_key, read, scorecard_key, state
 from service.evaluation.storage import request as register
 from service.evaluation.worker import default_signal
 
@@ -57,6 +59,47 @@ _PENDING: dict[int | str, dict[str, Any]] = {202: {
         "type": "integer"}}}}}
 
 
+class ServedAnswers:
+    """Current answers already sent by this process, as bytes, keyed by (kind, key) and
+    valid while the input generation is the one they were computed from; the generation is
+    read at most once a second (at once after a mark by this process), so a hit touches no
+    database; another process's change shows within a second."""
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self.bodies: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self.memo: tuple[float, int, int] = (float("-inf"), 0, 0)
+
+    def generation(self, request: Request) -> int | None:
+        at, gen, marks = self.memo
+        fresh = time.monotonic() - at <= 1.0 and marks == LOCAL_MARKS[0]
+        return gen if fresh else None
+
+    def refresh_generation(self, request: Request) -> int:
+        marks = LOCAL_MARKS[0]  # before the read: a mark during it forces another
+        with request.app.state.sessionmaker() as session:
+            gen = state(session).generation
+        self.memo = (time.monotonic(), gen, marks)
+        return gen
+
+    def get(self, kind: str, key: str, generation: int) -> bytes | None:
+        hit = self.bodies.get((kind, key))
+        return hit[1] if hit is not None and hit[0] == generation else None
+
+    def put(self, kind: str, key: str, generation: int, body: bytes) -> None:
+        if len(self.bodies) >= self.max_entries:
+            self.bodies.clear()
+        self.bodies[(kind, key)] = (generation, body)
+
+
+async def _cached(request: Request, kind: str, key: str) -> bytes | None:
+    served: ServedAnswers = request.app.state.evaluation_served
+    gen = served.generation(request)
+    if gen is None:
+        gen = await run_in_threadpool(served.refresh_generation, request)
+    return served.get(kind, key, gen)
+
+
 def _serve(request: Request, session: Session, settings: Settings, kind: str, key: str,
            params: dict[str, Any]) -> Response:
     """A stored answer with its ``materialised`` block, or 202 while there is none. A missing
@@ -82,15 +125,30 @@ def _serve(request: Request, session: Session, settings: Settings, kind: str, ke
     # re-rendering of a scorecard of hundreds of campaigns per request
     meta = orjson.dumps({"materialised": Materialised(**got.meta()).model_dump(mode="json")})
     body = got.body.encode()
-    return Response(meta[:-1] + (b"," + body[1:] if body != b"{}" else b"}"),
-                    media_type="application/json")
+    out = meta[:-1] + (b"," + body[1:] if body != b"{}" else b"}")
+    if not got.pending:
+        request.app.state.evaluation_served.put(kind, key, got.state.generation, out)
+    return Response(out, media_type="application/json")
+
+
+def _serve_new_session(request: Request, settings: Settings, kind: str, key: str,
+                       params: dict[str, Any], campaign_id: str | None = None) -> Response:
+    with request.app.state.sessionmaker() as session:
+        if campaign_id is not None:
+            c = session.get(Campaign, campaign_id)
+            if c is None:
+                raise NotFound(f"campaign {campaign_id} does not exist")
+            if c.status not in SENT_STATUSES:
+                raise Conflict(f"campaign {campaign_id} is {c.status}; effects are measured "
+                               "only for sent campaigns", status_now=c.status)
+        return _serve(request, session, settings, kind, key, params)
 
 
 @router.get("/campaigns/{campaign_id}/effect", summary="A campaign's measured effect",
             response_model=EffectOut, responses={**_PENDING, **_NOT_FOUND, **_NOT_SENT})
-def get_campaign_effect(campaign_id: Annotated[str, Path(description="Campaign id")],
-                        request: Request, session: SessionDep, settings: SettingsDep,
-                        signal: _SignalQuery = None) -> Response:
+async def get_campaign_effect(campaign_id: Annotated[str, Path(description="Campaign id")],
+                              request: Request, settings: SettingsDep,
+                              signal: _SignalQuery = None) -> Response:
     """Actual counts over the window against the forecast frozen at approval (calibrated on
     predicted peak windows that had no campaign; labelled uncalibrated when too few exist),
     and a difference-in-differences estimate against regions without a campaign, each with
@@ -101,21 +159,20 @@ def get_campaign_effect(campaign_id: Annotated[str, Path(description="Campaign i
     inputs change (a refit, a dispatch, a campaign's status, an import, a week closing);
     ``materialised`` says when, and whether a recompute is pending. Never computed yet:
     202 with ``Retry-After``."""
-    c = session.get(Campaign, campaign_id)
-    if c is None:
-        raise NotFound(f"campaign {campaign_id} does not exist")
-    if c.status not in SENT_STATUSES:
-        raise Conflict(f"campaign {campaign_id} is {c.status}; effects are measured only for "
-                       "sent campaigns", status_now=c.status)
-    return _serve(request, session, settings, "effect", effect_key(campaign_id, signal),
-                  {"campaign_id": campaign_id, "signal": signal})
+    key = effect_key(campaign_id, signal)
+    # a stored answer exists only for a sent campaign, and a status change marks it stale
+    hit = await _cached(request, "effect", key)
+    if hit is not None:
+        return Response(hit, media_type="application/json")
+    return await run_in_threadpool(_serve_new_session, request, settings, "effect", key,
+                                   {"campaign_id": campaign_id, "signal": signal},
+                                   campaign_id)
 
 
 @router.get("/evaluation", summary="Guidance-work scorecard", response_model=Scorecard,
             response_model_by_alias=True, responses=_PENDING)
-def get_evaluation(
+async def get_evaluation(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     group_by: Annotated[Literal["category", "region", "department"], Query(
         description="Rows per category, region or department (the category's sector)")
@@ -148,7 +205,10 @@ def get_evaluation(
     sig = signal or default_signal(settings)
     key = scorecard_key(group_by=group_by, date_from=date_from, date_to=date_to, signal=sig,
                         pooled_by=pooled_by)
-    return _serve(request, session, settings, "scorecard", key, {
+    hit = await _cached(request, "scorecard", key)
+    if hit is not None:
+        return Response(hit, media_type="application/json")
+    return await run_in_threadpool(_serve_new_session, request, settings, "scorecard", key, {
         "group_by": group_by, "from": date_from.isoformat() if date_from else None,
         "to": date_to.isoformat() if date_to else None, "signal": sig,
         "pooled_by": pooled_by})
