@@ -14,15 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.series import to_weekly
+from service.campaigns.status import COMMITTED, SENT
 from service.campaigns.tables import Campaign
 from service.errors import UnprocessableContent
 from service.store.series import SIGNALS, daily_frame
 from service.store.tables import ForecastWeek
 
-#: Campaigns whose reminders went out (or are going out).
-SENT_STATUSES = frozenset({"dispatching", "sent", "partially_failed"})
+#: Campaigns whose reminders went out (or are going out): the one status vocabulary.
+SENT_STATUSES = SENT
 #: Campaigns a department committed to (approved or later, not withdrawn).
-COMMITTED_STATUSES = frozenset({"approved", "scheduled", "needs_review", *SENT_STATUSES})
+COMMITTED_STATUSES = COMMITTED
 GroupBy = Literal["category", "region", "department"]
 EvaluationState = Literal["complete", "interim", "pending", "unavailable"]
 _NO_DEPARTMENT = "未指定"

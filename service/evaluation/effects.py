@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.effect import campaign_effect, counterfactual_frame, did_effect, window_weeks
+from models.series import SeriesId
 from service.campaigns.tables import Campaign
 from service.errors import NotFound
 from service.evaluation.common import (
@@ -189,7 +190,7 @@ def _did(session: Session, c: Campaign, sid: str, panel: pd.DataFrame,
          observed: pd.DatetimeIndex) -> dict[str, Any]:
     excluded, own_windows = _control_regions(session, c)
     candidates = sorted({u for u in panel["unique_id"].unique()
-                         if u != sid and u.split("|")[2] not in excluded})
+                         if u != sid and SeriesId.parse(u).region not in excluded})
     window = (observed[0], observed[-1] + pd.Timedelta(days=6))
     try:
         est = did_effect(panel, sid, window, controls=candidates,

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.peaks import actual_spike_windows
+from models.series import SeriesId
 from service.campaigns.tables import Campaign
 from service.config import Settings
 from service.dispatch.tables import Outbox
@@ -244,7 +245,7 @@ def scorecard(
         g.campaigns_sent += 1
         if c.category not in by_category:
             by_category[c.category] = panel[
-                panel["unique_id"].str.split("|").str[1] == c.category]
+                SeriesId.part(panel["unique_id"], "category") == c.category]
         report = campaign_effect_report(session=session, campaign_id=c.id, signal=sig,
                                         panel=by_category[c.category], placebos=placebos,
                                         min_placebos=min_placebos)
@@ -286,7 +287,8 @@ def _score_spikes(panel: pd.DataFrame, sent: Sequence[Campaign], settings: Setti
         s, e = pd.Timestamp(start).date(), pd.Timestamp(end).date()
         if not _period(s, lo, hi):
             continue
-        _, category, region = str(uid).split("|")
+        sid = SeriesId.parse(str(uid))
+        category, region = sid.category, sid.region
         g = group(category, region)
         g.spike_windows += 1
         sends = [c.send_date for c in by_series.get((category, region), [])

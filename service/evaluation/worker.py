@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.series import SeriesId
 from service.campaigns.tables import Campaign
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
@@ -155,7 +156,7 @@ class _EffectInputs:
         key = (sig, category)
         if key not in self.by_category:
             p = self.panels[sig]
-            self.by_category[key] = p[p["unique_id"].str.split("|").str[1] == category]
+            self.by_category[key] = p[SeriesId.part(p["unique_id"], "category") == category]
         return self.by_category[key]
 
     def placebo(self, sig: str) -> pd.DataFrame:
