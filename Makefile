@@ -41,8 +41,10 @@ pg:
 	   for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done)
 	@pg_isready -h 127.0.0.1 -p 5432
 
+## lint: ruff, and the import directions of docs/architecture.md (import-linter contracts)
 lint: install-dev
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: install-dev
 	$(BIN)/mypy

@@ -76,6 +76,7 @@ from models.backtest import (  # noqa: E402
 )
 from models.baselines import GlobalHistGradientBoosting, SeasonalNaive  # noqa: E402
 from models.metrics import match_windows, summarize_events  # noqa: E402
+from models.series import SeriesId  # noqa: E402
 
 SAMPLES = ROOT / "data" / "samples"
 CHICAGO = ROOT.parent / "shared" / "data" / "chicago_311"
@@ -101,14 +102,15 @@ def load_samples(quick: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
                       usecols=["received_at", "category", "region"], dtype=str)
     ts = pd.to_datetime(raw["received_at"], utc=True).dt.tz_convert("Asia/Shanghai")
     day = ts.dt.tz_localize(None).dt.normalize()
-    counts = pd.DataFrame({"unique_id": "complaints|" + raw["category"] + "|" + raw["region"],
-                           "ds": day, "y": 1.0})
+    uid = SeriesId.compose("complaints", raw["category"], raw["region"])
+    counts = pd.DataFrame({"unique_id": uid, "ds": day, "y": 1.0})
     daily = _grid(counts, day.min(), day.max())
     truth = pd.read_csv(SAMPLES / "truth_spikes.csv", parse_dates=["start", "end"])
     if quick:  # one region per category, round-robin over the regions: 10 series
-        cats = sorted({u.split("|")[1] for u in daily["unique_id"].unique()})
-        regions = sorted({u.split("|")[2] for u in daily["unique_id"].unique()})
-        keep = {f"complaints|{c}|{regions[i % len(regions)]}" for i, c in enumerate(cats)}
+        parts = SeriesId.split(pd.Series(daily["unique_id"].unique()))
+        cats, regions = sorted(set(parts["category"])), sorted(set(parts["region"]))
+        keep = {str(SeriesId("complaints", c, regions[i % len(regions)]))
+                for i, c in enumerate(cats)}
         daily = daily[daily["unique_id"].isin(keep)].reset_index(drop=True)
     truth = truth[truth["unique_id"].isin(set(daily["unique_id"]))]
     return daily, truth

@@ -28,7 +28,7 @@ from service.dispatch.dispatcher import Dispatcher
 from service.dispatch.outbox import enqueue
 from service.dispatch.tables import Outbox
 from service.migrate import upgrade
-from service.store.tables import utcnow
+from service.store.base import utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "whsec_" + "Zm9yZXdhcm4tYmVuY2gtc2VjcmV0LTAxMjM0NTY3"

@@ -200,6 +200,7 @@ def replicate(path: Path, *, reps: int, p_sent: float, effect: float, seed: int,
     """Null and planted-effect replications on a built database (nothing is committed)."""
     from sqlalchemy import delete, select, update
 
+    from models.series import SeriesId
     from service.campaigns.tables import Campaign
     from service.db import make_engine, make_sessionmaker
     from service.evaluation import campaign_effect_report, placebo_windows, weekly_panel
@@ -253,7 +254,7 @@ def replicate(path: Path, *, reps: int, p_sent: float, effect: float, seed: int,
                     panel_v = weekly_panel(session=s, signal="complaints")
                 else:
                     panel_v = panel
-                cats = panel_v["unique_id"].str.split("|").str[1]
+                cats = SeriesId.part(panel_v["unique_id"], "category")
                 by_cat = {c: panel_v[cats == c] for c in set(cats)}
                 truth_rel = 0.0 if variant == "null" else effect
                 tot: dict[str, Any] = {"rep": rep, "variant": variant, "counted": 0, "avoided": 0.0,

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import DateTime, Index, Integer, String, event, select
 from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column
 
-from service.store.tables import Base, utcnow
+from service.store.base import Base, utcnow
 
 __all__ = ["AuditEntry", "AuditViolation", "record", "list_entries", "REDACTED_KEYS"]
 

@@ -569,8 +569,8 @@ def keys_create(
     expires_days: Annotated[int | None, typer.Option(help="Expire after N days")] = None,
 ) -> None:
     """Create an API key and print it once."""
+    from service.store.base import utcnow
     from service.store.keys import create_key
-    from service.store.tables import utcnow
 
     expires = utcnow() + dt.timedelta(days=expires_days) if expires_days else None
     with cli_session(cli_settings()) as session:
@@ -599,13 +599,12 @@ def keys_list(as_json: _KEYS_JSON = False) -> None:
         echo_json(rows)
         return
     from service.operator_cli import local_time
-    from service.store.keys import aware
-    from service.store.tables import utcnow
+    from service.store.base import as_utc, utcnow
 
     tz = settings.timezone
     typer.echo(f"times in {tz}")
     for r in rows:
-        expired = r["expires_at"] is not None and aware(r["expires_at"]) <= utcnow()
+        expired = r["expires_at"] is not None and as_utc(r["expires_at"]) <= utcnow()
         state = "revoked" if r["revoked_at"] else "expired" if expired else "active"
         typer.echo(f"{r['prefix']}  {state:<8} {','.join(r['scopes']):<24} "
                    f"created {local_time(r['created_at'], tz)}  "

@@ -44,6 +44,7 @@ from models.pooling import (
     pool,
     season_labels,
 )
+from models.series import SeriesId
 from models.stepped_wedge import design_effect
 
 __all__ = ["PoolBy", "POOL_BY", "estimate_frame", "placebo_correlation", "design_frame",
@@ -184,7 +185,7 @@ def design_frame(panel: pd.DataFrame, campaigns: Sequence[Any], *, signal: str,
         e_send, l_send = max(c.send_date for c in early), min(c.send_date for c in late)
         if l_send <= e_send:
             continue
-        ids = {f"{signal}|{c.category}|{c.region}": c for c in members}
+        ids = {str(SeriesId(signal, c.category, c.region)): c for c in members}
         assignment = pd.DataFrame({"unit": list(ids),
                                    "arm": [c.timing["arm"] for c in ids.values()]})
         est = design_effect(panel[panel["unique_id"].isin(list(ids))], assignment,

@@ -169,7 +169,8 @@ def execute_run(
         probs = spike_probabilities(out.weekly_samples, thr)
         peaks = peak_windows(probs, p_min=decider.thresholds, max_weeks=decider.max_weeks,
                              weekly_samples=out.weekly_samples)
-        _store(session_factory, run_id, result, probs, peaks, t_load, t_fit, t0, decider)
+        _store(session_factory, run_id, result, probs, peaks, t_load, t_fit, t0, decider,
+               settings.forecast.stored_samples)
     except Exception as exc:
         FORECAST_RUNS.labels("failed").inc()
         with session_factory() as s:
@@ -224,12 +225,13 @@ def _day(v: Any) -> dt.date | None:
 def _store(
     factory: sessionmaker[Session], run_id: str, result: Any, probs: pd.DataFrame,
     peaks: pd.DataFrame, t_load: float, t_fit: float, t0: float, decider: Decider,
+    stored_samples: int,
 ) -> None:
     out = result.output
     daily = out.daily.assign(run_id=run_id, series_id=out.daily["unique_id"],
                              ds=pd.to_datetime(out.daily["ds"]).dt.date)
     daily = daily[["run_id", "series_id", "ds", "yhat", "yhat_lower", "yhat_upper", "model"]]
-    samples = out.weekly_samples
+    samples = out.weekly_samples.iloc[:, :stored_samples]
     sample_lists = {
         (uid, pd.Timestamp(week).date()): [round(float(v), 3) for v in row]
         for (uid, week), row in zip(samples.index, samples.to_numpy(), strict=True)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from service.cli_support import cli_session, cli_settings, command_group, echo_json
+from service.store.base import as_utc
 
 __all__ = ["recipients_app", "dispatches_app", "dispatch_app", "local_time"]
 
@@ -35,8 +36,7 @@ def local_time(value: dt.datetime | None, tz: str) -> str:
         return "never"
     from zoneinfo import ZoneInfo
 
-    aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return aware.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %z").replace(
+    return as_utc(value).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %z").replace(
         " +0800", " +08:00")
 
 

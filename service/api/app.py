@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service import __version__, dashboard
+from service import __version__
 from service.api.audit_hook import AuditMiddleware
 from service.api.cache import ResponseCache
 from service.api.deps import KeyCache
@@ -24,6 +24,7 @@ from service.api.openapi_doc import install_openapi
 from service.api.problems import install_problem_handlers
 from service.api.routes import (
     campaigns,
+    dashboard,
     dispatches,
     evaluation,
     forecasts,
@@ -115,8 +116,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(keys.router, prefix="/v1")
     app.include_router(reference.router, prefix="/v1")
     app.include_router(listings.router, prefix="/v1")
-    app.include_router(dashboard.api_router, prefix="/v1")
-    app.include_router(dashboard.router)  # the page at / and its assets
+    app.include_router(dashboard.router, prefix="/v1")
+    app.include_router(dashboard.page_router)  # the page at / and its assets
     install_openapi(app)
     install_docs(app, title="Forewarn")  # Swagger UI from an installed package (offline)
     return app

@@ -38,6 +38,7 @@ from service.campaigns.tables import Campaign
 from service.dispatch.tables import OPEN, STATUSES, Outbox
 from service.scheduler.leadership import LEASE_NAME
 from service.scheduler.tables import SchedulerLease
+from service.store.base import as_utc
 from service.store.tables import ForecastRun, Peak, utcnow
 
 __all__ = ["DbCollector", "db_registry", "lease_state"]
@@ -45,16 +46,12 @@ __all__ = ["DbCollector", "db_registry", "lease_state"]
 log = structlog.get_logger(__name__)
 
 
-def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    return t.replace(tzinfo=dt.UTC) if t is not None and t.tzinfo is None else t
-
-
 def lease_state(session: Session) -> dict[str, Any]:
     """The scheduler lease: ``holder``, ``expires_at`` (ISO), ``alive`` (not yet expired)."""
     lease = session.get(SchedulerLease, LEASE_NAME)
     if lease is None:
         return {"holder": None, "expires_at": None, "alive": False}
-    expires = _aware(lease.expires_at)
+    expires = as_utc(lease.expires_at)
     alive = bool(lease.holder and expires and expires > utcnow())
     return {"holder": lease.holder, "expires_at": expires.isoformat() if expires else None,
             "alive": alive}
@@ -98,7 +95,7 @@ class DbCollector(Collector):
         peaks = GaugeMetricFamily("forewarn_latest_run_peaks",
                                   "Predicted peak windows of the newest finished run")
         if latest is not None:
-            at = _aware(latest.finished_at)
+            at = as_utc(latest.finished_at)
             if at is not None:
                 finished.add_metric([], at.timestamp())
             peaks.add_metric([], session.scalar(
@@ -125,7 +122,7 @@ class DbCollector(Collector):
         yield rows
         yield GaugeMetricFamily("forewarn_outbox_depth", "Undelivered outbox rows to send",
                                 value=sum(counts[s] for s in OPEN))
-        oldest = _aware(session.scalar(select(func.min(Outbox.next_attempt_at)).where(
+        oldest = as_utc(session.scalar(select(func.min(Outbox.next_attempt_at)).where(
             Outbox.status.in_(sorted(OPEN)), Outbox.next_attempt_at <= now)))
         yield GaugeMetricFamily("forewarn_outbox_lag_seconds",
                                 "Age of the oldest due, undelivered outbox row",

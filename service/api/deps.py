@@ -16,7 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from service.api.audit_hook import note_key_use
 from service.config import Settings
 from service.errors import Forbidden, Unauthorized
-from service.store.keys import aware, has_scope, verify_key
+from service.store.base import as_utc
+from service.store.keys import has_scope, verify_key
 from service.store.tables import ApiKey, utcnow
 
 __all__ = ["SessionDep", "SettingsDep", "LanguageDep", "KeyCache", "require", "get_session",
@@ -70,7 +71,7 @@ class KeyCache:
         if hit is None or hit[0] < time.monotonic():
             return None
         key = hit[1]
-        if key.expires_at is not None and aware(key.expires_at) <= utcnow():
+        if key.expires_at is not None and as_utc(key.expires_at) <= utcnow():
             return None
         return key
 

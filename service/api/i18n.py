@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from service.campaigns.status import STATUS_ZH as CAMPAIGN_STATUS_ZH
+
 __all__ = ["preferred_language", "localize_problem", "TITLES_ZH", "STATUS_ZH"]
 
 TITLES_ZH: dict[int, str] = {
@@ -25,9 +27,7 @@ TITLES_ZH: dict[int, str] = {
 _TYPE_TITLES_ZH = {"insufficient-history": "历史数据不足",
                    "unknown-filter-value": "未知的筛选值"}
 STATUS_ZH = {
-    "draft": "草稿", "dropped": "未排期", "approved": "已批准", "scheduled": "已排期",
-    "dispatching": "发送中", "sent": "已发送", "partially_failed": "部分失败",
-    "cancelled": "已取消", "needs_review": "待复核", "superseded": "已替代",
+    **CAMPAIGN_STATUS_ZH,
     "pending": "待发送", "sending": "发送中", "retrying": "重试中", "delivered": "已送达",
     "dead": "投递失败",
 }

@@ -1,34 +1,26 @@
-"""Cursor pagination shared by every list endpoint.
+"""Pagination of the list endpoints: the query parameters and their documented problems.
 
-A page is ``{"items": [...], "next_cursor": "..." | null}``. The cursor is opaque to clients:
-URL-safe base64 (unpadded) of the JSON list of the last item's sort key, e.g.
-``["complaints|fireworks|150100", "2026-11-02"]``. The next page holds the items strictly after
-that key in the endpoint's (total, stable) order, so pages neither repeat nor skip rows while
-rows are added elsewhere in the order. A cursor this API did not issue is a 400 problem.
-
-Two ways to apply it:
-
-* :func:`keyset_after` — a SQL ``WHERE`` for a multi-column order with mixed directions
-  (``(a > x) OR (a = x AND b < y) OR …``), used with ``ORDER BY`` the same columns and
-  ``LIMIT limit + 1``; :func:`page_of` then cuts the page and encodes the next cursor.
-* :func:`paginate_sorted` — for small lists computed in Python (e.g. the series list).
+The cursor codec and the keyset helpers are :mod:`service.store.pagination` (re-exported
+here), shared with the service functions that page (campaigns, dispatches, recipients): one
+cursor shape, and a cursor this API did not issue is a 422 problem naming ``cursor``.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import json
-from collections.abc import Callable, Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import Query
-from sqlalchemy import and_, false, or_
-from sqlalchemy.orm import QueryableAttribute
-from sqlalchemy.sql.elements import ColumnElement
 
 from service.api.problems import problem_doc
-from service.errors import BadRequest
+from service.store.pagination import (
+    InvalidCursor,
+    KeyValue,
+    decode_cursor,
+    encode_cursor,
+    keyset_after,
+    page_of,
+    paginate_sorted,
+)
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -36,15 +28,14 @@ __all__ = [
     "LimitQuery",
     "CursorQuery",
     "PAGINATION_RESPONSES",
+    "InvalidCursor",
+    "KeyValue",
     "encode_cursor",
     "decode_cursor",
     "keyset_after",
     "page_of",
     "paginate_sorted",
 ]
-
-T = TypeVar("T")
-KeyValue = str | int | float | bool | dt.date | None
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -55,83 +46,6 @@ CursorQuery = Annotated[str | None, Query(
 
 #: Extra documented responses of paginated operations (a cursor this API did not issue).
 PAGINATION_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: problem_doc("The cursor is not one this API returned", 400),
+    422: problem_doc("Invalid query (a cursor this API did not return, a limit out of range)",
+                     422),
 }
-
-
-def _plain(value: KeyValue) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
-
-
-def encode_cursor(key: Sequence[KeyValue]) -> str:
-    """Opaque cursor of one sort key (a sequence of str/int/float/date values)."""
-    raw = json.dumps([_plain(v) for v in key], separators=(",", ":"), ensure_ascii=False)
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _convert(value: Any, kind: type) -> Any:
-    if value is None:
-        return None
-    if kind is dt.datetime:
-        out = dt.datetime.fromisoformat(value)
-        return out if out.tzinfo else out.replace(tzinfo=dt.UTC)
-    if kind is dt.date:
-        return dt.date.fromisoformat(value)
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError("not a number")
-        return float(value)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise TypeError(f"not a {kind.__name__}")
-    return value
-
-
-def decode_cursor(cursor: str, types: Sequence[type]) -> list[Any]:
-    """The sort key in ``cursor``, converted to ``types``; :class:`BadRequest` if malformed."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.b64decode(padded, altchars=b"-_", validate=True))
-        if not isinstance(values, list) or len(values) != len(types):
-            raise ValueError("wrong shape")
-        return [_convert(v, t) for v, t in zip(values, types, strict=True)]
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise BadRequest("the cursor is not one this API returned (pass `next_cursor` of "
-                         "the previous page unchanged)") from exc
-
-
-def keyset_after(order: Sequence[tuple[ColumnElement[Any] | QueryableAttribute[Any], bool]],
-                 key: Sequence[Any]) -> ColumnElement[bool]:
-    """``WHERE`` clause selecting rows strictly after ``key`` in ``order``.
-
-    ``order`` is ``[(column, descending), ...]`` — the same columns, in the same order, as the
-    statement's ``ORDER BY`` (the last one unique, so the order is total).
-    """
-    clauses: list[ColumnElement[bool]] = []
-    for i, (col, desc) in enumerate(order):
-        equal = [c == v for (c, _), v in zip(order[:i], key[:i], strict=True)]
-        beyond = col < key[i] if desc else col > key[i]
-        clauses.append(and_(*equal, beyond))
-    return or_(*clauses) if clauses else false()
-
-
-def page_of(rows: Sequence[T], limit: int, key: Callable[[T], Sequence[KeyValue]]
-            ) -> tuple[list[T], str | None]:
-    """Cut ``rows`` (fetched with ``LIMIT limit + 1``) to a page and its next cursor."""
-    page = list(rows[:limit])
-    nxt = encode_cursor(key(page[-1])) if len(rows) > limit and page else None
-    return page, nxt
-
-
-def paginate_sorted(items: Sequence[T], *, key: Callable[[T], Sequence[KeyValue]],
-                    types: Sequence[type], cursor: str | None, limit: int
-                    ) -> tuple[list[T], str | None]:
-    """Page of ``items`` (already sorted ascending by ``key``, unique) after ``cursor``."""
-    rest: Sequence[T] = items
-    if cursor is not None:
-        after = tuple(decode_cursor(cursor, types))
-        rest = [it for it in items if tuple(key(it)) > after]
-    return page_of(rest[: limit + 1], limit, key)

@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.audit import record
+from service.campaigns.constraints import resolve_blackout
 from service.campaigns.planning import fmt_date
+from service.campaigns.status import UNASSIGNED_TIMING
 from service.campaigns.tables import Campaign
 from service.config import Settings
+from service.store.reference import parse_timing_setting
 from service.store.tables import Category, utcnow
 
 __all__ = ["parse_timing_setting", "propose_randomised_timing", "randomise_on_approval",
@@ -46,38 +48,7 @@ __all__ = ["parse_timing_setting", "propose_randomised_timing", "randomise_on_ap
 
 #: The ``constraint`` name of the notes this module writes.
 NOTE = "randomised_timing"
-_DEFAULTS = {"enabled": False, "delay_weeks": 2, "min_regions": 4}
 _WAVE_GAP_DAYS = 7
-
-
-def parse_timing_setting(value: Any) -> dict[str, Any]:
-    """Validate a category's ``randomised_timing`` setting.
-
-    Accepts ``true``/``false`` or a mapping ``{enabled, delay_weeks (1-8), min_regions
-    (>= 4: two regions in each arm)}``; returns the mapping with defaults filled in.
-
-    Raises
-    ------
-    ValueError
-        Naming the field and the problem.
-    """
-    if isinstance(value, bool):
-        value = {"enabled": value}
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ValueError("must be true/false or a mapping {enabled, delay_weeks, min_regions}")
-    unknown = sorted(set(value) - set(_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown field(s) {', '.join(map(str, unknown))}")
-    out = {**_DEFAULTS, **dict(value)}
-    if not isinstance(out["enabled"], bool):
-        raise ValueError("enabled must be true or false")
-    for name, lo, hi in (("delay_weeks", 1, 8), ("min_regions", 4, 1000)):
-        v = out[name]
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {v!r}")
-    return out
 
 
 def _setting(cat: Category | None) -> dict[str, Any]:
@@ -93,8 +64,6 @@ def _delayed_date(send: dt.date, window_start: dt.date, delay_days: int,
     """The delayed send date: ``delay_days`` after ``send``, no later than ``min_notice_days``
     before the region's own onset, moved earlier off blackout days; None when that leaves
     less than a whole week's delay (the forecast does not allow it)."""
-    from service.campaigns.service import resolve_blackout
-
     latest = window_start - dt.timedelta(days=settings.campaigns.min_notice_days)
     late = min(send + dt.timedelta(days=delay_days), latest)
     blocked = resolve_blackout(settings.campaigns, send, late) if late > send else {}
@@ -205,7 +174,7 @@ def randomise_on_approval(*, session: Session, settings: Settings, campaign: Cam
         wave = str(timing.get("wave"))
         members = [c for c in session.scalars(select(Campaign).where(
             Campaign.category == campaign.category,
-            Campaign.status.in_(("draft", "dropped", "approved", "needs_review"))))
+            Campaign.status.in_(UNASSIGNED_TIMING)))
             if (c.timing or {}).get("wave") == wave and not (c.timing or {}).get("arm")]
         if campaign not in members:
             members.append(campaign)

@@ -38,6 +38,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.audit import record
 from service.campaigns.tables import Recipient
 from service.errors import NotFound, UnprocessableContent
+from service.store.base import as_utc
+from service.store.pagination import keyset_after
 from service.store.tables import Category, Region, utcnow
 
 if TYPE_CHECKING:
@@ -61,11 +63,7 @@ def new_webhook_secret() -> str:
 
 
 def _aware(t: dt.datetime | str | None) -> dt.datetime | None:
-    if t is None:
-        return None
-    if isinstance(t, str):
-        t = dt.datetime.fromisoformat(t)
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    return as_utc(dt.datetime.fromisoformat(t) if isinstance(t, str) else t)
 
 
 def webhook_url_problem(url: str, settings: Settings) -> str | None:
@@ -306,8 +304,6 @@ def list_recipients(*, session: Session, active: bool | None = None, kind: str |
     ``category`` keeps recipients whose category list is empty (all) or names it; ``region``
     those of exactly that region or of every region.
     """
-    from service.api.pagination import keyset_after
-
     stmt = select(Recipient)
     if active is not None:
         stmt = stmt.where(Recipient.active.is_(active))

@@ -1,7 +1,7 @@
 """Campaign and recipient tables.
 
 A **campaign** is one dated enforcement matter reminder (执法事项提示) for one (category, region,
-window). Its ``status`` follows :data:`service.campaigns.service.ALLOWED_TRANSITIONS`.
+window). Its ``status`` follows :data:`service.campaigns.status.ALLOWED_TRANSITIONS`.
 A **recipient** is a department, regulated entity or subscriber that may receive reminders
 through its own channels; contacts are stored only when ``may_contact`` is true.
 """
@@ -21,13 +21,18 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    event,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
-from service.store.tables import Base, new_id, utcnow
+from models.series import SeriesId
+from service.store.base import Base, new_id, utcnow
 
-__all__ = ["Campaign", "Recipient"]
+__all__ = ["Campaign", "Recipient", "DEFAULT_SIGNAL"]
+
+#: The signal a campaign without one (made by hand) is evaluated on.
+DEFAULT_SIGNAL = "complaints"
 
 
 class Campaign(Base):
@@ -40,7 +45,9 @@ class Campaign(Base):
     ``review`` holds the reason and the new proposal when the campaign ``needs_review``;
     ``frozen_content`` the messages rendered at approval, which are what gets sent;
     ``timing`` the randomised-timing proposal or assignment (arm and seed) when its category
-    opted in.
+    opted in. ``series_id`` (:class:`models.series.SeriesId`) is the series the campaign is
+    evaluated on by default: its signal (``complaints`` for a manual campaign), category and
+    region, kept in step with them on every flush.
     """
 
     __tablename__ = "campaigns"
@@ -54,6 +61,7 @@ class Campaign(Base):
     category: Mapped[str] = mapped_column(ForeignKey("categories.code"))
     region: Mapped[str] = mapped_column(ForeignKey("regions.code"))
     signal: Mapped[str | None] = mapped_column(String(32))
+    series_id: Mapped[str] = mapped_column(String(200), index=True)
     window_start: Mapped[dt.date] = mapped_column(Date)
     window_end: Mapped[dt.date] = mapped_column(Date)
     peak_week: Mapped[dt.date | None] = mapped_column(Date)
@@ -101,6 +109,13 @@ class Campaign(Base):
     cancelled_by: Mapped[str | None] = mapped_column(String(100))
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_reason: Mapped[str | None] = mapped_column(Text)
+
+
+@event.listens_for(Campaign, "before_insert")
+@event.listens_for(Campaign, "before_update")
+def _compose_series_id(_mapper: Mapper[Campaign], _conn: Any, campaign: Campaign) -> None:
+    campaign.series_id = SeriesId.compose(campaign.signal or DEFAULT_SIGNAL, campaign.category,
+                                          campaign.region)
 
 
 class Recipient(Base):

@@ -9,6 +9,7 @@ Exception tree::
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -74,9 +75,10 @@ class Channel(ABC):
     def send(self, message: Message) -> Receipt:
         """Deliver ``message`` once; raise :class:`DeliveryError` when it did not arrive."""
 
-    def attach(self, session_factory: Any) -> None:  # noqa: B027 - optional hook
-        """Called by the dispatcher with its session factory, for channels that read
-        per-recipient settings (the webhook channel's signing secrets)."""
+    def attach(self, recipient_secrets: Callable[[str], list[str]]) -> None:  # noqa: B027
+        """Optional hook: the dispatcher hands over a lookup of a recipient's own signing
+        secrets (by recipient id; empty when it has none), for channels that sign (the webhook
+        channel). Channels know nothing of where recipients are stored."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release connections (the default holds none)."""

@@ -19,7 +19,6 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -104,10 +103,8 @@ class WebhookChannel(Channel):
                    allow_private=w.allow_private, user_agent=w.user_agent,
                    max_connections=max(4, settings.dispatch.concurrency))
 
-    def attach(self, session_factory: Any) -> None:
-        from service.campaigns.recipients import recipient_signing_secrets
-
-        self._recipient_secrets = partial(recipient_signing_secrets, session_factory)
+    def attach(self, recipient_secrets: Callable[[str], list[str]]) -> None:
+        self._recipient_secrets = recipient_secrets
 
     def signing_keys(self, recipient_id: str) -> list[bytes]:
         """The recipient's own unexpired secrets, else the deployment-wide ones."""

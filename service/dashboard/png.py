@@ -17,6 +17,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from service.campaigns.status import STATUS_ZH
+
 __all__ = ["chart_fonts", "cjk_font", "mongolian_font", "render_forecast_png"]
 
 _KNOWN = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN",
@@ -76,9 +78,6 @@ def _d(value: Any) -> dt.date:
 
 
 _SIGNAL_ZH = {"complaints": "投诉", "violations": "违法行为"}
-_STATUS_ZH = {"draft": "草稿", "dropped": "未排期", "approved": "已批准", "scheduled": "已排期",
-              "dispatching": "发送中", "sent": "已发送", "partially_failed": "部分失败",
-              "cancelled": "已取消", "needs_review": "待复核", "superseded": "已替代"}
 
 
 def render_forecast_png(chart: Mapping[str, Any], *, width: float = 10.0,
@@ -134,7 +133,7 @@ def render_forecast_png(chart: Mapping[str, Any], *, width: float = 10.0,
         for c in chart.get("campaigns") or []:
             if c["status"] in ("cancelled", "superseded"):
                 continue
-            status = _STATUS_ZH.get(c["status"], c["status"]) if zh else c["status"]
+            status = STATUS_ZH.get(c["status"], c["status"]) if zh else c["status"]
             start, end = _d(c["window_start"]), _d(c["window_end"]) + dt.timedelta(days=1)
             ax.axvspan(start, end, ymin=0, ymax=0.95, fill=False, ec="#2ca02c", lw=1.2)
             ax.annotate(f"{labels['send']} {_d(c['send_date']):%m-%d} · {status}", (start, 0.96),

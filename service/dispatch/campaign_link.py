@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.campaigns.status import SENDABLE
 from service.channels.netguard import AddressRefused, resolve_vetted
 from service.dispatch.outbox import campaign_counts, enqueue, idempotency_key
 from service.errors import Conflict, NotFound
@@ -33,8 +34,6 @@ __all__ = ["schedule_campaign", "schedule_approved", "CampaignHooks", "replan_af
 
 log = structlog.get_logger(__name__)
 ACTOR = "scheduler"
-#: campaigns whose rows may go out
-SENDABLE = frozenset({"scheduled", "dispatching", "partially_failed", "sent"})
 
 
 def _settings(settings: Settings | None) -> Settings:

@@ -11,16 +11,18 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.campaigns.recipients import recipient_signing_secrets
 from service.channels.base import Channel, DeliveryError, Message, PermanentDeliveryError
 from service.dispatch.outbox import ClaimedRow, claim, mark_delivered, mark_failed, release
 from service.dispatch.tables import Outbox
-from service.store.tables import utcnow
+from service.store.base import utcnow
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -85,8 +87,9 @@ class Dispatcher:
         self.factory = session_factory
         self.settings = settings
         self.channels = channels
+        secrets = partial(recipient_signing_secrets, session_factory)
         for channel in channels.values():
-            channel.attach(session_factory)
+            channel.attach(secrets)
         self.hooks = hooks
         self.on_sent = on_sent
 

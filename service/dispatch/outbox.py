@@ -9,7 +9,6 @@ died) is taken over. A row marked ``delivered`` is never claimed again.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -25,8 +24,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.dispatch.tables import STATUSES, Outbox
-from service.errors import BadRequest, Conflict, NotFound, UnprocessableContent
-from service.store.tables import utcnow
+from service.errors import Conflict, NotFound, UnprocessableContent
+from service.store.base import utcnow
+from service.store.pagination import decode_cursor, page_of
 
 __all__ = [
     "ClaimedRow",
@@ -41,19 +41,11 @@ __all__ = [
     "campaign_counts",
     "list_dispatches",
     "get_dispatch",
-    "aware",
-    "encode_cursor",
-    "decode_cursor",
 ]
 
 _T: Table = Outbox.__table__  # type: ignore[assignment]
 
 
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite returns naive UTC datetimes; make them aware."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def idempotency_key(campaign_id: str, channel: str, recipient_id: str) -> str:
@@ -264,18 +256,6 @@ def campaign_counts(*, session: Session, campaign_ids: Iterable[str]
     return out
 
 
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"id": last_id}).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return int(json.loads(base64.urlsafe_b64decode(padded))["id"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BadRequest("the cursor is not one this API returned") from exc
-
-
 def list_dispatches(*, session: Session, campaign: str | None = None,
                     status: str | None = None, channel: str | None = None,
                     cursor: str | None = None, limit: int = 100
@@ -291,9 +271,8 @@ def list_dispatches(*, session: Session, campaign: str | None = None,
     if channel:
         stmt = stmt.where(Outbox.channel == channel)
     if cursor:
-        stmt = stmt.where(Outbox.id > decode_cursor(cursor))
+        stmt = stmt.where(Outbox.id > decode_cursor(cursor, (int,))[0])
     rows = list(session.scalars(stmt.order_by(Outbox.id).limit(limit + 1)))
-    nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return rows[:limit], nxt
+    return page_of(rows, limit, lambda r: (r.id,))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.store.tables import Base, utcnow
+from service.store.base import Base, utcnow
 
 __all__ = ["Outbox", "STATUSES", "TERMINAL", "OPEN"]
 

@@ -106,6 +106,7 @@ from service.ingest.readers import (
 )
 from service.ingest.redact import is_personal_header, redact_series, redact_text
 from service.ingest.timestamps import DATE_ORDERS, parse_timestamps
+from service.store.base import as_utc
 from service.store.summary import (
     BatchDelta,
     Coverage,
@@ -974,11 +975,6 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TOKEN}"
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None \
-        else value
-
-
 @dataclass(frozen=True)
 class _BatchRef:
     id: str
@@ -1069,7 +1065,7 @@ def recover_interrupted(session_factory: sessionmaker[Session], *,
                          .where(ImportBatch.status.in_(("queued", "running")))).all()
         dead = []
         for batch_id, owner, beat, started in rows:
-            last = _aware(beat) or _aware(started) or now
+            last = as_utc(beat) or as_utc(started) or now
             alive = _process_alive(owner)  # same host: known; another host: None
             if alive is False or (alive is None and
                                   (now - last).total_seconds() > stale_after_seconds):
@@ -1184,7 +1180,7 @@ def _find_earlier(session_factory: sessionmaker[Session], *, kind: str, sha256: 
 
 
 def _already_imported(earlier: ImportBatch) -> Conflict:
-    when = _aware(earlier.started_at)
+    when = as_utc(earlier.started_at)
     stamp = when.strftime("%Y-%m-%d %H:%M UTC") if when else "earlier"
     return Conflict(
         f"this file was already imported as batch {earlier.id} ({stamp}, source "
@@ -1740,7 +1736,7 @@ def get_batch(*, session: Session, batch_id: str, max_errors: int = MAX_ERRORS) 
         filename=batch.filename, format=opts.get("format"), encoding=opts.get("encoding"),
         coverage=opts.get("coverage"), warnings=list(batch.warnings or []), error=batch.error,
         progress=ImportProgress(**progress) if progress else None,
-        started_at=_aware(batch.started_at), finished_at=_aware(batch.finished_at),
+        started_at=as_utc(batch.started_at), finished_at=as_utc(batch.finished_at),
     )
 
 

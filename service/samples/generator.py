@@ -35,7 +35,7 @@ import pandas as pd
 import yaml
 
 from models.peaks import actual_spike_windows
-from models.series import to_weekly
+from models.series import SeriesId, to_weekly
 from service.samples import texts
 from service.samples.calendar import FestivalDates, days_off_and_makeup_days, festival_dates
 from service.samples.dirty import dirty_complaints
@@ -311,7 +311,7 @@ def _season_events(
                 start = min(start, p_start)
                 end = max(end, p_end)
                 m = max(1.05, float(mult * np.exp(local.normal(0.0, 0.15))))
-                out.append(_Planted(f"{signal}|{category}|{region}", first_series + r,
+                out.append(_Planted(str(SeriesId(signal, category, region)), first_series + r,
                                     season.driver, start, p_start, p_end, end,
                                     round(m, 3), False))
     return out

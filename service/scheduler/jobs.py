@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from service.store.tables import utcnow
+from service.store.base import utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker

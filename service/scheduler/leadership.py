@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import NullPool
 
 from service.scheduler.tables import SchedulerLease
-from service.store.tables import utcnow
+from service.store.base import utcnow
 
 __all__ = ["Leadership", "LeaseLeadership", "AdvisoryLockLeadership", "make_leadership",
            "new_holder_id", "LEASE_NAME"]

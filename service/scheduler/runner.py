@@ -52,7 +52,7 @@ from service.db import make_engine, make_sessionmaker
 from service.scheduler import jobs
 from service.scheduler.leadership import Leadership, make_leadership, new_holder_id
 from service.scheduler.tables import ApschedulerJob, JobRun
-from service.store.tables import utcnow
+from service.store.base import as_utc, utcnow
 
 if TYPE_CHECKING:
     from service.channels.base import Channel
@@ -99,9 +99,7 @@ def job_specs(settings: Settings) -> list[JobSpec]:
 
 
 def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return None if value is None else as_utc(value).astimezone(dt.UTC)
 
 
 class SchedulerService:

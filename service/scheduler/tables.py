@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import DateTime, Float, Index, Integer, LargeBinary, String, Text, Unicode
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.store.tables import Base, utcnow
+from service.store.base import Base, utcnow
 
 __all__ = ["ApschedulerJob", "JobRun", "SchedulerLease", "OUTCOMES"]
 

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.store.base import as_utc
 from service.store.tables import ApiKey, utcnow
 
-__all__ = ["aware", "SCOPES", "create_key", "verify_key", "list_keys", "revoke_key", "has_scope"]
+__all__ = ["SCOPES", "create_key", "verify_key", "list_keys", "revoke_key", "has_scope"]
 
 SCOPES = ("read", "import", "plan", "approve", "admin")
 _PREFIX_LEN = 8
@@ -48,11 +49,6 @@ def create_key(
     return row, plaintext
 
 
-def aware(t: dt.datetime) -> dt.datetime:
-    """``t`` with UTC attached when the database returned it naive (SQLite)."""
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-
-
 def verify_key(*, session: Session, plaintext: str) -> ApiKey | None:
     """The active key matching ``plaintext``, or None. Records the time of use."""
     parts = plaintext.split("_", 2)
@@ -62,10 +58,10 @@ def verify_key(*, session: Session, plaintext: str) -> ApiKey | None:
     if row is None or not hmac.compare_digest(row.key_hash, _hash(plaintext)):
         return None
     now = utcnow()
-    if row.revoked_at is not None or (row.expires_at and aware(row.expires_at) <= now):
+    if row.revoked_at is not None or (row.expires_at and as_utc(row.expires_at) <= now):
         return None
     last = row.last_used_at
-    if last is None or now - aware(last) > dt.timedelta(minutes=1):
+    if last is None or now - as_utc(last) > dt.timedelta(minutes=1):
         row.last_used_at = now
         session.commit()
     return row

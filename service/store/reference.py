@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from service.store.tables import Category, Region
 
-__all__ = ["load_reference", "read_yaml_list", "decision_fields", "DECISION_FIELDS"]
+__all__ = ["load_reference", "read_yaml_list", "decision_fields", "DECISION_FIELDS",
+           "parse_timing_setting"]
 
 
 def read_yaml_list(path: Path, key: str) -> list[dict[str, Any]]:
@@ -32,6 +34,40 @@ _CATEGORY_FIELDS = ("name_zh", "name_en", "aliases", "sector", "lead_days", "leg
 #: How a category's warnings are judged (DESIGN.md "Decision threshold"), with defaults.
 DECISION_FIELDS: dict[str, float | int | None] = {
     "beta": 1.0, "reminder_cost": None, "miss_cost": None, "max_campaign_weeks": 6}
+
+
+#: A category's randomised timing (:mod:`service.campaigns.randomised`) with its defaults.
+_TIMING_DEFAULTS = {"enabled": False, "delay_weeks": 2, "min_regions": 4}
+
+
+def parse_timing_setting(value: Any) -> dict[str, Any]:
+    """Validate a category's ``randomised_timing`` setting.
+
+    Accepts ``true``/``false`` or a mapping ``{enabled, delay_weeks (1-8), min_regions
+    (>= 4: two regions in each arm)}``; returns the mapping with defaults filled in.
+
+    Raises
+    ------
+    ValueError
+        Naming the field and the problem.
+    """
+    if isinstance(value, bool):
+        value = {"enabled": value}
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError("must be true/false or a mapping {enabled, delay_weeks, min_regions}")
+    unknown = sorted(set(value) - set(_TIMING_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(map(str, unknown))}")
+    out = {**_TIMING_DEFAULTS, **dict(value)}
+    if not isinstance(out["enabled"], bool):
+        raise ValueError("enabled must be true or false")
+    for name, lo, hi in (("delay_weeks", 1, 8), ("min_regions", 4, 1000)):
+        v = out[name]
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {v!r}")
+    return out
 
 
 def _number(path: Path, code: str, field: str, value: Any) -> float:
@@ -107,8 +143,6 @@ def load_reference(
     for item in categories:
         code = str(item["code"])
         if "randomised_timing" in item:
-            from service.campaigns.randomised import parse_timing_setting
-
             try:
                 item = {**item, "randomised_timing": parse_timing_setting(
                     item["randomised_timing"])}

@@ -11,12 +11,12 @@ range of, a series it does not touch.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import ColumnElement, Select, func, select, text
 from sqlalchemy.orm import Session
 
+from models.series import SIGNALS, InvalidSeriesId, SeriesId
 from service.errors import NotFound, UnprocessableContent
 from service.store.summary import Interval, merge_intervals, series_coverage
 from service.store.tables import Complaint, EnforcementAction, SeriesSource
@@ -28,30 +28,12 @@ if TYPE_CHECKING:  # numpy and pandas load on first use: listing series needs ne
 __all__ = ["SIGNALS", "SeriesId", "parse_series_id", "list_series", "series_page",
            "series_counts", "daily_frame", "signal_range", "covered_days"]
 
-SIGNALS = ("complaints", "violations")
-
-
-@dataclass(frozen=True)
-class SeriesId:
-    signal: str
-    category: str
-    region: str
-
-    def __str__(self) -> str:
-        return f"{self.signal}|{self.category}|{self.region}"
-
-
 def parse_series_id(value: str) -> SeriesId:
-    parts = value.split("|")
-    if len(parts) != 3 or not all(parts):
-        raise UnprocessableContent(
-            f"series id '{value}' is not of the form signal|category|region"
-        )
-    if parts[0] not in SIGNALS:
-        raise UnprocessableContent(
-            f"series id '{value}': signal must be one of {', '.join(SIGNALS)}"
-        )
-    return SeriesId(*parts)
+    """:meth:`models.series.SeriesId.parse`, a bad id answered as 422 (problem details)."""
+    try:
+        return SeriesId.parse(value)
+    except InvalidSeriesId as exc:
+        raise UnprocessableContent(str(exc)) from exc
 
 
 def _source(signal: str) -> tuple[Any, ColumnElement[bool] | None]:
@@ -245,7 +227,7 @@ def daily_frame(
     rows = session.execute(stmt).all()
     if rows:
         raw = pd.DataFrame(rows, columns=["category", "region", "ds", "y"])
-        uid = signal + "|" + raw["category"].astype(str) + "|" + raw["region"].astype(str)
+        uid = SeriesId.compose(signal, raw["category"], raw["region"])
         code = pd.Index(uids).get_indexer(pd.Index(uid))
         rday = pd.to_datetime(raw["ds"]).to_numpy("datetime64[D]").astype(np.int64)
         ok = (code >= 0) & (rday >= base) & (rday < base + span)

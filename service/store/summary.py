@@ -31,6 +31,7 @@ from sqlalchemy import Connection, delete, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from models.series import SeriesId
 from service.errors import UnprocessableContent
 from service.store.tables import (
     Complaint,
@@ -354,8 +355,8 @@ def refresh_from_batch(conn: Connection, *, batch_id: str,
             if cond is not None:
                 stmt = stmt.where(cond)
             found = conn.execute(stmt)
-        rows += [{"series_id": f"{sig}|{c}|{r}", "source": src, "signal": sig, "category": c,
-                  "region": r, "first_day": _as_date(a), "last_day": _as_date(b),
+        rows += [{"series_id": str(SeriesId(sig, c, r)), "source": src, "signal": sig,
+                  "category": c, "region": r, "first_day": _as_date(a), "last_day": _as_date(b),
                   "total": int(n)}
                  for c, r, src, a, b, n in found]
     _upsert_summary(conn, rows)
@@ -405,7 +406,8 @@ def rebuild(conn: Connection) -> None:
         conn.execute(insert(SourceCoverage), cover_rows[i:i + 1000])
     for kind in ("complaints", "enforcement"):
         for sig, tbl, cond in _signal_selects(kind):
-            sid = literal(sig + "|") + tbl.category + literal("|") + tbl.region
+            sid = (literal(sig + SeriesId.sep) + tbl.category + literal(SeriesId.sep)
+                   + tbl.region)
             stmt = (select(sid, tbl.source, literal(sig), tbl.category, tbl.region,
                            func.min(tbl.day), func.max(tbl.day), func.count())
                     .group_by(tbl.category, tbl.region, tbl.source))

@@ -1,4 +1,7 @@
-"""Database tables (SQLAlchemy 2 declarative). Alembic migrations live in ``service/migrations``.
+"""Core tables (SQLAlchemy 2 declarative): reference data, records, imports, series summary,
+API keys and forecast runs. :class:`Base` and the helpers are in :mod:`service.store.base`
+(re-exported here); the whole schema is assembled in :mod:`service.schema`. Alembic migrations
+live in ``service/migrations``.
 
 Timestamps are stored timezone-aware in UTC; ``day`` columns hold the local (Asia/Shanghai)
 calendar day a record counts towards.
@@ -7,7 +10,6 @@ calendar day a record counts towards.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
 from sqlalchemy import (
@@ -19,13 +21,14 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.store.base import NAMING, Base, new_id, utcnow
 
 __all__ = [
     "Base",
@@ -45,27 +48,10 @@ __all__ = [
     "ForecastWeek",
     "Peak",
     "DecisionBacktest",
+    "NAMING",
     "utcnow",
     "new_id",
 ]
-
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 class Category(Base):
     """A violation category configured for the deployment (or registered by an import)."""
@@ -382,10 +368,3 @@ class DecisionBacktest(Base):
     windows: Mapped[list[Any]] = mapped_column(default=list)
     run_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-# Domain tables live next to their domains and register on the same metadata.
-from service import audit as _audit  # noqa: E402,F401
-from service.campaigns import tables as _campaign_tables  # noqa: E402,F401
-from service.dispatch import tables as _dispatch_tables  # noqa: E402,F401
-from service.scheduler import tables as _scheduler_tables  # noqa: E402,F401

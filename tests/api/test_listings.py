@@ -56,5 +56,5 @@ def test_import_batches_and_forecast_runs(api: tuple[TestClient, dict[str, str]]
                                             headers=h).json()["items"]] == ["failed"]
     by_cli = client.get("/v1/forecast-runs?requested_by=cli", headers=h).json()["items"]
     assert len(by_cli) == 3
-    assert client.get("/v1/forecast-runs?cursor=bogus", headers=h).status_code == 400
+    assert client.get("/v1/forecast-runs?cursor=bogus", headers=h).status_code == 422
     assert client.get("/v1/import-batches?status=nope", headers=h).status_code == 422

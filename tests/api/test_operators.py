@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from service.api.app import create_app
+from service.campaigns.recipients import recipient_signing_secrets
 from service.channels.base import Message
 from service.channels.webhook import WebhookChannel
 from service.config import ChannelSettings, Settings, WebhookSettings
@@ -110,7 +112,7 @@ def test_recipient_lifecycle_and_signing(ops: tuple[TestClient, dict[str, str]],
     engine = make_engine(loopback.database_url)
     factory = make_sessionmaker(engine)
     channel = WebhookChannel.from_settings(loopback)  # no deployment-wide secret at all
-    channel.attach(factory)
+    channel.attach(partial(recipient_signing_secrets, factory))
 
     def deliver(receiver_secret: str, n: int) -> int:
         rec = Receiver(ReceiverConfig(secret=receiver_secret)).start()

@@ -1,5 +1,6 @@
 """Cursor pagination on every list endpoint: pages partition the list in a stable order,
-bad cursors are 400 problems, and cached peak pages stay correct (both backends)."""
+bad cursors are 422 problems naming the cursor, and cached peak pages stay correct (both
+backends)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.pagination import decode_cursor, encode_cursor
-from service.errors import PROBLEM_JSON, BadRequest
+from service.api.pagination import InvalidCursor, decode_cursor, encode_cursor
+from service.errors import PROBLEM_JSON
 from tests.api.conftest import CATEGORIES, REGIONS, seed_run
 
 
@@ -109,8 +110,10 @@ def test_campaign_audit_and_public_reminders_page(
 
 
 @pytest.mark.parametrize("path", ["/v1/series", "/v1/forecasts", "/v1/peaks",
-                                  "/v1/campaigns/x/audit", "/v1/public/reminders"])
-def test_foreign_cursor_is_a_400_problem(api: tuple[TestClient, dict[str, str]],
+                                  "/v1/campaigns/x/audit", "/v1/public/reminders",
+                                  "/v1/campaigns", "/v1/dispatches", "/v1/forecast-runs",
+                                  "/v1/import-batches", "/v1/scheduler/runs"])
+def test_foreign_cursor_is_a_422_problem_naming_the_cursor(api: tuple[TestClient, dict[str, str]],
                                          path: str) -> None:
     client, keys = api
     for bad in ("not-a-cursor!", encode_cursor(("a", "b", "c", "d", "e")), "e30"):
@@ -118,8 +121,9 @@ def test_foreign_cursor_is_a_400_problem(api: tuple[TestClient, dict[str, str]],
         if path.endswith("/audit"):
             assert r.status_code == 404  # the campaign is checked first
             continue
-        assert r.status_code == 400, (bad, r.text)
+        assert r.status_code == 422, (bad, r.text)
         assert r.headers["content-type"] == PROBLEM_JSON
+        assert r.json()["errors"][0]["loc"] == ["query", "cursor"]
     r = client.get(path, params={"limit": 0}, headers={"X-API-Key": keys["read"]})
     assert r.status_code == 422
 
@@ -127,7 +131,7 @@ def test_foreign_cursor_is_a_400_problem(api: tuple[TestClient, dict[str, str]],
 def test_cursor_round_trip_and_validation() -> None:
     key: list[str | dt.date | float | int] = ["run1", dt.date(2026, 1, 5), 2.5, 7]
     assert decode_cursor(encode_cursor(key), (str, dt.date, float, int)) == key
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidCursor):
         decode_cursor(encode_cursor(["x", "2026-13-01", 1.0, 1]), (str, dt.date, float, int))
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidCursor):
         decode_cursor(encode_cursor([True]), (int,))

@@ -242,3 +242,12 @@ def test_audience_entities_and_recipients(session: Session, settings: Settings) 
     trail = list_entries(session=session, entity_type="recipient")
     assert trail and all("example" not in str(e.detail) and "烟花" not in str(e.detail)
                          for e in trail)
+
+
+def test_the_api_status_vocabulary_is_the_lifecycle_s() -> None:
+    from typing import get_args
+
+    from service.api.routes.campaigns import Status
+    from service.campaigns.status import STATUS_ZH, STATUSES
+
+    assert set(get_args(Status)) == set(STATUSES) == set(STATUS_ZH)

@@ -193,6 +193,6 @@ def test_dispatches_api_lists_dead_rows_and_retries_them(
     assert client.post("/v1/dispatches/999999/retry",
                        headers={"X-API-Key": keys["approve"]}).status_code == 404
     bad = client.get("/v1/dispatches", params={"cursor": "garbage!"}, headers=read)
-    assert bad.status_code == 400
+    assert bad.status_code == 422
 
 

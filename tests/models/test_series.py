@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from models.peaks import actual_spike_windows, runs_to_windows, spike_threshold
-from models.series import counts_from_records, to_weekly, week_start, zero_fill
+from models.series import (
+    InvalidSeriesId,
+    SeriesId,
+    counts_from_records,
+    to_weekly,
+    week_start,
+    zero_fill,
+)
 
 
 def test_counts_from_records_uses_local_days_and_zero_fills() -> None:
@@ -57,3 +67,30 @@ def test_actual_spike_windows_history_only() -> None:
     row = out.iloc[0]
     assert row["start"] == weeks[100] and row["end"] == weeks[102] + pd.Timedelta(days=6)
     assert row["threshold"] == 10.0 and row["peak_count"] == 40.0
+
+
+def test_series_id_scalar_round_trip_and_errors() -> None:
+    sid = SeriesId.parse("complaints|food|xincheng")
+    assert (sid.signal, sid.category, sid.region) == ("complaints", "food", "xincheng")
+    assert str(sid) == "complaints|food|xincheng"
+    assert SeriesId.compose("violations", "food", "hohhot") == "violations|food|hohhot"
+    with pytest.raises(InvalidSeriesId, match=re.escape("signal|category|region")):
+        SeriesId.parse("complaints|food")
+    with pytest.raises(InvalidSeriesId, match="signal must be one of"):
+        SeriesId.parse("calls|food|xincheng")
+
+
+def test_series_id_columns_compose_and_split_like_the_scalars() -> None:
+    cats = pd.Series(["food", "price"], index=[7, 9])
+    regions = pd.Series([150102, 150103], index=[7, 9])
+    ids = SeriesId.compose("complaints", cats, regions)
+    assert isinstance(ids, pd.Series)
+    assert list(ids.index) == [7, 9]
+    assert ids.tolist() == [str(SeriesId("complaints", c, str(r)))
+                            for c, r in zip(cats, regions, strict=True)]
+    parts = SeriesId.split(ids)
+    assert list(parts.columns) == ["signal", "category", "region"]
+    assert list(parts.index) == [7, 9]
+    assert parts["region"].tolist() == ["150102", "150103"]
+    assert SeriesId.part(pd.Index(ids), "category").tolist() == ["food", "price"]
+    assert SeriesId.split(pd.Series([], dtype=str)).shape == (0, 3)

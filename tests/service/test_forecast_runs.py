@@ -92,7 +92,8 @@ def test_execute_run_stores_everything(seeded: Engine, settings: Settings) -> No
         assert negatives == 0
         weeks = s.scalars(select(ForecastWeek).where(ForecastWeek.run_id == run.id)).all()
         assert all(0.0 <= w.p_spike <= 1.0 and w.threshold >= 5.0 for w in weeks)
-        assert all(len(w.samples) == settings.forecast.n_samples for w in weeks)
+        assert all(len(w.samples) == min(settings.forecast.n_samples,
+                                         settings.forecast.stored_samples) for w in weeks)
         models = s.scalars(select(FittedModel).where(FittedModel.run_id == run.id)).all()
         prophet_models = [m for m in models if m.model_type == "prophet"]
         assert prophet_models, "fitted Prophet models are kept in the registry"

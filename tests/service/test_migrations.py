@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
 from service.migrate import current_revision, head_revision, is_current, upgrade
-from service.store.tables import Base
+from service.schema import metadata
 
 
 def test_upgrade_reaches_head_and_matches_models(engine: Engine) -> None:
@@ -17,7 +17,7 @@ def test_upgrade_reaches_head_and_matches_models(engine: Engine) -> None:
     assert is_current(engine)
     upgrade(engine)  # idempotent
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == [], f"tables and migrations differ: {diff}"
 
 

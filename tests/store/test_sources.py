@@ -327,7 +327,7 @@ def test_listing_pages_in_sql(sf: sessionmaker[Session], engine: Engine, setting
                                     {"from": "2024-02-01", "to": "2024-02-03"}]
         assert client.get("/v1/series", params={"signal": "violations"},
                           headers=h).json()["items"] == []
-        assert client.get("/v1/series", params={"cursor": "nope"}, headers=h).status_code == 400
+        assert client.get("/v1/series", params={"cursor": "nope"}, headers=h).status_code == 422
 
 
 def test_api_import_declares_coverage(engine: Engine, settings: Settings) -> None:

@@ -55,7 +55,8 @@ _SUMMARY_EXAMPLE: dict[str, Any] = {
     "updated_at": "2027-01-12T03:15:00Z",
 }
 _DETAIL_EXAMPLE: dict[str, Any] = {
-    **_SUMMARY_EXAMPLE, "signal": "complaints", "peak_week": "2027-02-01",
+    **_SUMMARY_EXAMPLE, "signal": "complaints", "series_id": "complaints|fireworks|150100",
+    "peak_week": "2027-02-01",
     "expected_count": 301.7, "threshold": 96.0, "run_id": _RUN, "last_run_id": _RUN,
     "approved_run_id": _RUN,
     "peak": {"id": 3071, "run_id": _RUN, "series_id": "complaints|fireworks|150100",
@@ -159,6 +160,8 @@ class CampaignDetail(CampaignSummary):
     model_config = ConfigDict(from_attributes=True,
                               json_schema_extra={"examples": [_DETAIL_EXAMPLE]})
     signal: str | None
+    series_id: str = Field(description="Series the campaign is evaluated on: signal|category|"
+                                       "region (complaints for a campaign made by hand)")
     peak_week: dt.date | None
     expected_count: float | None
     threshold: float | None

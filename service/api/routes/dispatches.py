@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from service.api.deps import SessionDep, require
 from service.api.pagination import PAGINATION_RESPONSES
 from service.api.problems import PROBLEM_RESPONSES, problem_doc
-from service.dispatch.outbox import aware, list_dispatches, retry_row
+from service.dispatch.outbox import list_dispatches, retry_row
+from service.store.base import as_utc
 from service.store.tables import ApiKey
 
 __all__ = ["router"]
@@ -57,7 +58,7 @@ class DispatchPublic(BaseModel):
     @field_validator("next_attempt_at", "created_at", "updated_at", "delivered_at")
     @classmethod
     def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
-        return aware(v)
+        return as_utc(v)
 
 
 class DispatchList(BaseModel):

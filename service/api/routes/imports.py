@@ -18,7 +18,6 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from service.api.deps import SessionDep, require
 from service.api.problems import PROBLEM_RESPONSES, problem_doc
 from service.api.routes.series import forget_series_version
-from service.dispatch.outbox import aware
 from service.errors import (
     PROBLEM_JSON,
     BadRequest,
@@ -40,6 +39,7 @@ from service.ingest.pipeline import (
 )
 from service.ingest.readers import check_encoding_name
 from service.ingest.timestamps import DATE_ORDERS
+from service.store.base import as_utc
 
 __all__ = ["router", "escape_cell"]
 
@@ -475,8 +475,8 @@ def get_import_batch(batch_id: Annotated[str, Path(description="Import batch id"
     scope."""
     summary = get_batch(session=session, batch_id=batch_id)
     # SQLite returns naive UTC datetimes; the document promises RFC 3339 date-times
-    return summary.model_copy(update={"started_at": aware(summary.started_at),
-                                      "finished_at": aware(summary.finished_at)})
+    return summary.model_copy(update={"started_at": as_utc(summary.started_at),
+                                      "finished_at": as_utc(summary.finished_at)})
 
 
 def _csv_lines(request: Request, batch_id: str) -> Iterator[str]:

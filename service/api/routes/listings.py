@@ -23,6 +23,7 @@ from service.api.pagination import (
 )
 from service.api.problems import PROBLEM_RESPONSES
 from service.api.schema_types import UtcDatetime
+from service.store.base import as_utc
 from service.store.tables import ForecastRun, ImportBatch
 
 __all__ = ["router"]
@@ -88,16 +89,6 @@ class ForecastRunList(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
-def _utc(t: dt.datetime | None) -> dt.datetime | None:
-    if t is None:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-
-
-def _plain(t: dt.datetime) -> dt.datetime:
-    """The cursor's time as the column holds it (naive UTC on SQLite)."""
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-
 
 @router.get("/import-batches", tags=["import"], summary="List import batches (newest first, "
             "filtered, cursor-paginated)", responses=PAGINATION_RESPONSES)
@@ -127,13 +118,13 @@ def get_import_batches(
     if with_rejections:
         stmt = stmt.where(b.rejected > 0)
     if since:
-        stmt = stmt.where(b.started_at >= _utc(since))
+        stmt = stmt.where(b.started_at >= as_utc(since))
     order = ((b.started_at, True), (b.id, True))
     if cursor:
         stmt = stmt.where(keyset_after(order, decode_cursor(cursor, (dt.datetime, str))))
     rows = list(session.scalars(stmt.order_by(b.started_at.desc(), b.id.desc())
                                 .limit(limit + 1)))
-    page, nxt = page_of(rows, limit, lambda r: (_plain(r.started_at), r.id))
+    page, nxt = page_of(rows, limit, lambda r: (as_utc(r.started_at), r.id))
     return ImportBatchList(items=[ImportBatchItem.model_validate(r) for r in page],
                            next_cursor=nxt)
 
@@ -159,12 +150,12 @@ def get_forecast_runs(
     if requested_by:
         stmt = stmt.where(r.requested_by == requested_by)
     if since:
-        stmt = stmt.where(r.created_at >= _utc(since))
+        stmt = stmt.where(r.created_at >= as_utc(since))
     order: Any = ((r.created_at, True), (r.id, True))
     if cursor:
         stmt = stmt.where(keyset_after(order, decode_cursor(cursor, (dt.datetime, str))))
     rows = list(session.scalars(stmt.order_by(r.created_at.desc(), r.id.desc())
                                 .limit(limit + 1)))
-    page, nxt = page_of(rows, limit, lambda x: (_plain(x.created_at), x.id))
+    page, nxt = page_of(rows, limit, lambda x: (as_utc(x.created_at), x.id))
     return ForecastRunList(items=[ForecastRunItem.model_validate(x) for x in page],
                            next_cursor=nxt)

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from service.api.deps import SessionDep, SettingsDep, require
 from service.api.pagination import PAGINATION_RESPONSES
 from service.api.problems import PROBLEM_RESPONSES
-from service.dispatch.outbox import aware, decode_cursor, encode_cursor
 from service.scheduler.runner import job_specs
 from service.scheduler.tables import ApschedulerJob, JobRun, SchedulerLease
-from service.store.tables import utcnow
+from service.store.base import as_utc, utcnow
+from service.store.pagination import decode_cursor, page_of
 
 __all__ = ["router"]
 
@@ -49,7 +49,7 @@ class JobRunPublic(BaseModel):
     @field_validator("scheduled_at", "started_at", "finished_at")
     @classmethod
     def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
-        return aware(v)
+        return as_utc(v)
 
 
 class JobPublic(BaseModel):
@@ -118,9 +118,9 @@ def get_jobs(session: SessionDep, settings: SettingsDep) -> JobsOut:
     lease = session.get(SchedulerLease, "scheduler")
     leader = None
     if lease is not None:
-        exp = aware(lease.expires_at)
-        leader = Leader(holder=lease.holder, acquired_at=aware(lease.acquired_at),
-                        heartbeat_at=aware(lease.heartbeat_at), expires_at=exp,
+        exp = as_utc(lease.expires_at)
+        leader = Leader(holder=lease.holder, acquired_at=as_utc(lease.acquired_at),
+                        heartbeat_at=as_utc(lease.heartbeat_at), expires_at=exp,
                         alive=bool(lease.holder and exp and exp > utcnow()))
     return JobsOut(leader=leader, jobs=jobs)
 
@@ -143,8 +143,7 @@ def get_runs(
     if outcome:
         stmt = stmt.where(JobRun.outcome == outcome)
     if cursor:
-        stmt = stmt.where(JobRun.id < decode_cursor(cursor))
+        stmt = stmt.where(JobRun.id < decode_cursor(cursor, (int,))[0])
     rows = list(session.scalars(stmt.order_by(JobRun.id.desc()).limit(limit + 1)))
-    nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return RunList(items=[JobRunPublic.model_validate(r) for r in rows[:limit]],
-                   next_cursor=nxt)
+    page, nxt = page_of(rows, limit, lambda r: (r.id,))
+    return RunList(items=[JobRunPublic.model_validate(r) for r in page], next_cursor=nxt)
