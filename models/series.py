@@ -3,17 +3,117 @@
 Long frames use the columns ``unique_id`` (series id), ``ds`` (day, tz-naive midnight) and
 ``y`` (count). Weeks are ISO weeks starting on Monday and are labelled by their Monday
 (column ``week``).
+
+A series id is ``signal|category|region`` (DESIGN.md); :class:`SeriesId` is the one place it
+is composed and split, for one id (``str(sid)``, :meth:`SeriesId.parse`) and for whole
+columns (:meth:`SeriesId.compose`, :meth:`SeriesId.split`).
 """
 
 from __future__ import annotations
 
-import pandas as pd
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, TypeGuard, overload
 
-__all__ = ["week_start", "to_weekly", "zero_fill", "counts_from_records"]
+if TYPE_CHECKING:  # pandas loads on first use: a series id alone does not need it
+    import pandas as pd
+
+__all__ = ["SIGNALS", "SeriesId", "InvalidSeriesId", "week_start", "to_weekly", "zero_fill",
+           "counts_from_records"]
+
+#: ``complaints`` counts complaint records, ``violations`` enforcement actions that found one.
+SIGNALS = ("complaints", "violations")
+
+
+class InvalidSeriesId(ValueError):
+    """A text that is not a series id ``signal|category|region`` of a known signal."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesId:
+    """The identity of a series: ``signal|category|region``.
+
+    ``str(sid)`` composes one id and :meth:`parse` splits one; :meth:`compose` and
+    :meth:`split` do the same for pandas columns (vectorised).
+    """
+
+    #: Separator of the three parts (no part may contain it).
+    sep: ClassVar[str] = "|"
+
+    signal: str
+    category: str
+    region: str
+
+    def __str__(self) -> str:
+        return SeriesId.sep.join((self.signal, self.category, self.region))
+
+    @classmethod
+    def parse(cls, value: str) -> SeriesId:
+        """Split one id.
+
+        Raises
+        ------
+        InvalidSeriesId
+            If ``value`` has not three non-empty parts or its signal is not in :data:`SIGNALS`.
+        """
+        parts = value.split(SeriesId.sep)
+        if len(parts) != 3 or not all(parts):
+            raise InvalidSeriesId(
+                f"series id '{value}' is not of the form signal|category|region")
+        if parts[0] not in SIGNALS:
+            raise InvalidSeriesId(
+                f"series id '{value}': signal must be one of {', '.join(SIGNALS)}")
+        return cls(*parts)
+
+    @overload
+    @staticmethod
+    def compose(signal: str, category: str, region: str) -> str: ...
+
+    @overload
+    @staticmethod
+    def compose(signal: str | pd.Series, category: str | pd.Series,
+                region: str | pd.Series) -> str | pd.Series: ...
+
+    @staticmethod
+    def compose(signal: str | pd.Series, category: str | pd.Series,
+                region: str | pd.Series) -> str | pd.Series:
+        """Ids from their parts: scalars give a ``str``, any pandas column a column of ids
+        (scalars broadcast, columns cast with ``astype(str)``)."""
+        if not any(_is_column(v) for v in (signal, category, region)):
+            return str(SeriesId(str(signal), str(category), str(region)))
+        sig, cat, reg = (v.astype(str) if _is_column(v) else str(v)
+                         for v in (signal, category, region))
+        return sig + SeriesId.sep + cat + SeriesId.sep + reg
+
+    @staticmethod
+    def split(ids: pd.Series | pd.Index) -> pd.DataFrame:
+        """Columns ``signal, category, region`` of a column of ids (same index as a Series;
+        a range index for an Index)."""
+        import pandas as pd
+
+        values = pd.Series(ids) if isinstance(ids, pd.Index) else ids
+        parts = values.astype(str).str.split(SeriesId.sep, n=2, expand=True)
+        if parts.shape[1] != 3:
+            parts = parts.reindex(columns=range(3))
+        parts.columns = pd.Index(["signal", "category", "region"])
+        return parts
+
+    @staticmethod
+    def part(ids: pd.Series | pd.Index, name: str) -> pd.Series:
+        """One part (``signal``, ``category`` or ``region``) of a column of ids."""
+        return SeriesId.split(ids)[name]
+
+
+def _is_column(value: object) -> TypeGuard[pd.Series]:
+    """Whether ``value`` is a pandas Series (no object is one while pandas is not loaded)."""
+    pd_module = sys.modules.get("pandas")
+    return pd_module is not None and isinstance(value, pd_module.Series)
 
 
 def week_start(ds: pd.Series | pd.DatetimeIndex) -> pd.Series:
     """Monday of the ISO week of each day in ``ds``."""
+    import pandas as pd
+
     s = pd.Series(pd.to_datetime(ds)).dt.normalize()
     return s - pd.to_timedelta(s.dt.day_of_week, unit="D")
 
@@ -29,6 +129,8 @@ def zero_fill(frame: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame ``unique_id, ds, y`` sorted by ``unique_id, ds``.
     """
+    import pandas as pd
+
     parts = []
     for uid, g in frame.groupby("unique_id", sort=True):
         s = g.set_index(pd.to_datetime(g["ds"]).dt.normalize())["y"].groupby(level=0).sum()
@@ -54,6 +156,7 @@ def to_weekly(frame: pd.DataFrame, *, complete_only: bool = True) -> pd.DataFram
     -------
     DataFrame ``unique_id, week, y`` where ``week`` is the Monday of the ISO week.
     """
+
     f = frame.assign(week=week_start(frame["ds"]).to_numpy())
     out = f.groupby(["unique_id", "week"], sort=True).agg(y=("y", "sum"), n=("y", "size"))
     out = out.reset_index()
@@ -80,6 +183,8 @@ def counts_from_records(
     -------
     DataFrame ``unique_id, ds, y``.
     """
+    import pandas as pd
+
     raw = records[time_col]
     if pd.api.types.is_datetime64_any_dtype(raw):
         ts = raw if raw.dt.tz is not None else raw.dt.tz_localize(tz)
@@ -92,7 +197,7 @@ def counts_from_records(
         if (~aware).any():
             ts[~aware] = pd.to_datetime(text[~aware], format="mixed").dt.tz_localize(tz)
     day = ts.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
-    uid = signal + "|" + records[category_col].astype(str) + "|" + records[region_col].astype(str)
+    uid = SeriesId.compose(signal, records[category_col], records[region_col])
     counts = pd.DataFrame({"unique_id": uid, "ds": day}).value_counts().rename("y").reset_index()
     wide = counts.pivot_table(index="ds", columns="unique_id", values="y", aggfunc="sum")
     wide = wide.reindex(pd.date_range(day.min(), day.max(), freq="D"), fill_value=0).fillna(0)

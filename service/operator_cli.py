@@ -15,7 +15,6 @@ from typing import Annotated, Any
 import typer
 
 from service.cli_support import cli_session, cli_settings, command_group, echo_json
-from service.store.base import as_utc
 
 __all__ = ["recipients_app", "dispatches_app", "dispatch_app", "local_time"]
 
@@ -35,6 +34,8 @@ def local_time(value: dt.datetime | None, tz: str) -> str:
     if value is None:
         return "never"
     from zoneinfo import ZoneInfo
+
+    from service.store.base import as_utc  # SQLAlchemy: not for `--help`
 
     return as_utc(value).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %z").replace(
         " +0800", " +08:00")
