@@ -305,6 +305,7 @@ def _pooled_rows(reports: list[dict[str, Any]], sent: list[tuple[Any, ...]],
 
     from service.effect_pooling import (
         _without,
+        calibration_variance,
         estimate_frame,
         placebo_correlation,
         pooled_groups,
@@ -313,8 +314,10 @@ def _pooled_rows(reports: list[dict[str, Any]], sent: list[tuple[Any, ...]],
     frame = estimate_frame(reports, departments=refs[0], region_levels=refs[1])
     windows = [SimpleNamespace(category=c, region=r, window_start=a, window_end=b)
                for _, c, r, a, b in sent]
-    rho = placebo_correlation(_without(cands, windows))
-    groups, _ = pooled_groups(frame, "category", rho=rho)
+    unused = _without(cands, windows)  # as the scorecard does (pooled_scorecard)
+    rho = placebo_correlation(unused)
+    groups, _ = pooled_groups(frame, "category", rho=rho,
+                              bias_variance=calibration_variance(unused))
     out = []
     for key, g in groups.items():
         for method in ("counterfactual", "did"):

@@ -485,8 +485,11 @@ def placebo_calibration(
     new window. ``c95`` holds the 95 % level (issue 14): the split-conformal bound, the
     ``ceil(0.95 (n + 1))``-th smallest ``|z|`` over 1.96 (times ``sqrt(1 + 1/n)``), which a new
     exchangeable window exceeds with probability at most 5 % whatever the error distribution;
-    with fewer than 19 placebos (no conformal bound exists) the rms scale times
-    ``t(0.975, n - 1) / 1.96``. The rms rule alone left 10.5 % of null campaigns of the sample
+    with fewer than 19 placebos (no 95 % conformal bound exists) the rms scale times
+    ``t(0.975, n - 1) / 1.96``, never below the largest ``|z|`` over 1.96 (times
+    ``sqrt(1 + 1/n)``; the conformal bound at level ``n / (n + 1)``: the t bound assumes
+    normal errors, and one surge among a few placebos would leave it short). The rms rule
+    alone left 10.5 % of null campaigns of the sample
     replay significant, with ``c95`` 7.6 %; :func:`campaign_effect` then keeps a calibrated
     interval no narrower than ``± z · sd`` of the spread paths (the interval the calibration
     measured; skewed paths had left one tail short): 5.8 %. Applying both to a
@@ -527,8 +530,10 @@ def placebo_calibration(
     rank = int(np.ceil((m + 1) * 0.95))
     if rank <= m:  # split-conformal 95 % bound on |z|, inflated for the bias fitted on them
         level = float(np.sort(np.abs(z))[rank - 1]) / _Z95 * np.sqrt(1.0 + 1.0 / n)
-    else:  # too few for a conformal bound: a t predictive bound with the rms scale
-        level = spread * float(stats.t.ppf(0.975, max(m - 1, 1))) / _Z95
+    else:  # too few for a 95 % conformal bound: a t predictive bound with the rms scale,
+        # and never below the largest |z| (the conformal bound at level m / (m + 1))
+        level = max(spread * float(stats.t.ppf(0.975, max(m - 1, 1))),
+                    float(np.abs(z).max()) * np.sqrt(1.0 + 1.0 / n)) / _Z95
     disp = float(max(floor, spread * np.sqrt(1.0 + 1.0 / n), level))
     high = disp
     rank_one = int(np.ceil((m + 1) * 0.975))

@@ -48,6 +48,8 @@ __all__ = [
     "campaigns_needed",
     "error_correlation",
     "group_correlation",
+    "clustered_mean_variance",
+    "shared_covariance",
     "did_correlation",
     "season_labels",
     "POOL_COLUMNS",
@@ -192,7 +194,8 @@ def _interval(est: float, se: float, df: float | None) -> dict[str, float]:
 
 
 def pool(log_effect: Values, se: Values, df: Values | None = None,
-         *, correlation: np.ndarray[Any, Any] | None = None) -> PooledEffect:
+         *, correlation: np.ndarray[Any, Any] | None = None,
+         shared: np.ndarray[Any, Any] | None = None) -> PooledEffect:
     """Random-effects meta-analysis of estimates ``log_effect`` with standard errors ``se``.
 
     Parameters
@@ -205,6 +208,10 @@ def pool(log_effect: Values, se: Values, df: Values | None = None,
         timing or weather; DiD estimates against the same controls share the controls'
         noise — and a pooled interval that ignores it is too narrow (see
         :func:`error_correlation`, :func:`did_correlation`).
+    shared : ``k x k`` covariance of an error the estimates share on top of their own (the
+        log scale), e.g. the error of a bias correction estimated once and applied to every
+        campaign of a category (:func:`shared_covariance`); it does not average away however
+        many campaigns are pooled. None: nothing shared.
 
     Returns
     -------
@@ -222,7 +229,8 @@ def pool(log_effect: Values, se: Values, df: Values | None = None,
     ``max(1, Σ w* (y - est)² / (k-1)) / Σ w*`` with a t interval on ``k - 1`` df. With a
     ``correlation`` R the variance is at least ``w*ᵀ (S R S + tau² I) w* / (Σ w*)²`` (S =
     diag(se)), and the degrees of freedom shrink to ``k_eff - 1`` with ``k_eff = k / deff``,
-    ``deff`` the ratio of that variance to the independent one (Kish's design effect).
+    ``deff`` the ratio of that variance to the independent one (Kish's design effect); a
+    ``shared`` covariance is added to that matrix the same way.
     """
     y = np.asarray(log_effect, dtype=float)
     s = np.asarray(se, dtype=float)
@@ -255,13 +263,18 @@ def pool(log_effect: Values, se: Values, df: Values | None = None,
     scale = max(1.0, float(np.sum(ws * (y - est) ** 2)) / (k - 1))
     var = scale / float(np.sum(ws))
     dfp = float(k - 1)
-    if correlation is not None:
-        r = np.asarray(correlation, dtype=float)
+    if correlation is not None or shared is not None:
+        r = np.eye(k) if correlation is None else np.asarray(correlation, dtype=float)
         if r.shape != (k, k) or not np.isfinite(r).all():
             raise ValueError(f"correlation must be a finite {k} x {k} matrix")
         cov = r * np.outer(s, s)
         np.fill_diagonal(cov, v)
         cov = cov + tau2 * np.eye(k)
+        if shared is not None:
+            extra = np.asarray(shared, dtype=float)
+            if extra.shape != (k, k) or not np.isfinite(extra).all():
+                raise ValueError(f"shared must be a finite {k} x {k} matrix")
+            cov = cov + extra
         var_c = float(ws @ cov @ ws) / float(np.sum(ws)) ** 2
         deff = var_c * float(np.sum(ws))
         if deff > 1.0:
@@ -309,6 +322,36 @@ def error_correlation(z: Values, groups: Sequence[Any] | np.ndarray[Any, Any] | 
     n0 = (n - float((sizes**2).sum()) / n) / (n_groups - 1)
     denom = msb + (n0 - 1) * msw
     return float(np.clip((msb - msw) / denom, 0.0, 0.95)) if denom > 0 else 0.0
+
+
+def clustered_mean_variance(values: Values, groups: Sequence[Any] | np.ndarray[Any, Any]
+                            | pd.Series) -> float:
+    """Variance of the mean of ``values`` when values of one group share their error.
+
+    The cluster-robust (sandwich) variance ``G / (G - 1) * sum_g (sum_{i in g} (x_i -
+    mean))**2 / n**2`` over the ``G`` groups; NaN with fewer than 2 groups. With independent
+    values it is about ``var / n``; when a group's values move together it grows towards
+    ``var(group means) / G``, which no number of values within the groups reduces.
+    """
+    f = pd.DataFrame({"x": np.asarray(values, dtype=float), "g": list(groups)})
+    f = f[np.isfinite(f["x"])]
+    n, n_groups = len(f), int(f["g"].nunique())
+    if n_groups < 2:
+        return float("nan")
+    sums = (f["x"] - f["x"].mean()).groupby(f["g"]).sum()
+    return float(n_groups / (n_groups - 1) * float((sums**2).sum()) / n**2)
+
+
+def shared_covariance(groups: Sequence[Any] | np.ndarray[Any, Any] | pd.Series,
+                      variances: Values) -> np.ndarray[Any, Any]:
+    """Covariance of an error shared within groups: ``variances[i]`` between estimates ``i``
+    and ``j`` of the same group (the group's value; ``variances`` holds it per estimate), 0
+    across groups. Pass to :func:`pool` as ``shared``."""
+    g = np.asarray(list(groups), dtype=object)
+    v = np.nan_to_num(np.asarray(variances, dtype=float), nan=0.0)
+    same = g[:, None] == g[None, :]
+    out: np.ndarray[Any, Any] = np.where(same, np.sqrt(np.outer(v, v)), 0.0)
+    return out
 
 
 def group_correlation(groups: Sequence[Any] | np.ndarray[Any, Any] | pd.Series,

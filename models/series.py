@@ -11,11 +11,13 @@ columns (:meth:`SeriesId.compose`, :meth:`SeriesId.split`).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Any, ClassVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard, overload
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # numpy and pandas load on first use: a series id alone needs neither
+    import numpy as np
+    import pandas as pd
 
 __all__ = ["SIGNALS", "SeriesId", "InvalidSeriesId", "week_start", "iso_mondays", "monday_of",
            "sunday_on_or_before", "horizon_days", "to_weekly", "zero_fill", "counts_from_records"]
@@ -78,9 +80,9 @@ class SeriesId:
                 region: str | pd.Series) -> str | pd.Series:
         """Ids from their parts: scalars give a ``str``, any pandas column a column of ids
         (scalars broadcast, columns cast with ``astype(str)``)."""
-        if not any(isinstance(v, pd.Series) for v in (signal, category, region)):
+        if not any(_is_column(v) for v in (signal, category, region)):
             return str(SeriesId(str(signal), str(category), str(region)))
-        sig, cat, reg = (v.astype(str) if isinstance(v, pd.Series) else str(v)
+        sig, cat, reg = (v.astype(str) if _is_column(v) else str(v)
                          for v in (signal, category, region))
         return sig + SeriesId.sep + cat + SeriesId.sep + reg
 
@@ -88,6 +90,8 @@ class SeriesId:
     def split(ids: pd.Series | pd.Index) -> pd.DataFrame:
         """Columns ``signal, category, region`` of a column of ids (same index as a Series;
         a range index for an Index)."""
+        import pandas as pd
+
         values = pd.Series(ids) if isinstance(ids, pd.Index) else ids
         parts = values.astype(str).str.split(SeriesId.sep, n=2, expand=True)
         if parts.shape[1] != 3:
@@ -101,8 +105,16 @@ class SeriesId:
         return SeriesId.split(ids)[name]
 
 
+def _is_column(value: object) -> TypeGuard[pd.Series]:
+    """Whether ``value`` is a pandas Series (no object is one while pandas is not loaded)."""
+    pd_module = sys.modules.get("pandas")
+    return pd_module is not None and isinstance(value, pd_module.Series)
+
+
 def week_start(ds: pd.Series | pd.DatetimeIndex) -> pd.Series:
     """Monday of the ISO week of each day in ``ds``."""
+    import pandas as pd
+
     s = pd.Series(pd.to_datetime(ds)).dt.normalize()
     return s - pd.to_timedelta(s.dt.day_of_week, unit="D")
 
@@ -110,18 +122,24 @@ def week_start(ds: pd.Series | pd.DatetimeIndex) -> pd.Series:
 def iso_mondays(ds: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
     """Monday of each day's ISO week as ``datetime64[ns]`` (numpy, for hot paths; 1970-01-01
     was a Thursday); :func:`week_start` for a pandas column."""
+    import numpy as np
+
     days = np.asarray(ds, dtype="datetime64[D]").astype(np.int64)
     return np.asarray((days - (days + 3) % 7).astype("datetime64[D]").astype("datetime64[ns]"))
 
 
 def monday_of(day: Any) -> pd.Timestamp:
     """Monday (midnight) of the ISO week of one day; :func:`week_start` for a column."""
+    import pandas as pd
+
     d = pd.Timestamp(day).normalize()
     return d - pd.Timedelta(days=d.day_of_week)
 
 
 def sunday_on_or_before(day: Any) -> pd.Timestamp:
     """The Sunday (midnight) ending the last complete ISO week up to ``day``."""
+    import pandas as pd
+
     d = pd.Timestamp(day).normalize()
     return d - pd.Timedelta(days=(d.weekday() - 6) % 7)
 
@@ -129,6 +147,8 @@ def sunday_on_or_before(day: Any) -> pd.Timestamp:
 def horizon_days(cutoff: Any, horizon_weeks: int) -> int:
     """Days from the day after ``cutoff`` to the Sunday ending ``horizon_weeks`` full weeks
     after the cutoff's own ISO week."""
+    import pandas as pd
+
     return int((6 - pd.Timestamp(cutoff).weekday()) % 7 + 7 * horizon_weeks)
 
 
@@ -143,6 +163,8 @@ def zero_fill(frame: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame ``unique_id, ds, y`` sorted by ``unique_id, ds``.
     """
+    import pandas as pd
+
     parts = []
     for uid, g in frame.groupby("unique_id", sort=True):
         s = g.set_index(pd.to_datetime(g["ds"]).dt.normalize())["y"].groupby(level=0).sum()
@@ -168,6 +190,7 @@ def to_weekly(frame: pd.DataFrame, *, complete_only: bool = True) -> pd.DataFram
     -------
     DataFrame ``unique_id, week, y`` where ``week`` is the Monday of the ISO week.
     """
+
     f = frame.assign(week=week_start(frame["ds"]).to_numpy())
     out = f.groupby(["unique_id", "week"], sort=True).agg(y=("y", "sum"), n=("y", "size"))
     out = out.reset_index()
@@ -194,6 +217,8 @@ def counts_from_records(
     -------
     DataFrame ``unique_id, ds, y``.
     """
+    import pandas as pd
+
     raw = records[time_col]
     if pd.api.types.is_datetime64_any_dtype(raw):
         ts = raw if raw.dt.tz is not None else raw.dt.tz_localize(tz)

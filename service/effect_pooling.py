@@ -10,6 +10,8 @@ materialised tables.
   uses (the **calibrated** counterfactual; the DiD with status ``ok``).
 - :func:`placebo_correlation` — the within-season correlation of the counterfactual's errors,
   from placebo windows (:func:`service.evaluation.placebo_windows`).
+- :func:`calibration_variance` — per category, the variance of the calibration's bias
+  correction, which every calibrated campaign of the category shares (seasons as clusters).
 - :func:`design_frame` — the stepped-wedge design estimates of randomised waves whose members
   were sent (:mod:`service.campaigns.randomised`).
 - :func:`pooled_groups` — per group, the pooled counterfactual, DiD and randomised
@@ -36,6 +38,7 @@ import pandas as pd
 
 from models.pooling import (
     campaigns_needed,
+    clustered_mean_variance,
     did_correlation,
     effect_rows,
     error_correlation,
@@ -43,12 +46,14 @@ from models.pooling import (
     minimum_detectable_effect,
     pool,
     season_labels,
+    shared_covariance,
 )
 from models.series import SeriesId, monday_of
 from models.stepped_wedge import design_effect
 
-__all__ = ["PoolBy", "POOL_BY", "estimate_frame", "placebo_correlation", "design_frame",
-           "pooled_groups", "attach_pooled", "annotate_effect", "pooled_scorecard"]
+__all__ = ["PoolBy", "POOL_BY", "estimate_frame", "placebo_correlation",
+           "calibration_variance", "design_frame", "pooled_groups", "attach_pooled",
+           "annotate_effect", "pooled_scorecard"]
 
 PoolBy = Literal["category", "region", "department", "region_level", "year"]
 POOL_BY = ("category", "region", "department", "region_level", "year")
@@ -140,6 +145,39 @@ def placebo_correlation(placebos: pd.DataFrame) -> float:
     return error_correlation(z.to_numpy(), season_labels(p["category"], p["start"]))
 
 
+def calibration_variance(placebos: pd.DataFrame) -> dict[str, float]:
+    """Per category, the variance (log scale) of its placebo bias estimate.
+
+    The calibrated counterfactual of every campaign of a category is corrected by the bias
+    ratio of the category's placebo windows (:func:`models.effect.placebo_calibration`), so
+    all of them share that ratio's error: a pooled estimate cannot average it away, and
+    seasons in which the forecast missed in the same direction make it larger than the
+    windows' number suggests. Per placebo window (one per real window) ``r = log((actual +
+    0.5) / (counterfactual + 0.5))``; the variance of the category's mean ``r`` with the
+    windows of one season as a cluster (:func:`models.pooling.clustered_mean_variance`,
+    seasons by :func:`models.pooling.season_labels`). Categories with fewer than two seasons
+    are left out (no estimate; the pooled interval then relies on the campaigns' own
+    errors).
+    """
+    need = {"category", "start", "actual", "counterfactual"}
+    if placebos.empty or need - set(placebos.columns):
+        return {}
+    p = _one_per_window(placebos[placebos["counterfactual"] > 0])
+    if p.empty:
+        return {}
+    r = np.log((p["actual"].to_numpy(dtype=float) + 0.5)
+               / (p["counterfactual"].to_numpy(dtype=float) + 0.5))
+    seasons = np.asarray(season_labels(p["category"], p["start"]), dtype=object)
+    cats = p["category"].astype(str).to_numpy()
+    out: dict[str, float] = {}
+    for cat in np.unique(cats):
+        mask = cats == cat
+        v = clustered_mean_variance(r[mask], seasons[mask])
+        if np.isfinite(v):
+            out[str(cat)] = v
+    return out
+
+
 def _one_per_window(p: pd.DataFrame) -> pd.DataFrame:
     """One placebo per real window: overlapping windows of a series (several runs predicting
     the same surge share its actual count) collapse to the latest forecast."""
@@ -205,10 +243,11 @@ def design_frame(panel: pd.DataFrame, campaigns: Sequence[Any], *, signal: str,
                                        "n_delayed", "campaign_ids"])
 
 
-def _pooled_dict(rows: pd.DataFrame, corr: np.ndarray[Any, Any] | None) -> dict[str, Any]:
+def _pooled_dict(rows: pd.DataFrame, corr: np.ndarray[Any, Any] | None,
+                 shared: np.ndarray[Any, Any] | None = None) -> dict[str, Any]:
     df = rows["df"].to_numpy(dtype=float) if "df" in rows.columns else None
     p = pool(rows["log_effect"].to_numpy(dtype=float), rows["se"].to_numpy(dtype=float), df,
-             correlation=corr)
+             correlation=corr, shared=shared)
     d = p.to_dict()
     d.pop("weights")
     d.pop("log_effect")
@@ -222,7 +261,8 @@ def _key(frame: pd.DataFrame, by: str) -> pd.Series:
 
 
 def pooled_groups(frame: pd.DataFrame, by: PoolBy | Literal["total"], *, rho: float = 0.0,
-                  design: pd.DataFrame | None = None) -> tuple[
+                  design: pd.DataFrame | None = None,
+                  bias_variance: Mapping[str, float] | None = None) -> tuple[
                       dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Pooled effects per group and each campaign's contribution.
 
@@ -231,6 +271,9 @@ def pooled_groups(frame: pd.DataFrame, by: PoolBy | Literal["total"], *, rho: fl
     frame : :func:`estimate_frame`; ``by`` one of its group columns (or ``"total"``).
     rho : within-season error correlation of the counterfactual (:func:`placebo_correlation`).
     design : :func:`design_frame` (randomised waves), pooled separately.
+    bias_variance : per category, the variance of the calibration's bias correction
+        (:func:`calibration_variance`), shared by the counterfactual estimates of the
+        category's campaigns; None: not accounted for.
 
     Returns
     -------
@@ -260,14 +303,19 @@ def pooled_groups(frame: pd.DataFrame, by: PoolBy | Literal["total"], *, rho: fl
             g = rows if by == "total" or rows.empty else rows[_key(rows, by) == key]
             if g.empty:
                 continue
+            shared = None
             if method == "counterfactual":
                 corr = group_correlation(g["season"], rho)
+                if bias_variance:
+                    shared = shared_covariance(g["category"], [
+                        bias_variance.get(str(c), 0.0) for c in g["category"]])
             else:
                 corr = did_correlation(g["did_controls"].tolist(), list(zip(
                     g["window_start"], g["window_end"], strict=True)))
-            out[method] = _pooled_dict(g, corr)
+            out[method] = _pooled_dict(g, corr, shared)
             weights = pool(g["log_effect"].to_numpy(dtype=float),
-                           g["se"].to_numpy(dtype=float), correlation=corr).weights
+                           g["se"].to_numpy(dtype=float), correlation=corr,
+                           shared=shared).weights
             for (cid, y, s, m), w in zip(g[["campaign_id", "log_effect", "se", "mde"]]
                                          .itertuples(index=False), weights, strict=True):
                 contributions.setdefault(str(cid), {})[method] = {
@@ -287,7 +335,8 @@ def pooled_groups(frame: pd.DataFrame, by: PoolBy | Literal["total"], *, rho: fl
 
 def attach_pooled(result: dict[str, Any], frame: pd.DataFrame, *, group_by: str,
                   pooled_by: PoolBy, rho: float, design: pd.DataFrame | None,
-                  labels: Mapping[str, str]) -> dict[str, Any]:
+                  labels: Mapping[str, str],
+                  bias_variance: Mapping[str, float] | None = None) -> dict[str, Any]:
     """Add pooled effects to a scorecard dict (see :func:`service.evaluation.scorecard`).
 
     ``groups[*].pooled`` (by the scorecard's ``group_by``), ``total.pooled`` (all sent
@@ -297,14 +346,15 @@ def attach_pooled(result: dict[str, Any], frame: pd.DataFrame, *, group_by: str,
     """
     gb: PoolBy = {"region": "region", "department": "department"}.get(  # type: ignore[assignment]
         group_by, "category")
-    by_group, contrib = pooled_groups(frame, gb, rho=rho, design=design)
+    kw: dict[str, Any] = {"rho": rho, "design": design, "bias_variance": bias_variance}
+    by_group, contrib = pooled_groups(frame, gb, **kw)
     for g in result.get("groups", []):
         g["pooled"] = by_group.get(str(g["key"]))
-    total, _ = pooled_groups(frame, "total", rho=rho, design=design)
+    total, _ = pooled_groups(frame, "total", **kw)
     result["total"]["pooled"] = total.get("total")
     for c in result.get("campaigns", []):
         c["contribution"] = contrib.get(str(c["campaign_id"]))
-    pooled, _ = pooled_groups(frame, pooled_by, rho=rho, design=design)
+    pooled, _ = pooled_groups(frame, pooled_by, **kw)
     result["pooled"] = {"by": pooled_by, "season_correlation": rho, "groups": [
         {"key": k, "label": labels.get(k, _LEVEL_ZH.get(k, k)), **v}
         for k, v in pooled.items()]}
@@ -367,7 +417,8 @@ def pooled_scorecard(result: dict[str, Any], *, reports: Sequence[Mapping[str, A
                      group_by: str, pooled_by: PoolBy) -> dict[str, Any]:
     """The one call :func:`service.evaluation.scorecard` makes: estimates of the scorecard's
     sent campaigns (``reports``), placebo correlation, design estimates of randomised waves,
-    then :func:`attach_pooled`. ``cats`` / ``regs``: code -> Category / Region rows."""
+    and the calibration's bias variance, then :func:`attach_pooled`. ``cats`` / ``regs``:
+    code -> Category / Region rows."""
     departments = {code: getattr(c, "sector", None) for code, c in cats.items()}
     levels = {code: str(getattr(r, "level", "unknown")) for code, r in regs.items()}
     frame = estimate_frame(reports, departments=departments, region_levels=levels)
@@ -380,9 +431,10 @@ def pooled_scorecard(result: dict[str, Any], *, reports: Sequence[Mapping[str, A
         labels = {k: r.name_zh for k, r in regs.items()}
     elif pooled_by == "year":
         labels = {str(y): f"{y}年" for y in frame["year"].unique()} if len(frame) else {}
+    unused = _without(placebos, sent)
     return attach_pooled(result, frame, group_by=group_by, pooled_by=pooled_by,
-                         rho=placebo_correlation(_without(placebos, sent)), design=design,
-                         labels=labels)
+                         rho=placebo_correlation(unused), design=design, labels=labels,
+                         bias_variance=calibration_variance(unused))
 
 
 def _without(placebos: pd.DataFrame, sent: Sequence[Any]) -> pd.DataFrame:

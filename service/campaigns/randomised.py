@@ -34,7 +34,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.stepped_wedge import assign_arms
 from service.audit import record
 from service.campaigns.constraints import resolve_blackout
 from service.campaigns.planning import fmt_date
@@ -183,6 +182,8 @@ def randomise_on_approval(*, session: Session, settings: Settings, campaign: Cam
         if len(regions) < 2:
             campaign.timing = {}
             return
+        from models.stepped_wedge import assign_arms  # scipy + pandas: only when drawing
+
         seed = secrets.randbits(31)
         arms = dict(zip(*(assign_arms(list(regions), seed=seed)[k].tolist()
                           for k in ("unit", "arm")), strict=True))

@@ -11,17 +11,19 @@ range of, a series it does not touch.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import ColumnElement, Select, func, select, text
 from sqlalchemy.orm import Session
 
-from models.series import SIGNALS, InvalidSeriesId, SeriesId, week_start
+from models.series import SIGNALS, InvalidSeriesId, SeriesId
 from service.errors import NotFound, UnprocessableContent
 from service.store.summary import Interval, merge_intervals, series_coverage
 from service.store.tables import Complaint, EnforcementAction, SeriesSource
+
+if TYPE_CHECKING:  # numpy and pandas load on first use: listing series needs neither
+    import numpy as np
+    import pandas as pd
 
 __all__ = ["SIGNALS", "SeriesId", "parse_series_id", "series_id_matches", "list_series",
            "series_page", "series_counts", "daily_frame", "signal_range", "covered_days"]
@@ -155,6 +157,8 @@ def list_series(*, session: Session, signal: str | None = None) -> list[dict[str
 def covered_days(intervals: list[Interval], *, date_from: dt.date | None = None,
                  date_to: dt.date | None = None) -> np.ndarray:
     """Every day of ``intervals`` (sorted, disjoint) within [from, to], ``datetime64[D]``."""
+    import numpy as np
+
     parts = []
     for a, b in intervals:
         lo = max(a, date_from) if date_from else a
@@ -168,6 +172,8 @@ def covered_days(intervals: list[Interval], *, date_from: dt.date | None = None,
 
 
 def _empty_frame() -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame({"unique_id": pd.Series(dtype=str),
                          "ds": pd.Series(dtype="datetime64[ns]"),
                          "y": pd.Series(dtype=float)})
@@ -196,6 +202,9 @@ def daily_frame(
     cover (before its first source starts, between two covered periods, after its last one
     ends).
     """
+    import numpy as np
+    import pandas as pd
+
     coverage = series_coverage(session, signal=signal, series_ids=series_ids,
                                category=category, region=region)
     if not coverage:
@@ -264,6 +273,10 @@ def series_counts(
     DataFrame ``date, count, days``: ``days`` is the number of covered days the point sums
     (1 for a day; 7 for a complete week).
     """
+    import pandas as pd
+
+    from models.series import week_start
+
     sid = parse_series_id(series_id)
     if date_from and date_to and date_from > date_to:
         raise UnprocessableContent("'from' is after 'to'")

@@ -25,10 +25,8 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import Connection, delete, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -43,6 +41,9 @@ from service.store.tables import (
     SourceCoverage,
     utcnow,
 )
+
+if TYPE_CHECKING:  # numpy and pandas load on first use: reading the summary needs neither
+    import numpy as np
 
 __all__ = [
     "SIGNAL_OF_KIND",
@@ -124,6 +125,8 @@ def check_declared(coverage: Coverage, days: np.ndarray, rows: np.ndarray,
         Naming the first such row, its value and day, and how many more rows of ``days``
         are outside (an import checks chunk by chunk, so "at least").
     """
+    import numpy as np
+
     if not len(days):
         return
     lo = np.datetime64(coverage.first, "D")
@@ -202,6 +205,9 @@ class BatchDelta:
             day: Sequence[str], counts: Sequence[Any] | None = None) -> None:
         """Add one chunk of rows (parallel sequences; ``day`` ISO ``YYYY-MM-DD`` strings;
         ``counts`` a boolean per row for the rows the summary counts, default all)."""
+        import numpy as np
+        import pandas as pd
+
         n = len(day)
         if n == 0:
             return

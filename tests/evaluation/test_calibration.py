@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -108,6 +109,21 @@ def test_conformal_bounds_hold_the_level_and_see_a_heavier_upper_tail() -> None:
                                             "counterfactual": expected[:20],
                                             "counterfactual_sd": 2.0}))
     assert few.dispersion_high == few.dispersion  # < 39 placebos: no one-sided bound
+
+
+def test_few_placebos_bound_is_never_below_the_largest_placebo_error() -> None:
+    """With fewer than 19 placebos no 95 % conformal bound exists; the t bound of the rms
+    assumes normal errors, so one surge among 10 placebos would leave it short: the bound is
+    never below the largest |z| (the conformal bound at level m / (m + 1))."""
+    z = np.array([0.1, -0.3, 0.2, 0.4, -0.2, 0.1, -0.1, 0.3, -0.4, 6.0])
+    expected = np.full(10, 30.0)
+    cal = placebo_calibration(pd.DataFrame({"actual": expected + 2.0 * z,
+                                            "counterfactual": expected,
+                                            "counterfactual_sd": 2.0}), prior_sd=1e-6)
+    assert cal.calibrated and cal.n_placebos == 10
+    assert cal.dispersion == pytest.approx(6.0 / 1.959964 * np.sqrt(1.1), rel=1e-3)
+    rms = float(np.sqrt(np.mean(z**2)))
+    assert cal.dispersion > rms * stats.t.ppf(0.975, 9) / 1.959964 * np.sqrt(1.1)
 
 
 def test_dispersion_high_widens_only_the_lower_effect_bound() -> None:

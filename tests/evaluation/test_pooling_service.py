@@ -17,6 +17,7 @@ from models.stepped_wedge import design_effect
 from service.effect_pooling import (
     annotate_effect,
     attach_pooled,
+    calibration_variance,
     design_frame,
     estimate_frame,
     placebo_correlation,
@@ -150,6 +151,40 @@ def test_placebo_correlation_sees_shared_season_errors() -> None:
     rho = placebo_correlation(pd.DataFrame(rows))
     assert 0.5 < rho < 0.8  # 0.15^2 / (0.15^2 + 0.1^2) = 0.69
     assert placebo_correlation(pd.DataFrame()) == 0.0
+
+
+def test_calibration_variance_and_pooled_counterfactual_share_the_bias_error() -> None:
+    """Seasons whose forecasts all miss the same way make the category's bias estimate
+    uncertain; every calibrated campaign of the category shares that error, so its pooled
+    counterfactual widens (a null category whose campaigns all read high is then no longer
+    significant), while a DiD is untouched."""
+    rng = np.random.default_rng(1)
+    def window(category: str, region: int, season: int, error: float) -> dict[str, Any]:
+        return {"category": category, "region": str(region), "counterfactual": 100.0,
+                "start": pd.Timestamp("2020-01-06") + pd.Timedelta(weeks=20 * season),
+                "counterfactual_sd": 10.0, "actual": 100.0 * np.exp(error)}
+
+    miss = rng.normal(0, 0.3, 6)  # one miss per season of category c, in all its regions
+    rows = [window("c", r, k, miss[k] + rng.normal(0, 0.05))
+            for k in range(6) for r in range(4)]
+    # a category whose forecasts miss independently
+    rows += [window("d", 0, k, rng.normal(0, 0.05)) for k in range(8)]
+    var = calibration_variance(pd.DataFrame(rows))
+    assert set(var) == {"c", "d"}
+    assert var["c"] > 10 * var["d"]
+    assert 0.3**2 / 6 * 0.2 < var["c"] < 0.3**2 / 6 * 3
+    assert calibration_variance(pd.DataFrame()) == {}
+    # twelve campaigns of category c, all about 25 % above their calibrated counterfactual
+    reports = [_report(f"x{i}", "c", "150100", start=f"{2014 + i}-01-06", rel=0.25,
+                       did_rel=None) for i in range(12)]
+    frame = estimate_frame(reports, departments={}, region_levels={})
+    plain, _ = pooled_groups(frame, "category")
+    shared, contrib = pooled_groups(frame, "category", bias_variance=var)
+    assert plain["c"]["counterfactual"]["significant"]
+    assert not shared["c"]["counterfactual"]["significant"]
+    assert shared["c"]["counterfactual"]["relative_effect"] == pytest.approx(
+        plain["c"]["counterfactual"]["relative_effect"])
+    assert sum(c["counterfactual"]["weight"] for c in contrib.values()) == pytest.approx(1.0)
 
 
 def test_annotate_effect_dates_reasons_and_mde() -> None:

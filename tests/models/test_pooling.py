@@ -14,6 +14,7 @@ from models.effect_sim import simulate_category_campaigns
 from models.pooling import (
     POOL_COLUMNS,
     campaigns_needed,
+    clustered_mean_variance,
     did_correlation,
     effect_rows,
     error_correlation,
@@ -21,6 +22,7 @@ from models.pooling import (
     minimum_detectable_effect,
     pool,
     pool_effects,
+    shared_covariance,
 )
 
 Y = np.array([-0.3, -0.05, -0.6, 0.1, -0.45, -0.2])
@@ -83,6 +85,42 @@ def test_correlated_errors_widen_the_pooled_interval() -> None:
     assert corr.se == pytest.approx(np.sqrt(2) * 0.15 / np.sqrt(6))
     assert corr.df == pytest.approx(2.0)
     assert corr.relative_upper_95 > free.relative_upper_95
+
+
+def test_a_shared_error_does_not_average_away() -> None:
+    """A bias correction estimated once and applied to every campaign of a category: its
+    variance stays in the pooled estimate however many campaigns are pooled."""
+    y = np.full(40, -0.1)
+    se = np.full(40, 0.3)
+    free = pool(y, se)
+    shared = shared_covariance(["a"] * 40, np.full(40, 0.04))
+    assert shared.shape == (40, 40) and (shared == 0.04).all()
+    with_shared = pool(y, se, shared=shared)
+    # (0.09 / 40 + 0.04): the shared variance dominates; about two effective campaigns
+    assert with_shared.se == pytest.approx(np.sqrt(0.09 / 40 + 0.04))
+    assert with_shared.df == pytest.approx(40 / (1 + 40 * 0.04 / 0.09) - 1)
+    assert free.se == pytest.approx(0.3 / np.sqrt(40))
+    # estimates of two categories share only within their own
+    blocks = shared_covariance(["a", "a", "b"], [0.04, 0.04, 0.01])
+    assert blocks.tolist() == [[0.04, 0.04, 0.0], [0.04, 0.04, 0.0], [0.0, 0.0, 0.01]]
+    with pytest.raises(ValueError, match="shared"):
+        pool(y, se, shared=np.zeros((3, 3)))
+
+
+def test_clustered_mean_variance_sees_errors_shared_within_groups() -> None:
+    rng = np.random.default_rng(3)
+    # independent values: about var / n
+    x = rng.normal(0, 1, 400)
+    groups = np.repeat(np.arange(100), 4)
+    assert clustered_mean_variance(x, groups) == pytest.approx(1 / 400, rel=0.3)
+    # a shared error per group of 10 (sd 0.5 against 0.1 within): about 0.25 / 20 groups,
+    # twenty times what 200 independent values would give
+    g = np.repeat(np.arange(20), 10)
+    shared = np.repeat(rng.normal(0, 0.5, 20), 10) + rng.normal(0, 0.1, 200)
+    v = clustered_mean_variance(shared, g)
+    assert 0.25 / 20 * 0.4 < v < 0.25 / 20 * 2.0
+    assert v > 5 * np.var(shared) / 200
+    assert np.isnan(clustered_mean_variance([1.0, 2.0], ["a", "a"]))
 
 
 def test_mde_and_campaigns_needed() -> None:

@@ -48,6 +48,12 @@ def test_command_on_current_database_skips_alembic(tmp_path: Path) -> None:
     again = _modules_after(["keys", "list"], tmp_path)
     assert "sqlalchemy" in again
     assert "alembic" not in again and "pandas" not in again
+    # listing series and campaigns needs no data library (issue 16: numpy, pandas and scipy
+    # load on first use, e.g. when a randomised wave is drawn)
+    for argv in (["series", "list", "--json"], ["campaigns", "list"]):
+        loaded = _modules_after(argv, tmp_path)
+        assert "sqlalchemy" in loaded
+        assert not loaded & {"numpy", "pandas", "scipy", "alembic"}, (argv, loaded)
 
 
 def test_script_heads_read_as_text_match_alembic() -> None:

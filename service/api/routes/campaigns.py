@@ -464,8 +464,8 @@ def get_preview(campaign_id: _CampaignId, session: SessionDep, settings: Setting
                 ) -> PreviewOut:
     """Subject and body of one channel rendered from the template that will be used, in every
     language variant of the category (`zh`, and e.g. `mn` in traditional Mongolian script),
-    as the recipients will get them; once approved, the copies frozen at approval (a later
-    template edit changes none of them). Needs the ``read`` scope."""
+    as they will be published (public JSON, iCalendar); once approved, the copies frozen at
+    approval (a later template edit changes none of them). Needs the ``read`` scope."""
     msg = preview(session=session, settings=settings, campaign_id=campaign_id, channel=channel)
     return PreviewOut(channel=msg.channel, subject=msg.subject, body=msg.body,
                       template=msg.template, frozen=msg.frozen,
