@@ -27,10 +27,10 @@ their actual totals against their frozen paths estimate a multiplicative bias an
 dispersion factor (:func:`models.effect.placebo_calibration`), which are applied to the
 campaign's paths. With fewer than ``min_placebos`` such windows the counterfactual estimate
 is shown as ``uncalibrated`` and the scorecard does not count it. Measured by
-``bench/effect_service.py`` (18 rolling runs 2023–2025, 245 approved campaigns, 10 random
-"sent" subsets, true effect 0): significant at 95 % — raw 14.9 %, calibrated 6.4 % (10.5 %
-before the conformal bounds of issue 14), DiD 5.2 %, what the scorecard counts 5.9 %; see
-docs/benchmarks.md. Pooled effects: :mod:`service.effect_pooling`.
+``bench/effect_service.py`` on the sample replay (true effect 0, significant at 95 %): the
+calibrated counterfactual 4.2 % at p_sent 0.3 and 5.0 % at p_sent 0.6 (with fewer than 19
+placebos its interval is never narrower than the largest placebo error), DiD 4.8 % / 6.0 %;
+the figures and their history are in docs/benchmarks.md. Pooled effects: :mod:`service.effect_pooling`.
 - :func:`series_chart` — what the dashboard and ``forecast.png`` draw for one series.
 - :func:`mask_sent_campaigns` — blanks the windows of campaigns already sent in a training
   frame, so a refit does not learn a campaign-induced dip as seasonality.
