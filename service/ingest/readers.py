@@ -801,64 +801,60 @@ def _jsonl(text: IO[str], encoding: str, chunk_rows: int, closers: list[IO[Any]]
     return TableReader("jsonl", encoding, [], gen(), closers)
 
 
-def iter_json_array(text: IO[str], block: int = 1 << 20,
-                    max_chars: int | None = None) -> Iterator[Any]:
-    """Yield the elements of a top-level JSON array one by one, reading ``block`` chars at a
-    time (memory stays bounded by the largest element, not the file; an element longer than
-    ``max_chars`` is refused)."""
-    decoder = json.JSONDecoder()
-    buf = text.read(block).lstrip("\ufeff \t\r\n")
-    if not buf.startswith("["):
-        raise UnprocessableContent("the JSON document is not an array of records")
-    pos = 1
-    eof = False
-    expect_value = True
-    while True:
-        while True:
-            while pos < len(buf) and buf[pos] in " \t\r\n":
-                pos += 1
-            if pos < len(buf) or eof:
+class _Utf8Feed:
+    """A text stream as UTF-8 bytes for :mod:`ijson`, counting the bytes handed out since the
+    last record so that one record longer than the limit is refused while it is read."""
+
+    def __init__(self, head: str, text: IO[str], block: int, max_bytes: int | None) -> None:
+        self.pending = head.encode("utf-8")
+        self.text, self.block, self.max_bytes = text, block, max_bytes
+        self.since_record = 0
+        self.records = 0
+
+    def read(self, n: int = -1) -> bytes:
+        while len(self.pending) < max(n, 1):
+            more = self.text.read(self.block)
+            if not more:
                 break
-            more = text.read(block)
-            eof = not more
-            buf, pos = buf[pos:] + more, 0
-        if pos >= len(buf):
-            raise UnprocessableContent("the JSON array is not closed (truncated file?)")
-        ch = buf[pos]
-        if ch == "]":
-            return
-        if ch == ",":
-            if expect_value:
-                raise UnprocessableContent("the JSON array has an empty element")
-            pos += 1
-            expect_value = True
-            continue
-        try:
-            value, end = decoder.raw_decode(buf, pos)
-        except json.JSONDecodeError as exc:
-            if eof:
-                raise UnprocessableContent(f"the JSON array is not valid JSON: {exc}") from exc
-            if max_chars is not None and len(buf) - pos > max_chars:
-                raise TooLarge(f"a JSON record is longer than {max_chars:,} characters "
-                               "(imports.max_line_bytes); nothing was imported",
-                               limit="max_line_bytes", value=max_chars) from exc
-            more = text.read(block)
-            eof = not more
-            buf, pos = buf[pos:] + more, 0
-            continue
-        if end == len(buf) and not eof:  # a number may continue in the next block
-            more = text.read(block)
-            if more:
-                buf, pos = buf[pos:] + more, 0
-                continue
-            eof = True
-        yield value
-        pos = end
-        expect_value = False
-        if len(buf) - pos < block // 4 and not eof:
-            more = text.read(block)
-            eof = not more
-            buf, pos = buf[pos:] + more, 0
+            self.pending += more.encode("utf-8")
+        out = self.pending if n < 0 else self.pending[:n]
+        self.pending = self.pending[len(out):]
+        self.since_record += len(out)
+        if self.max_bytes is not None and self.since_record > self.max_bytes + 2 * self.block:
+            raise TooLarge(f"a JSON record is longer than {self.max_bytes:,} bytes "
+                           "(imports.max_line_bytes); nothing was imported",
+                           limit="max_line_bytes", value=self.max_bytes)
+        return out
+
+
+def iter_json_array(text: IO[str], block: int = 1 << 16,
+                    max_chars: int | None = None) -> Iterator[Any]:
+    """Yield the elements of a top-level JSON array one by one with :mod:`ijson` (an
+    incremental parser: memory stays bounded by the largest element, not the file; an element
+    longer than ``max_chars`` bytes is refused while it is read, at the latest once the bytes
+    read past the last element reach 1.5 × ``max_chars``: the parser reads ahead by blocks of
+    at most a quarter of the limit)."""
+    import ijson
+
+    if max_chars is not None:
+        block = min(block, max(1024, max_chars // 4))
+
+    head = text.read(block).lstrip("\ufeff \t\r\n")
+    if not head.startswith("["):
+        raise UnprocessableContent("the JSON document is not an array of records")
+    feed = _Utf8Feed(head, text, block, max_chars)
+    try:
+        for value in ijson.items(feed, "item", use_float=True, buf_size=block):
+            yield value
+            feed.since_record = 0
+            feed.records += 1
+    except ijson.JSONError as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "premature EOF" in why:
+            raise UnprocessableContent("the JSON array is not closed or its last record is "
+                                       "cut off (truncated file?)") from exc
+        raise UnprocessableContent(f"the JSON array is not valid JSON ({why}, after data row "
+                                   f"{feed.records})") from exc
 
 
 def _json_array(text: IO[str], encoding: str, chunk_rows: int, closers: list[IO[Any]],

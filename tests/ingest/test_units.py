@@ -6,11 +6,13 @@ import io
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from service.errors import BadRequest, UnprocessableContent
+from service.ingest.limits import TooLarge
 from service.ingest.mapping import (
     KINDS,
     ReferenceIndex,
@@ -228,6 +230,20 @@ def test_json_array_streaming_small_blocks() -> None:
         list(iter_json_array(io.StringIO('[{"a": 1}, {"a": '), block=4))
     with pytest.raises(UnprocessableContent):
         list(iter_json_array(io.StringIO('{"a": 1}'), block=4))
+    with pytest.raises(UnprocessableContent, match="not valid JSON"):
+        list(iter_json_array(io.StringIO('[{"a": 1},, {"a": 2}]'), block=4))
+
+
+def test_json_array_refuses_a_record_over_the_limit_while_reading_it() -> None:
+    small = [{"t": "短" * 50} for _ in range(100)]  # each record well under the limit
+    text = json.dumps(small, ensure_ascii=False)
+    assert list(iter_json_array(io.StringIO(text), max_chars=4096)) == small
+    huge = json.dumps(small[:3] + [{"t": "x" * 50_000}] + small[:3], ensure_ascii=False)
+    seen: list[Any] = []
+    with pytest.raises(TooLarge, match="max_line_bytes"):
+        for value in iter_json_array(io.StringIO(huge), max_chars=4096):
+            seen.append(value)  # noqa: PERF402 (the items before the refusal)
+    assert seen == small[:3]  # refused at the long record, not after it
 
 
 def test_ids_are_stripped_and_null_tokens_dropped() -> None:
