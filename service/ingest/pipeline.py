@@ -55,45 +55,55 @@ in the same transaction.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
-import os
-import socket
-import sqlite3
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, cast
 
 import structlog
-from pydantic import BaseModel, Field
-from sqlalchemy import Connection, Engine, Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import DEFAULT_TIMEZONE
-from service.errors import BadRequest, Conflict, NotFound, ServiceError, UnprocessableContent
-from service.ingest.limits import Guard, ImportBusy, ImportLimits, Interrupted
-from service.ingest.mapping import KINDS, KindSpec, ReferenceIndex, normalise_header
+from service.errors import BadRequest, ServiceError, UnprocessableContent
+from service.ingest.batches import _PROCESS_TOKEN as _PROCESS_TOKEN
+from service.ingest.batches import (
+    MAX_ERRORS,
+    BatchSummary,
+    ImportProgress,
+    RowError,
+    _already_imported,
+    _BatchRef,
+    _busy_is_503,
+    _find_earlier,
+    _Hasher,
+    _Heartbeat,
+    _mark_failed,
+    _owner,
+    _spec,
+    create_batch,
+    file_sha256,
+    get_batch,
+    iter_rejected,
+    records_sha256,
+    recover_interrupted,
+)
+from service.ingest.limits import Guard, ImportLimits, Interrupted
+from service.ingest.mapping import KindSpec, normalise_header
+from service.ingest.publish import PublishedBatch, _add, _publish, _reference, _Totals
 from service.ingest.readers import TableReader, check_encoding_name, open_reader, records_reader
 from service.ingest.redact import is_personal_header
-from service.ingest.rows import PROBLEMS, _Processed, _Processor
+from service.ingest.rows import PROBLEMS, _Processor
 from service.ingest.rows import _longer_than_each as _longer_than_each
 from service.ingest.rows import _strip_nulls as _strip_nulls
-from service.ingest.staging import _SQLITE_CACHE_KIB, _Stage
 from service.ingest.staging import _PostgresStage as _PostgresStage
 from service.ingest.staging import _SqliteStage as _SqliteStage
+from service.ingest.staging import _Stage
 from service.ingest.timestamps import DATE_ORDERS
-from service.store.base import as_utc
-from service.store.freshness import mark_stale
-from service.store.summary import BatchDelta, Coverage, parse_coverage, refresh_from_batch
-from service.store.tables import Category, ImportBatch, Region, RejectedRow, new_id, utcnow
+from service.store.summary import Coverage, parse_coverage
+from service.store.tables import ImportBatch, utcnow
 
 __all__ = [
     "MAX_ERRORS",
@@ -119,329 +129,11 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-MAX_ERRORS = 1000
-
-
-class RowError(BaseModel):
-    """One rejected row: its data row number (1 = the first row after the header; not the
-    file's line number), field, problem and detail."""
-
-    row: int = Field(description="Data row, 1-based, header excluded (not the file line)")
-    field: str | None
-    problem: str = Field(examples=["unknown_category"])
-    detail: str
-
-
-class ImportProgress(BaseModel):
-    """How far a queued or running batch is."""
-
-    rows: int = 0
-    rejected: int = 0
-    bytes_read: int = 0
-    bytes_total: int | None = None
-    phase: str | None = Field(None, description="reading or publishing")
-
-
-class BatchSummary(BaseModel):
-    """Outcome of one import (also the state of a batch read back later)."""
-
-    batch_id: str
-    kind: Literal["complaints", "enforcement"]
-    status: Literal["queued", "running", "completed", "rejected", "failed"] = Field(
-        description="completed: rows were imported (or the file had none, see warnings); "
-                    "rejected: every row was rejected; failed: the file as a whole (error)")
-    received: int = 0
-    inserted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    errors: list[RowError] = Field(default_factory=list)
-    errors_truncated: bool = False
-    source: str | None = None
-    filename: str | None = None
-    format: str | None = None
-    encoding: str | None = None
-    coverage: str | None = Field(None, description="The declared coverage FROM..TO, if any",
-                                 examples=["2014-01-01..2014-12-31"])
-    registered_categories: list[str] = Field(default_factory=list)
-    registered_regions: list[str] = Field(default_factory=list)
-    warnings: list[str] = Field(default_factory=list)
-    error: str | None = None
-    progress: ImportProgress | None = None
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
-
-
-# ------------------------------------------------------------------ batches
-
-
-def _spec(kind: str) -> KindSpec:
-    try:
-        return KINDS[kind]
-    except KeyError:
-        raise BadRequest(f"kind must be one of {', '.join(KINDS)}, not '{kind}'") from None
-
 
 def _engine_of(session_factory: sessionmaker[Session]) -> Engine:
     with session_factory() as s:
         bind = s.get_bind()
     return bind if isinstance(bind, Engine) else bind.engine
-
-
-_PROCESS_TOKEN = uuid.uuid4().hex[:12]
-
-
-def _owner() -> str:
-    """``host:pid:token`` of this process (the token tells a restarted process with the
-    same pid, as in a container, from the one that crashed)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TOKEN}"
-
-
-@dataclass(frozen=True)
-class _BatchRef:
-    id: str
-    kind: str
-    started_at: dt.datetime
-
-
-@contextmanager
-def _busy_is_503() -> Iterator[None]:
-    """A database still locked after the busy timeout (SQLite) is a 503, not a 500."""
-    try:
-        yield
-    except (OperationalError, sqlite3.OperationalError) as exc:
-        text = str(getattr(exc, "orig", exc)).lower()
-        if "locked" in text or "busy" in text:
-            raise ImportBusy("the database is busy with another import; nothing of this one "
-                             "was published; retry in a minute") from exc
-        raise
-
-
-def create_batch(
-    session_factory: sessionmaker[Session], *, kind: str, source: str | None,
-    filename: str | None, options: dict[str, Any], status: str = "running",
-    file_sha256: str | None = None,
-) -> _BatchRef:
-    """Store a new batch (``running``, or ``queued`` for a background import)."""
-    spec = _spec(kind)
-    if source is not None and len(source.strip()) > spec.max_len["source"]:
-        raise BadRequest(f"source is longer than {spec.max_len['source']} characters")
-    ref = _BatchRef(id=new_id(), kind=kind, started_at=utcnow())
-    with _busy_is_503(), session_factory() as s:
-        s.add(ImportBatch(id=ref.id, kind=kind, source=source, filename=filename,
-                          status=status, options=options, started_at=ref.started_at,
-                          file_sha256=file_sha256, owner=_owner(), heartbeat_at=utcnow(),
-                          progress={"rows": 0, "bytes_read": 0}))
-        s.commit()
-    return ref
-
-
-def _mark_failed(session_factory: sessionmaker[Session], batch_id: str, exc: BaseException,
-                 message: str | None = None) -> None:
-    if message is None:
-        message = exc.detail if isinstance(exc, ServiceError) else \
-            f"{type(exc).__name__}: {exc}"
-    try:
-        with session_factory() as s:
-            s.execute(update(ImportBatch).where(ImportBatch.id == batch_id).values(
-                status="failed", error=message[:2000], finished_at=utcnow(),
-                received=0, inserted=0, duplicates=0, rejected=0))
-            s.commit()
-    except Exception as mark_exc:  # the original error matters more
-        log.error("import_mark_failed_error", batch_id=batch_id,
-                  error_type=type(mark_exc).__name__)
-
-
-def _process_alive(owner: str | None) -> bool | None:
-    """Whether the process named by ``owner`` runs (``None``: cannot tell, another host)."""
-    if not owner or owner.count(":") != 2:
-        return None
-    host, pid_text, token = owner.split(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return None
-    if token == _PROCESS_TOKEN:
-        return True
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False  # an earlier process with this pid (a restarted container)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def recover_interrupted(session_factory: sessionmaker[Session], *,
-                        stale_after_seconds: float = 900.0) -> list[str]:
-    """Mark ``failed`` ("interrupted") the batches left ``queued`` or ``running`` by a process
-    that is gone (same host: its pid no longer runs, or is this process's pid under another
-    start token; another host: no sign of life for ``stale_after_seconds``). Nothing of them
-    was published (they only ever wrote their own temporary staging tables). Returns their
-    ids; called at API start-up and before a CLI import."""
-    now = utcnow()
-    with session_factory() as s:
-        rows = s.execute(select(ImportBatch.id, ImportBatch.owner, ImportBatch.heartbeat_at,
-                                ImportBatch.started_at)
-                         .where(ImportBatch.status.in_(("queued", "running")))).all()
-        dead = []
-        for batch_id, owner, beat, started in rows:
-            last = as_utc(beat) or as_utc(started) or now
-            alive = _process_alive(owner)  # same host: known; another host: None
-            if alive is False or (alive is None and
-                                  (now - last).total_seconds() > stale_after_seconds):
-                dead.append(batch_id)
-        if dead:
-            s.execute(update(ImportBatch).where(ImportBatch.id.in_(dead)).where(
-                ImportBatch.status.in_(("queued", "running"))).values(
-                status="failed", finished_at=now, received=0, inserted=0, duplicates=0,
-                rejected=0, error="interrupted: the process importing this batch stopped "
-                "(a crash or a restart) before it finished; nothing of it was published; "
-                "import the file again"))
-            s.commit()
-            log.warning("import_batches_interrupted", count=len(dead))
-    return dead
-
-
-def _reference(conn: Connection) -> tuple[ReferenceIndex, ReferenceIndex]:
-    cats = conn.execute(select(Category.code, Category.name_zh, Category.name_en,
-                               Category.aliases)).all()
-    regs = conn.execute(select(Region.code, Region.name_zh, Region.name_en,
-                               Region.aliases)).all()
-    return (ReferenceIndex((r[0], r[1], r[2], r[3]) for r in cats),
-            ReferenceIndex(((r[0], r[1], r[2], r[3]) for r in regs), strip_suffixes=True))
-
-
-def _register(conn: Connection, table: Any, new: dict[str, str]) -> None:
-    if not new:
-        return
-    ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    values: list[dict[str, Any]] = []
-    for code, raw in new.items():
-        row: dict[str, Any] = {"code": code, "name_zh": raw[:200], "name_en": raw[:200],
-                               "aliases": [], "registered_by_import": True}
-        if table is Category.__table__:
-            row.update(lead_days=14, legal_basis=[], templates={})
-        else:
-            row.update(level="unknown", parent=None)
-        values.append(row)
-    conn.execute(ins(cast(Table, table)).on_conflict_do_nothing(index_elements=["code"]),
-                 values)
-
-
-@dataclass
-class _Totals:
-    received: int = 0
-    valid: int = 0
-    rejected: int = 0
-    inserted: int = 0
-    errors: list[RowError] = field(default_factory=list)
-    new_categories: dict[str, str] = field(default_factory=dict)
-    new_regions: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    sources: set[str] = field(default_factory=set)
-
-
-class _Heartbeat:
-    """Progress and a sign of life of a running batch, written at most every ``every``
-    seconds in a short transaction of its own."""
-
-    def __init__(self, session_factory: sessionmaker[Session], batch_id: str,
-                 every: float = 2.0) -> None:
-        self.sf = session_factory
-        self.batch_id = batch_id
-        self.every = every
-        self.last = time.monotonic()
-
-    def beat(self, progress: dict[str, Any], *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < self.every:
-            return
-        self.last = now
-        try:
-            with self.sf() as s:
-                s.execute(update(ImportBatch).where(ImportBatch.id == self.batch_id)
-                          .where(ImportBatch.status == "running")
-                          .values(progress=progress, heartbeat_at=utcnow()))
-                s.commit()
-        except OperationalError:  # busy: the next beat will do
-            log.info("import_heartbeat_skipped", batch_id=self.batch_id)
-
-
-def _after_publish(conn: Connection, batch: PublishedBatch) -> None:
-    """The one place that runs inside the publishing transaction after a batch's records
-    were written and before it commits: derived tables that must agree with the records
-    are refreshed here from ``batch`` -- the sources' coverage and the series summary
-    (:func:`service.store.summary.refresh_from_batch`, from the records the batch added: a
-    range of the primary key above ``batch.mark``). It must not commit."""
-    delta = BatchDelta(batch.kind)
-    delta.added(conn, batch_id=batch.batch_id, mark=batch.mark)
-    refresh_from_batch(conn, batch_id=batch.batch_id, delta=delta)
-    mark_stale(conn, "import")  # new records: the materialised evaluation is recomputed
-
-
-@dataclass(frozen=True)
-class PublishedBatch:
-    """What :func:`_after_publish` gets: the batch, its kind and what it published."""
-
-    batch_id: str
-    kind: str
-    table: str
-    inserted: int
-    sources: tuple[str, ...]
-    mark: int = 0  # the highest record id before the batch was published
-
-
-def _find_earlier(session_factory: sessionmaker[Session], *, kind: str, sha256: str,
-                  exclude: str) -> ImportBatch | None:
-    with session_factory() as s:
-        return s.scalars(select(ImportBatch).where(
-            ImportBatch.file_sha256 == sha256, ImportBatch.kind == kind,
-            ImportBatch.status == "completed", ImportBatch.id != exclude)
-            .order_by(ImportBatch.started_at).limit(1)).first()
-
-
-def _already_imported(earlier: ImportBatch) -> Conflict:
-    when = as_utc(earlier.started_at)
-    stamp = when.strftime("%Y-%m-%d %H:%M UTC") if when else "earlier"
-    return Conflict(
-        f"this file was already imported as batch {earlier.id} ({stamp}, source "
-        f"{earlier.source or '-'}, {earlier.inserted:,} records inserted); nothing was "
-        "imported; to import it again anyway use --force (API: force=true); rows already "
-        "stored under the same source are still skipped as duplicates",
-        existing_batch_id=earlier.id)
-
-
-class _Hasher(threading.Thread):
-    """SHA-256 of a file on a thread of its own (hashlib releases the GIL), so fingerprinting
-    a large file overlaps with importing it."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(daemon=True, name="import-hash")
-        self.path = path
-        self.digest: str | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            h = hashlib.sha256()
-            with open(self.path, "rb") as f:
-                while block := f.read(1 << 20):
-                    h.update(block)
-            self.digest = h.hexdigest()
-        except BaseException as exc:  # reported by the importer
-            self.error = exc
-
-
-def file_sha256(stream: BinaryIO) -> str:
-    """SHA-256 of a seekable stream's bytes (the position is restored)."""
-    pos = stream.tell()
-    stream.seek(0)
-    h = hashlib.sha256()
-    while block := stream.read(1 << 20):
-        h.update(block)
-    stream.seek(pos)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------ the import
@@ -660,65 +352,6 @@ def _execute(session_factory: sessionmaker[Session], job: ImportJob, spec: KindS
     )
 
 
-def _add(totals: _Totals, p: _Processed) -> None:
-    totals.new_categories.update(p.new_categories)
-    totals.new_regions.update(p.new_regions)
-    totals.received += p.received
-    totals.rejected += len(p.rejected)
-    totals.valid += p.received - len(p.rejected)
-    totals.sources.update(p.columns["source"])
-    room = MAX_ERRORS - len(totals.errors)
-    for r in p.rejected[:max(room, 0)]:
-        totals.errors.append(RowError(row=r["row_number"], field=r["field"],
-                                      problem=r["problem"], detail=r["detail"]))
-
-
-def _publish(conn: Connection, stage: _Stage, spec: KindSpec, batch: _BatchRef,
-             totals: _Totals, status: str, options: dict[str, Any], is_sqlite: bool) -> int:
-    """One short transaction: register new codes, copy the staged rows, store the counts.
-    On SQLite its first statement takes the write lock (waiting up to the busy timeout)."""
-    raw: Any = conn.connection.driver_connection
-    saved = {}
-    if is_sqlite:
-        saved = {"foreign_keys": raw.execute("PRAGMA foreign_keys").fetchone()[0],
-                 "cache_size": raw.execute("PRAGMA cache_size").fetchone()[0]}
-        # every code was read from the reference tables (which imports only add to) or is
-        # registered below, in this transaction
-        raw.execute("PRAGMA foreign_keys=OFF")
-        raw.execute(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
-    try:
-        claimed = conn.execute(update(ImportBatch).where(ImportBatch.id == batch.id)
-                               .where(ImportBatch.status == "running")
-                               .values(heartbeat_at=utcnow()))
-        if claimed.rowcount != 1:
-            raise Interrupted("the batch was marked interrupted or failed while it ran; "
-                              "nothing of it was published; import the file again")
-        _register(conn, Category.__table__, totals.new_categories)
-        _register(conn, Region.__table__, totals.new_regions)
-        delta = BatchDelta(spec.kind)
-        mark = delta.mark(conn)  # the records this batch adds have ids above the mark
-        inserted = stage.publish()
-        sources = tuple(sorted(totals.sources)) if inserted else ()
-        conn.execute(update(ImportBatch).where(ImportBatch.id == batch.id).values(
-            status=status, received=totals.received, inserted=inserted,
-            duplicates=totals.valid - inserted, rejected=totals.rejected,
-            warnings=totals.warnings or None, finished_at=utcnow(), options=options,
-            progress={"rows": totals.received, "rejected": totals.rejected,
-                      "phase": "done"}))
-        _after_publish(conn, PublishedBatch(batch_id=batch.id, kind=spec.kind,
-                                            table=spec.table, inserted=inserted,
-                                            sources=sources, mark=mark))
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        if is_sqlite:
-            raw.execute(f"PRAGMA foreign_keys={'ON' if saved['foreign_keys'] else 'OFF'}")
-            raw.execute(f"PRAGMA cache_size={saved['cache_size']}")
-    return inserted
-
-
 def _personal_unless_mapped(mapping: Mapping[str, str] | None) -> Callable[[str], bool]:
     mapped = {normalise_header(c) for c in (mapping or {}).values()}
     return lambda h: is_personal_header(h) and normalise_header(h) not in mapped
@@ -858,12 +491,6 @@ def declared_coverage(value: str | Coverage | None) -> Coverage | None:
         raise BadRequest(exc.detail) from None
 
 
-def records_sha256(records: list[Any]) -> str:
-    """Fingerprint of a list of JSON records (canonical JSON, keys sorted)."""
-    return hashlib.sha256(json.dumps(records, sort_keys=True, ensure_ascii=False,
-                                     default=str).encode()).hexdigest()
-
-
 def records_job(*, kind: Literal["complaints", "enforcement"], records: list[dict[str, Any]],
                 **options: Any) -> ImportJob:
     """An :class:`ImportJob` over records already in memory (a JSON request body)."""
@@ -898,58 +525,3 @@ def import_records(
                       coverage=declared_coverage(coverage))
     return run_import(session_factory, job)
 
-
-# ------------------------------------------------------------------ reading batches back
-
-
-def get_batch(*, session: Session, batch_id: str, max_errors: int = MAX_ERRORS) -> BatchSummary:
-    """The summary of a batch with its first ``max_errors`` rejected rows."""
-    batch = session.get(ImportBatch, batch_id)
-    if batch is None:
-        raise NotFound(f"no import batch '{batch_id}'")
-    rows = session.scalars(
-        select(RejectedRow).where(RejectedRow.batch_id == batch_id)
-        .order_by(RejectedRow.row_number, RejectedRow.id).limit(max_errors)
-    ).all() if max_errors else []
-    opts = batch.options or {}
-    progress = batch.progress if batch.status in ("queued", "running") else None
-    return BatchSummary(
-        batch_id=batch.id, kind=cast(Any, batch.kind), status=cast(Any, batch.status),
-        received=batch.received, inserted=batch.inserted, duplicates=batch.duplicates,
-        rejected=batch.rejected,
-        errors=[RowError(row=r.row_number, field=r.field, problem=r.problem, detail=r.detail)
-                for r in rows],
-        errors_truncated=batch.rejected > len(rows), source=batch.source,
-        filename=batch.filename, format=opts.get("format"), encoding=opts.get("encoding"),
-        coverage=opts.get("coverage"), warnings=list(batch.warnings or []), error=batch.error,
-        progress=ImportProgress(**progress) if progress else None,
-        started_at=as_utc(batch.started_at), finished_at=as_utc(batch.finished_at),
-    )
-
-
-def iter_rejected(
-    *, session_factory: sessionmaker[Session], batch_id: str, page: int = 5000
-) -> Iterator[tuple[list[str], Iterable[dict[str, Any]]]]:
-    """Yield ``(raw columns, rows)`` pages of a batch's rejected rows in row order; each row
-    is ``{row, field, problem, detail, raw}``. The raw columns are the file's non-personal
-    columns in file order."""
-    with session_factory() as s:
-        batch = s.get(ImportBatch, batch_id)
-        if batch is None:
-            raise NotFound(f"no import batch '{batch_id}'")
-        columns = [str(c) for c in (batch.options or {}).get("columns", [])]
-        last = (-1, -1)
-        while True:
-            rows = s.execute(
-                select(RejectedRow.id, RejectedRow.row_number, RejectedRow.field,
-                       RejectedRow.problem, RejectedRow.detail, RejectedRow.raw)
-                .where(RejectedRow.batch_id == batch_id)
-                .where((RejectedRow.row_number > last[0])
-                       | ((RejectedRow.row_number == last[0]) & (RejectedRow.id > last[1])))
-                .order_by(RejectedRow.row_number, RejectedRow.id).limit(page)
-            ).all()
-            if not rows:
-                return
-            last = (rows[-1].row_number, rows[-1].id)
-            yield columns, [{"row": r.row_number, "field": r.field, "problem": r.problem,
-                             "detail": r.detail, "raw": r.raw or {}} for r in rows]
