@@ -5,13 +5,14 @@ Bookkeeping: the :class:`~service.store.tables.ImportBatch` row is created (``ru
 chunks; each chunk's valid rows and rejected rows are written to the importing connection's
 own temporary staging tables and committed there (SQLite's ``temp`` database, PostgreSQL's
 session temporary tables): this takes no lock on the real tables, however long the file.
-At the end one short transaction publishes: it registers new categories/regions, copies the
-staged rows into the record table (``INSERT ... SELECT ... ON CONFLICT DO NOTHING``), copies
-the rejected rows, sets the batch's counts and status, runs :func:`_after_publish` and commits.
-On SQLite its first statement takes the write lock (waiting up to the busy timeout; still
-locked after that: 503 with ``Retry-After``). If anything fails before the commit nothing of
-the batch is stored and the batch is marked ``failed`` with the error; a process killed
-mid-way leaves the batch ``running`` with nothing published, and :func:`recover_interrupted`
+At the end one short transaction publishes (:mod:`service.ingest.publish`): it registers new
+categories/regions, copies the staged rows into the record table (``INSERT ... SELECT ... ON
+CONFLICT DO NOTHING``), copies the rejected rows, sets the batch's counts and status, runs
+:func:`~service.ingest.publish._after_publish` and commits. On SQLite its first statement
+takes the write lock (waiting up to the busy timeout; still locked after that: 503 with
+``Retry-After``). If anything fails before the commit nothing of the batch is stored and the
+batch is marked ``failed`` with the error; a process killed mid-way leaves the batch
+``running`` with nothing published, and :func:`~service.ingest.batches.recover_interrupted`
 marks it failed ("interrupted") at the next start.
 
 Outcomes: ``completed`` (a header-only file too, with a warning), ``rejected`` (rows were
@@ -35,8 +36,9 @@ records in the file, so two identical complaints stay two and a re-import insert
 
 Rows: numbered from 1 over data rows (header excluded; blank CSV lines and empty XLSX rows are
 neither counted nor numbered): "row 5" is the fifth data row, not the fifth line of the file.
-Each rejected row is stored once, with the first problem found (see :data:`PROBLEMS`), its
-field and its non-personal raw values, redacted (each cut to 1,000 characters).
+Each rejected row is stored once, with the first problem found (see
+:data:`~service.ingest.rows.PROBLEMS`), its field and its non-personal raw values, redacted
+(each cut to 1,000 characters); the validation is :mod:`service.ingest.rows`.
 
 Dates with the year last (``01/02/2013``) are read in one order per file: the caller's
 (``date_order``), or the one a value above 12 settles in the first chunk holding such dates;
@@ -45,12 +47,13 @@ a file where every such date could be either is refused with that advice.
 Limits: see :mod:`service.ingest.limits`; complaint texts longer than ``max_text_chars`` are
 cut (after a whole number, never inside one) with a marker.
 
-Writers: SQLite stages with ``executemany`` on the raw ``sqlite3`` connection (rows sorted by
-the series index per chunk, except in a bulk load into a near-empty table: there rows stay in
-file order and the series index is dropped and rebuilt inside the publishing transaction);
-PostgreSQL stages with ``COPY``. Foreign-key checks are off while publishing on SQLite:
-every code was read from the reference tables (which imports only add to) or is registered
-in the same transaction.
+Writers (:mod:`service.ingest.staging`): SQLite stages with ``executemany`` on the raw
+``sqlite3`` connection (rows sorted by the series index per chunk, except in a bulk load into
+a near-empty table: there rows stay in file order and the series index is dropped and rebuilt
+inside the publishing transaction); PostgreSQL stages with ``COPY``. Foreign-key checks are
+off while publishing on SQLite: every code was read from the reference tables (which imports
+only add to) or is registered in the same transaction. Batch bookkeeping (the batch row, its
+heartbeat, fingerprints, reading batches back) is :mod:`service.ingest.batches`.
 """
 
 from __future__ import annotations
