@@ -19,8 +19,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
+from service.ingest.batches import _BatchRef
 from service.ingest.limits import ImportBusy
-from service.ingest.pipeline import ImportJob, _BatchRef, run_import
+from service.ingest.pipeline import ImportJob, run_import
 from service.store.tables import ImportBatch, utcnow
 
 __all__ = ["ImportExecutor"]

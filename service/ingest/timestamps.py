@@ -235,3 +235,45 @@ def parse_timestamps(values: pd.Series, tz: str = DEFAULT_TIMEZONE, *,
         out.loc[left] = pd.Series(slow, index=values.index[left.to_numpy()],
                                   dtype="datetime64[us, UTC]")
     return out
+
+
+# ------------------------------------------------------------------ storage format
+
+
+def _put_digits(out: np.ndarray, col: int, values: np.ndarray, width: int) -> None:
+    for k in range(width - 1, -1, -1):
+        out[:, col + k] = values % 10 + 48
+        values = values // 10
+
+
+def _format_times(utc: pd.Series, suffix: str = "") -> list[str]:
+    """UTC timestamps as ``YYYY-MM-DD HH:MM:SS.ffffff`` + ``suffix`` (SQLAlchemy's SQLite
+    storage format), composed digit by digit with numpy."""
+    us = utc.dt.tz_localize(None).to_numpy("datetime64[us]")
+    n = len(us)
+    template = "0000-00-00 00:00:00.000000" + suffix
+    out = np.tile(np.frombuffer(template.encode("utf-32-le"), dtype=np.uint32), (n, 1))
+    days = us.astype("datetime64[D]")
+    months = days.astype("datetime64[M]")
+    _put_digits(out, 0, months.astype("datetime64[Y]").astype(np.int64) + 1970, 4)
+    _put_digits(out, 5, months.astype(np.int64) % 12 + 1, 2)
+    _put_digits(out, 8, (days - months).astype(np.int64) + 1, 2)
+    tod = (us - days).astype(np.int64)
+    _put_digits(out, 11, tod // 3_600_000_000, 2)
+    _put_digits(out, 14, tod // 60_000_000 % 60, 2)
+    _put_digits(out, 17, tod // 1_000_000 % 60, 2)
+    _put_digits(out, 20, tod % 1_000_000, 6)
+    result: list[str] = out.view(f"U{len(template)}").ravel().tolist()
+    return result
+
+
+def _format_days(days: np.ndarray) -> list[str]:
+    """``datetime64[D]`` values as ``YYYY-MM-DD``."""
+    out = np.tile(np.frombuffer("0000-00-00".encode("utf-32-le"), dtype=np.uint32),
+                  (len(days), 1))
+    months = days.astype("datetime64[M]")
+    _put_digits(out, 0, months.astype("datetime64[Y]").astype(np.int64) + 1970, 4)
+    _put_digits(out, 5, months.astype(np.int64) % 12 + 1, 2)
+    _put_digits(out, 8, (days - months).astype(np.int64) + 1, 2)
+    result: list[str] = out.view("U10").ravel().tolist()
+    return result
