@@ -30,7 +30,8 @@ is shown as ``uncalibrated`` and the scorecard does not count it. Measured by
 ``bench/effect_service.py`` on the sample replay (true effect 0, significant at 95 %): the
 calibrated counterfactual 4.2 % at p_sent 0.3 and 5.0 % at p_sent 0.6 (with fewer than 19
 placebos its interval is never narrower than the largest placebo error), DiD 4.8 % / 6.0 %;
-the figures and their history are in docs/benchmarks.md. Pooled effects: :mod:`service.effect_pooling`.
+the figures and their history are in docs/benchmarks.md. Pooled effects:
+:mod:`service.effect_pooling`.
 - :func:`series_chart` — what the dashboard and ``forecast.png`` draw for one series.
 - :func:`mask_sent_campaigns` — blanks the windows of campaigns already sent in a training
   frame, so a refit does not learn a campaign-induced dip as seasonality.
