@@ -41,3 +41,35 @@ def test_cached_peaks_and_forecast_take_no_thread_hop(
     assert [r.content for r in again] == [r.content for r in first]
     assert again[1].headers["content-language"] == "zh"
     assert hops == []
+
+
+def test_a_run_finished_by_the_app_shows_at_once(
+    api: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The newest finished run is remembered (``LATEST_RUN_TTL``); a run that ends in the
+    app's executor drops the memo, so the next request serves it without waiting."""
+    import service.forecasting as forecasting
+
+    client, keys = api
+    app: Any = client.app
+    read = {"X-API-Key": keys["read"]}
+    old_run, series = seed_run(app.state.sessionmaker)
+    assert {p["run_id"] for p in client.get("/v1/peaks", headers=read).json()["items"]} \
+        == {old_run}
+    app.state.latest_run_memo = (float("inf"), old_run)  # remembered for good, unless dropped
+    new: list[str] = []
+
+    def finish(*, session_factory: Any, run_id: str, settings: Any) -> Any:
+        new.append(seed_run(session_factory)[0])  # a newer finished run
+        return type("Run", (), {"status": "succeeded", "total": 6, "failed": 0})()
+
+    monkeypatch.setattr(forecasting, "execute_run", finish)
+    assert client.get(f"/v1/series/{series[0]}/forecast", headers=read).json()["run_id"] \
+        == old_run
+    app.state.run_executor.submit("queued-run")
+    app.state.run_executor.wait(timeout=60)
+    assert len(new) == 1
+    assert {p["run_id"] for p in client.get("/v1/peaks", headers=read).json()["items"]} \
+        == {new[0]}
+    assert client.get(f"/v1/series/{series[0]}/forecast", headers=read).json()["run_id"] \
+        == new[0]
