@@ -408,11 +408,15 @@ def list_peaks(*, session: Session, run_id: str | None = None, category: str | N
 class RunExecutor:
     """Runs queued forecast runs one at a time on a background thread of the API process."""
 
-    def __init__(self, session_factory: sessionmaker[Session], settings: Settings) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], settings: Settings,
+                 on_finished: Callable[[str], None] | None = None) -> None:
+        """``on_finished(run_id)`` is called once a run has ended (finished or failed), e.g.
+        to forget the API's memo of the newest finished run."""
         from concurrent.futures import ThreadPoolExecutor
 
         self._factory = session_factory
         self._settings = settings
+        self._on_finished = on_finished
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forecast-run")
         self._futures: list[Any] = []
 
@@ -430,6 +434,9 @@ class RunExecutor:
                      series=run.total, failed=run.failed)
         except Exception as exc:  # the run row already records the failure
             log.error("forecast_run_failed", run_id=run_id, error_type=type(exc).__name__)
+        finally:
+            if self._on_finished is not None:
+                self._on_finished(run_id)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until every submitted run has finished (tests, shutdown)."""

@@ -89,14 +89,16 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.run_executor = RunExecutor(app.state.sessionmaker, settings)
+    app.state.run_executor = RunExecutor(  # a finished run shows on the next request
+        app.state.sessionmaker, settings,
+        on_finished=lambda _run_id: forecasts.forget_latest_run(app.state))
     app.state.import_executor = ImportExecutor(app.state.sessionmaker, settings)
     app.state.evaluation_executor = EvaluationExecutor(app.state.sessionmaker, settings)
     if migrate:  # batches left queued/running by a process that died: failed (interrupted)
         recover_interrupted(app.state.sessionmaker,
                             stale_after_seconds=settings.imports.stale_after_seconds)
     app.state.response_cache = ResponseCache()
-    app.state.latest_run_memo = (float("-inf"), None)
+    forecasts.forget_latest_run(app.state)  # the newest finished run: not read yet
     app.state.evaluation_served = ServedAnswers()
     app.state.key_cache = KeyCache(settings.api.key_cache_seconds)
     app.state.reference_codes = ReferenceCodes()

@@ -42,10 +42,11 @@ SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_language(accept_language: Annotated[str | None, Header(
+async def get_language(accept_language: Annotated[str | None, Header(
         description="`zh` (or `zh-CN`, …) for explanations in Chinese; English "
                     "otherwise")] = None) -> str:
-    """``zh`` or ``en`` from ``Accept-Language`` (service.api.i18n)."""
+    """``zh`` or ``en`` from ``Accept-Language`` (service.api.i18n). ``async`` so that it runs
+    on the event loop: a plain ``def`` dependency costs a thread-pool hop per request."""
     from service.api.i18n import preferred_language
 
     return preferred_language(accept_language)

@@ -279,10 +279,23 @@ def _lookup_latest_run_id(request: Request) -> str | None:
     return run.id if run else None
 
 
+#: Seconds the id of the newest finished run is remembered between database reads.
+LATEST_RUN_TTL = 1.0
+
+
+def forget_latest_run(state: Any) -> None:
+    """Drop the memo of the newest finished run (called by the app's ``RunExecutor`` when a
+    run ends), so the next request reads it again: a run finished in this process shows at
+    once; one finished elsewhere (the scheduler's process, the CLI) within
+    :data:`LATEST_RUN_TTL`."""
+    state.latest_run_memo = (float("-inf"), None)
+
+
 async def _latest_run_id(request: Request) -> str | None:
-    """Id of the newest finished run, read from the database at most once a second."""
+    """Id of the newest finished run, read from the database at most once every
+    :data:`LATEST_RUN_TTL` seconds (and right after a run of this process ends)."""
     at, run_id = request.app.state.latest_run_memo
-    if time.monotonic() - at <= 1.0:
+    if time.monotonic() - at <= LATEST_RUN_TTL:
         return run_id  # type: ignore[no-any-return]
     return await run_in_threadpool(_lookup_latest_run_id, request)
 

@@ -1,0 +1,75 @@
+"""The cached hot routes (issue 13) answer on the event loop: once a finished run's body is
+cached, ``GET /v1/peaks`` and ``GET /v1/series/{id}/forecast`` take no thread-pool hop (a
+plain ``def`` dependency such as the old ``get_language`` cost one per request)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.deps import KeyCache
+from tests.api.conftest import seed_run
+
+
+def test_cached_peaks_and_forecast_take_no_thread_hop(
+    api: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, keys = api
+    app: Any = client.app
+    app.state.key_cache = KeyCache(ttl=3600)  # as served (the test settings switch it off)
+    run_id, series = seed_run(app.state.sessionmaker)
+    read = {"X-API-Key": keys["read"]}
+    paths = [("/v1/peaks", {"run_id": run_id}, {}),
+             ("/v1/peaks", {"run_id": run_id}, {"Accept-Language": "zh-CN"}),
+             (f"/v1/series/{series[0]}/forecast", {"run_id": run_id}, {})]
+    first = [client.get(p, params=q, headers={**read, **h}) for p, q, h in paths]
+    assert [r.status_code for r in first] == [200, 200, 200]
+
+    hops: list[str] = []
+    real = anyio.to_thread.run_sync
+
+    async def counting(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(getattr(func, "func", func), "__name__", "?"))
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    again = [client.get(p, params=q, headers={**read, **h}) for p, q, h in paths]
+    assert [r.content for r in again] == [r.content for r in first]
+    assert again[1].headers["content-language"] == "zh"
+    assert hops == []
+
+
+def test_a_run_finished_by_the_app_shows_at_once(
+    api: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The newest finished run is remembered (``LATEST_RUN_TTL``); a run that ends in the
+    app's executor drops the memo, so the next request serves it without waiting."""
+    import service.forecasting as forecasting
+
+    client, keys = api
+    app: Any = client.app
+    read = {"X-API-Key": keys["read"]}
+    old_run, series = seed_run(app.state.sessionmaker)
+    assert {p["run_id"] for p in client.get("/v1/peaks", headers=read).json()["items"]} \
+        == {old_run}
+    app.state.latest_run_memo = (float("inf"), old_run)  # remembered for good, unless dropped
+    new: list[str] = []
+
+    def finish(*, session_factory: Any, run_id: str, settings: Any) -> Any:
+        new.append(seed_run(session_factory)[0])  # a newer finished run
+        return type("Run", (), {"status": "succeeded", "total": 6, "failed": 0})()
+
+    monkeypatch.setattr(forecasting, "execute_run", finish)
+    assert client.get(f"/v1/series/{series[0]}/forecast", headers=read).json()["run_id"] \
+        == old_run
+    app.state.run_executor.submit("queued-run")
+    app.state.run_executor.wait(timeout=60)
+    assert len(new) == 1
+    assert {p["run_id"] for p in client.get("/v1/peaks", headers=read).json()["items"]} \
+        == {new[0]}
+    assert client.get(f"/v1/series/{series[0]}/forecast", headers=read).json()["run_id"] \
+        == new[0]
