@@ -91,7 +91,8 @@ def outbox_rows_for(*, session: Session, campaign: Any, settings: Settings
         row = {**base, "channel": channel, "recipient_id": recipient,
                "destination": destination,
                "payload": {"subject": msg.subject, "body": msg.body,
-                           "data": {**data, "channel": render_as}},
+                           # every language variant, frozen at approval (body is Chinese)
+                           "data": {**data, "channel": render_as, "texts": list(msg.texts)}},
                "idempotency_key": idempotency_key(campaign.id, channel, recipient)}
         if problem:  # visible at once as a dead letter rather than silently skipped
             row.update(status="dead", last_error=problem)

@@ -24,6 +24,7 @@ from service.campaigns.service import (
 )
 from service.campaigns.tables import Campaign
 from service.config import CampaignSettings, Settings
+from service.dispatch.campaign_link import outbox_rows_for
 from service.store.keys import create_key
 from service.store.tables import Category, Region
 from tests.campaigns.conftest import monday
@@ -157,8 +158,14 @@ def test_preview_renders_every_variant_and_approval_freezes_all(
             c = s.get(Campaign, cid)
             assert c is not None
             items = public_reminders(session=s, settings=settings, today=c.send_date)
+            rows = outbox_rows_for(session=s, campaign=c, settings=settings)
         item = next(i for i in items if i["id"] == cid)
         assert item["texts"] == before["public"]["texts"]
+        # what the webhook and file channels deliver: every frozen variant beside the zh body
+        public_rows = [r for r in rows if r["payload"]["data"]["channel"] == "public"]
+        assert public_rows and all(r["payload"]["data"]["texts"] == before["public"]["texts"]
+                                   for r in public_rows)
+        assert all(r["payload"]["body"] == before["public"]["body"] for r in public_rows)
         # a draft is rendered live: the edited templates show at once
         live = pv(other)  # gas_safety is unchanged; give it the edited variant
         with factory() as s:
