@@ -24,6 +24,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -107,13 +108,34 @@ def _serve(app_ref: str, port: int, env: dict[str, str], cwd: Path) -> subproces
 
 
 _LAT = re.compile(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+_STATUS = re.compile(r"^status (\d{3}) (\d+)$", re.M)
+# wrk script: count answers per status code over all threads, printed at the end
+_COUNT_STATUSES = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {} end
+function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for code, n in pairs(t:get("statuses")) do total[code] = (total[code] or 0) + n end
+  end
+  for code, n in pairs(total) do io.write(string.format("status %d %d\\n", code, n)) end
+end
+"""
 
 
-def _wrk(url: str, headers: dict[str, str], duration: int, connections: int) -> dict[str, float]:
-    args = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+def _wrk(url: str, headers: dict[str, str], duration: int, connections: int) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_COUNT_STATUSES)
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s",
+            "-s", script.name]
     for k, v in headers.items():
         args += ["-H", f"{k}: {v}"]
-    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    try:
+        out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     lat = {}
@@ -121,7 +143,8 @@ def _wrk(url: str, headers: dict[str, str], duration: int, connections: int) -> 
         lat[pct] = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
     return {"rps": rps, "p50_ms": lat.get("50", float("nan")),
             "p90_ms": lat.get("90", float("nan")), "p99_ms": lat.get("99", float("nan")),
-            "non_2xx": float(non2xx.group(1)) if non2xx else 0.0}
+            "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
+            "statuses": {int(c): int(n) for c, n in _STATUS.findall(out)}}
 
 
 def stop(*procs: subprocess.Popen[bytes] | None) -> None:
@@ -160,7 +183,7 @@ def main() -> None:
     env = {**os.environ, "FOREWARN_DATABASE_URL": url, "FOREWARN_LOG_LEVEL": "WARNING",
            "FOREWARN_API__RATE_LIMIT_PER_MINUTE": "0", "PYTHONPATH": str(ROOT)}
     headers = {"X-API-Key": key}
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     port = _free_port()
     proc = _serve("service.api.main:app", port, env, ROOT)
     try:
@@ -210,18 +233,21 @@ def main() -> None:
         return
     print(f"one uvicorn process, {args.connections} connections, {args.duration} s, "
           f"bodies {len(forecast_body):,} B (forecast) and {len(peaks_body):,} B (peaks)")
-    print(f"{'endpoint':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    print(f"{'endpoint':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}  statuses")
     for name, label in (("forecast", "GET /v1/series/{id}/forecast"),
                         ("floor_forecast", "  floor: constant body"),
                         ("peaks", "GET /v1/peaks"), ("floor_peaks", "  floor: constant body")):
         r = results[name]
+        codes = " ".join(f"{c}:{n}" for c, n in sorted(r["statuses"].items()))
         print(f"{label:<34}{r['rps']:>9.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
-              f"{r['non_2xx']:>9.0f}")
+              f"{r['non_2xx']:>9.0f}  {codes}")
     for name in ("forecast", "peaks"):
         ratio = results[f"floor_{name}"]["rps"] / results[name]["rps"]
         ok = ratio <= 2 and results[name]["p99_ms"] < 50
         print(f"{name}: floor/ours = {ratio:.2f}× (target ≤ 2×), p99 "
               f"{results[name]['p99_ms']:.1f} ms (target < 50) → {'met' if ok else 'NOT met'}")
+        bad = {c: n for c, n in results[name]["statuses"].items() if c not in (200, 429, 503)}
+        print(f"{name}: answers other than 200/429/503: {bad or 'none'}")
 
 
 if __name__ == "__main__":
