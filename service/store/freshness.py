@@ -39,8 +39,8 @@ class EvaluationState(Base):
     worker_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-
 def connection_of(bind: Session | Connection) -> Connection:
+    """The connection of a session (its transaction) or the connection itself."""
     return bind.connection() if isinstance(bind, Session) else bind
 
 
