@@ -5,60 +5,32 @@ template only."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import FIXTURES, ROOT
+from tests.servers import free_port, running_server, service_env
 
 SECRET = "13912345678"  # a phone number in a query string: personal data
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_serve_writes_no_client_address_or_query_string(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}
-    env.update({"PYTHONPATH": str(ROOT),
-                "FOREWARN_DATABASE_URL": f"sqlite:///{tmp_path / 'log.db'}",
-                "FOREWARN_LOG_LEVEL": "DEBUG", "FOREWARN_LOG_JSON": "true",
-                "FOREWARN_CATEGORIES_FILE": str(FIXTURES / "categories.yaml"),
-                "FOREWARN_REGIONS_FILE": str(FIXTURES / "regions.yaml")})
+    port = free_port()
+    env = service_env(FOREWARN_DATABASE_URL=f"sqlite:///{tmp_path / 'log.db'}",
+                      FOREWARN_LOG_LEVEL="DEBUG", FOREWARN_LOG_JSON="true")
     log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--host",
-                                 "127.0.0.1", "--port", str(port)],
-                                cwd=tmp_path, env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("serve did not start:\n" + log_path.read_text(errors="replace"))
-            time.sleep(0.2)
+    serve = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port",
+             str(port)]
+    # SIGINT: a graceful stop flushes the log
+    with running_server(serve, port, env=env, cwd=tmp_path, log_path=log_path,
+                        stop_signal=signal.SIGINT) as base:
         for path in (f"/healthz?phone={SECRET}", f"/v1/series?q={SECRET}",
                      f"/v1/public/peaks?region={SECRET}"):
             httpx.get(base + path, timeout=10)
-    finally:
-        proc.send_signal(signal.SIGINT)  # a graceful stop flushes the log
-        proc.wait(20)
     text = log_path.read_text(errors="replace")
     lines = [json.loads(x) for x in text.splitlines() if x.startswith("{")]
     served = [x for x in lines if x.get("event") == "request"]

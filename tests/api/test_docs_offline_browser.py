@@ -3,53 +3,26 @@ offline intranet): Swagger UI comes from the installed ``fastapi-offline`` packa
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import FIXTURES, ROOT
-from tests.evaluation.test_dashboard_browser import ARGS, CHROMIUM, _browser_or_fail, _free_port
+from tests.evaluation.test_dashboard_browser import ARGS, CHROMIUM, _browser_or_fail
+from tests.servers import UVICORN_APP, free_port, running_server, service_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}
-    env.update({"PYTHONPATH": str(ROOT),
-                "FOREWARN_DATABASE_URL": f"sqlite:///{tmp_path / 'docs.db'}",
-                "FOREWARN_LOG_LEVEL": "WARNING",
-                "FOREWARN_CATEGORIES_FILE": str(FIXTURES / "categories.yaml"),
-                "FOREWARN_REGIONS_FILE": str(FIXTURES / "regions.yaml")})
-    log = open(tmp_path / "uvicorn.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "service.api.main:app",
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=tmp_path, env=env, stdout=log, stderr=log)
-    log.close()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("uvicorn did not start:\n"
-                            + (tmp_path / "uvicorn.log").read_text(errors="replace"))
-            time.sleep(0.2)
+    port = free_port()
+    env = service_env(FOREWARN_DATABASE_URL=f"sqlite:///{tmp_path / 'docs.db'}",
+                      FOREWARN_LOG_LEVEL="WARNING")
+    with running_server([*UVICORN_APP, "--port", str(port)], port, env=env, cwd=tmp_path,
+                        log_path=tmp_path / "uvicorn.log") as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_docs_render_with_the_network_off(server: str) -> None:

@@ -8,12 +8,7 @@ install line (``make test`` installs both), it does not skip.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,8 +23,9 @@ from service.forecasting import create_run, execute_run
 from service.migrate import upgrade
 from service.store.keys import create_key
 from service.store.tables import Category
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES
 from tests.evaluation.conftest import LAST_DAY, Seeded, seed
+from tests.servers import UVICORN_APP, free_port, running_server, service_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,12 +33,6 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOT_COPY = Path("/tmp/forewarn-dashboard.png")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -81,38 +71,12 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Seeded, str]]:
         keys = {sc: create_key(session=s, name=sc, scopes=[sc])[1] for sc in ("read", "approve")}
         keys["both"] = create_key(session=s, name="analyst", scopes=["read", "approve"])[1]
     engine.dispose()
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}
-    env.update({"PYTHONPATH": str(ROOT), "FOREWARN_DATABASE_URL": url,
-                "FOREWARN_LOG_JSON": "false", "FOREWARN_LOG_LEVEL": "WARNING",
-                "FOREWARN_CATEGORIES_FILE": str(FIXTURES / "categories.yaml"),
-                "FOREWARN_REGIONS_FILE": str(FIXTURES / "regions.yaml")})
-    log = open(tmp_path / "uvicorn.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "service.api.main:app",
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=tmp_path, env=env, stdout=log, stderr=log)
-    log.close()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("uvicorn did not start:\n"
-                            + (tmp_path / "uvicorn.log").read_text(errors="replace"))
-            time.sleep(0.2)
+    port = free_port()
+    env = service_env(FOREWARN_DATABASE_URL=url, FOREWARN_LOG_JSON="false",
+                      FOREWARN_LOG_LEVEL="WARNING")
+    with running_server([*UVICORN_APP, "--port", str(port)], port, env=env, cwd=tmp_path,
+                        log_path=tmp_path / "uvicorn.log", ready="/readyz") as base:
         yield base, keys, seeded, draft_id
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 def _browser_or_fail() -> None:

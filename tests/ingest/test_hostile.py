@@ -18,7 +18,6 @@ import gzip
 import io
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from service.db import make_engine, make_sessionmaker
 from service.migrate import upgrade
 from service.store.keys import create_key
 from tests.ingest.conftest import REF, ROOT, ZH_HEADER, csv_bytes, gz, load_ref, zh_rows
+from tests.servers import free_port
 
 ANSWER_SECONDS = 60.0
 MAX_RSS_MB = 1536
@@ -78,12 +78,6 @@ class Server:
         raise AssertionError("no VmHWM")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "service.api.main:app", "--host", "127.0.0.1",
@@ -115,7 +109,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with sf() as s:
         key = create_key(session=s, name="hostile", scopes=["import", "read"])[1]
     eng.dispose()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **LIMITS, "FOREWARN_DATABASE_URL": url, "FOREWARN_LOG_JSON": "false",
            "FOREWARN_LOG_LEVEL": "WARNING", "FOREWARN_CATEGORIES_FILE":
            str(REF / "categories.yaml"), "FOREWARN_REGIONS_FILE": str(REF / "regions.yaml")}
