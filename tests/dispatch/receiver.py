@@ -42,6 +42,7 @@ class ReceiverConfig:
     status: int = 200
     seed: int = 1
     keep_bodies: bool = True
+    hold_after: int | None = None  # requests after this many wait until release()
 
 
 class _Server(ThreadingHTTPServer):
@@ -59,6 +60,9 @@ class Receiver:
         self._seen: dict[str, int] = {}
         self._rng = random.Random(self.config.seed)
         self._verifier = Webhook(self.config.secret) if self.config.secret else None
+        self._arrived = 0
+        self._held = 0
+        self._release = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -94,6 +98,13 @@ class Receiver:
 
     def _decide(self, headers: Any, body: bytes) -> int:
         cfg = self.config
+        if cfg.hold_after is not None:
+            with self._lock:
+                self._arrived += 1
+                hold = self._arrived > cfg.hold_after
+                self._held += hold
+            if hold:  # a request in flight for as long as the test needs one
+                self._release.wait()
         key = headers.get("webhook-id", "")
         verified = False
         if self._verifier is not None:
@@ -119,6 +130,15 @@ class Receiver:
                                       body if cfg.keep_bodies else b""))
         return status
 
+    def held(self) -> int:
+        """Requests that arrived after ``hold_after`` (waiting, or released since)."""
+        with self._lock:
+            return self._held
+
+    def release(self) -> None:
+        """Let the held requests (and every later one) through."""
+        self._release.set()
+
     def acked(self) -> list[str]:
         with self._lock:
             return [e.key for e in self.entries if 200 <= e.status < 300]
@@ -130,6 +150,7 @@ class Receiver:
         return self
 
     def stop(self) -> None:
+        self._release.set()
         self.server.shutdown()
         self.server.server_close()
         if self._thread is not None:

@@ -130,10 +130,13 @@ def test_kill_9_mid_batch_then_restart_delivers_everything_once_acknowledged(
     s = s.model_copy(update={"dispatch": s.dispatch.model_copy(update={
         "batch_size": 40, "concurrency": 4, "claim_timeout_seconds": 3600.0})})
     factory = _db(s)
-    rec = receiver_factory(delay=0.01)  # slow enough to catch a batch in flight
+    # the receiver answers 80 requests, then holds every further one: at the kill a batch is
+    # certainly in flight, however fast or slow the machine is
+    rec = receiver_factory(hold_after=80)
     keys = add_rows(factory, n=400, channel="webhook", destination=rec.url)
     first = procs.start(s, "first")
-    assert wait_for(lambda: _count(factory, "delivered") >= 80, 40), procs.log("first")
+    assert wait_for(lambda: _count(factory, "delivered") >= 80 and rec.held() > 0, 40), \
+        procs.log("first")
     os.kill(first.pid, signal.SIGKILL)
     first.wait(10)
     with factory() as sess:  # frozen: nobody runs now
@@ -142,6 +145,7 @@ def test_kill_9_mid_batch_then_restart_delivers_everything_once_acknowledged(
     delivered_before = {k for k, st in state.items() if st == "delivered"}
     assert in_flight, "the kill should land in the middle of a batch"
     assert len(delivered_before) < 400
+    rec.release()  # the dead process's held requests end; the new leader's go through
     procs.start(s, "second")
     assert wait_for(lambda: _count(factory, "delivered") == 400, 60), procs.log("second")
     acked = Counter(rec.acked())
