@@ -1,0 +1,156 @@
+"""The JSON readers: a top-level array parsed incrementally with ijson, JSON Lines, and records
+already in memory (a JSON request body)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+import pandas as pd
+
+from service.errors import UnprocessableContent
+from service.ingest.limits import Guard, ImportLimits, TooLarge
+from service.ingest.readers._common import MALFORMED, Chunk, Numberer, TableReader, cell_text
+from service.ingest.readers._encodings import decode_failure
+
+
+def _records_chunk(records: list[Any], numberer: Numberer) -> Chunk:
+    rows: list[dict[str, str | None]] = []
+    for rec in records:
+        if isinstance(rec, dict):
+            rows.append({str(k): cell_text(v) for k, v in rec.items()})
+        else:
+            rows.append({MALFORMED: str(rec) if isinstance(rec, _BadLine)
+                         else f"a record must be an object, got {type(rec).__name__}"})
+    frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
+    frame = frame.astype("str")
+    return Chunk(frame, numberer.take(len(frame)))
+
+
+class _BadLine(str):
+    """Marker for an undecodable JSON Lines line (its reason)."""
+
+
+def jsonl_reader(text: IO[str], encoding: str, chunk_rows: int, closers: list[IO[Any]],
+                 guard: Guard, reopen: Callable[[], IO[bytes]]) -> TableReader:
+    numberer = Numberer()
+
+    def gen() -> Iterator[Chunk]:
+        buf: list[Any] = []
+        try:
+            for lineno, line in enumerate(text, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    buf.append(json.loads(line))
+                except ValueError as exc:
+                    buf.append(_BadLine(f"file line {lineno}: not valid JSON ({exc.args[0]})"))
+                if len(buf) >= chunk_rows:
+                    guard.tick()
+                    guard.add_rows(len(buf))
+                    yield _records_chunk(buf, numberer)
+                    buf = []
+        except UnicodeDecodeError as exc:
+            raise decode_failure(exc, reopen, encoding) from exc
+        if buf:
+            guard.add_rows(len(buf))
+            yield _records_chunk(buf, numberer)
+
+    return TableReader("jsonl", encoding, [], gen(), closers)
+
+
+class _Utf8Feed:
+    """A text stream as UTF-8 bytes for :mod:`ijson`, counting the bytes handed out since the
+    last record so that one record longer than the limit is refused while it is read."""
+
+    def __init__(self, head: str, text: IO[str], block: int, max_bytes: int | None) -> None:
+        self.pending = head.encode("utf-8")
+        self.text, self.block, self.max_bytes = text, block, max_bytes
+        self.since_record = 0
+        self.records = 0
+
+    def read(self, n: int = -1) -> bytes:
+        while len(self.pending) < max(n, 1):
+            more = self.text.read(self.block)
+            if not more:
+                break
+            self.pending += more.encode("utf-8")
+        out = self.pending if n < 0 else self.pending[:n]
+        self.pending = self.pending[len(out):]
+        self.since_record += len(out)
+        if self.max_bytes is not None and self.since_record > self.max_bytes + 2 * self.block:
+            raise TooLarge(f"a JSON record is longer than {self.max_bytes:,} bytes "
+                           "(imports.max_line_bytes); nothing was imported",
+                           limit="max_line_bytes", value=self.max_bytes)
+        return out
+
+
+def iter_json_array(text: IO[str], block: int = 1 << 16,
+                    max_chars: int | None = None) -> Iterator[Any]:
+    """Yield the elements of a top-level JSON array one by one with :mod:`ijson` (an
+    incremental parser: memory stays bounded by the largest element, not the file; an element
+    longer than ``max_chars`` bytes is refused while it is read, at the latest once the bytes
+    read past the last element reach 1.5 × ``max_chars``: the parser reads ahead by blocks of
+    at most a quarter of the limit)."""
+    import ijson
+
+    if max_chars is not None:
+        block = min(block, max(1024, max_chars // 4))
+
+    head = text.read(block).lstrip("\ufeff \t\r\n")
+    if not head.startswith("["):
+        raise UnprocessableContent("the JSON document is not an array of records")
+    feed = _Utf8Feed(head, text, block, max_chars)
+    try:
+        for value in ijson.items(feed, "item", use_float=True, buf_size=block):
+            yield value
+            feed.since_record = 0
+            feed.records += 1
+    except ijson.JSONError as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "premature EOF" in why:
+            raise UnprocessableContent("the JSON array is not closed or its last record is "
+                                       "cut off (truncated file?)") from exc
+        raise UnprocessableContent(f"the JSON array is not valid JSON ({why}, after data row "
+                                   f"{feed.records})") from exc
+
+
+def json_array_reader(text: IO[str], encoding: str, chunk_rows: int,
+                      closers: list[IO[Any]], limits: ImportLimits, guard: Guard,
+                      reopen: Callable[[], IO[bytes]]) -> TableReader:
+    numberer = Numberer()
+
+    def gen() -> Iterator[Chunk]:
+        buf: list[Any] = []
+        try:
+            for value in iter_json_array(text, max_chars=limits.max_line_bytes):
+                buf.append(value)
+                if len(buf) >= chunk_rows:
+                    guard.tick()
+                    guard.add_rows(len(buf))
+                    yield _records_chunk(buf, numberer)
+                    buf = []
+        except UnicodeDecodeError as exc:
+            raise decode_failure(exc, reopen, encoding) from exc
+        if buf:
+            guard.add_rows(len(buf))
+            yield _records_chunk(buf, numberer)
+
+    return TableReader("json", encoding, [], gen(), closers)
+
+
+def records_reader(records: list[Any], chunk_rows: int = 50_000,
+                   guard: Guard | None = None) -> TableReader:
+    """A reader over records already in memory (a JSON request body)."""
+    numberer = Numberer()
+
+    def gen() -> Iterator[Chunk]:
+        for i in range(0, len(records), chunk_rows):
+            part = records[i: i + chunk_rows]
+            if guard is not None:
+                guard.tick()
+                guard.add_rows(len(part))
+            yield _records_chunk(part, numberer)
+
+    return TableReader("records", None, [], gen(), [])
