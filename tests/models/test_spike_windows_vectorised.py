@@ -10,7 +10,8 @@ import pytest
 
 from models.peaks import actual_spike_windows, runs_to_windows, spike_threshold
 from models.series import to_weekly
-from service.samples.generator import DEFAULT_END, DEFAULT_SEED, DEFAULT_START, _simulate
+from service.samples.generator import DEFAULT_END, DEFAULT_SEED, DEFAULT_START
+from service.samples.simulation import simulate
 
 
 def reference(weekly: pd.DataFrame, *, min_spike_count: float = 5.0,
@@ -51,7 +52,7 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 @pytest.fixture(scope="module")
 def sample_weekly() -> pd.DataFrame:
-    sim = _simulate(DEFAULT_SEED, DEFAULT_START, DEFAULT_END, 1.0)
+    sim = simulate(DEFAULT_SEED, DEFAULT_START, DEFAULT_END, 1.0)
     daily = pd.DataFrame({"unique_id": np.repeat(np.array(sim.uids), sim.n_d),
                           "ds": np.tile(sim.days.to_numpy(), sim.n_s),
                           "y": sim.counts.reshape(-1).astype(float)})
