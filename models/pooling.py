@@ -38,6 +38,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from models.pooling_correlation import (
+    Values,
+    clustered_mean_variance,
+    did_correlation,
+    error_correlation,
+    group_correlation,
+    season_labels,
+    shared_covariance,
+)
+
 __all__ = [
     "PooledEffect",
     "EstimateMethod",
@@ -61,7 +71,6 @@ EstimateMethod = Literal["counterfactual", "did", "design"]
 TARGET_EFFECT = -0.2
 _OFFSET = 0.5  # counts added before taking logs (zero-safe)
 _ALPHA, _POWER = 0.05, 0.8
-Values = Sequence[float] | np.ndarray[Any, Any] | pd.Series
 #: Columns of :func:`pool_effects` (after the group keys).
 POOL_COLUMNS = [
     "k", "relative_effect", "relative_lower_95", "relative_upper_95", "relative_lower_80",
@@ -243,16 +252,7 @@ def pool(log_effect: Values, se: Values, df: Values | None = None,
         raise ValueError("every estimate needs a finite log effect and a positive finite se")
     v = s * s
     if k == 1:
-        d = float(np.asarray(df, dtype=float).ravel()[0]) if df is not None else None
-        d = d if d is not None and np.isfinite(d) else None
-        est, err = float(y[0]), float(s[0])
-        p = 2 * (stats.t.sf(abs(est / err), d) if d else stats.norm.sf(abs(est / err)))
-        return PooledEffect(
-            k=1, log_effect=est, se=err, df=float(d) if d else float("inf"),
-            relative_effect=float(np.expm1(est)), **_interval(est, err, d),
-            tau2=float("nan"), i2=float("nan"), q=0.0, p_heterogeneity=float("nan"),
-            p_value=float(p), mde=minimum_detectable_effect(err, df=d),
-            campaigns_needed=campaigns_needed(float(v[0])), weights=(1.0,), method="single")
+        return _single(float(y[0]), float(s[0]), df)
     w = 1.0 / v
     fe = float(np.sum(w * y) / np.sum(w))
     q = float(np.sum(w * (y - fe) ** 2))
@@ -264,18 +264,7 @@ def pool(log_effect: Values, se: Values, df: Values | None = None,
     var = scale / float(np.sum(ws))
     dfp = float(k - 1)
     if correlation is not None or shared is not None:
-        r = np.eye(k) if correlation is None else np.asarray(correlation, dtype=float)
-        if r.shape != (k, k) or not np.isfinite(r).all():
-            raise ValueError(f"correlation must be a finite {k} x {k} matrix")
-        cov = r * np.outer(s, s)
-        np.fill_diagonal(cov, v)
-        cov = cov + tau2 * np.eye(k)
-        if shared is not None:
-            extra = np.asarray(shared, dtype=float)
-            if extra.shape != (k, k) or not np.isfinite(extra).all():
-                raise ValueError(f"shared must be a finite {k} x {k} matrix")
-            cov = cov + extra
-        var_c = float(ws @ cov @ ws) / float(np.sum(ws)) ** 2
+        var_c = _correlated_variance(s, ws, tau2, correlation, shared)
         deff = var_c * float(np.sum(ws))
         if deff > 1.0:
             dfp = max(1.0, k / deff - 1.0)
@@ -292,124 +281,37 @@ def pool(log_effect: Values, se: Values, df: Values | None = None,
         weights=tuple(float(x) for x in ws / ws.sum()), method="DL+HKSJ")
 
 
-def error_correlation(z: Values, groups: Sequence[Any] | np.ndarray[Any, Any] | pd.Series
-                      ) -> float:
-    """Correlation of estimation errors within groups (seasons), from placebo windows.
-
-    Parameters
-    ----------
-    z : standardised errors of windows without a campaign (``log(actual/counterfactual) /
-        se``, where the true effect is 0).
-    groups : each window's group, e.g. ``category|season`` (windows of one category whose
-        dates overlap).
-
-    Returns
-    -------
-    float
-        The one-way ANOVA intraclass correlation ``(MSB - MSW) / (MSB + (n0 - 1) MSW)``,
-        clipped to ``[0, 0.95]``; 0 with fewer than 2 groups holding 2 or more windows.
-    """
-    f = pd.DataFrame({"z": np.asarray(z, dtype=float), "g": list(groups)})
-    f = f[np.isfinite(f["z"])]
-    sizes = f.groupby("g")["z"].size()
-    if int((sizes >= 2).sum()) < 2:
-        return 0.0
-    n, n_groups = len(f), len(sizes)
-    means = f.groupby("g")["z"].transform("mean")
-    msb = float(((f.groupby("g")["z"].mean() - f["z"].mean()) ** 2 * sizes).sum()
-                / (n_groups - 1))
-    msw = float(((f["z"] - means) ** 2).sum() / max(n - n_groups, 1))
-    n0 = (n - float((sizes**2).sum()) / n) / (n_groups - 1)
-    denom = msb + (n0 - 1) * msw
-    return float(np.clip((msb - msw) / denom, 0.0, 0.95)) if denom > 0 else 0.0
+def _single(est: float, err: float, df: Values | None) -> PooledEffect:
+    """One estimate "pooled": itself, with its own interval (t on ``df`` when finite)."""
+    d = float(np.asarray(df, dtype=float).ravel()[0]) if df is not None else None
+    d = d if d is not None and np.isfinite(d) else None
+    p = 2 * (stats.t.sf(abs(est / err), d) if d else stats.norm.sf(abs(est / err)))
+    return PooledEffect(
+        k=1, log_effect=est, se=err, df=float(d) if d else float("inf"),
+        relative_effect=float(np.expm1(est)), **_interval(est, err, d),
+        tau2=float("nan"), i2=float("nan"), q=0.0, p_heterogeneity=float("nan"),
+        p_value=float(p), mde=minimum_detectable_effect(err, df=d),
+        campaigns_needed=campaigns_needed(err * err), weights=(1.0,), method="single")
 
 
-def clustered_mean_variance(values: Values, groups: Sequence[Any] | np.ndarray[Any, Any]
-                            | pd.Series) -> float:
-    """Variance of the mean of ``values`` when values of one group share their error.
-
-    The cluster-robust (sandwich) variance ``G / (G - 1) * sum_g (sum_{i in g} (x_i -
-    mean))**2 / n**2`` over the ``G`` groups; NaN with fewer than 2 groups. With independent
-    values it is about ``var / n``; when a group's values move together it grows towards
-    ``var(group means) / G``, which no number of values within the groups reduces.
-    """
-    f = pd.DataFrame({"x": np.asarray(values, dtype=float), "g": list(groups)})
-    f = f[np.isfinite(f["x"])]
-    n, n_groups = len(f), int(f["g"].nunique())
-    if n_groups < 2:
-        return float("nan")
-    sums = (f["x"] - f["x"].mean()).groupby(f["g"]).sum()
-    return float(n_groups / (n_groups - 1) * float((sums**2).sum()) / n**2)
-
-
-def shared_covariance(groups: Sequence[Any] | np.ndarray[Any, Any] | pd.Series,
-                      variances: Values) -> np.ndarray[Any, Any]:
-    """Covariance of an error shared within groups: ``variances[i]`` between estimates ``i``
-    and ``j`` of the same group (the group's value; ``variances`` holds it per estimate), 0
-    across groups. Pass to :func:`pool` as ``shared``."""
-    g = np.asarray(list(groups), dtype=object)
-    v = np.nan_to_num(np.asarray(variances, dtype=float), nan=0.0)
-    same = g[:, None] == g[None, :]
-    out: np.ndarray[Any, Any] = np.where(same, np.sqrt(np.outer(v, v)), 0.0)
-    return out
-
-
-def group_correlation(groups: Sequence[Any] | np.ndarray[Any, Any] | pd.Series,
-                      rho: float) -> np.ndarray[Any, Any]:
-    """Correlation matrix with ``rho`` between estimates of the same group, 0 otherwise."""
-    g = np.asarray(list(groups), dtype=object)
-    r: np.ndarray[Any, Any] = np.where(g[:, None] == g[None, :], float(rho), 0.0)
-    np.fill_diagonal(r, 1.0)
-    return r
-
-
-def season_labels(category: Sequence[Any] | pd.Series, start: Sequence[Any] | pd.Series,
-                  *, gap_days: int = 28) -> list[str]:
-    """Label windows of one category that start within ``gap_days`` of the previous one
-    (a chain) as one season: ``category|first start``. Campaigns of one season share the
-    errors a forecast makes about that season."""
-    f = pd.DataFrame({"c": [str(x) for x in category], "s": pd.to_datetime(pd.Series(
-        list(start))).to_numpy()})
-    out = [""] * len(f)
-    for cat, g in f.groupby("c", sort=False):
-        g = g.sort_values("s")
-        first = prev = None
-        for idx, s in zip(g.index, g["s"], strict=True):
-            if prev is None or (s - prev).days > gap_days:
-                first = s
-            prev = s
-            out[int(idx)] = f"{cat}|{str(first)[:10]}"
-    return out
-
-
-def did_correlation(controls: Sequence[Sequence[str]],
-                    windows: Sequence[tuple[Any, Any]]) -> np.ndarray[Any, Any]:
-    """Correlation of DiD estimates that share control series in overlapping windows.
-
-    A DiD's error is its own series' error minus the mean of its controls'. With series
-    errors of equal variance, estimates ``i`` and ``j`` over overlapping windows correlate by
-    ``(|C_i ∩ C_j| / (|C_i| |C_j|)) / sqrt((1 + 1/|C_i|) (1 + 1/|C_j|))`` (and by 0 when
-    their windows do not overlap, or when one is the other's control it is ignored).
-
-    Parameters
-    ----------
-    controls : each estimate's control series.
-    windows : each estimate's ``(start, end)``.
-    """
-    k = len(controls)
-    sets = [set(map(str, c)) for c in controls]
-    spans = [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in windows]
-    r = np.eye(k)
-    for i in range(k):
-        for j in range(i + 1, k):
-            if not sets[i] or not sets[j]:
-                continue
-            if spans[i][0] > spans[j][1] or spans[j][0] > spans[i][1]:
-                continue
-            ni, nj = len(sets[i]), len(sets[j])
-            val = (len(sets[i] & sets[j]) / (ni * nj)) / np.sqrt((1 + 1 / ni) * (1 + 1 / nj))
-            r[i, j] = r[j, i] = val
-    return r
+def _correlated_variance(s: np.ndarray[Any, Any], ws: np.ndarray[Any, Any], tau2: float,
+                         correlation: np.ndarray[Any, Any] | None,
+                         shared: np.ndarray[Any, Any] | None) -> float:
+    """``w*ᵀ (S R S + tau² I + shared) w* / (Σ w*)²``: the variance of the pooled estimate
+    when the estimates' errors correlate (R) or share an error (``shared``)."""
+    k = int(s.size)
+    r = np.eye(k) if correlation is None else np.asarray(correlation, dtype=float)
+    if r.shape != (k, k) or not np.isfinite(r).all():
+        raise ValueError(f"correlation must be a finite {k} x {k} matrix")
+    cov = r * np.outer(s, s)
+    np.fill_diagonal(cov, s * s)
+    cov = cov + tau2 * np.eye(k)
+    if shared is not None:
+        extra = np.asarray(shared, dtype=float)
+        if extra.shape != (k, k) or not np.isfinite(extra).all():
+            raise ValueError(f"shared must be a finite {k} x {k} matrix")
+        cov = cov + extra
+    return float(ws @ cov @ ws) / float(np.sum(ws)) ** 2
 
 
 def effect_rows(frame: pd.DataFrame, *, method: EstimateMethod) -> pd.DataFrame:
@@ -454,16 +356,7 @@ def effect_rows(frame: pd.DataFrame, *, method: EstimateMethod) -> pd.DataFrame:
         f = f[f["status"] == "ok"]
     num = f[list(need[method])].apply(pd.to_numeric, errors="coerce").astype(float)
     if method == "counterfactual":
-        a = num["actual"].to_numpy()
-        centre = (pd.to_numeric(f["counterfactual_median"], errors="coerce").to_numpy(dtype=float)
-                  if "counterfactual_median" in f.columns else num["counterfactual"].to_numpy())
-        centre = np.where(np.isfinite(centre), centre, num["counterfactual"].to_numpy())
-        q_hi = np.maximum(a - num["effect_lower_95"].to_numpy(), 0.0)
-        q_lo = np.maximum(a - num["effect_upper_95"].to_numpy(), 0.0)
-        la = np.log(a + _OFFSET)
-        y = la - np.log(np.maximum(centre, 0.0) + _OFFSET)
-        se = ((la - np.log(q_lo + _OFFSET)) - (la - np.log(q_hi + _OFFSET))) / (
-            2 * _quantile(0.975, None))
+        y, se = _counterfactual_log_ratio(f, num)
         df = np.full(len(f), np.inf)
     elif method == "did":
         y = num["log_effect"].to_numpy()
@@ -482,6 +375,23 @@ def effect_rows(frame: pd.DataFrame, *, method: EstimateMethod) -> pd.DataFrame:
     out["mde"] = [minimum_detectable_effect(s, df=d if np.isfinite(d) else None)
                   for s, d in zip(out["se"], out["df"], strict=True)]
     return out
+
+
+def _counterfactual_log_ratio(f: pd.DataFrame, num: pd.DataFrame
+                              ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """``(log ratio, se)`` of counterfactual estimates: actual over the paths' median (mean
+    when absent), the se from the exact 95 % quantiles of the log ratio."""
+    a = num["actual"].to_numpy()
+    centre = (pd.to_numeric(f["counterfactual_median"], errors="coerce").to_numpy(dtype=float)
+              if "counterfactual_median" in f.columns else num["counterfactual"].to_numpy())
+    centre = np.where(np.isfinite(centre), centre, num["counterfactual"].to_numpy())
+    q_hi = np.maximum(a - num["effect_lower_95"].to_numpy(), 0.0)
+    q_lo = np.maximum(a - num["effect_upper_95"].to_numpy(), 0.0)
+    la = np.log(a + _OFFSET)
+    y = la - np.log(np.maximum(centre, 0.0) + _OFFSET)
+    se = ((la - np.log(q_lo + _OFFSET)) - (la - np.log(q_hi + _OFFSET))) / (
+        2 * _quantile(0.975, None))
+    return y, se
 
 
 def pool_effects(rows: pd.DataFrame, by: str | Sequence[str] | None = None,
