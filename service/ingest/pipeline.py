@@ -58,10 +58,8 @@ heartbeat, fingerprints, reading batches back) is :mod:`service.ingest.batches`.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, cast
 
@@ -70,7 +68,7 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import DEFAULT_TIMEZONE
-from service.errors import BadRequest, ServiceError, UnprocessableContent
+from service.errors import ServiceError, UnprocessableContent
 from service.ingest.batches import _PROCESS_TOKEN as _PROCESS_TOKEN
 from service.ingest.batches import (
     MAX_ERRORS,
@@ -81,11 +79,9 @@ from service.ingest.batches import (
     _BatchRef,
     _busy_is_503,
     _find_earlier,
-    _Hasher,
     _Heartbeat,
     _mark_failed,
     _owner,
-    _spec,
     create_batch,
     file_sha256,
     get_batch,
@@ -93,19 +89,24 @@ from service.ingest.batches import (
     records_sha256,
     recover_interrupted,
 )
+from service.ingest.jobs import (
+    ImportJob,
+    declared_coverage,
+    file_job,
+    records_job,
+    validate_job,
+)
 from service.ingest.limits import Guard, ImportLimits, Interrupted
-from service.ingest.mapping import KindSpec, normalise_header
+from service.ingest.mapping import KindSpec
 from service.ingest.publish import PublishedBatch, _add, _publish, _reference, _Totals
-from service.ingest.readers import TableReader, check_encoding_name, open_reader, records_reader
-from service.ingest.redact import is_personal_header
+from service.ingest.readers import TableReader
 from service.ingest.rows import PROBLEMS, _Processor
 from service.ingest.rows import _longer_than_each as _longer_than_each
 from service.ingest.rows import _strip_nulls as _strip_nulls
 from service.ingest.staging import _PostgresStage as _PostgresStage
 from service.ingest.staging import _SqliteStage as _SqliteStage
 from service.ingest.staging import _Stage
-from service.ingest.timestamps import DATE_ORDERS
-from service.store.summary import Coverage, parse_coverage
+from service.store.summary import Coverage
 from service.store.tables import ImportBatch, utcnow
 
 __all__ = [
@@ -120,6 +121,7 @@ __all__ = [
     "import_records",
     "file_job",
     "records_job",
+    "declared_coverage",
     "run_import",
     "queue_import",
     "create_batch",
@@ -142,50 +144,6 @@ def _engine_of(session_factory: sessionmaker[Session]) -> Engine:
 # ------------------------------------------------------------------ the import
 
 
-@dataclass
-class ImportJob:
-    """Everything an import needs besides the database: the file (opener), its options and
-    its limits."""
-
-    kind: Literal["complaints", "enforcement"]
-    opener: Callable[[Guard], TableReader]
-    filename: str | None = None
-    source: str | None = None
-    mapping: Mapping[str, str] | None = None
-    register_new: bool = False
-    tz: str = DEFAULT_TIMEZONE
-    chunk_rows: int = 50_000
-    force: bool = False
-    date_order: str | None = None
-    coverage: Coverage | None = None
-    limits: ImportLimits = field(default_factory=ImportLimits)
-    sha256: str | None = None
-    hasher: _Hasher | None = None
-    clock: Callable[[], float] = time.monotonic
-    cancel: threading.Event | None = None
-    closers: list[Any] = field(default_factory=list)
-
-    def options(self) -> dict[str, Any]:
-        out = {"register_new": self.register_new, "mapping": dict(self.mapping or {}),
-               "tz": self.tz, "chunk_rows": self.chunk_rows, "force": self.force,
-               "date_order": self.date_order}
-        if self.coverage is not None:
-            out["coverage"] = str(self.coverage)
-        return out
-
-
-def _validate(job: ImportJob) -> KindSpec:
-    spec = _spec(job.kind)
-    if job.chunk_rows < 1:
-        raise BadRequest("chunk_rows must be positive")
-    if job.date_order is not None and job.date_order not in DATE_ORDERS:
-        raise BadRequest(f"date_order must be one of {', '.join(DATE_ORDERS)}, not "
-                         f"'{job.date_order}'")
-    if job.source is not None and len(job.source.strip()) > spec.max_len["source"]:
-        raise BadRequest(f"source is longer than {spec.max_len['source']} characters")
-    return spec
-
-
 def run_import(session_factory: sessionmaker[Session], job: ImportJob,
                batch: _BatchRef | None = None) -> BatchSummary:
     """Run ``job`` into ``batch`` (a queued one) or a new batch; returns its summary.
@@ -194,7 +152,7 @@ def run_import(session_factory: sessionmaker[Session], job: ImportJob,
     ``failed`` and are raised with the batch's id in the problem (``batch_id``).
     """
     try:
-        spec = _validate(job)
+        spec = validate_job(job)
         if batch is None:
             batch = create_batch(session_factory, kind=job.kind, source=job.source,
                                  filename=job.filename, options=job.options(),
@@ -235,7 +193,7 @@ def run_import(session_factory: sessionmaker[Session], job: ImportJob,
 def queue_import(session_factory: sessionmaker[Session], job: ImportJob) -> _BatchRef:
     """Store a ``queued`` batch for ``job`` (a background import) after the checks that can
     answer at once: arguments, and the file fingerprint (409 naming the earlier batch)."""
-    _validate(job)
+    validate_job(job)
     batch = create_batch(session_factory, kind=job.kind, source=job.source,
                          filename=job.filename, options=job.options(), status="queued",
                          file_sha256=job.sha256)
@@ -307,25 +265,7 @@ def _execute(session_factory: sessionmaker[Session], job: ImportJob, spec: KindS
                             "bytes_read": reader.position(), "bytes_total": reader.size,
                             "phase": "reading"})
             _check_fingerprint(session_factory, job, batch, wait=True)
-            if totals.received == 0:
-                totals.warnings.append("the file has a header but no data rows: nothing "
-                                       "was imported")
-            if processor.truncated:
-                totals.warnings.append(
-                    f"{processor.truncated:,} texts were longer than "
-                    f"{job.limits.max_text_chars:,} characters (imports.max_text_chars) and "
-                    "were cut, with a marker")
-            totals.warnings.extend(processor.warnings)
-            if not job.force:
-                others = stage.drop_duplicates_of_other_sources()
-                if others:
-                    n = sum(k for _, _, k in others)
-                    src, bid, _ = others[0]
-                    totals.warnings.append(
-                        f"{n:,} records were already stored under another source ('{src}', "
-                        f"batch {bid or '-'}) with the same id, time, category and region; "
-                        "they were skipped as duplicates (import with --force / force=true "
-                        "to store them again)")
+            _closing_warnings(totals, processor, stage, job)
             guard.tick()
             heart.beat({"rows": totals.received, "rejected": totals.rejected,
                         "bytes_read": reader.position(), "bytes_total": reader.size,
@@ -342,6 +282,36 @@ def _execute(session_factory: sessionmaker[Session], job: ImportJob, spec: KindS
             except Exception as exc:  # the connection is discarded by the pool then
                 log.warning("import_stage_drop_failed", batch_id=batch.id,
                             error_type=type(exc).__name__)
+    return _summary(batch, spec, job, reader, totals, status, options)
+
+
+def _closing_warnings(totals: _Totals, processor: _Processor, stage: _Stage,
+                      job: ImportJob) -> None:
+    """Warnings once the file is read: no data rows, texts cut, the processor's own; and,
+    unless forced, drop the records already stored under another source (with a warning)."""
+    if totals.received == 0:
+        totals.warnings.append("the file has a header but no data rows: nothing "
+                               "was imported")
+    if processor.truncated:
+        totals.warnings.append(
+            f"{processor.truncated:,} texts were longer than "
+            f"{job.limits.max_text_chars:,} characters (imports.max_text_chars) and "
+            "were cut, with a marker")
+    totals.warnings.extend(processor.warnings)
+    if not job.force:
+        others = stage.drop_duplicates_of_other_sources()
+        if others:
+            n = sum(k for _, _, k in others)
+            src, bid, _ = others[0]
+            totals.warnings.append(
+                f"{n:,} records were already stored under another source ('{src}', "
+                f"batch {bid or '-'}) with the same id, time, category and region; "
+                "they were skipped as duplicates (import with --force / force=true "
+                "to store them again)")
+
+
+def _summary(batch: _BatchRef, spec: KindSpec, job: ImportJob, reader: TableReader,
+             totals: _Totals, status: str, options: dict[str, Any]) -> BatchSummary:
     errors = sorted(totals.errors, key=lambda e: e.row)
     return BatchSummary(
         batch_id=batch.id, kind=cast(Any, spec.kind), status=cast(Any, status),
@@ -353,43 +323,6 @@ def _execute(session_factory: sessionmaker[Session], job: ImportJob, spec: KindS
         registered_regions=list(totals.new_regions), warnings=totals.warnings,
         coverage=options.get("coverage"), started_at=batch.started_at, finished_at=utcnow(),
     )
-
-
-def _personal_unless_mapped(mapping: Mapping[str, str] | None) -> Callable[[str], bool]:
-    mapped = {normalise_header(c) for c in (mapping or {}).values()}
-    return lambda h: is_personal_header(h) and normalise_header(h) not in mapped
-
-
-def file_job(
-    *,
-    kind: Literal["complaints", "enforcement"],
-    path: Path | BinaryIO,
-    filename: str | None = None,
-    encoding: str | None = None,
-    **options: Any,
-) -> ImportJob:
-    """An :class:`ImportJob` reading ``path`` (a file, or a seekable binary stream that the
-    job closes when done); see :func:`import_file` for the options."""
-    name = filename or (Path(path).name if isinstance(path, str | Path) else None)
-    mapping = options.get("mapping")
-    chunk_rows = int(options.get("chunk_rows", 50_000))
-    limits: ImportLimits = options.get("limits") or ImportLimits()
-    if encoding is not None:
-        check_encoding_name(encoding)
-
-    def opener(guard: Guard) -> TableReader:
-        return open_reader(path, filename=name, chunk_rows=chunk_rows,
-                           skip_column=_personal_unless_mapped(mapping), limits=limits,
-                           guard=guard, encoding=encoding)
-
-    job = ImportJob(kind=kind, opener=opener, filename=name, **options)
-    if isinstance(path, str | Path):
-        if job.sha256 is None:
-            job.hasher = _Hasher(Path(path))
-            job.hasher.start()
-    elif job.sha256 is None and path.seekable():
-        job.sha256 = file_sha256(path)
-    return job
 
 
 def import_file(
@@ -484,25 +417,6 @@ def import_file(
                    force=force, date_order=date_order, limits=limits or ImportLimits(),
                    clock=clock, coverage=declared_coverage(coverage))
     return run_import(session_factory, job)
-
-
-def declared_coverage(value: str | Coverage | None) -> Coverage | None:
-    """A declared coverage ``FROM..TO`` (or None); a malformed one is a 400."""
-    try:
-        return parse_coverage(value)
-    except ServiceError as exc:
-        raise BadRequest(exc.detail) from None
-
-
-def records_job(*, kind: Literal["complaints", "enforcement"], records: list[dict[str, Any]],
-                **options: Any) -> ImportJob:
-    """An :class:`ImportJob` over records already in memory (a JSON request body)."""
-    if not isinstance(records, list):
-        raise BadRequest("records must be a list of objects")
-    chunk_rows = int(options.get("chunk_rows", 50_000))
-    options.setdefault("sha256", records_sha256(records) if records else None)
-    return ImportJob(kind=kind, opener=lambda guard: records_reader(records, chunk_rows, guard),
-                     **options)
 
 
 def import_records(
