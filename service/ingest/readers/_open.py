@@ -129,6 +129,49 @@ def _unsupported(why: str) -> UnsupportedMediaType:
     return UnsupportedMediaType(f"{why}; {ACCEPTED}", accepted=list(FORMATS))
 
 
+class _Upload:
+    """The seekable upload from where the data starts: decompressed and bounded, and reopened
+    from the start to locate an undecodable byte (the shared file put back afterwards)."""
+
+    def __init__(self, f: IO[bytes], limits: ImportLimits, *, gzipped: bool) -> None:
+        self.f, self.limits, self.gzipped = f, limits, gzipped
+        self.start = f.tell()
+
+    def decompressed(self) -> Any:
+        f, start = self.f, self.start
+        f.seek(start)
+        if not self.gzipped:
+            return BoundedReader(f, self.limits, line_limit=True)
+        gz: Any = gzip.GzipFile(fileobj=f, mode="rb")
+        return BoundedReader(gz, self.limits, compressed=lambda: f.tell() - start,
+                             line_limit=True, what="the compressed file")
+
+    def reopen(self) -> IO[bytes]:
+        pos = self.f.tell()
+        try:
+            out = self.decompressed()
+            out.line_limit = False
+            return cast(IO[bytes], Restoring(out, self.f, pos))
+        except Exception:
+            self.f.seek(pos)
+            raise
+
+
+def _format_ext(suffixes: list[str], ext: str, *, gzipped: bool) -> str:
+    """The extension that names the format: the one under ``.gz`` of a gzipped file (none for
+    a bare ``.gz``); a file named ``.gz`` that is not gzip-compressed is refused."""
+    if gzipped:
+        if len(suffixes) > 1 and ext == ".gz":
+            ext = suffixes[-2]
+            if ext in _NOT_DATA_EXT:
+                raise _unsupported(_NOT_DATA_EXT[ext])
+        elif ext == ".gz":
+            ext = ""
+    elif ext == ".gz":
+        raise UnprocessableContent("the file is named .gz but is not gzip-compressed")
+    return ext
+
+
 def _gzip_sample(decompressed: Any, closers: list[IO[Any]]) -> tuple[Any, bytes]:
     """The decompressed stream and its first :data:`SAMPLE_BYTES` (a short first read of the
     gzip stream is replayed in front of the rest)."""
@@ -186,34 +229,19 @@ def _text_format(text_sample: str, ext: str) -> tuple[str, bool]:
 def _open(f: IO[bytes], name: str, chunk_rows: int, closers: list[IO[Any]],
           skip_column: Callable[[str], bool] | None, limits: ImportLimits, guard: Guard,
           encoding: str | None) -> TableReader:
+    """Refuse, sample, settle the encoding and the format, and open the format's reader."""
     suffixes = [s for s in Path(name).suffixes if s]
     ext = suffixes[-1] if suffixes else ""
     if ext in _NOT_DATA_EXT:
         raise _unsupported(_NOT_DATA_EXT[ext])
     head = peek(f, 8)
     gzipped = head.startswith(b"\x1f\x8b")
-    start = f.tell()
-
-    def decompressed() -> Any:
-        f.seek(start)
-        if not gzipped:
-            return BoundedReader(f, limits, line_limit=True)
-        gz: Any = gzip.GzipFile(fileobj=f, mode="rb")
-        return BoundedReader(gz, limits, compressed=lambda: f.tell() - start, line_limit=True,
-                             what="the compressed file")
-
+    upload = _Upload(f, limits, gzipped=gzipped)
+    ext = _format_ext(suffixes, ext, gzipped=gzipped)
     stream: Any
     if gzipped:
-        if len(suffixes) > 1 and ext == ".gz":
-            ext = suffixes[-2]
-            if ext in _NOT_DATA_EXT:
-                raise _unsupported(_NOT_DATA_EXT[ext])
-        elif ext == ".gz":
-            ext = ""
-        stream, sample = _gzip_sample(decompressed(), closers)
+        stream, sample = _gzip_sample(upload.decompressed(), closers)
         complete = len(sample) < SAMPLE_BYTES
-    elif ext == ".gz":
-        raise UnprocessableContent("the file is named .gz but is not gzip-compressed")
     else:
         sample = peek(f, SAMPLE_BYTES)
         complete = len(sample) < SAMPLE_BYTES
@@ -227,7 +255,7 @@ def _open(f: IO[bytes], name: str, chunk_rows: int, closers: list[IO[Any]],
     text_sample = codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample)
     fmt, looks_json = _text_format(text_sample, ext)
     if not gzipped:
-        f.seek(start)
+        f.seek(upload.start)
         stream = BoundedReader(f, limits, line_limit=fmt != "json")
     elif fmt == "json":
         raw = cast(Any, stream).raw
@@ -235,16 +263,7 @@ def _open(f: IO[bytes], name: str, chunk_rows: int, closers: list[IO[Any]],
             raw = cast(Any, raw.inner).raw
         raw.line_limit = False
 
-    def reopen() -> IO[bytes]:
-        pos = f.tell()
-        try:
-            out = decompressed()
-            out.line_limit = False
-            return cast(IO[bytes], Restoring(out, f, pos))
-        except Exception:
-            f.seek(pos)
-            raise
-
+    reopen = upload.reopen
     if fmt in ("json", "jsonl"):
         text = io.TextIOWrapper(stream, encoding=encoding, newline="")
         closers.append(text)
