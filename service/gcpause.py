@@ -1,6 +1,6 @@
 """A pause of the cyclic garbage collector for bulk jobs of one process (the CLI's imports, the
 benchmarks); never used inside the API server. Standard library only, so importing it costs
-nothing (``service.cli_support`` re-exports it).
+nothing (``service.cli.support`` re-exports it).
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from service.scheduler.cli import start_embedded, stop_embedded
+        from service.scheduler.embedded import start_embedded, stop_embedded
 
         start_embedded(app)  # only when settings.scheduler.enabled (serve --with-scheduler)
         yield

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from service.scheduler.cli import scheduler
+from service.cli.scheduler import scheduler
 
 __all__: list[str] = []
 

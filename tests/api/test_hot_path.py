@@ -48,7 +48,7 @@ def test_a_run_finished_by_the_app_shows_at_once(
 ) -> None:
     """The newest finished run is remembered (``LATEST_RUN_TTL``); a run that ends in the
     app's executor drops the memo, so the next request serves it without waiting."""
-    import service.forecasting as forecasting
+    import service.forecasting.executor as executor
 
     client, keys = api
     app: Any = client.app
@@ -63,7 +63,7 @@ def test_a_run_finished_by_the_app_shows_at_once(
         new.append(seed_run(session_factory)[0])  # a newer finished run
         return type("Run", (), {"status": "succeeded", "total": 6, "failed": 0})()
 
-    monkeypatch.setattr(forecasting, "execute_run", finish)
+    monkeypatch.setattr(executor, "execute_run", finish)  # what RunExecutor calls
     assert client.get(f"/v1/series/{series[0]}/forecast", headers=read).json()["run_id"] \
         == old_run
     app.state.run_executor.submit("queued-run")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from service.audit import list_entries
-from service.campaigns.cli import campaigns_app, plan, plan_summary
+from service.cli.campaigns import campaigns_app, plan, plan_summary
 from service.config import Settings
 from tests.campaigns.conftest import P, add_run
 

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from service.campaigns.tables import Campaign
+from service.cli.evaluation import evaluate
 from service.config import Settings
 from service.evaluation import mask_sent_campaigns
-from service.evaluation_cli import evaluate
 from service.forecasting import create_run, execute_run
 from service.store.series import daily_frame
 from service.store.tables import SeriesIssue

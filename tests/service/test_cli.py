@@ -236,7 +236,7 @@ def test_cli_logs_quiet_human_and_on_stderr(env: Path) -> None:
     on stderr, and an explicit FOREWARN_LOG_JSON=true still gives JSON lines."""
     import os
 
-    from service.cli_support import cli_log_options, set_verbosity
+    from service.cli.support import cli_log_options, set_verbosity
     from service.config import Settings
 
     os.environ.pop("FOREWARN_LOG_JSON", None)

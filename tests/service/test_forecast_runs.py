@@ -204,7 +204,7 @@ def test_api_run_lifecycle(api: tuple[TestClient, dict[str, str]]) -> None:
 
 
 def test_second_run_warm_starts_from_registry(seeded: Engine, settings: Settings) -> None:
-    from service.forecasting import _warm_start
+    from service.forecasting.runs import _warm_start
 
     factory = make_sessionmaker(seeded)
     with factory() as s:

@@ -1,44 +1,26 @@
 """Operator commands: ``forewarn recipients …``, ``forewarn dispatches list`` and
-``forewarn dispatch run-once``.
-
-Wire-up (in ``service/cli.py``)::
-
-    from service.operator_cli import dispatch_app, dispatches_app, recipients_app
-    app.add_typer(recipients_app, name="recipients")
-"""
+``forewarn dispatch run-once``."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 import typer
 
-from service.cli_support import cli_session, cli_settings, command_group, echo_json
+from service.cli.support import (
+    cli_actor,
+    cli_session,
+    cli_settings,
+    command_group,
+    echo_json,
+    local_time,
+)
 
-__all__ = ["recipients_app", "dispatches_app", "dispatch_app", "local_time"]
+__all__ = ["recipients_app", "dispatches_app", "dispatch_app"]
 
 recipients_app = command_group("Recipients of reminders: department webhooks, e-mail contacts.")
 dispatches_app = command_group("Deliveries in the outbox.")
 dispatch_app = command_group("Send due deliveries now.")
-
-
-def _actor() -> str:
-    from service.campaigns.cli import cli_actor
-
-    return cli_actor()
-
-
-def local_time(value: dt.datetime | None, tz: str) -> str:
-    """``YYYY-MM-DD HH:MM +08:00`` in the deployment's zone (``never`` for None)."""
-    if value is None:
-        return "never"
-    from zoneinfo import ZoneInfo
-
-    from service.store.base import as_utc  # lazily: --help must not load SQLAlchemy
-
-    return as_utc(value).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %z").replace(
-        " +0800", " +08:00")
 
 
 def _row(r: Any) -> dict[str, Any]:
@@ -77,7 +59,7 @@ def recipients_add(
     settings = cli_settings()
     with cli_session(settings) as session:
         row, secret = register_recipient(
-            session=session, settings=settings, actor=_actor(), name=name, kind=kind,
+            session=session, settings=settings, actor=cli_actor(), name=name, kind=kind,
             region=region, categories=category or [], sectors=sector or [],
             may_contact=may_contact, webhook_url=webhook, email=email)
     typer.echo(f"recipient {row.id} registered ({', '.join(_row(row)['channels']) or 'no '}"
@@ -121,7 +103,7 @@ def recipients_disable(recipient_id: str, reason: Annotated[str | None, typer.Op
     from service.campaigns.recipients import disable_recipient
 
     with cli_session(cli_settings()) as session:
-        row = disable_recipient(session=session, actor=_actor(), recipient_id=recipient_id,
+        row = disable_recipient(session=session, actor=cli_actor(), recipient_id=recipient_id,
                                 reason=reason)
     typer.echo(f"recipient {row.id} disabled")
 
@@ -135,7 +117,7 @@ def recipients_rotate(recipient_id: str, grace_hours: Annotated[float, typer.Opt
 
     settings = cli_settings()
     with cli_session(settings) as session:
-        _, secret = rotate_webhook_secret(session=session, actor=_actor(),
+        _, secret = rotate_webhook_secret(session=session, actor=cli_actor(),
                                           recipient_id=recipient_id, grace_hours=grace_hours)
     typer.echo(f"new webhook signing secret (shown once): {secret}")
     typer.echo(f"the previous secret keeps signing for {grace_hours:g} h", err=True)
@@ -195,7 +177,7 @@ def dispatch_run_once(
     channels = load_channels(settings)
     try:
         scheduled = schedule_approved(session_factory=factory, settings=settings,
-                                      actor=_actor())
+                                      actor=cli_actor())
         d = Dispatcher(session_factory=factory, settings=settings, channels=channels,
                        hooks=CampaignHooks())
         stats = d.run(statuses=("pending", "retrying") if retry else ("pending",))

@@ -1,4 +1,5 @@
-"""What every ``forewarn`` command needs: settings, a migrated session, JSON output, dates.
+"""What every ``forewarn`` command needs: settings, a migrated session, JSON output, dates,
+the actor and local times.
 
 Start-up matters here (``forewarn --help`` must answer in well under half a second): this
 module and the command modules import only ``typer`` at module level; settings, SQLAlchemy,
@@ -13,6 +14,7 @@ logs JSON lines (its logging is configured by :mod:`service.api.main`).
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
     from service.config import Settings
 
 __all__ = ["command_group", "cli_settings", "cli_session", "echo_json", "parse_date",
-           "set_verbosity", "cli_log_options", "paused_gc"]
+           "set_verbosity", "cli_log_options", "paused_gc", "cli_actor", "local_time"]
+
 
 def command_group(help: str) -> typer.Typer:
     """A ``typer.Typer`` for a command group: plain click help (no rich import, which alone
@@ -105,3 +108,24 @@ def parse_date(value: str | None, name: str) -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError as exc:
         raise typer.BadParameter(f"{name} must be YYYY-MM-DD") from exc
+
+
+def cli_actor() -> str:
+    """The actor recorded for what a command changes: ``cli:<login name>``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}"[:100]
+
+
+def local_time(value: dt.datetime | None, tz: str) -> str:
+    """``YYYY-MM-DD HH:MM +08:00`` in the deployment's zone (``never`` for None)."""
+    if value is None:
+        return "never"
+    from zoneinfo import ZoneInfo
+
+    from service.store.base import as_utc  # lazily: --help must not load SQLAlchemy
+
+    return as_utc(value).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %z").replace(
+        " +0800", " +08:00")

@@ -1,10 +1,4 @@
-"""``forewarn evaluate``: a campaign's effect, or the guidance-work scorecard.
-
-Wire-up (in ``service/cli.py``)::
-
-    from service.evaluation_cli import evaluate
-    app.command("evaluate")(evaluate)
-"""
+"""``forewarn evaluate``: a campaign's effect, or the guidance-work scorecard."""
 
 from __future__ import annotations
 
@@ -12,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from service.cli_support import cli_session, cli_settings, echo_json, parse_date
+from service.cli.support import cli_session, cli_settings, echo_json, parse_date
 
 __all__ = ["evaluate"]
 

@@ -1,22 +1,16 @@
 """Command-line access to campaigns: ``forewarn plan`` and ``forewarn campaigns …``.
 
-Wire-up (in ``service/cli.py``)::
-
-    from service.campaigns.cli import campaigns_app, plan
-    app.add_typer(campaigns_app, name="campaigns")
-    app.command("plan")(plan)
-
 The actor recorded for approvals and cancellations is ``cli:<login name>``.
 """
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated, Any
 
 import typer
 
-from service.cli_support import (
+from service.cli.support import (
+    cli_actor,
     cli_session,
     cli_settings,
     command_group,
@@ -24,7 +18,7 @@ from service.cli_support import (
     parse_date,
 )
 
-__all__ = ["campaigns_app", "plan", "plan_summary", "cli_actor"]
+__all__ = ["campaigns_app", "plan", "plan_summary"]
 
 campaigns_app = command_group("Reminder campaigns (执法事项提示).")
 
@@ -33,14 +27,6 @@ _PLAN_JSON = Annotated[bool, typer.Option(
 _LIST_JSON = Annotated[bool, typer.Option("--json", help="Print the campaigns as JSON")]
 _SHOW_JSON = Annotated[bool, typer.Option(
     "--json", help="Print the campaign and its rendered message as JSON")]
-
-
-def cli_actor() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"cli:{user}"[:100]
 
 
 def plan_summary(result: dict[str, Any]) -> list[str]:

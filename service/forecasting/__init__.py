@@ -1,0 +1,40 @@
+"""Forecast runs: record, execute (through ``models.runner``), store, and query results.
+
+One module per concern, the public names re-exported here:
+
+* ``runs`` -- :func:`create_run` records a queued run, :func:`execute_run` runs it (the
+  daily frame cut at the run's ``train_until``, fits and the decision backtest through
+  ``models.runner``, peak windows at the decided thresholds);
+* ``storing`` -- writes a finished run's points, weeks, peaks, issues and fitted models in
+  one transaction and finishes the run row;
+* ``queries`` -- the newest finished run, a run by id, one series' forecast, peak windows;
+* ``executor`` -- :class:`RunExecutor`, the API process's background runner.
+
+Workers get frames, never sessions.
+"""
+
+from __future__ import annotations
+
+from service.forecasting.executor import RunExecutor
+from service.forecasting.queries import (
+    FINISHED,
+    get_run,
+    latest_run,
+    list_peaks,
+    peaks_query,
+    series_forecast,
+)
+from service.forecasting.runs import QUEUE_STALE, create_run, execute_run
+
+__all__ = [
+    "create_run",
+    "execute_run",
+    "latest_run",
+    "get_run",
+    "series_forecast",
+    "list_peaks",
+    "peaks_query",
+    "FINISHED",
+    "QUEUE_STALE",
+    "RunExecutor",
+]
