@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest pg browser-deps fonts install install-dev clean bench \
+.PHONY: run test lint typecheck pytest pg redis browser-deps fonts install install-dev clean bench \
 	notebooks
 
 $(PY):
@@ -41,6 +41,17 @@ pg:
 	   for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done)
 	@pg_isready -h 127.0.0.1 -p 5432
 
+## redis: make sure a local Redis (127.0.0.1:6379) is up (the shared rate-limit test uses it)
+redis:
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
+	  ((command -v redis-server >/dev/null 2>&1 || (apt-get update -qq && \
+	    apt-get install -y -qq --no-install-recommends redis-server)) && \
+	   redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no \
+	     >/dev/null && \
+	   for i in $$(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; \
+	     sleep 1; done)
+	@redis-cli -h 127.0.0.1 -p 6379 ping
+
 ## lint: ruff, and the import directions of docs/architecture.md (import-linter contracts)
 lint: install-dev
 	$(BIN)/ruff check .
@@ -69,7 +80,7 @@ $(VENV)/.installed-notebooks: pyproject.toml | $(PY)
 notebooks: $(VENV)/.installed-notebooks
 	cd notebooks && ../$(BIN)/jupyter lab
 
-pytest: install-dev pg browser-deps
+pytest: install-dev pg redis browser-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## test: lint, type-check and the whole test suite (PostgreSQL started if needed)

@@ -53,6 +53,14 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = 200 * 1024 * 1024
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = 600
+    rate_limit_storage: str = Field(
+        "memory://", pattern=r"^(memory|redis|rediss|unix)://",
+        description="Where the rate-limit counts live: memory:// in each API process; a Redis "
+        "URL (redis://host:6379/0) shared by every API process using it (one combined limit "
+        "per key and address)")
+    rate_limit_key_prefix: str = Field(
+        "forewarn", min_length=1, description="Starts every rate-limit counter's key (keeps "
+        "deployments sharing one Redis apart)")
     key_cache_seconds: float = 5.0  # a revoked key stops working within this time
     # overload answers 503 + Retry-After at once instead of queueing (issue 13):
     # requests in progress per process beyond this, a database connection not free within

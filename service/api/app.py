@@ -105,7 +105,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     install_problem_handlers(app)
     # outermost last: observability sees every response, including 413 and 429
     app.add_middleware(AuditMiddleware)  # innermost: sees the matched route and the key
-    app.add_middleware(RateLimitMiddleware, per_minute=settings.api.rate_limit_per_minute)
+    app.add_middleware(RateLimitMiddleware, per_minute=settings.api.rate_limit_per_minute,
+                       storage=settings.api.rate_limit_storage,
+                       key_prefix=settings.api.rate_limit_key_prefix)
     app.add_middleware(InFlightMiddleware, max_in_flight=settings.api.max_in_flight,
                        retry_after=settings.api.retry_after_seconds)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)

@@ -4,13 +4,20 @@ per-key rate limits. Pure ASGI (no BaseHTTPMiddleware) to keep the hot path chea
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
-import threading
 import time
 import uuid
 
+import redis.asyncio
 import structlog
+from limits import RateLimitItem, RateLimitItemPerMinute
+from limits.aio.storage import RedisStorage as AsyncRedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import PROBLEM_JSON
@@ -143,70 +150,129 @@ class _TooLarge(Exception):
     pass
 
 
-class RateLimitMiddleware:
-    """Token buckets per presented API key and per client address, per process.
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
-    ``per_minute`` requests a minute per key, with bursts up to the same number; a client
-    address gets ``ip_factor`` times that across all the keys it presents, so inventing key
-    prefixes does not buy a fresh allowance. Over either limit: a 429 problem with
-    ``Retry-After``. Health endpoints are not limited. Idle buckets are dropped so memory stays
-    bounded.
+#: While the rate-limit storage is unreachable, it is tried again after this many seconds.
+_STORAGE_RETRY_SECONDS = 5.0
+
+
+class RateLimitMiddleware:
+    """Moving-window rate limits per presented API key and per client address (``limits``).
+
+    At most ``per_minute`` requests in any 60 seconds per key; a client address gets
+    ``ip_factor`` times that across all the keys it presents, so inventing key prefixes does
+    not buy a fresh allowance (a request without a key counts ``ip_factor`` times against its
+    address: ``per_minute`` a minute). Over either limit: a 429 problem with ``Retry-After``
+    (seconds until the oldest counted request leaves the window). Health endpoints are not
+    limited; ``per_minute <= 0`` turns limiting off.
+
+    ``storage``: ``memory://`` counts in this process (each API process has its own limits); a
+    Redis URL (``redis://host:6379/0``, ``rediss://``, ``unix://``: redis-py's forms) counts in
+    Redis, shared by every process using it, through limits' asyncio API on redis-py so a round
+    trip never blocks the event loop. A Redis that does not answer within 0.5 s counts as
+    unreachable (the URL's ``socket_timeout`` / ``socket_connect_timeout`` override that);
+    while it is, requests are let through and it is tried again every
+    :data:`_STORAGE_RETRY_SECONDS` (logged once per outage): the limit protects the service,
+    it must not take it down. ``key_prefix`` starts every counter's key (deployments sharing
+    one Redis stay apart). The connection pool is closed at lifespan shutdown.
     """
 
-    def __init__(self, app: ASGIApp, per_minute: int, ip_factor: int = 4) -> None:
+    def __init__(self, app: ASGIApp, per_minute: int, ip_factor: int = 4,
+                 storage: str = "memory://", key_prefix: str = "forewarn") -> None:
         self.app = app
-        self.rate = per_minute / 60.0
-        self.capacity = float(per_minute)
+        self.enabled = per_minute > 0
         self.ip_factor = ip_factor
-        self.buckets: dict[str, tuple[float, float]] = {}
-        self.lock = threading.Lock()
-        self._last_sweep = time.monotonic()
-
-    def _take(self, key: str, factor: float = 1.0) -> float:
-        """0 when allowed (a token is taken), else seconds until a token is available."""
-        rate, capacity = self.rate * factor, self.capacity * factor
-        now = time.monotonic()
-        with self.lock:
-            tokens, last = self.buckets.get(key, (capacity, now))
-            tokens = min(capacity, tokens + (now - last) * rate)
-            if tokens >= 1.0:
-                self.buckets[key] = (tokens - 1.0, now)
-                return 0.0
-            self.buckets[key] = (tokens, now)
-            return (1.0 - tokens) / rate
-
-    def _sweep(self) -> None:
-        """Forget buckets idle long enough to have refilled completely."""
-        now = time.monotonic()
-        if now - self._last_sweep < 60.0:
+        self.key_prefix = key_prefix
+        self.per_key = RateLimitItemPerMinute(max(per_minute, 1))
+        self.per_ip = RateLimitItemPerMinute(max(per_minute, 1) * ip_factor)
+        self._sync: MovingWindowRateLimiter | None = None
+        self._async: AsyncMovingWindowRateLimiter | None = None
+        self._down_until: float | None = None  # monotonic time of the next storage try
+        self._pool: redis.asyncio.ConnectionPool | None = None
+        if not self.enabled:
             return
-        idle = self.ip_factor * self.capacity / self.rate
-        with self.lock:
-            self._last_sweep = now
-            for k in [k for k, (_, last) in self.buckets.items() if now - last > idle]:
-                del self.buckets[k]
+        if storage.startswith("memory://"):  # in-process: a lock and a list, a few µs
+            self._sync = MovingWindowRateLimiter(storage_from_string(storage))
+        elif storage.startswith(_REDIS_SCHEMES):
+            # our own pool (closed at shutdown), limits' asyncio Redis storage on redis-py
+            self._pool = redis.asyncio.ConnectionPool.from_url(
+                storage, socket_timeout=0.5, socket_connect_timeout=0.5)
+            self._async = AsyncMovingWindowRateLimiter(AsyncRedisStorage(
+                "async+redis://", implementation="redispy", wrap_exceptions=True,
+                connection_pool=self._pool))  # type: ignore[arg-type]  # documented option
+        else:
+            raise ValueError(f"rate limit storage: memory:// or a Redis URL "
+                             f"({', '.join(_REDIS_SCHEMES)}), not {storage.split(':')[0]}")
+
+    def _closing_at_shutdown(self, send: Send) -> Send:
+        pool = self._pool
+        assert pool is not None
+
+        async def closing(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await pool.aclose()  # the Redis connections, on the loop that opened them
+            await send(message)
+        return closing
+
+    async def _hit(self, item: RateLimitItem, ids: tuple[str, ...], cost: int) -> bool:
+        if self._sync is not None:
+            return self._sync.hit(item, self.key_prefix, *ids, cost=cost)
+        assert self._async is not None
+        return await self._async.hit(item, self.key_prefix, *ids, cost=cost)
+
+    async def _retry_after(self, item: RateLimitItem, ids: tuple[str, ...]) -> int:
+        if self._sync is not None:
+            stats = self._sync.get_window_stats(item, self.key_prefix, *ids)
+        else:
+            assert self._async is not None
+            stats = await self._async.get_window_stats(item, self.key_prefix, *ids)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    async def _over_limit(self, ip: tuple[str, ...], key: tuple[str, ...] | None) -> int:
+        """0 when the request is allowed (and counted), else seconds to wait."""
+        if not await self._hit(self.per_ip, ip, 1 if key is not None else self.ip_factor):
+            return await self._retry_after(self.per_ip, ip)
+        if key is not None and not await self._hit(self.per_key, key, 1):
+            return await self._retry_after(self.per_key, key)
+        return 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.rate <= 0 or scope["path"] in ("/healthz", "/readyz"):
+        if scope["type"] == "lifespan" and self._pool is not None:
+            await self.app(scope, receive, self._closing_at_shutdown(send))
+            return
+        if scope["type"] != "http" or not self.enabled or scope["path"] in ("/healthz",
+                                                                            "/readyz"):
             await self.app(scope, receive, send)
             return
-        self._sweep()
         client = scope.get("client")
-        ip = f"ip:{client[0] if client else '-'}"
-        key: str | None = None
+        ip = ("ip", client[0] if client else "-")
+        key: tuple[str, ...] | None = None
         for k, v in scope["headers"]:
             if k == b"x-api-key":
                 parts = v.decode("latin-1").split("_")
-                key = "key:" + (parts[1] if len(parts) > 2 and parts[0] == "fw" else parts[0])
+                # a key's public prefix; anything else by its hash: no presented secret is
+                # stored as a counter's name (in Redis)
+                key = ("key", parts[1] if len(parts) > 2 and parts[0] == "fw"
+                       else hashlib.blake2b(parts[0].encode("latin-1"),
+                                            digest_size=16).hexdigest())
                 break
-        wait = self._take(ip, self.ip_factor) if key is not None else self._take(ip)
-        if wait == 0 and key is not None:
-            wait = self._take(key)
+        wait = 0
+        if self._down_until is None or time.monotonic() >= self._down_until:
+            try:
+                wait = await self._over_limit(ip, key)
+            except StorageError as exc:  # unreachable: let requests through for a while
+                if self._down_until is None:
+                    log.warning("rate_limit_storage_unavailable",
+                                error_type=type(exc.storage_error).__name__)
+                self._down_until = time.monotonic() + _STORAGE_RETRY_SECONDS
+            else:
+                if self._down_until is not None:
+                    self._down_until = None
+                    log.info("rate_limit_storage_available")
         if wait > 0:
-            retry = str(max(1, math.ceil(wait)))
             start, body = _problem(429, "Too Many Requests",
                                    "rate limit exceeded; retry later",
-                                   [(b"retry-after", retry.encode())])
+                                   [(b"retry-after", str(wait).encode())])
             await send(start)
             await send(body)
             return

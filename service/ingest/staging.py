@@ -209,25 +209,11 @@ class _SqliteStage(_Stage):
         self.raw.execute("PRAGMA shrink_memory")
 
 
-def _copy_escape(values: list[Any]) -> list[str]:
-    out = []
-    for v in values:
-        if v is None:
-            out.append("\\N")
-        elif isinstance(v, bool):
-            out.append("t" if v else "f")
-        else:
-            s = str(v)
-            if "\\" in s or "\t" in s or "\n" in s or "\r" in s:
-                s = (s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-                     .replace("\r", "\\r"))
-            out.append(s)
-    return out
-
-
 class _PostgresStage(_Stage):
     """Session temporary tables filled with ``COPY`` (committed per chunk); one
-    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` in file order to publish."""
+    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` in file order to publish. psycopg's
+    ``Copy.write_row`` formats the rows (COPY text escaping of tabs, newlines, backslashes,
+    ``None`` as ``\\N``, ``bool`` as ``t``/``f``; its C implementation)."""
 
     def create(self) -> None:
         cols = ", ".join(f"{c} text" for c in self.columns)
@@ -237,19 +223,19 @@ class _PostgresStage(_Stage):
                         "row_number integer, field text, problem text, detail text, raw text)")
         self.raw.commit()
 
-    def prepare(self, p: _Processed) -> bytes:
+    def prepare(self, p: _Processed) -> list[tuple[Any, ...]]:
         if not p.columns["source"]:
-            return b""
-        cols = [_copy_escape(p.columns[c]) for c in self.columns]
-        return ("\n".join("\t".join(r) for r in zip(*cols, strict=True)) + "\n").encode()
+            return []
+        return list(zip(*(p.columns[c] for c in self.columns), strict=True))
 
-    def write(self, payload: bytes, rejected: list[dict[str, Any]]) -> None:
+    def write(self, payload: list[tuple[Any, ...]], rejected: list[dict[str, Any]]) -> None:
         with self.raw.cursor() as cur:
             if payload:
                 with cur.copy(f"COPY {self.rows_table} ({', '.join(self.columns)}) "
                               "FROM STDIN") as cp:
-                    cp.write(payload)
-                self.staged += payload.count(b"\n")
+                    for row in payload:
+                        cp.write_row(row)
+                self.staged += len(payload)
             if rejected:
                 cur.executemany(
                     f"INSERT INTO {self.rejected_table} (row_number, field, problem, detail, "

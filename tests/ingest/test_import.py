@@ -156,6 +156,34 @@ def test_import_records_canonical_keys(sqlite_sf: sessionmaker[Session]) -> None
     assert _complaint(sqlite_sf, "R1").source == "api"
 
 
+# What COPY's text format gives a meaning to (separators, escapes, the null marker, the end
+# marker) and multi-byte text: each value must come back exactly as it went in.
+HOSTILE = ["a\tb", "a\nb", "a\r\nb", "a\rb", "back\\slash", "\\N", "\\\\N", "\\t", "\\.",
+           "end\\", "a\\\tb", "東城區投訴：噪音", "烟花 🎆🧨 👨‍👩‍👧", "tab\tnew\nline\\N"]
+
+
+def test_hostile_values_round_trip(sf: sessionmaker[Session]) -> None:
+    """Values through the staging path of both backends (PostgreSQL: COPY rows written by
+    psycopg) come back unchanged; a whole value ``\\N`` is text, a missing one is NULL."""
+    records: list[Any] = [
+        {"source": f"src{v}", "external_id": f"H{i}:{v}",
+         "received_at": "2023-03-01T08:00:00+08:00", "category": "fireworks",
+         "region": "150100", "text": v, "sector": f"<{v}>"}
+        for i, v in enumerate(HOSTILE)]
+    records.append({"source": "plain", "external_id": "\\N", "received_at": "2023-03-02",
+                    "category": "fireworks", "region": "150100"})
+    summary = import_records(session_factory=sf, kind="complaints", records=records)
+    assert (summary.received, summary.inserted, summary.rejected) == (
+        len(HOSTILE) + 1, len(HOSTILE) + 1, 0), summary.errors
+    with sf() as s:
+        got = {c.external_id: (c.source, c.text, c.sector) for c in s.scalars(select(Complaint))}
+    expected: dict[str, tuple[str, str | None, str | None]] = {
+        f"H{i}:{v}": (f"src{v}", v, f"<{v}>") for i, v in enumerate(HOSTILE)}
+    expected["\\N"] = ("plain", None, None)
+    assert got == expected
+    assert str(_complaint(sf, "\\N").day) == "2023-03-02"
+
+
 # ------------------------------------------------------------------ files that cannot be read
 
 

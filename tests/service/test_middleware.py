@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.types import Message, Receive, Scope, Send
 
 from service.api.app import create_app
+from service.api.middleware import RateLimitMiddleware
 from service.config import ApiSettings, Settings
 from service.db import make_engine, make_sessionmaker
 from service.errors import PROBLEM_JSON
 from service.migrate import upgrade
 from service.store.keys import create_key
+from tests.servers import free_port
 
 
-def _client(tmp_path: Path, **api: object) -> tuple[TestClient, str]:
+def _settings(tmp_path: Path, **api: object) -> tuple[Settings, str]:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     engine = make_engine(url)
     upgrade(engine)
@@ -24,6 +29,11 @@ def _client(tmp_path: Path, **api: object) -> tuple[TestClient, str]:
         _, key = create_key(session=s, name="t", scopes=["read"])
     engine.dispose()
     settings = Settings(_env_file=None, database_url=url, api=ApiSettings.model_validate(api))
+    return settings, key
+
+
+def _client(tmp_path: Path, **api: object) -> tuple[TestClient, str]:
+    settings, key = _settings(tmp_path, **api)
     return TestClient(create_app(settings)), key
 
 
@@ -112,3 +122,97 @@ def test_inventing_key_prefixes_does_not_escape_the_rate_limit(tmp_path: Path) -
                  for i in range(10)]
     assert codes[:8] == [401] * 8
     assert codes[8:] == [429, 429]
+
+
+def test_a_request_without_a_key_counts_against_its_address(tmp_path: Path) -> None:
+    c, key = _client(tmp_path, rate_limit_per_minute=2)
+    with c:
+        # without a key: per_minute a minute per address (each counts 4 × against its 8)
+        codes = [c.get("/v1/series").status_code for _ in range(3)]
+        # the address's allowance is used up, whatever key comes next
+        keyed = c.get("/v1/series", headers={"X-API-Key": key})
+    assert codes == [401, 401, 429]
+    assert keyed.status_code == 429 and 1 <= int(keyed.headers["retry-after"]) <= 60
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own in the local Redis (its keys deleted afterwards);
+    skips if that Redis is not reachable."""
+    import redis
+
+    r = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        r.ping()
+    except redis.RedisError as exc:
+        r.close()
+        pytest.skip(f"Redis at 127.0.0.1:6379 is not reachable ({type(exc).__name__})")
+    prefix = f"fwtest-{uuid.uuid4().hex}"
+    yield prefix
+    for k in r.scan_iter(f"LIMITS:LIMITER/{prefix}/*"):
+        r.delete(k)
+    r.close()
+
+
+def _two_apps(tmp_path: Path, **api: object) -> tuple[TestClient, TestClient, str]:
+    """Two API apps (as two processes would be) on one database, with the same settings."""
+    settings, key = _settings(tmp_path, **api)
+    return TestClient(create_app(settings)), TestClient(create_app(settings)), key
+
+
+@pytest.mark.parametrize("storage", ["memory", "redis"])
+def test_rate_limit_storage_shared_or_per_process(tmp_path: Path, storage: str,
+                                                  request: pytest.FixtureRequest) -> None:
+    """Two app instances: with a Redis storage one combined limit holds across them; with
+    the memory storage each keeps its own."""
+    api: dict[str, object] = {"rate_limit_per_minute": 3}
+    if storage == "redis":
+        api |= {"rate_limit_storage": REDIS_URL,
+                "rate_limit_key_prefix": request.getfixturevalue("redis_prefix")}
+    a, b, key = _two_apps(tmp_path, **api)
+    h = {"X-API-Key": key}
+    with a, b:
+        codes = [(a if i % 2 == 0 else b).get("/v1/series", headers=h).status_code
+                 for i in range(8)]
+        last = b.get("/v1/series", headers=h)
+    if storage == "redis":  # 3 in all, whichever process answers
+        assert codes == [200, 200, 200, 429, 429, 429, 429, 429]
+        assert last.status_code == 429 and last.headers["content-type"] == PROBLEM_JSON
+        assert 1 <= int(last.headers["retry-after"]) <= 60
+        assert last.json()["status"] == 429
+    else:  # 3 per process
+        assert codes == [200, 200, 200, 200, 200, 200, 429, 429]
+
+
+async def _ok(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def test_unreachable_rate_limit_storage_lets_requests_through() -> None:
+    """Nothing listens on the storage's port: requests pass (the limit is not enforced) and
+    the storage is not tried again on every request."""
+    mw = RateLimitMiddleware(_ok, per_minute=1,
+                             storage=f"redis://127.0.0.1:{free_port()}/0")
+
+    async def call() -> int:
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        await mw({"type": "http", "path": "/v1/series", "headers": [],
+                  "client": ("192.0.2.1", 1)}, receive, send)
+        return int(sent[0]["status"])
+
+    async def three() -> list[int]:
+        return [await call() for _ in range(3)]
+
+    assert asyncio.run(three()) == [200, 200, 200]
+    assert mw._down_until is not None  # the next try waits
