@@ -53,7 +53,7 @@ def fast_settings(base: Settings, tmp_path: Path, **scheduler: Any) -> Settings:
 
 
 def env_for(settings: Settings) -> dict[str, str]:
-    """Environment for a ``python -m service.scheduler`` child with ``settings``' values."""
+    """Environment for a ``python -m service.cli scheduler`` child with ``settings``' values."""
     s, d = settings.scheduler, settings.dispatch
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}
     env.update({
@@ -91,7 +91,7 @@ class Procs:
 
     def start(self, settings: Settings, name: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp_path / f"{name}.log", "wb")  # noqa: SIM115
-        p = subprocess.Popen([sys.executable, "-m", "service.scheduler"],
+        p = subprocess.Popen([sys.executable, "-m", "service.cli", "scheduler"],
                              cwd=self.tmp_path, env=env_for(settings), stdout=log, stderr=log)
         log.close()
         self.procs.append(p)
