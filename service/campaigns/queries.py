@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.campaigns.lifecycle import render_message
@@ -16,7 +16,7 @@ from service.campaigns.status import PUBLISHED, STATUSES
 from service.campaigns.tables import Campaign
 from service.config import Settings
 from service.errors import UnprocessableContent
-from service.store.pagination import decode_cursor, keyset_after, page_of
+from service.store.pagination import keyset_after, keyset_page, where_given
 from service.store.tables import Category, Peak, Region
 
 __all__ = ["get_campaign", "campaign_peak", "list_campaigns", "public_reminders"]
@@ -54,19 +54,11 @@ def list_campaigns(
     stmt = select(Campaign)
     if statuses:
         stmt = stmt.where(Campaign.status.in_(statuses))
-    if category:
-        stmt = stmt.where(Campaign.category == category)
-    if region:
-        stmt = stmt.where(Campaign.region == region)
-    if date_from:
-        stmt = stmt.where(Campaign.send_date >= date_from)
-    if date_to:
-        stmt = stmt.where(Campaign.send_date <= date_to)
-    order = [(Campaign.send_date, False), (Campaign.id, False)]
-    if cursor:
-        stmt = stmt.where(keyset_after(order, decode_cursor(cursor, (dt.date, str))))
-    rows = list(session.scalars(stmt.order_by(Campaign.send_date, Campaign.id).limit(limit + 1)))
-    return page_of(rows, limit, lambda c: (c.send_date, c.id))
+    stmt = where_given(stmt, (Campaign.category, "==", category),
+                       (Campaign.region, "==", region), (Campaign.send_date, ">=", date_from),
+                       (Campaign.send_date, "<=", date_to))
+    return keyset_page(session, stmt, ((Campaign.send_date, False), (Campaign.id, False)),
+                       types=(dt.date, str), cursor=cursor, limit=limit)
 
 
 def public_reminders(
@@ -91,17 +83,12 @@ def public_reminders(
     today = today or local_today(settings)
     stmt = select(Campaign).where(Campaign.status.in_(PUBLISHED), Campaign.public.is_(True),
                                   Campaign.send_date <= today)
-    if category:
-        stmt = stmt.where(Campaign.category == category)
-    if region:
-        stmt = stmt.where(Campaign.region == region)
-    if date_from:
-        stmt = stmt.where(Campaign.window_end >= date_from)
-    if date_to:
-        stmt = stmt.where(Campaign.window_start <= date_to)
+    stmt = where_given(stmt, (Campaign.category, "==", category),
+                       (Campaign.region, "==", region), (Campaign.window_end, ">=", date_from),
+                       (Campaign.window_start, "<=", date_to))
     if after is not None:
-        stmt = stmt.where(or_(Campaign.window_start > after[0],
-                              and_(Campaign.window_start == after[0], Campaign.id > after[1])))
+        stmt = stmt.where(keyset_after(((Campaign.window_start, False), (Campaign.id, False)),
+                                       after))
     rows = session.scalars(stmt.order_by(Campaign.window_start, Campaign.id).limit(limit))
     cats = {c.code: c for c in session.scalars(select(Category))}
     regs = {r.code: r for r in session.scalars(select(Region))}

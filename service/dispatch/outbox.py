@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.dispatch.tables import STATUSES, Outbox
 from service.errors import Conflict, NotFound, UnprocessableContent
 from service.store.base import utcnow
-from service.store.pagination import decode_cursor, page_of
+from service.store.pagination import keyset_page, where_given
 
 __all__ = [
     "ClaimedRow",
@@ -310,16 +310,9 @@ def list_dispatches(*, session: Session, campaign: str | None = None,
     """Rows by id (oldest first) after ``cursor``; returns the page and the next cursor."""
     if status is not None and status not in STATUSES:
         raise UnprocessableContent(f"status must be one of {', '.join(STATUSES)}")
-    stmt = select(Outbox)
-    if campaign:
-        stmt = stmt.where(Outbox.campaign_id == campaign)
-    if status:
-        stmt = stmt.where(Outbox.status == status)
-    if channel:
-        stmt = stmt.where(Outbox.channel == channel)
-    if cursor:
-        stmt = stmt.where(Outbox.id > decode_cursor(cursor, (int,))[0])
-    rows = list(session.scalars(stmt.order_by(Outbox.id).limit(limit + 1)))
-    return page_of(rows, limit, lambda r: (r.id,))
+    stmt = where_given(select(Outbox), (Outbox.campaign_id, "==", campaign),
+                       (Outbox.status, "==", status), (Outbox.channel, "==", channel))
+    return keyset_page(session, stmt, ((Outbox.id, False),), types=(int,), cursor=cursor,
+                       limit=limit)
 
 

@@ -13,7 +13,12 @@ Two ways to apply it:
 * :func:`keyset_after` -- a SQL ``WHERE`` for a multi-column order with mixed directions
   (``(a > x) OR (a = x AND b < y) OR ...``), used with ``ORDER BY`` the same columns and
   ``LIMIT limit + 1``; :func:`page_of` then cuts the page and encodes the next cursor.
+* :func:`keyset_page` -- both at once for a ``SELECT`` of ORM rows: the ``WHERE`` after the
+  cursor, ``ORDER BY`` and ``LIMIT``, the page and its next cursor (the key read off the rows).
 * :func:`paginate_sorted` -- for small lists computed in Python (e.g. the series list).
+
+:func:`where_given` adds the optional filters of a list (``column <op> value`` for each value
+given) to its statement.
 """
 
 from __future__ import annotations
@@ -21,20 +26,22 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import operator
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import and_, false, or_
-from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy import Select, and_, false, or_
+from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from service.errors import UnprocessableContent
 from service.store.base import as_utc
 
 __all__ = ["KeyValue", "InvalidCursor", "encode_cursor", "decode_cursor", "keyset_after",
-           "page_of", "paginate_sorted"]
+           "page_of", "keyset_page", "paginate_sorted", "where_given"]
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Select[Any])
 KeyValue = str | int | float | bool | dt.date | None
 
 _CURSOR_MESSAGE = ("the cursor is not one this API returned (pass `next_cursor` of the "
@@ -130,3 +137,39 @@ def paginate_sorted(items: Sequence[T], *, key: Callable[[T], Sequence[KeyValue]
         after = tuple(decode_cursor(cursor, types))
         rest = [it for it in items if tuple(key(it)) > after]
     return page_of(rest[: limit + 1], limit, key)
+
+
+def keyset_page(session: Session, stmt: Select[T],
+                order: Sequence[tuple[QueryableAttribute[Any], bool]], *,
+                types: Sequence[type], cursor: str | None, limit: int
+                ) -> tuple[list[T], str | None]:
+    """Page of the ORM rows ``stmt`` selects, in ``order`` (``[(column, descending), ...]``,
+    the last column unique) after ``cursor`` (decoded as ``types``), and the next cursor.
+
+    The next cursor holds the last row's values of the ``order`` columns (datetimes as UTC).
+    """
+    if cursor:
+        stmt = stmt.where(keyset_after(order, decode_cursor(cursor, types)))
+    stmt = stmt.order_by(*(col.desc() if desc else col.asc() for col, desc in order))
+    rows = list(session.scalars(stmt.limit(limit + 1)))
+    return page_of(rows, limit, lambda row: [_key_value(getattr(row, col.key))
+                                             for col, _ in order])
+
+
+def _key_value(value: Any) -> Any:
+    return as_utc(value) if isinstance(value, dt.datetime) else value
+
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq, ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+}
+
+
+def where_given(stmt: S, *tests: tuple[QueryableAttribute[Any],
+                                       Literal["==", ">", ">=", "<", "<="], Any]) -> S:
+    """``stmt`` with ``WHERE column <op> value`` for each ``(column, op, value)`` whose value
+    is given (neither None nor empty nor false): the optional filters of a list."""
+    for column, op, value in tests:
+        if value:
+            stmt = stmt.where(_OPS[op](column, value))
+    return stmt

@@ -5,7 +5,7 @@ cursor-paginated). One batch or run in detail: ``/v1/import-batches/{id}``,
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,13 +17,11 @@ from service.api.pagination import (
     PAGINATION_RESPONSES,
     CursorQuery,
     LimitQuery,
-    decode_cursor,
-    keyset_after,
-    page_of,
 )
 from service.api.problems import PROBLEM_RESPONSES
 from service.api.schema_types import UtcDatetime
 from service.store.base import as_utc
+from service.store.pagination import keyset_page, where_given
 from service.store.tables import ForecastRun, ImportBatch
 
 __all__ = ["router"]
@@ -108,23 +106,11 @@ def get_import_batches(
     """Every import with its counts (received, inserted, duplicates, rejected) and status,
     newest first. Needs the ``read`` scope."""
     b = ImportBatch
-    stmt = select(b)
-    if kind:
-        stmt = stmt.where(b.kind == kind)
-    if status:
-        stmt = stmt.where(b.status == status)
-    if source:
-        stmt = stmt.where(b.source == source)
-    if with_rejections:
-        stmt = stmt.where(b.rejected > 0)
-    if since:
-        stmt = stmt.where(b.started_at >= as_utc(since))
-    order = ((b.started_at, True), (b.id, True))
-    if cursor:
-        stmt = stmt.where(keyset_after(order, decode_cursor(cursor, (dt.datetime, str))))
-    rows = list(session.scalars(stmt.order_by(b.started_at.desc(), b.id.desc())
-                                .limit(limit + 1)))
-    page, nxt = page_of(rows, limit, lambda r: (as_utc(r.started_at), r.id))
+    stmt = where_given(select(b), (b.kind, "==", kind), (b.status, "==", status),
+                       (b.source, "==", source), (b.rejected, ">", 0 if with_rejections else None),
+                       (b.started_at, ">=", as_utc(since) if since else None))
+    page, nxt = keyset_page(session, stmt, ((b.started_at, True), (b.id, True)),
+                            types=(dt.datetime, str), cursor=cursor, limit=limit)
     return ImportBatchList(items=[ImportBatchItem.model_validate(r) for r in page],
                            next_cursor=nxt)
 
@@ -144,18 +130,10 @@ def get_forecast_runs(
     """Runs with their status, progress, data cut-off and timings, newest first. Needs the
     ``read`` scope."""
     r = ForecastRun
-    stmt = select(r)
-    if status:
-        stmt = stmt.where(r.status == status)
-    if requested_by:
-        stmt = stmt.where(r.requested_by == requested_by)
-    if since:
-        stmt = stmt.where(r.created_at >= as_utc(since))
-    order: Any = ((r.created_at, True), (r.id, True))
-    if cursor:
-        stmt = stmt.where(keyset_after(order, decode_cursor(cursor, (dt.datetime, str))))
-    rows = list(session.scalars(stmt.order_by(r.created_at.desc(), r.id.desc())
-                                .limit(limit + 1)))
-    page, nxt = page_of(rows, limit, lambda x: (as_utc(x.created_at), x.id))
+    stmt = where_given(select(r), (r.status, "==", status),
+                       (r.requested_by, "==", requested_by),
+                       (r.created_at, ">=", as_utc(since) if since else None))
+    page, nxt = keyset_page(session, stmt, ((r.created_at, True), (r.id, True)),
+                            types=(dt.datetime, str), cursor=cursor, limit=limit)
     return ForecastRunList(items=[ForecastRunItem.model_validate(x) for x in page],
                            next_cursor=nxt)

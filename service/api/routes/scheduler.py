@@ -16,7 +16,7 @@ from service.scheduler.leadership import leader_alive
 from service.scheduler.runner import job_specs
 from service.scheduler.tables import ApschedulerJob, JobRun, SchedulerLease
 from service.store.base import as_utc
-from service.store.pagination import decode_cursor, page_of
+from service.store.pagination import keyset_page, where_given
 
 __all__ = ["router"]
 
@@ -142,13 +142,8 @@ def get_runs(
 ) -> RunList:
     """Every recorded run of a scheduler job with its outcome (running, executed, error,
     missed), error text and JSON result. Needs the ``read`` scope."""
-    stmt = select(JobRun)
-    if job:
-        stmt = stmt.where(JobRun.job_id == job)
-    if outcome:
-        stmt = stmt.where(JobRun.outcome == outcome)
-    if cursor:
-        stmt = stmt.where(JobRun.id < decode_cursor(cursor, (int,))[0])
-    rows = list(session.scalars(stmt.order_by(JobRun.id.desc()).limit(limit + 1)))
-    page, nxt = page_of(rows, limit, lambda r: (r.id,))
+    stmt = where_given(select(JobRun), (JobRun.job_id, "==", job),
+                       (JobRun.outcome, "==", outcome))
+    page, nxt = keyset_page(session, stmt, ((JobRun.id, True),), types=(int,), cursor=cursor,
+                            limit=limit)
     return RunList(items=[JobRunPublic.model_validate(r) for r in page], next_cursor=nxt)
