@@ -16,9 +16,13 @@ Exception tree::
     ├── TooManyRequests (429)
     ├── Overloaded (503, Retry-After)
     │   └── DatabaseBusy (503, Retry-After)
-    └── ChannelUnavailable (503)
+    ├── ChannelUnavailable (503)
+    └── AssetMissing (503)
 
-One handler on :class:`ServiceError` turns every subclass into ``application/problem+json``.
+Each class states its status, title and code as class keywords
+(``class NotFound(ServiceError, status=404, title="Not Found", code="not-found")``); a subclass
+inherits what it does not state. One handler on :class:`ServiceError` turns every subclass into
+``application/problem+json``.
 Each class has a stable ``type`` (``urn:forewarn:problem:<code>``) that clients can rely on;
 the ``title`` and ``detail`` are translated for clients that ask for Chinese
 (:mod:`service.api.i18n`). :class:`UnknownFilterValue` names the parameter, the value and
@@ -27,6 +31,8 @@ where the known values are listed.
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any, ClassVar
 
 __all__ = [
@@ -47,6 +53,8 @@ __all__ = [
     "Overloaded",
     "DatabaseBusy",
     "ChannelUnavailable",
+    "AssetMissing",
+    "installed_package_dir",
 ]
 
 PROBLEM_JSON = "application/problem+json"
@@ -58,7 +66,17 @@ class ServiceError(Exception):
 
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal Server Error"
-    type: ClassVar[str] = "urn:forewarn:problem:internal-error"
+    type: ClassVar[str] = PROBLEM_TYPE_PREFIX + "internal-error"
+
+    def __init_subclass__(cls, *, status: int | None = None, title: str | None = None,
+                          code: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if title is not None:
+            cls.title = title
+        if code is not None:
+            cls.type = PROBLEM_TYPE_PREFIX + code
 
     def __init__(self, detail: str, **extensions: Any) -> None:
         super().__init__(detail)
@@ -79,105 +97,102 @@ class ServiceError(Exception):
         return body
 
 
-class BadRequest(ServiceError):
-    status = 400
-    title = "Bad Request"
-    type = "urn:forewarn:problem:bad-request"
+class BadRequest(ServiceError, status=400, title="Bad Request", code="bad-request"):
+    """A malformed request (e.g. a body that is not valid JSON)."""
 
 
-class Unauthorized(ServiceError):
-    status = 401
-    title = "Unauthorized"
-    type = "urn:forewarn:problem:unauthorized"
+class Unauthorized(ServiceError, status=401, title="Unauthorized", code="unauthorized"):
+    """No API key or an unknown one; the answer names the ``X-API-Key`` header."""
 
     def __init__(self, detail: str, **extensions: Any) -> None:
         super().__init__(detail, **extensions)
         self.headers["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
 
 
-class Forbidden(ServiceError):
-    status = 403
-    title = "Forbidden"
-    type = "urn:forewarn:problem:forbidden"
+class Forbidden(ServiceError, status=403, title="Forbidden", code="forbidden"):
+    """The API key lacks the scope the operation needs."""
 
 
-class NotFound(ServiceError):
-    status = 404
-    title = "Not Found"
-    type = "urn:forewarn:problem:not-found"
+class NotFound(ServiceError, status=404, title="Not Found", code="not-found"):
+    """No such resource."""
 
 
-class Conflict(ServiceError):
-    status = 409
-    title = "Conflict"
-    type = "urn:forewarn:problem:conflict"
+class Conflict(ServiceError, status=409, title="Conflict", code="conflict"):
+    """The resource's state does not allow the operation (e.g. a sent campaign cancelled)."""
 
 
-class PayloadTooLarge(ServiceError):
-    status = 413
-    title = "Content Too Large"
-    type = "urn:forewarn:problem:payload-too-large"
+class PayloadTooLarge(ServiceError, status=413, title="Content Too Large",
+                      code="payload-too-large"):
+    """A request body over the configured maximum."""
 
 
-class UnsupportedMediaType(ServiceError):
-    status = 415
-    title = "Unsupported Media Type"
-    type = "urn:forewarn:problem:unsupported-media-type"
+class UnsupportedMediaType(ServiceError, status=415, title="Unsupported Media Type",
+                           code="unsupported-media-type"):
+    """A request body of a media type the operation does not take."""
 
 
-class UnprocessableContent(ServiceError):
-    status = 422
-    title = "Unprocessable Content"
-    type = "urn:forewarn:problem:unprocessable-content"
+class UnprocessableContent(ServiceError, status=422, title="Unprocessable Content",
+                           code="unprocessable-content"):
+    """Parameters or a body the service cannot act on."""
 
 
-class InsufficientHistory(UnprocessableContent):
-    title = "Insufficient History"
-    type = "urn:forewarn:problem:insufficient-history"
+class InsufficientHistory(UnprocessableContent, title="Insufficient History",
+                          code="insufficient-history"):
+    """Too little history to forecast from (422)."""
 
 
-class UnknownFilterValue(UnprocessableContent):
+class UnknownFilterValue(UnprocessableContent, title="Unknown Filter Value",
+                         code="unknown-filter-value"):
     """A filter names a category or region the deployment does not know."""
-
-    title = "Unknown Filter Value"
-    type = "urn:forewarn:problem:unknown-filter-value"
 
     def __init__(self, parameter: str, value: str, known_at: str) -> None:
         super().__init__(f"unknown {parameter} '{value}'; {known_at} lists the known values",
                          parameter=parameter, value=value, known_at=known_at)
 
 
-class TooManyRequests(ServiceError):
-    status = 429
-    title = "Too Many Requests"
-    type = "urn:forewarn:problem:too-many-requests"
+class TooManyRequests(ServiceError, status=429, title="Too Many Requests",
+                      code="too-many-requests"):
+    """Rate limit exceeded: retry after ``Retry-After`` seconds."""
 
     def __init__(self, detail: str, retry_after: int, **extensions: Any) -> None:
         super().__init__(detail, **extensions)
         self.headers["Retry-After"] = str(retry_after)
 
 
-class Overloaded(ServiceError):
+class Overloaded(ServiceError, status=503, title="Service Unavailable", code="overloaded"):
     """The server is at capacity (requests in progress, database connections, a full
     queue): retry after ``Retry-After`` seconds (503)."""
-
-    status = 503
-    title = "Service Unavailable"
-    type = "urn:forewarn:problem:overloaded"
 
     def __init__(self, detail: str, retry_after: int = 2, **extensions: Any) -> None:
         super().__init__(detail, **extensions)
         self.headers["Retry-After"] = str(retry_after)
 
 
-class DatabaseBusy(Overloaded):
+class DatabaseBusy(Overloaded, code="database-busy"):
     """A lock the request needed was not granted in time (SQLite's write lock, a PostgreSQL
     row or table lock, a statement timeout): retry (503)."""
 
-    type = "urn:forewarn:problem:database-busy"
+
+class ChannelUnavailable(ServiceError, status=503, title="Service Unavailable",
+                         code="service-unavailable"):
+    """A delivery channel is unavailable (503)."""
 
 
-class ChannelUnavailable(ServiceError):
-    status = 503
-    title = "Service Unavailable"
-    type = "urn:forewarn:problem:service-unavailable"
+class AssetMissing(ServiceError, status=503, title="Service Unavailable"):
+    """A file the server serves from an installed package (the API console's Swagger UI, the
+    dashboard's plotly.js) is missing: the installation is incomplete (503)."""
+
+
+def installed_package_dir(module: str, *, dist: str, needed_by: str) -> Path:
+    """Folder of the installed package ``module`` (distribution ``dist``).
+
+    Raises
+    ------
+    AssetMissing
+        If it is not installed: "the <dist> package is not installed; <needed_by>".
+    """
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise AssetMissing(f"the {dist} package is not installed; {needed_by} "
+                           f"(pip install {dist})")
+    return Path(spec.origin).resolve().parent

@@ -9,14 +9,13 @@ from outside the deployment.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 
-from service.errors import NotFound, ServiceError
+from service.errors import AssetMissing, NotFound, installed_package_dir
 
 __all__ = ["install_docs", "docs_assets_dir", "ASSETS"]
 
@@ -26,18 +25,10 @@ ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8",
 _FAVICON = "data:,"
 
 
-class _AssetsMissing(ServiceError):
-    status = 503
-    title = "Service Unavailable"
-
-
 def docs_assets_dir() -> Path:
     """Folder of the console's assets in the installed ``fastapi-offline`` package."""
-    spec = importlib.util.find_spec("fastapi_offline")
-    if spec is None or spec.origin is None:
-        raise _AssetsMissing("the fastapi-offline package is not installed; /docs needs its "
-                             "bundled Swagger UI (pip install fastapi-offline)")
-    return Path(spec.origin).resolve().parent / "static"
+    return installed_package_dir("fastapi_offline", dist="fastapi-offline",
+                                 needed_by="/docs needs its bundled Swagger UI") / "static"
 
 
 def install_docs(app: FastAPI, *, title: str) -> None:
@@ -65,6 +56,6 @@ def install_docs(app: FastAPI, *, title: str) -> None:
             raise NotFound(f"no console asset '{name}'")
         path = docs_assets_dir() / name
         if not path.is_file():
-            raise _AssetsMissing(f"{path} is missing from the fastapi-offline package")
+            raise AssetMissing(f"{path} is missing from the fastapi-offline package")
         return FileResponse(path, media_type=ASSETS[name],
                             headers={"Cache-Control": "public, max-age=86400"})

@@ -16,9 +16,17 @@ from service.api.i18n import localize_problem
 from service.errors import (
     PROBLEM_JSON,
     PROBLEM_TYPE_PREFIX,
+    BadRequest,
+    Conflict,
     DatabaseBusy,
+    Forbidden,
+    NotFound,
     Overloaded,
+    PayloadTooLarge,
     ServiceError,
+    TooManyRequests,
+    Unauthorized,
+    UnsupportedMediaType,
 )
 
 __all__ = ["install_problem_handlers", "problem_response", "problem_type", "problem_doc",
@@ -56,56 +64,38 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
-#: One shared example body per documented error status.
-PROBLEM_EXAMPLES: dict[int, dict[str, Any]] = {
-    400: {"type": "urn:forewarn:problem:bad-request",
-          "title": "Bad Request", "status": 400,
-          "detail": "the cursor is not one this API returned (pass `next_cursor` of the "
-                    "previous page unchanged)",
-          "instance": "/v1/peaks"},
-    401: {"type": "urn:forewarn:problem:unauthorized",
-          "title": "Unauthorized", "status": 401,
-          "detail": "this endpoint needs an API key in the X-API-Key header",
-          "instance": "/v1/campaigns"},
-    403: {"type": "urn:forewarn:problem:forbidden",
-          "title": "Forbidden", "status": 403,
-          "detail": "the API key lacks the 'approve' scope",
-          "instance": "/v1/campaigns/3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57/approve"},
-    404: {"type": "urn:forewarn:problem:not-found",
-          "title": "Not Found", "status": 404,
-          "detail": "campaign 3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57 does not exist",
-          "instance": "/v1/campaigns/3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57"},
-    409: {"type": "urn:forewarn:problem:conflict",
-          "title": "Conflict", "status": 409,
-          "detail": "campaign 3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57 is sent; it cannot become "
-                    "cancelled",
-          "status_now": "sent", "allowed": [],
-          "instance": "/v1/campaigns/3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57/cancel"},
-    413: {"type": "urn:forewarn:problem:payload-too-large",
-          "title": "Content Too Large", "status": 413,
-          "detail": "the request body (73400320 bytes) exceeds the maximum of 67108864 bytes",
-          "instance": "/v1/complaints/import"},
-    415: {"type": "urn:forewarn:problem:unsupported-media-type",
-          "title": "Unsupported Media Type", "status": 415,
-          "detail": "send multipart/form-data (field 'file'), application/json or "
-                    "application/x-ndjson, not 'text/plain'",
-          "instance": "/v1/complaints/import"},
-    422: {"type": "urn:forewarn:problem:invalid-request",
-          "title": "Unprocessable Content", "status": 422,
-          "detail": "invalid request: query.limit: Input should be less than or equal to 1000",
-          "instance": "/v1/series",
-          "errors": [{"loc": ["query", "limit"],
-                      "msg": "Input should be less than or equal to 1000",
-                      "type": "less_than_equal"}]},
-    429: {"type": "urn:forewarn:problem:too-many-requests",
-          "title": "Too Many Requests", "status": 429,
-          "detail": "rate limit exceeded; retry later",
-          "instance": "/v1/public/reminders"},
-    503: {"type": "urn:forewarn:problem:overloaded",
-          "title": "Service Unavailable", "status": 503,
-          "detail": "the server is at capacity (no database connection free); retry after 2 s",
-          "instance": "/v1/series"},
-}
+_CAMPAIGN = "/v1/campaigns/3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57"
+
+#: A request that fails validation (the RequestValidationError handler below).
+_INVALID_REQUEST = {
+    "type": "urn:forewarn:problem:invalid-request", "title": "Unprocessable Content",
+    "status": 422,
+    "detail": "invalid request: query.limit: Input should be less than or equal to 1000",
+    "instance": "/v1/series",
+    "errors": [{"loc": ["query", "limit"], "msg": "Input should be less than or equal to 1000",
+                "type": "less_than_equal"}]}
+_CAMPAIGN = "/v1/campaigns/3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57"
+_ERROR_EXAMPLES: tuple[tuple[ServiceError, str], ...] = (
+    (BadRequest("the cursor is not one this API returned (pass `next_cursor` of the previous "
+                "page unchanged)"), "/v1/peaks"),
+    (Unauthorized("this endpoint needs an API key in the X-API-Key header"), "/v1/campaigns"),
+    (Forbidden("the API key lacks the 'approve' scope"), f"{_CAMPAIGN}/approve"),
+    (NotFound("campaign 3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57 does not exist"), _CAMPAIGN),
+    (Conflict("campaign 3f2c9a7e5b8d4c1e9a0b6d2f4e8c1a57 is sent; it cannot become cancelled",
+              status_now="sent", allowed=[]), f"{_CAMPAIGN}/cancel"),
+    (PayloadTooLarge("the request body (73400320 bytes) exceeds the maximum of 67108864 "
+                     "bytes"), "/v1/complaints/import"),
+    (UnsupportedMediaType("send multipart/form-data (field 'file'), application/json or "
+                          "application/x-ndjson, not 'text/plain'"), "/v1/complaints/import"),
+    (TooManyRequests("rate limit exceeded; retry later", retry_after=1), "/v1/public/reminders"),
+    (Overloaded("the server is at capacity (no database connection free); retry after 2 s"),
+     "/v1/series"),
+)
+
+#: One shared example body per documented error status: the body the service's error gives.
+PROBLEM_EXAMPLES: dict[int, dict[str, Any]] = dict(sorted(
+    [(error.status, error.problem(instance)) for error, instance in _ERROR_EXAMPLES]
+    + [(422, _INVALID_REQUEST)]))
 
 
 def problem_doc(description: str, status: int | None = None) -> dict[str, Any]:

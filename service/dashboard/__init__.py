@@ -9,10 +9,9 @@ Works offline: the only library, plotly.js, is served from the ``plotly`` Python
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-from service.errors import ServiceError
+from service.errors import AssetMissing, installed_package_dir
 
 __all__ = ["STATIC_DIR", "ASSETS", "plotly_js_path"]
 
@@ -21,18 +20,11 @@ STATIC_DIR = Path(__file__).resolve().parent  # index.html, app.js, app.css (pac
 ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 
 
-class _PlotlyMissing(ServiceError):
-    status = 503
-    title = "Service Unavailable"
-
-
 def plotly_js_path() -> Path:
     """Path of the bundled ``plotly.min.js`` of the installed ``plotly`` package."""
-    spec = importlib.util.find_spec("plotly")
-    if spec is None or spec.origin is None:
-        raise _PlotlyMissing("the plotly package is not installed; the dashboard needs its "
-                             "bundled plotly.min.js (pip install plotly)")
-    path = Path(spec.origin).resolve().parent / "package_data" / "plotly.min.js"
+    package = installed_package_dir("plotly", dist="plotly",
+                                    needed_by="the dashboard needs its bundled plotly.min.js")
+    path = package / "package_data" / "plotly.min.js"
     if not path.is_file():
-        raise _PlotlyMissing(f"plotly.min.js not found at {path}")
+        raise AssetMissing(f"plotly.min.js not found at {path}")
     return path
