@@ -26,7 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from service.store.base import NAMING, Base, new_id, utcnow
 
@@ -123,46 +123,45 @@ class ImportBatch(Base):
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
-class Complaint(Base):
+class _Record:
+    """The columns every imported record has: its key in its source, the series it counts
+    towards (local ``day``, category, region) and its import batch; unique per source and
+    external id, indexed by series and day. Each table adds its timestamp and its own fields
+    (the migrations create the tables; the order of the columns here does not matter)."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(200))
+    day: Mapped[dt.date] = mapped_column(Date)
+    category: Mapped[str] = mapped_column(ForeignKey("categories.code"))
+    region: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("import_batches.id"))
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        name = cls.__tablename__  # type: ignore[attr-defined]
+        return (UniqueConstraint("source", "external_id", name=f"uq_{name}_source_external_id"),
+                Index(f"ix_{name}_series_day", "category", "region", "day"))
+
+
+class Complaint(_Record, Base):
     """A public complaint (text redacted before storage)."""
 
     __tablename__ = "complaints"
-    __table_args__ = (
-        UniqueConstraint("source", "external_id", name="uq_complaints_source_external_id"),
-        Index("ix_complaints_series_day", "category", "region", "day"),
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    source: Mapped[str] = mapped_column(String(100))
-    external_id: Mapped[str] = mapped_column(String(200))
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    day: Mapped[dt.date] = mapped_column(Date)
-    category: Mapped[str] = mapped_column(ForeignKey("categories.code"))
-    region: Mapped[str] = mapped_column(ForeignKey("regions.code"))
     sector: Mapped[str | None] = mapped_column(String(100))
     channel: Mapped[str | None] = mapped_column(String(50))
     text: Mapped[str | None] = mapped_column(Text)
-    batch_id: Mapped[str | None] = mapped_column(ForeignKey("import_batches.id"))
 
-class EnforcementAction(Base):
+class EnforcementAction(_Record, Base):
     """An enforcement action (inspection, warning, correction order, penalty, ...)."""
 
     __tablename__ = "enforcement_actions"
-    __table_args__ = (
-        UniqueConstraint("source", "external_id", name="uq_enforcement_actions_source_external_id"),
-        Index("ix_enforcement_actions_series_day", "category", "region", "day"),
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    source: Mapped[str] = mapped_column(String(100))
-    external_id: Mapped[str] = mapped_column(String(200))
     occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    day: Mapped[dt.date] = mapped_column(Date)
-    category: Mapped[str] = mapped_column(ForeignKey("categories.code"))
-    region: Mapped[str] = mapped_column(ForeignKey("regions.code"))
     action: Mapped[str] = mapped_column(String(50))
     violation_found: Mapped[bool] = mapped_column(Boolean, default=False)
     entity_id: Mapped[str | None] = mapped_column(String(100))
     sector: Mapped[str | None] = mapped_column(String(100))
-    batch_id: Mapped[str | None] = mapped_column(ForeignKey("import_batches.id"))
 
 class RejectedRow(Base):
     """A row an import refused, with its 1-based row number, field and problem.
