@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -431,27 +431,39 @@ def map_values(
     return out, prob, new
 
 
-def map_actions(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Normalise action values to :data:`ACTIONS`; problems ``missing``/``invalid`` per row."""
+def _map_parsed(values: pd.Series, parse: Callable[[str], object | None]
+                ) -> tuple[pd.Series, pd.Series]:
+    """``parse`` of each distinct value (stripped) and a problem per row: ``missing`` for a
+    blank or null token, ``invalid`` where ``parse`` gives None."""
     fcodes, uniques = _factorized(values)
-    mapped: list[str | None] = []
+    mapped: list[object | None] = []
     problems: list[str | None] = []
     for raw in uniques:
         text = raw.strip()
-        if text in NULL_TOKENS:
-            mapped.append(None)
-            problems.append("missing")
-            continue
-        key = value_key(text).replace("_", " ")
-        action = _ACTION_ALIASES.get(key) or _ACTION_ALIASES.get(value_key(text))
-        if action is None:
-            action = next((a for sub, a in _ACTION_SUBSTRINGS if sub in text), None)
-        mapped.append(action)
-        problems.append(None if action else "invalid")
+        value: object | None = None
+        problem: str | None = "missing"
+        if text not in NULL_TOKENS:
+            value = parse(text)
+            problem = None if value is not None else "invalid"
+        mapped.append(value)
+        problems.append(problem)
     out = _take(fcodes, mapped, values.index)
     prob = _take(fcodes, problems, values.index)
     prob[fcodes < 0] = "missing"
     return out, prob
+
+
+def _action(text: str) -> str | None:
+    key = value_key(text).replace("_", " ")
+    action = _ACTION_ALIASES.get(key) or _ACTION_ALIASES.get(value_key(text))
+    if action is None:
+        action = next((a for sub, a in _ACTION_SUBSTRINGS if sub in text), None)
+    return action
+
+
+def map_actions(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Normalise action values to :data:`ACTIONS`; problems ``missing``/``invalid`` per row."""
+    return _map_parsed(values, _action)
 
 
 def map_channels(values: pd.Series) -> pd.Series:
@@ -461,27 +473,11 @@ def map_channels(values: pd.Series) -> pd.Series:
     return _take(fcodes, mapped, values.index)
 
 
+def _boolean(text: str) -> bool | None:
+    key = text.casefold()
+    return True if key in _TRUE else False if key in _FALSE else None
+
+
 def map_booleans(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """true/false/1/0/yes/no/是/否 (and a few more) -> bool; problems per row."""
-    fcodes, uniques = _factorized(values)
-    mapped: list[bool | None] = []
-    problems: list[str | None] = []
-    for raw in uniques:
-        text = raw.strip()
-        key = text.casefold()
-        if text in NULL_TOKENS:
-            mapped.append(None)
-            problems.append("missing")
-        elif key in _TRUE:
-            mapped.append(True)
-            problems.append(None)
-        elif key in _FALSE:
-            mapped.append(False)
-            problems.append(None)
-        else:
-            mapped.append(None)
-            problems.append("invalid")
-    out = _take(fcodes, mapped, values.index)
-    prob = _take(fcodes, problems, values.index)
-    prob[fcodes < 0] = "missing"
-    return out, prob
+    return _map_parsed(values, _boolean)

@@ -4,7 +4,7 @@ already in memory (a JSON request body)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import pandas as pd
@@ -32,32 +32,44 @@ class _BadLine(str):
     """Marker for an undecodable JSON Lines line (its reason)."""
 
 
+def _chunks(records: Iterable[Any], *, encoding: str, chunk_rows: int, guard: Guard,
+            reopen: Callable[[], IO[bytes]]) -> Iterator[Chunk]:
+    """``records`` (read lazily from a text stream) in chunks of ``chunk_rows``, counted by
+    ``guard``; a byte the stream cannot decode is the file's decode failure."""
+    numberer = Numberer()
+    buf: list[Any] = []
+    try:
+        for record in records:
+            buf.append(record)
+            if len(buf) >= chunk_rows:
+                guard.tick()
+                guard.add_rows(len(buf))
+                yield _records_chunk(buf, numberer)
+                buf = []
+    except UnicodeDecodeError as exc:
+        raise decode_failure(exc, reopen, encoding) from exc
+    if buf:
+        guard.add_rows(len(buf))
+        yield _records_chunk(buf, numberer)
+
+
+def _json_lines(text: IO[str]) -> Iterator[Any]:
+    """The records of a JSON Lines stream (blank lines skipped; a line that is not JSON as a
+    :class:`_BadLine` with its reason)."""
+    for lineno, line in enumerate(text, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except ValueError as exc:
+            yield _BadLine(f"file line {lineno}: not valid JSON ({exc.args[0]})")
+
+
 def jsonl_reader(text: IO[str], encoding: str, chunk_rows: int, closers: list[IO[Any]],
                  guard: Guard, reopen: Callable[[], IO[bytes]]) -> TableReader:
-    numberer = Numberer()
-
-    def gen() -> Iterator[Chunk]:
-        buf: list[Any] = []
-        try:
-            for lineno, line in enumerate(text, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    buf.append(json.loads(line))
-                except ValueError as exc:
-                    buf.append(_BadLine(f"file line {lineno}: not valid JSON ({exc.args[0]})"))
-                if len(buf) >= chunk_rows:
-                    guard.tick()
-                    guard.add_rows(len(buf))
-                    yield _records_chunk(buf, numberer)
-                    buf = []
-        except UnicodeDecodeError as exc:
-            raise decode_failure(exc, reopen, encoding) from exc
-        if buf:
-            guard.add_rows(len(buf))
-            yield _records_chunk(buf, numberer)
-
-    return TableReader("jsonl", encoding, [], gen(), closers)
+    chunks = _chunks(_json_lines(text), encoding=encoding, chunk_rows=chunk_rows, guard=guard,
+                     reopen=reopen)
+    return TableReader("jsonl", encoding, [], chunks, closers)
 
 
 class _Utf8Feed:
@@ -119,25 +131,9 @@ def iter_json_array(text: IO[str], block: int = 1 << 16,
 def json_array_reader(text: IO[str], encoding: str, chunk_rows: int,
                       closers: list[IO[Any]], limits: ImportLimits, guard: Guard,
                       reopen: Callable[[], IO[bytes]]) -> TableReader:
-    numberer = Numberer()
-
-    def gen() -> Iterator[Chunk]:
-        buf: list[Any] = []
-        try:
-            for value in iter_json_array(text, max_chars=limits.max_line_bytes):
-                buf.append(value)
-                if len(buf) >= chunk_rows:
-                    guard.tick()
-                    guard.add_rows(len(buf))
-                    yield _records_chunk(buf, numberer)
-                    buf = []
-        except UnicodeDecodeError as exc:
-            raise decode_failure(exc, reopen, encoding) from exc
-        if buf:
-            guard.add_rows(len(buf))
-            yield _records_chunk(buf, numberer)
-
-    return TableReader("json", encoding, [], gen(), closers)
+    chunks = _chunks(iter_json_array(text, max_chars=limits.max_line_bytes), encoding=encoding,
+                     chunk_rows=chunk_rows, guard=guard, reopen=reopen)
+    return TableReader("json", encoding, [], chunks, closers)
 
 
 def records_reader(records: list[Any], chunk_rows: int = 50_000,
