@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,7 @@ __all__ = [
     "local_events",
     "feature_name",
     "holiday_features",
+    "HolidayOptions",
     "BLOCK_DAYS",
     "PRE_SPRING_FESTIVAL_DAYS",
 ]
@@ -299,15 +300,17 @@ def feature_name(holiday: str, offset: int) -> str:
     return f"{holiday}{int(offset):+d}"
 
 
-def holiday_features(
-    start: Any,
-    end: Any,
-    *,
-    include_local: bool = True,
-    pre_spring_festival_days: int = PRE_SPRING_FESTIVAL_DAYS,
-    block_days: int = BLOCK_DAYS,
-    pre_festival_days: dict[str, int] | None = None,
-) -> pd.DataFrame:
+class HolidayOptions(TypedDict, total=False):
+    """The options of :func:`holiday_frame` (by keyword), passed on by
+    :func:`holiday_features`."""
+
+    include_local: bool
+    pre_spring_festival_days: int
+    block_days: int
+    pre_festival_days: dict[str, int] | None
+
+
+def holiday_features(start: Any, end: Any, **options: Unpack[HolidayOptions]) -> pd.DataFrame:
     """The :func:`holiday_frame` as a 0/1 indicator matrix, built vectorised.
 
     One column per (holiday, day offset inside its window), named :func:`feature_name`
@@ -318,8 +321,8 @@ def holiday_features(
     Parameters
     ----------
     start, end : first and last day (inclusive).
-    include_local, pre_spring_festival_days, block_days, pre_festival_days : as in
-        :func:`holiday_frame`.
+    options : ``include_local``, ``pre_spring_festival_days``, ``block_days``,
+        ``pre_festival_days``, as in :func:`holiday_frame` (:class:`HolidayOptions`).
 
     Returns
     -------
@@ -327,9 +330,7 @@ def holiday_features(
     """
     s, e = _span(start, end)
     days = pd.date_range(s, e, freq="D")
-    frame = holiday_frame(s, e, include_local=include_local,
-                          pre_spring_festival_days=pre_spring_festival_days,
-                          block_days=block_days, pre_festival_days=pre_festival_days)
+    frame = holiday_frame(s, e, **options)
     lw = frame["lower_window"].to_numpy(dtype=np.int64)
     uw = frame["upper_window"].to_numpy(dtype=np.int64)
     width = uw - lw + 1

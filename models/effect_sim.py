@@ -23,6 +23,7 @@ __all__ = [
     "SimulatedCampaign",
     "SimulatedCategory",
     "SimulatedDesign",
+    "SeasonalProcess",
     "simulate_campaign_panel",
     "simulate_category_campaigns",
     "simulate_stepped_wedge",
@@ -118,6 +119,33 @@ def _rate(days: pd.DatetimeIndex, level: float, peak_doy: float | FloatArray, he
     return out
 
 
+@dataclass(frozen=True)
+class SeasonalProcess:
+    """The data-generating process the simulations share (see
+    :func:`simulate_campaign_panel`)."""
+
+    level: tuple[float, float] = (2.0, 8.0)
+    """Range of the regions' base daily rates (drawn uniformly)."""
+    shape: float = 6.0
+    """Shape of the negative binomial (gamma-Poisson) daily counts."""
+    common_sd: float = 0.15
+    """Sd of the AR(1) weekly log shock shared by all regions (weather, news)."""
+    common_phi: float = 0.5
+    """Autocorrelation of the shared shock."""
+    own_sd: float = 0.08
+    """Sd of each region's own weekly log shock."""
+    year_shift_sd: float = 5.0
+    """Sd (days) of the yearly move of the peak, shared by all regions."""
+    region_shift_sd: float = 2.0
+    """Sd (days) of each region's own yearly move of the peak."""
+
+    def params(self) -> dict[str, Any]:
+        """The scalar parameters by name, with the yearly wave's ``amplitude`` (0.25)."""
+        return {"amplitude": 0.25, "shape": self.shape, "common_sd": self.common_sd,
+                "common_phi": self.common_phi, "own_sd": self.own_sd,
+                "year_shift_sd": self.year_shift_sd, "region_shift_sd": self.region_shift_sd}
+
+
 def simulate_campaign_panel(
     *,
     seed: int = 0,
@@ -126,13 +154,7 @@ def simulate_campaign_panel(
     n_unlike: int = 2,
     years: int = 3,
     window_weeks: int = 4,
-    level: tuple[float, float] = (2.0, 8.0),
-    shape: float = 6.0,
-    common_sd: float = 0.15,
-    common_phi: float = 0.5,
-    own_sd: float = 0.08,
-    year_shift_sd: float = 5.0,
-    region_shift_sd: float = 2.0,
+    process: SeasonalProcess | None = None,
 ) -> SimulatedCampaign:
     """Daily counts for one category in several regions with a planted campaign effect.
 
@@ -142,12 +164,14 @@ def simulate_campaign_panel(
     peak moves each year by a shift shared by all regions (sd ``year_shift_sd`` days) plus
     a regional one (sd ``region_shift_sd``). Weekly log shocks: an AR(1) shock shared by all
     regions (sd ``common_sd``, ``common_phi``: weather, news) and an own shock (sd
-    ``own_sd``). Daily counts are negative binomial (gamma-Poisson, ``shape``). The campaign
-    window is the ``window_weeks`` ISO weeks around the nominal peak of the last year;
-    the treated region's counts there are thinned binomially by ``1 + effect``.
+    ``own_sd``). Daily counts are negative binomial (gamma-Poisson, ``shape``); these
+    parameters are ``process`` (default :class:`SeasonalProcess`). The campaign window is the
+    ``window_weeks`` ISO weeks around the nominal peak of the last year; the treated region's
+    counts there are thinned binomially by ``1 + effect``.
     """
     if not -1.0 <= effect <= 0.0:
         raise ValueError("effect must be in [-1, 0] (binomial thinning)")
+    pr = process or SeasonalProcess()
     rng = np.random.default_rng([seed, 7])
     peak_nominal = 100.0
     end_year = 2025
@@ -159,22 +183,22 @@ def simulate_campaign_panel(
     n_like = n_regions - n_unlike
     peak = np.array([peak_nominal] * n_like + [280.0] * n_unlike) + rng.normal(0, 3, n_regions)
     height = rng.uniform(1.0, 1.5, n_regions)
-    lev = rng.uniform(*level, n_regions)
+    lev = rng.uniform(*pr.level, n_regions)
     n_weeks = len(days) // 7
-    common = _ar1(rng, n_weeks, common_sd, common_phi)
+    common = _ar1(rng, n_weeks, pr.common_sd, pr.common_phi)
     year_idx = days.year.to_numpy() - days.year.min()
-    year_shift = rng.normal(0, year_shift_sd, years + 1)
+    year_shift = rng.normal(0, pr.year_shift_sd, years + 1)
     wk = np.arange(len(days)) // 7
     y0 = np.empty((n_regions, len(days)))
     for r in range(n_regions):
-        shift = year_shift[year_idx] + rng.normal(0, region_shift_sd, years + 1)[year_idx]
+        shift = year_shift[year_idx] + rng.normal(0, pr.region_shift_sd, years + 1)[year_idx]
         mu = np.empty(len(days))
         for yi in np.unique(year_idx):
             sel = year_idx == yi
             mu[sel] = _rate(days[sel], lev[r], peak[r] + shift[sel][0], height[r], 0.25)
-        own = rng.normal(0, own_sd, n_weeks)
-        mu = mu * np.exp(common[wk] + own[wk] - 0.5 * (common_sd**2 + own_sd**2))
-        y0[r] = rng.poisson(rng.gamma(shape, mu / shape))
+        own = rng.normal(0, pr.own_sd, n_weeks)
+        mu = mu * np.exp(common[wk] + own[wk] - 0.5 * (pr.common_sd**2 + pr.own_sd**2))
+        y0[r] = rng.poisson(rng.gamma(pr.shape, mu / pr.shape))
     nominal = pd.Timestamp(f"{end_year}-01-01") + pd.Timedelta(days=peak_nominal - 1)
     first = monday_of(nominal) - pd.Timedelta(weeks=window_weeks // 2)
     w_start, w_end = first, first + pd.Timedelta(days=7 * window_weeks - 1)
@@ -188,9 +212,7 @@ def simulate_campaign_panel(
                              "y": y.ravel().astype(float)})
 
     params = {"ids": ids, "level": lev.tolist(), "peak_doy": peak.tolist(),
-              "height": height.tolist(), "amplitude": 0.25, "shape": shape,
-              "common_sd": common_sd, "common_phi": common_phi, "own_sd": own_sd,
-              "year_shift_sd": year_shift_sd, "region_shift_sd": region_shift_sd}
+              "height": height.tolist(), **pr.params()}
     return SimulatedCampaign(
         daily=long(y1), untreated_daily=long(y0), treated=ids[0], controls=ids[1:n_like],
         unlike=ids[n_like:], window_start=w_start, window_end=w_end, effect=effect,
@@ -204,15 +226,17 @@ def _weekly(daily: pd.DataFrame) -> pd.DataFrame:
 
 
 def _regions(rng: np.random.Generator, days: pd.DatetimeIndex, n_regions: int,
-             level: tuple[float, float], p: dict[str, Any]) -> tuple[FloatArray, dict[str, Any]]:
+             process: SeasonalProcess | None) -> tuple[FloatArray, dict[str, Any]]:
     """Daily counts (regions x days) of one category with a spring peak (see
     :func:`simulate_category_campaigns`) and the parameters that drew them."""
+    pr = process or SeasonalProcess()
+    p = pr.params()
     years = days.year.to_numpy()
     year_idx = years - years.min()
     n_years = int(year_idx.max()) + 1
     peak = 100.0 + rng.normal(0, 3, n_regions)
     height = rng.uniform(1.0, 1.5, n_regions)
-    lev = rng.uniform(*level, n_regions)
+    lev = rng.uniform(*pr.level, n_regions)
     n_weeks = -(-len(days) // 7)
     wk = np.arange(len(days)) // 7
     common = _ar1(rng, n_weeks, p["common_sd"], p["common_phi"])
@@ -235,13 +259,6 @@ def _long(ids: list[str], days: pd.DatetimeIndex, y: FloatArray) -> pd.DataFrame
     return pd.DataFrame({"unique_id": np.repeat(ids, len(days)),
                          "ds": np.tile(days.to_numpy(), len(ids)),
                          "y": y.ravel().astype(float)})
-
-
-def _process(shape: float, common_sd: float, common_phi: float, own_sd: float,
-             year_shift_sd: float, region_shift_sd: float) -> dict[str, Any]:
-    return {"amplitude": 0.25, "shape": shape, "common_sd": common_sd,
-            "common_phi": common_phi, "own_sd": own_sd, "year_shift_sd": year_shift_sd,
-            "region_shift_sd": region_shift_sd}
 
 
 @dataclass
@@ -286,13 +303,7 @@ def simulate_category_campaigns(
     campaign_years: int = 2,
     treated_per_year: int = 6,
     window_weeks: int = 4,
-    level: tuple[float, float] = (2.0, 8.0),
-    shape: float = 6.0,
-    common_sd: float = 0.15,
-    common_phi: float = 0.5,
-    own_sd: float = 0.08,
-    year_shift_sd: float = 5.0,
-    region_shift_sd: float = 2.0,
+    process: SeasonalProcess | None = None,
 ) -> SimulatedCategory:
     """Daily counts of one category in ``n_regions`` regions over ``years`` years, with a
     campaign in ``treated_per_year`` random regions in each of the last ``campaign_years``.
@@ -314,9 +325,7 @@ def simulate_category_campaigns(
     days = days[days >= days[0] + pd.Timedelta(days=(7 - days[0].day_of_week) % 7)]
     days = days[: len(days) // 7 * 7]
     ids = [f"complaints|cat|{150100 + 100 * r}" for r in range(n_regions)]
-    y0, p = _regions(rng, days, n_regions, level,
-                     _process(shape, common_sd, common_phi, own_sd, year_shift_sd,
-                              region_shift_sd))
+    y0, p = _regions(rng, days, n_regions, process)
     y1 = y0.copy()
     rows = []
     for year in range(end_year - years + 1, end_year + 1):
@@ -370,13 +379,7 @@ def simulate_stepped_wedge(
     lead_weeks: int = 3,
     delay_weeks: int = 2,
     window_weeks: int = 4,
-    level: tuple[float, float] = (2.0, 8.0),
-    shape: float = 6.0,
-    common_sd: float = 0.15,
-    common_phi: float = 0.5,
-    own_sd: float = 0.08,
-    year_shift_sd: float = 5.0,
-    region_shift_sd: float = 2.0,
+    process: SeasonalProcess | None = None,
 ) -> SimulatedDesign:
     """A category's regions around one predicted spring window, randomised half early and
     half ``delay_weeks`` later; every region's counts are thinned by ``1 + effect`` from its
@@ -395,9 +398,7 @@ def simulate_stepped_wedge(
     rng = np.random.default_rng([seed, 23])
     days = pd.date_range("2024-12-30", "2025-06-29", freq="D")  # Monday .. Sunday
     ids = [f"complaints|cat|{150100 + 100 * r}" for r in range(n_regions)]
-    y0, _ = _regions(rng, days, n_regions, level,
-                     _process(shape, common_sd, common_phi, own_sd, year_shift_sd,
-                              region_shift_sd))
+    y0, _ = _regions(rng, days, n_regions, process)
     nominal = pd.Timestamp("2025-01-01") + pd.Timedelta(days=99)
     w_start = monday_of(nominal) - pd.Timedelta(weeks=window_weeks // 2)
     w_end = w_start + pd.Timedelta(days=7 * window_weeks - 1)
