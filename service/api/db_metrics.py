@@ -32,7 +32,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from service.campaigns.tables import Campaign
 from service.config import SchedulerSettings
@@ -63,6 +63,19 @@ def lease_state(session: Session, advisory_lock_key: int = DEFAULT_LOCK_KEY
             "alive": alive}
 
 
+def _status_counts(session: Session, status: InstrumentedAttribute[str]) -> dict[str, int]:
+    """Rows of ``status``'s table by its value."""
+    return {value: int(n) for value, n in session.execute(select(status, func.count())
+                                                          .group_by(status))}
+
+
+def _by_status(name: str, documentation: str, counts: dict[str, int]) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, documentation, labels=["status"])
+    for status, n in counts.items():
+        gauge.add_metric([status], n)
+    return gauge
+
+
 class DbCollector(Collector):
     """Prometheus collector computing the database gauges at each scrape."""
 
@@ -86,12 +99,8 @@ class DbCollector(Collector):
 
     def _collect(self, session: Session) -> Iterator[Metric]:
         now = utcnow()
-        runs = GaugeMetricFamily("forewarn_forecast_runs_stored", "Forecast runs by status",
-                                 labels=["status"])
-        for status, n in session.execute(select(ForecastRun.status, func.count())
-                                         .group_by(ForecastRun.status)):
-            runs.add_metric([status], n)
-        yield runs
+        yield _by_status("forewarn_forecast_runs_stored", "Forecast runs by status",
+                         _status_counts(session, ForecastRun.status))
         latest = session.execute(
             select(ForecastRun.id, ForecastRun.finished_at)
             .where(ForecastRun.status.in_(("succeeded", "partial")))
@@ -109,23 +118,12 @@ class DbCollector(Collector):
         yield finished
         yield peaks
 
-        campaigns = GaugeMetricFamily("forewarn_campaigns", "Campaigns by status",
-                                      labels=["status"])
-        for status, n in session.execute(select(Campaign.status, func.count())
-                                         .group_by(Campaign.status)):
-            campaigns.add_metric([status], n)
-        yield campaigns
+        yield _by_status("forewarn_campaigns", "Campaigns by status",
+                         _status_counts(session, Campaign.status))
 
-        counts = dict.fromkeys(STATUSES, 0)
-        for status, n in session.execute(select(Outbox.status, func.count())
-                                         .group_by(Outbox.status)):
-            counts[status] = n
-        rows = GaugeMetricFamily("forewarn_outbox_rows",
-                                 "Outbox rows (deliveries) by status / outcome",
-                                 labels=["status"])
-        for status, n in counts.items():
-            rows.add_metric([status], n)
-        yield rows
+        counts = {**dict.fromkeys(STATUSES, 0), **_status_counts(session, Outbox.status)}
+        yield _by_status("forewarn_outbox_rows", "Outbox rows (deliveries) by status / outcome",
+                         counts)
         yield GaugeMetricFamily("forewarn_outbox_depth", "Undelivered outbox rows to send",
                                 value=sum(counts[s] for s in OPEN))
         oldest = as_utc(session.scalar(select(func.min(Outbox.next_attempt_at)).where(

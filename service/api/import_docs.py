@@ -115,6 +115,14 @@ _COVERAGE = ("Days the import's sources cover, FROM..TO (ISO dates, both include
              "the data row). Default: each source covers its first to last record day")
 _ENCODING = ("Text encoding of the file (default: detected among UTF-8, UTF-16 with BOM, "
              "GB18030/GBK and Big5)")
+#: Options both bodies (a multipart form, a JSON object) take as properties
+_REGISTER_NEW_PROPERTY = {"type": "boolean", "default": False, "description": _REGISTER_NEW}
+_FLAGS: dict[str, Any] = {
+    "force": {"type": "boolean", "default": False, "description": _FORCE},
+    "coverage": {"type": "string", "description": _COVERAGE,
+                 "pattern": r"^\d{4}-\d{2}-\d{2}\.\.\d{4}-\d{2}-\d{2}$"},
+    "date_order": {"type": "string", "enum": ["dmy", "mdy", "ymd"], "description": _DATE_ORDER},
+}
 REQUEST_BODY: dict[str, Any] = {
     "required": True,
     "content": {
@@ -128,16 +136,11 @@ REQUEST_BODY: dict[str, Any] = {
                                             "array or JSON Lines"},
                     "source": {"type": "string",
                                "description": "Source of rows without a source column"},
-                    "register_new": {"type": "boolean", "default": False,
-                                     "description": _REGISTER_NEW},
+                    "register_new": _REGISTER_NEW_PROPERTY,
                     "mapping": {"type": "string",
                                 "description": 'JSON object field -> column, e.g. '
                                                '{"received_at": "受理日期"}'},
-                    "force": {"type": "boolean", "default": False, "description": _FORCE},
-                    "coverage": {"type": "string", "description": _COVERAGE,
-                                 "pattern": r"^\d{4}-\d{2}-\d{2}\.\.\d{4}-\d{2}-\d{2}$"},
-                    "date_order": {"type": "string", "enum": ["dmy", "mdy", "ymd"],
-                                   "description": _DATE_ORDER},
+                    **_FLAGS,
                     "encoding": {"type": "string", "description": _ENCODING},
                 },
             }
@@ -157,16 +160,11 @@ REQUEST_BODY: dict[str, Any] = {
                                 "description": "The records to import"},
                     "source": {"type": "string",
                                "description": "Source of records without a source field"},
-                    "register_new": {"type": "boolean", "default": False,
-                                     "description": _REGISTER_NEW},
+                    "register_new": _REGISTER_NEW_PROPERTY,
                     "mapping": {"type": "object", "additionalProperties": {"type": "string"},
                                 "description": "Field -> key of the records, e.g. "
                                                '{"received_at": "受理日期"}'},
-                    "force": {"type": "boolean", "default": False, "description": _FORCE},
-                    "coverage": {"type": "string", "description": _COVERAGE,
-                                 "pattern": r"^\d{4}-\d{2}-\d{2}\.\.\d{4}-\d{2}-\d{2}$"},
-                    "date_order": {"type": "string", "enum": ["dmy", "mdy", "ymd"],
-                                   "description": _DATE_ORDER},
+                    **_FLAGS,
                 },
             }
         },
