@@ -284,13 +284,19 @@ class FittedModel(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class ForecastPoint(Base):
+class _RunSeriesKey:
+    """The key a forecast row starts with: its run and series (``sort_order`` keeps them the
+    first columns of the primary key)."""
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("forecast_runs.id", ondelete="CASCADE"),
+                                        primary_key=True, sort_order=-2)
+    series_id: Mapped[str] = mapped_column(String(200), primary_key=True, sort_order=-1)
+
+
+class ForecastPoint(_RunSeriesKey, Base):
     """Daily forecast of a series in a run (80 % interval)."""
 
     __tablename__ = "forecast_points"
-    run_id: Mapped[str] = mapped_column(ForeignKey("forecast_runs.id", ondelete="CASCADE"),
-                                        primary_key=True)
-    series_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     ds: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     yhat: Mapped[float] = mapped_column(Float)
     yhat_lower: Mapped[float] = mapped_column(Float)
@@ -298,7 +304,7 @@ class ForecastPoint(Base):
     model: Mapped[str] = mapped_column(String(32))
 
 
-class ForecastWeek(Base):
+class ForecastWeek(_RunSeriesKey, Base):
     """Weekly expected count, P(spike) and threshold of a series in a run.
 
     ``samples`` keeps the weekly sums of the sample paths, so a frozen forecast can serve as a
@@ -306,9 +312,6 @@ class ForecastWeek(Base):
     """
 
     __tablename__ = "forecast_weeks"
-    run_id: Mapped[str] = mapped_column(ForeignKey("forecast_runs.id", ondelete="CASCADE"),
-                                        primary_key=True)
-    series_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     week: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     expected: Mapped[float] = mapped_column(Float)
     p_spike: Mapped[float] = mapped_column(Float)
