@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import make_engine, make_sessionmaker
+from service.ingest.pipeline import BatchSummary, import_file
 from service.migrate import upgrade
 from service.store.reference import load_reference
 
@@ -31,6 +32,18 @@ CHICAGO = ROOT.parent / "shared" / "data" / "chicago_311"
 
 ZH_HEADER = ["工单编号", "受理时间", "问题类别", "所属地区", "行业", "受理渠道", "投诉内容",
              "投诉人", "联系电话"]
+#: The canonical header of a complaints file.
+EN_HEADER = ["source", "external_id", "received_at", "category", "region", "text"]
+
+
+def imp(sf: sessionmaker[Session], data: bytes | Path, name: str | None = "f.csv",
+        **kw: Any) -> BatchSummary:
+    """Import ``data`` (the bytes of a file named ``name``, or a path) as complaints of source
+    ``test`` unless ``kw`` says otherwise."""
+    path = data if isinstance(data, Path) else io.BytesIO(data)
+    kw.setdefault("kind", "complaints")
+    kw.setdefault("source", "test")
+    return import_file(session_factory=sf, path=path, filename=name, **kw)
 
 
 def load_ref(sf: sessionmaker[Session]) -> None:

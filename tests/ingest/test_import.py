@@ -6,7 +6,6 @@ Tests that take ``sf`` run on SQLite and on PostgreSQL (``external_service``).
 from __future__ import annotations
 
 import gc
-import io
 import json
 import threading
 from pathlib import Path
@@ -19,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.errors import Conflict, UnprocessableContent, UnsupportedMediaType
 from service.ingest import pipeline
-from service.ingest.pipeline import BatchSummary, get_batch, import_file, import_records
+from service.ingest.pipeline import BatchSummary, get_batch, import_records
 from service.store.tables import (
     Category,
     Complaint,
@@ -28,17 +27,7 @@ from service.store.tables import (
     Region,
     RejectedRow,
 )
-from tests.ingest.conftest import SAMPLES, ZH_HEADER, csv_bytes, gz, zh_rows
-
-EN_HEADER = ["source", "external_id", "received_at", "category", "region", "text"]
-
-
-def _imp(sf: sessionmaker[Session], data: bytes | Path, name: str | None = "f.csv",
-         **kw: Any) -> BatchSummary:
-    path = data if isinstance(data, Path) else io.BytesIO(data)
-    kw.setdefault("kind", "complaints")
-    kw.setdefault("source", "test")
-    return import_file(session_factory=sf, path=path, filename=name, **kw)
+from tests.ingest.conftest import SAMPLES, ZH_HEADER, csv_bytes, gz, imp, zh_rows
 
 
 def _count(sf: sessionmaker[Session], model: Any = Complaint, **where: Any) -> int:
@@ -88,17 +77,17 @@ def _check_three(sf: sessionmaker[Session], summary: BatchSummary) -> None:
     [("utf-8", "utf-8"), ("utf-8-sig", "utf-8-sig"), ("gb18030", "gb18030"), ("gbk", "gb18030")],
 )
 def test_csv_encodings(sqlite_sf: sessionmaker[Session], encoding: str, expected: str) -> None:
-    summary = _imp(sqlite_sf, csv_bytes(ROWS, encoding=encoding))
+    summary = imp(sqlite_sf, csv_bytes(ROWS, encoding=encoding))
     assert summary.encoding == expected and summary.format == "csv"
     _check_three(sqlite_sf, summary)
 
 
 def test_csv_gzip_and_delimiters(sqlite_sf: sessionmaker[Session]) -> None:
-    summary = _imp(sqlite_sf, gz(csv_bytes(ROWS, encoding="gb18030")), "export.csv.gz")
+    summary = imp(sqlite_sf, gz(csv_bytes(ROWS, encoding="gb18030")), "export.csv.gz")
     assert summary.format == "csv"
     _check_three(sqlite_sf, summary)
     tsv = csv_bytes([[c.replace(",", " ") for c in r] for r in ROWS]).decode().replace(",", "\t")
-    again = _imp(sqlite_sf, tsv.encode(), None)  # sniffed, tab-separated
+    again = imp(sqlite_sf, tsv.encode(), None)  # sniffed, tab-separated
     assert (again.received, again.duplicates) == (3, 3)
 
 
@@ -116,14 +105,14 @@ def test_xlsx(sqlite_sf: sessionmaker[Session], tmp_path: Path) -> None:
     ws.append(["GD3", 44933.854166666664, "燃气", 150400, "城镇燃气", "APP", None, "李四"])
     path = tmp_path / "导出.xlsx"
     wb.save(path)
-    summary = _imp(sqlite_sf, path, None)
+    summary = imp(sqlite_sf, path, None)
     assert summary.format == "xlsx"
     _check_three(sqlite_sf, summary)
 
 
 def test_json_array_and_json_lines(sqlite_sf: sessionmaker[Session]) -> None:
     records = [dict(zip(ZH_HEADER, r, strict=True)) for r in ROWS]
-    summary = _imp(sqlite_sf, json.dumps(records, ensure_ascii=False).encode(), "a.json")
+    summary = imp(sqlite_sf, json.dumps(records, ensure_ascii=False).encode(), "a.json")
     assert summary.format == "json"
     _check_three(sqlite_sf, summary)
     lines = [json.dumps({**r, "工单编号": r["工单编号"] + "x"}, ensure_ascii=False)
@@ -131,12 +120,12 @@ def test_json_array_and_json_lines(sqlite_sf: sessionmaker[Session]) -> None:
     lines.insert(1, "{not json")
     lines.insert(2, "[1, 2]")
     body = ("\n".join(lines) + "\n").encode()
-    summary = _imp(sqlite_sf, body, "a.jsonl")
+    summary = imp(sqlite_sf, body, "a.jsonl")
     assert summary.format == "jsonl"
     assert (summary.received, summary.inserted, summary.rejected) == (5, 3, 2)
     assert [(e.row, e.problem) for e in summary.errors] == [(2, "malformed_record"),
                                                             (3, "malformed_record")]
-    sniffed = _imp(sqlite_sf, gz(body), "upload.gz")  # gzip JSON Lines, format sniffed
+    sniffed = imp(sqlite_sf, gz(body), "upload.gz")  # gzip JSON Lines, format sniffed
     assert (sniffed.format, sniffed.duplicates) == ("jsonl", 3)
 
 
@@ -203,7 +192,7 @@ def test_hostile_values_round_trip(sf: sessionmaker[Session]) -> None:
 def test_unreadable_files_fail_the_batch(sqlite_sf: sessionmaker[Session], data: bytes,
                                          name: str | None, error: type[Exception]) -> None:
     with pytest.raises(error):
-        _imp(sqlite_sf, data, name)
+        imp(sqlite_sf, data, name)
     with sqlite_sf() as s:
         batch = s.scalars(select(ImportBatch)).one()
     assert batch.status == "failed" and batch.error
@@ -212,10 +201,10 @@ def test_unreadable_files_fail_the_batch(sqlite_sf: sessionmaker[Session], data:
 
 def test_missing_columns_problem_names_them(sqlite_sf: sessionmaker[Session]) -> None:
     with pytest.raises(UnprocessableContent) as exc:
-        _imp(sqlite_sf, "工单编号,时间x,类\n1,2,3\n".encode())
+        imp(sqlite_sf, "工单编号,时间x,类\n1,2,3\n".encode())
     assert "received_at" in exc.value.detail and "时间x" in exc.value.detail
     assert exc.value.extensions["missing"] == ["received_at", "category", "region"]
-    ok = _imp(sqlite_sf, "工单编号,时间x,类,区\n1,2023-01-01,烟花,包头\n".encode(),
+    ok = imp(sqlite_sf, "工单编号,时间x,类,区\n1,2023-01-01,烟花,包头\n".encode(),
               mapping={"received_at": "时间x", "category": "类", "region": "区"})
     assert ok.inserted == 1
 
@@ -243,7 +232,7 @@ def test_every_fault_kind(sf: sessionmaker[Session]) -> None:
         ["s", "ok1", "2023-01-05 10:00", "烟花爆竹", "呼市", "", "again"],          # 15 dup
     ]
     data = csv_bytes(rows, head) + b"s,f16,2023-01-05,fireworks,150100,,,EXTRA\r\n"
-    summary = _imp(sf, data, source=None)
+    summary = imp(sf, data, source=None)
     got = {(e.row, e.field, e.problem) for e in summary.errors}
     assert got == {
         (2, "received_at", "missing_value"), (3, "received_at", "unparseable_timestamp"),
@@ -274,7 +263,7 @@ def test_enforcement_actions(sf: sessionmaker[Session]) -> None:
             ["E4", "2023-02-02", "燃气", "150100", "飞行", "1", "", ""],
             ["E5", "2023-02-02", "燃气", "150100", "警告", "也许", "", ""],
             ["E6", "2023-02-02", "燃气", "150100", "", "1", "", ""]]
-    summary = _imp(sf, csv_bytes(rows, head), kind="enforcement", source="platform")
+    summary = imp(sf, csv_bytes(rows, head), kind="enforcement", source="platform")
     assert (summary.inserted, summary.rejected) == (3, 3)
     assert {(e.row, e.field, e.problem) for e in summary.errors} == {
         (4, "action", "invalid_value"), (5, "violation_found", "invalid_value"),
@@ -293,9 +282,9 @@ def test_register_new_values(sf: sessionmaker[Session]) -> None:
             ["c", "2", "2013-05-02", "Garbage in alley", "4"],
             ["c", "3", "2013-05-02", "fireworks", "35"],
             ["c", "4", "2013-05-03", "(blank)", "35"]]
-    refused = _imp(sf, csv_bytes(rows, head))
+    refused = imp(sf, csv_bytes(rows, head))
     assert (refused.inserted, refused.rejected) == (0, 4)
-    summary = _imp(sf, csv_bytes(rows, head), register_new=True)
+    summary = imp(sf, csv_bytes(rows, head), register_new=True)
     assert (summary.inserted, summary.duplicates, summary.rejected) == (3, 0, 1)
     assert summary.errors[0].problem == "missing_value"
     assert summary.registered_categories == ["garbage_in_alley"]
@@ -308,9 +297,9 @@ def test_register_new_values(sf: sessionmaker[Session]) -> None:
     assert reg is not None and reg.registered_by_import
     assert configured is not None and not configured.registered_by_import
     with pytest.raises(Conflict) as refused_again:  # the same bytes as a completed batch
-        _imp(sf, csv_bytes(rows, head), register_new=True)
+        imp(sf, csv_bytes(rows, head), register_new=True)
     assert refused_again.value.extensions["existing_batch_id"] == summary.batch_id
-    again = _imp(sf, csv_bytes(rows, head), register_new=True, force=True)
+    again = imp(sf, csv_bytes(rows, head), register_new=True, force=True)
     assert again.registered_categories == [] and again.duplicates == 3
 
 
@@ -325,7 +314,7 @@ def test_personal_data_never_stored(sf: sessionmaker[Session]) -> None:
              "王五", "13912345678", "150602198805121235", "wang@example.com"],
             ["P2", "2023-01-05", "没有这类", "呼市", "请回电0471-6912345", "赵六",
              "13800001111", "", ""]]
-    summary = _imp(sf, csv_bytes(rows, head))
+    summary = imp(sf, csv_bytes(rows, head))
     assert (summary.inserted, summary.rejected) == (1, 1)
     text = _complaint(sf, "P1").text
     assert text == "我是王五，电话[手机号]，身份证[身份证号]，邮箱[邮箱]"
@@ -345,18 +334,18 @@ def test_personal_data_never_stored(sf: sessionmaker[Session]) -> None:
 
 def test_reimport_inserts_nothing(sf: sessionmaker[Session]) -> None:
     data = csv_bytes(zh_rows(120))
-    first = _imp(sf, data, chunk_rows=50)  # a bulk load: the series index is rebuilt
+    first = imp(sf, data, chunk_rows=50)  # a bulk load: the series index is rebuilt
     assert (first.received, first.inserted, first.duplicates, first.rejected) == (120, 120, 0, 0)
     assert _series_index_present(sf)
     assert gc.isenabled()
     with pytest.raises(Conflict) as exc:  # the same file again: refused, naming the batch
-        _imp(sf, data, chunk_rows=50, source="another")
+        imp(sf, data, chunk_rows=50, source="another")
     assert exc.value.extensions["existing_batch_id"] == first.batch_id
     assert first.batch_id in exc.value.detail and "--force" in exc.value.detail
     with sf() as s:
         refused = s.get(ImportBatch, exc.value.extensions["batch_id"])
         assert refused is not None and refused.status == "failed"
-    second = _imp(sf, data, chunk_rows=50, force=True)
+    second = imp(sf, data, chunk_rows=50, force=True)
     assert (second.received, second.inserted, second.duplicates) == (120, 0, 120)
     assert _count(sf) == 120
     assert get_batch(session=sf(), batch_id=second.batch_id).duplicates == 120
@@ -368,7 +357,7 @@ def test_bulk_load_keeps_the_first_of_repeated_ids(sf: sessionmaker[Session]) ->
     rows[70][0], rows[70][6] = rows[5][0], "repeat in a later chunk"
     rows[80][0], rows[90][0] = "GDX", "GDX"
     rows[90][6] = "repeat of a later row"
-    summary = _imp(sf, csv_bytes(rows), chunk_rows=50)  # a bulk load
+    summary = imp(sf, csv_bytes(rows), chunk_rows=50)  # a bulk load
     assert (summary.received, summary.inserted, summary.duplicates) == (120, 117, 3)
     assert _count(sf) == 117
     assert _complaint(sf, rows[3][0]).text == "第3号投诉：楼下有人燃放烟花。"
@@ -381,7 +370,7 @@ def test_identical_rows_without_ids_stay_two(sf: sessionmaker[Session]) -> None:
     head = ["受理时间", "问题类别", "所属地区", "投诉内容"]
     rows = [["2023-01-05 10:00", "烟花爆竹", "呼市", "有人放炮"]] * 2 + [
         ["2023-01-05 10:00", "烟花爆竹", "呼市", "另一条"]]
-    first = _imp(sf, csv_bytes(rows, head), chunk_rows=1)
+    first = imp(sf, csv_bytes(rows, head), chunk_rows=1)
     assert (first.inserted, first.duplicates) == (3, 0)
     with sf() as s:
         ids = sorted(s.scalars(select(Complaint.external_id)))
@@ -405,7 +394,7 @@ def test_concurrent_importers_insert_each_record_once(sf: sessionmaker[Session])
             barrier.wait()
             # force: the file fingerprint would refuse whichever import checks second once
             # the first has published; this test is about the record keys under concurrency
-            results.append(_imp(sf, data, chunk_rows=500, force=True))
+            results.append(imp(sf, data, chunk_rows=500, force=True))
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -441,7 +430,7 @@ def test_failure_midway_leaves_no_half_written_batch(sf: sessionmaker[Session],
     rows = zh_rows(100)
     rows[5][2] = "没有这类"  # a rejected row in the first chunk
     with pytest.raises(RuntimeError, match="disk on fire"):
-        _imp(sf, csv_bytes(rows), chunk_rows=20)
+        imp(sf, csv_bytes(rows), chunk_rows=20)
     assert calls["n"] == 3
     with sf() as s:
         batch = s.scalars(select(ImportBatch)).one()
@@ -451,7 +440,7 @@ def test_failure_midway_leaves_no_half_written_batch(sf: sessionmaker[Session],
     assert _count(sf, RejectedRow) == 0
     assert _series_index_present(sf)  # dropped for the bulk load, restored by the rollback
     monkeypatch.undo()
-    ok = _imp(sf, csv_bytes(rows), chunk_rows=20)  # a failed batch does not block a retry
+    ok = imp(sf, csv_bytes(rows), chunk_rows=20)  # a failed batch does not block a retry
     assert (ok.inserted, ok.rejected) == (99, 1)
 
 
@@ -472,7 +461,7 @@ def test_dirty_sample_matches_expected(tmp_path: Path) -> None:
         load_reference(session=s, categories_file=SAMPLES / "categories.yaml",
                        regions_file=SAMPLES / "regions.yaml")
     expected = json.loads(expected_path.read_text(encoding="utf-8"))
-    summary = _imp(sf, csv_path, None, source="12345-hotline")
+    summary = imp(sf, csv_path, None, source="12345-hotline")
     assert summary.encoding == "gb18030"
     by_outcome = {k: [e for e in expected if e["outcome"] == k]
                   for k in ("accepted", "rejected", "duplicate")}
@@ -515,8 +504,8 @@ def test_sample_files_import_cleanly_and_redacted(tmp_path: Path) -> None:
     sf = make_sessionmaker(eng)
     with sf() as s:
         load_reference(session=s, categories_file=files[2], regions_file=files[3])
-    complaints = _imp(sf, files[0], None, source=None)
-    enforcement = _imp(sf, files[1], None, source=None, kind="enforcement")
+    complaints = imp(sf, files[0], None, source=None)
+    enforcement = imp(sf, files[1], None, source=None, kind="enforcement")
     assert complaints.rejected == enforcement.rejected == 0
     assert complaints.inserted == complaints.received > 100_000
     assert enforcement.inserted == enforcement.received > 50_000

@@ -8,7 +8,6 @@ from __future__ import annotations
 import codecs
 import gc
 import gzip
-import io
 import itertools
 import os
 import sqlite3
@@ -34,23 +33,11 @@ from service.errors import (
 from service.ingest import pipeline
 from service.ingest.limits import ImportBusy, ImportLimits, TooSlow
 from service.ingest.pipeline import (
-    BatchSummary,
     get_batch,
-    import_file,
     recover_interrupted,
 )
 from service.store.tables import Complaint, ImportBatch, RejectedRow, utcnow
-from tests.ingest.conftest import csv_bytes, gz, load_ref, zh_rows
-
-HEAD = ["source", "external_id", "received_at", "category", "region", "text"]
-
-
-def _imp(sf: sessionmaker[Session], data: bytes | Path, name: str | None = "f.csv",
-         **kw: Any) -> BatchSummary:
-    path = data if isinstance(data, Path) else io.BytesIO(data)
-    kw.setdefault("kind", "complaints")
-    kw.setdefault("source", "test")
-    return import_file(session_factory=sf, path=path, filename=name, **kw)
+from tests.ingest.conftest import EN_HEADER, csv_bytes, gz, imp, load_ref, zh_rows
 
 
 def _count(sf: sessionmaker[Session], model: Any = Complaint) -> int:
@@ -67,7 +54,7 @@ def _batch(sf: sessionmaker[Session], batch_id: str) -> ImportBatch:
 
 def _rows(dates: list[str], prefix: str = "D") -> bytes:
     return csv_bytes([["s", f"{prefix}{i}", d, "烟花爆竹", "呼市", "x"]
-                      for i, d in enumerate(dates)], HEAD)
+                      for i, d in enumerate(dates)], EN_HEADER)
 
 
 # ------------------------------------------------------------------ outcomes
@@ -78,18 +65,18 @@ def test_every_row_rejected_is_a_rejected_batch(sf: sessionmaker[Session]) -> No
     rows = zh_rows(5)
     for r in rows:
         r[2] = "没有这类"
-    summary = _imp(sqlite_sf, csv_bytes(rows))
+    summary = imp(sqlite_sf, csv_bytes(rows))
     assert (summary.status, summary.received, summary.inserted, summary.rejected) == (
         "rejected", 5, 0, 5)
     batch = _batch(sqlite_sf, summary.batch_id)
     assert batch.status == "rejected" and batch.rejected == 5
     assert _count(sqlite_sf, RejectedRow) == 5  # the reasons are kept for the download
-    partial = _imp(sqlite_sf, csv_bytes(zh_rows(3) + rows[:1]))
+    partial = imp(sqlite_sf, csv_bytes(zh_rows(3) + rows[:1]))
     assert (partial.status, partial.inserted, partial.rejected) == ("completed", 3, 1)
 
 
 def test_header_only_file_warns(sqlite_sf: sessionmaker[Session]) -> None:
-    summary = _imp(sqlite_sf, csv_bytes([]))
+    summary = imp(sqlite_sf, csv_bytes([]))
     assert summary.status == "completed" and summary.received == 0
     assert summary.warnings and "no data rows" in summary.warnings[0]
     assert get_batch(session=sqlite_sf(), batch_id=summary.batch_id).warnings == \
@@ -101,17 +88,17 @@ def test_same_file_under_another_source_is_refused(sf: sessionmaker[Session],
     sqlite_sf = sf  # both backends
     path = tmp_path / "export.csv"
     path.write_bytes(csv_bytes(zh_rows(50)))
-    first = _imp(sqlite_sf, path, None, source="hotline")  # a path: hashed on a thread
+    first = imp(sqlite_sf, path, None, source="hotline")  # a path: hashed on a thread
     with pytest.raises(Conflict) as exc:
-        _imp(sqlite_sf, path.read_bytes(), "copy.csv", source="another")
+        imp(sqlite_sf, path.read_bytes(), "copy.csv", source="another")
     assert exc.value.extensions["existing_batch_id"] == first.batch_id
     assert _batch(sqlite_sf, exc.value.extensions["batch_id"]).status == "failed"
     assert _count(sqlite_sf) == 50
     # the same records in other bytes (re-exported) under another source are skipped too
-    again = _imp(sqlite_sf, gz(path.read_bytes()), "export.csv.gz", source="another")
+    again = imp(sqlite_sf, gz(path.read_bytes()), "export.csv.gz", source="another")
     assert (again.inserted, again.duplicates) == (0, 50)
     assert any("'hotline'" in w and first.batch_id in w for w in again.warnings)
-    forced = _imp(sqlite_sf, path, None, source="another", force=True)
+    forced = imp(sqlite_sf, path, None, source="another", force=True)
     assert forced.inserted == 50 and _count(sqlite_sf) == 100
 
 
@@ -119,14 +106,14 @@ def test_same_file_under_another_source_is_refused(sf: sessionmaker[Session],
 
 
 def test_a_day_above_12_settles_the_order(sqlite_sf: sessionmaker[Session]) -> None:
-    summary = _imp(sqlite_sf, _rows(["01/02/2013", "25/03/2013 14:00", "05/04/2013"]))
+    summary = imp(sqlite_sf, _rows(["01/02/2013", "25/03/2013 14:00", "05/04/2013"]))
     assert summary.rejected == 0
     with sqlite_sf() as s:
         days = dict(s.execute(select(Complaint.external_id, Complaint.day)).all())
     assert [str(days[k]) for k in ("D0", "D1", "D2")] == ["2013-02-01", "2013-03-25",
                                                           "2013-04-05"]
     assert any("day/month/year" in w and "25/03/2013" in w for w in summary.warnings)
-    us = _imp(sqlite_sf, _rows(["01/02/2014", "03/25/2014 02:03:00 PM"], "U"))
+    us = imp(sqlite_sf, _rows(["01/02/2014", "03/25/2014 02:03:00 PM"], "U"))
     with sqlite_sf() as s:
         got = s.scalars(select(Complaint.day).where(Complaint.batch_id == us.batch_id))
         assert sorted(str(d) for d in got) == ["2014-01-02", "2014-03-25"]
@@ -135,27 +122,27 @@ def test_a_day_above_12_settles_the_order(sqlite_sf: sessionmaker[Session]) -> N
 def test_all_ambiguous_dates_are_refused_with_advice(sqlite_sf: sessionmaker[Session]) -> None:
     data = _rows(["01/02/2013", "03/04/2013", "11/12/2013"])
     with pytest.raises(UnprocessableContent) as exc:
-        _imp(sqlite_sf, data)
+        imp(sqlite_sf, data)
     assert "--date-order dmy" in exc.value.detail and "--date-order mdy" in exc.value.detail
     assert _batch(sqlite_sf, exc.value.extensions["batch_id"]).status == "failed"
-    ok = _imp(sqlite_sf, data, date_order="dmy")
+    ok = imp(sqlite_sf, data, date_order="dmy")
     assert ok.inserted == 3
     with sqlite_sf() as s:
         assert str(s.scalar(select(Complaint.day).where(Complaint.external_id == "D0"))) \
             == "2013-02-01"
     with pytest.raises(BadRequest):
-        _imp(sqlite_sf, data, date_order="dym", force=True)
+        imp(sqlite_sf, data, date_order="dym", force=True)
 
 
 def test_mixed_orders_are_refused_and_a_given_order_rejects_the_others(
         sqlite_sf: sessionmaker[Session]) -> None:
     data = _rows(["25/01/2013", "01/25/2013", "2013-01-05"])
     with pytest.raises(UnprocessableContent, match="mix day-first"):
-        _imp(sqlite_sf, data)
-    summary = _imp(sqlite_sf, data, date_order="mdy")
+        imp(sqlite_sf, data)
+    summary = imp(sqlite_sf, data, date_order="mdy")
     assert (summary.inserted, summary.rejected) == (2, 1)
     assert summary.errors[0].row == 1 and "month/day/year" in summary.errors[0].detail
-    ymd = _imp(sqlite_sf, data, date_order="ymd", force=True, source="other")
+    ymd = imp(sqlite_sf, data, date_order="ymd", force=True, source="other")
     assert ymd.rejected == 2  # year-last dates are not accepted at all
 
 
@@ -167,27 +154,27 @@ def test_confident_encodings_only(sqlite_sf: sessionmaker[Session]) -> None:
     text = "樓下有人燃放煙花，請儘快處理。"
     big5 = csv_bytes([["B1", "2023-01-05", "fireworks", "150100", text]], trad,
                      encoding="big5")
-    summary = _imp(sqlite_sf, big5, mapping=dict(zip(
+    summary = imp(sqlite_sf, big5, mapping=dict(zip(
         ["external_id", "received_at", "category", "region", "text"], trad, strict=True)))
     assert summary.encoding == "big5" and summary.inserted == 1
     utf16 = codecs.BOM_UTF16_LE + csv_bytes(zh_rows(2)).decode().encode("utf-16-le")
-    assert _imp(sqlite_sf, utf16).encoding == "utf-16"
+    assert imp(sqlite_sf, utf16).encoding == "utf-16"
     latin = "id,received_at,category,region,text\n1,2023-01-01,fireworks,150100,café\n"
     with pytest.raises(UnprocessableContent) as exc:
-        _imp(sqlite_sf, latin.encode("latin-1"))
+        imp(sqlite_sf, latin.encode("latin-1"))
     assert "line 2" in exc.value.detail and "byte offset" in exc.value.detail
     assert "--encoding" in exc.value.detail
-    ok = _imp(sqlite_sf, latin.encode("latin-1"), encoding="latin-1")
+    ok = imp(sqlite_sf, latin.encode("latin-1"), encoding="latin-1")
     assert ok.inserted == 1
     with pytest.raises(BadRequest):
-        _imp(sqlite_sf, latin.encode(), encoding="klingon")
+        imp(sqlite_sf, latin.encode(), encoding="klingon")
 
 
 def test_mostly_utf8_with_one_bad_byte_is_not_guessed(sqlite_sf: sessionmaker[Session]) -> None:
     data = csv_bytes(zh_rows(3))
     bad = data.replace("楼下".encode(), b"\xff\xfe", 1)
     with pytest.raises(UnprocessableContent) as exc:
-        _imp(sqlite_sf, bad)
+        imp(sqlite_sf, bad)
     assert "line 2" in exc.value.detail and "0xFF" in exc.value.detail
     assert _count(sqlite_sf) == 0
 
@@ -197,7 +184,7 @@ def test_a_later_bad_byte_names_its_line(sqlite_sf: sessionmaker[Session]) -> No
     assert len(data) > 300_000
     bad = data + b"GDX,2023-01-05 10:00,\xff,x,y,z,w,v,u\r\n"
     with pytest.raises(UnprocessableContent) as exc:
-        _imp(sqlite_sf, bad, chunk_rows=1000)
+        imp(sqlite_sf, bad, chunk_rows=1000)
     assert "line 6002" in exc.value.detail and "position 0" not in exc.value.detail
     assert _count(sqlite_sf) == 0  # chunks already staged were not published
 
@@ -221,7 +208,7 @@ def test_unreadable_files_get_one_clear_problem(sqlite_sf: sessionmaker[Session]
                                                 name: str, error: type[Exception],
                                                 words: str) -> None:
     with pytest.raises(error) as exc:
-        _imp(sqlite_sf, data, name)
+        imp(sqlite_sf, data, name)
     detail = exc.value.detail  # type: ignore[attr-defined]
     assert words in detail and "Traceback" not in detail
     assert exc.value.extensions["batch_id"]  # type: ignore[attr-defined]
@@ -244,7 +231,7 @@ def test_limits_refuse_early_naming_the_setting(sqlite_sf: sessionmaker[Session]
                                                limits: ImportLimits, data: bytes, name: str,
                                                limit: str) -> None:
     with pytest.raises(PayloadTooLarge) as exc:
-        _imp(sqlite_sf, data, name, limits=limits, chunk_rows=50)
+        imp(sqlite_sf, data, name, limits=limits, chunk_rows=50)
     assert exc.value.extensions["limit"] == limit and limit in exc.value.detail
     assert _count(sqlite_sf) == 0 and _count(sqlite_sf, RejectedRow) == 0
 
@@ -252,14 +239,14 @@ def test_limits_refuse_early_naming_the_setting(sqlite_sf: sessionmaker[Session]
 def test_gzip_bomb_is_refused_by_ratio_without_spooling(sqlite_sf: sessionmaker[Session]) -> None:
     bomb = gzip.compress(b"a,b\n" + b"0" * (80 * 1024 * 1024), compresslevel=9)
     with pytest.raises(PayloadTooLarge) as exc:
-        _imp(sqlite_sf, bomb, "bomb.csv.gz")
+        imp(sqlite_sf, bomb, "bomb.csv.gz")
     assert exc.value.extensions["limit"] == "imports.max_compression_ratio"
 
 
 def test_wall_time_limit_with_an_injected_clock(sqlite_sf: sessionmaker[Session]) -> None:
     ticks = itertools.count(step=40.0)
     with pytest.raises(TooSlow) as exc:
-        _imp(sqlite_sf, csv_bytes(zh_rows(200)), chunk_rows=20,
+        imp(sqlite_sf, csv_bytes(zh_rows(200)), chunk_rows=20,
              limits=ImportLimits(max_seconds=100), clock=lambda: float(next(ticks)))
     assert exc.value.status == 422 and exc.value.extensions["limit"] == "imports.max_seconds"
     assert _count(sqlite_sf) == 0
@@ -268,7 +255,7 @@ def test_wall_time_limit_with_an_injected_clock(sqlite_sf: sessionmaker[Session]
 def test_long_texts_are_cut_with_a_marker(sqlite_sf: sessionmaker[Session]) -> None:
     rows = zh_rows(2)
     rows[0][6] = "很长的投诉" * 400 + "电话13912345678" + "尾" * 50
-    summary = _imp(sqlite_sf, csv_bytes(rows), limits=ImportLimits(max_text_chars=2005))
+    summary = imp(sqlite_sf, csv_bytes(rows), limits=ImportLimits(max_text_chars=2005))
     assert summary.inserted == 2 and any("were cut" in w for w in summary.warnings)
     with sqlite_sf() as s:
         text = s.scalar(select(Complaint.text).where(Complaint.external_id == rows[0][0]))
@@ -322,12 +309,12 @@ def test_a_long_import_does_not_hold_the_write_lock(tmp_path: Path,
     monkeypatch.setattr(pipeline, "create_batch", create)
     out: dict[str, Any] = {}
     t = threading.Thread(target=lambda: out.update(
-        long=_imp(slow, csv_bytes(zh_rows(400)), chunk_rows=100)))
+        long=imp(slow, csv_bytes(zh_rows(400)), chunk_rows=100)))
     t.start()
     try:
         assert staged.wait(60)
         # while the long import is between chunks, another import publishes at once
-        other = _imp(fast, csv_bytes(zh_rows(5, prefix="OT")), source="other")
+        other = imp(fast, csv_bytes(zh_rows(5, prefix="OT")), source="other")
         assert other.inserted == 5
         assert _count(fast) == 5  # the long import's staged rows are not visible
     finally:
@@ -348,13 +335,13 @@ def test_a_locked_database_is_a_503_not_a_500(tmp_path: Path) -> None:
     blocker.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(ImportBusy) as exc:
-            _imp(sf, csv_bytes(zh_rows(10)))
+            imp(sf, csv_bytes(zh_rows(10)))
         assert exc.value.status == 503 and exc.value.headers["Retry-After"]
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
     assert _count(sf) == 0
-    assert _imp(sf, csv_bytes(zh_rows(10)), force=True).inserted == 10
+    assert imp(sf, csv_bytes(zh_rows(10)), force=True).inserted == 10
 
 
 # ------------------------------------------------------------------ interrupted batches
@@ -401,7 +388,7 @@ def test_publishing_a_batch_marked_interrupted_is_refused(
 
     monkeypatch.setattr(pipeline._SqliteStage, "drop_duplicates_of_other_sources", meanwhile)
     with pytest.raises(ImportBusy, match="interrupted"):
-        _imp(sqlite_sf, csv_bytes(zh_rows(10)))
+        imp(sqlite_sf, csv_bytes(zh_rows(10)))
     assert _count(sqlite_sf) == 0
 
 

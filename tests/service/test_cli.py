@@ -182,24 +182,8 @@ def test_forecast_prints_thresholds_and_peaks_show_the_decision(env: Path) -> No
 def test_backtest_prints_scores_by_p_min(env: Path) -> None:
     """``forewarn backtest --p-min-grid``: the curve re-scores the same backtest; at the
     configured p_min it equals the summary; a bad grid is refused."""
-    import numpy as np
-    import pandas as pd
-
-    rng = np.random.default_rng(7)
-    days = pd.date_range("2023-01-02", "2024-12-29", freq="D")
-    season = 3.0 + 2.5 * np.sin(2 * np.pi * (np.arange(len(days)) - 136) / 365.25)  # Aug peak
-    rows: list[dict[str, object]] = []
-    for category, region in (("fireworks", "150100"), ("gas_safety", "150200")):
-        for day, n in zip(days, rng.poisson(season), strict=True):
-            rows.extend({"source": "test", "external_id": f"{category}-{day:%Y%m%d}-{i}",
-                         "received_at": f"{day:%Y-%m-%d}T10:00:00+08:00",
-                         "category": category, "region": region} for i in range(n))
-    pd.DataFrame(rows).to_csv(env / "records.csv", index=False)
+    _two_seasonal_series(env)
     runner = CliRunner()
-    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
-    assert runner.invoke(app, ["reference", "load"]).exit_code == 0
-    r = runner.invoke(app, ["import", "complaints", str(env / "records.csv")])
-    assert r.exit_code == 0, r.output
     args = ["backtest", "--origins", "3", "--horizon", "13w", "--model", "seasonal_naive"]
     r = runner.invoke(app, [*args, "--p-min-grid", "0.2,0.5", "--learn", "--json"])
     assert r.exit_code == 0, r.output
