@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from service.config import ApiSettings, Settings
 from service.db import make_engine
@@ -19,6 +19,18 @@ SHARED = ROOT.parent / "shared"
 CHICAGO = SHARED / "data" / "chicago_311"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def insert_reference_sql(conn: Connection, regions: dict[str, str]) -> None:
+    """Category ``fireworks`` and the league ``regions`` (code: name) in plain SQL, for a
+    database at an older revision (the ORM classes describe the head schema)."""
+    conn.execute(text(
+        "INSERT INTO categories (code, name_zh, aliases, lead_days, legal_basis, "
+        "templates, registered_by_import) VALUES ('fireworks', 'f', '[]', 14, '[]', "
+        "'{}', false)"))
+    conn.execute(text("INSERT INTO regions (code, name_zh, level, aliases, registered_by_import) "
+                      "VALUES (:code, :name, 'league', '[]', false)"),
+                 [{"code": code, "name": name} for code, name in regions.items()])
 
 
 def _pg_admin() -> Engine:

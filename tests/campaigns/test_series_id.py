@@ -12,6 +12,7 @@ from service.campaigns.service import create_campaign
 from service.config import Settings
 from service.db import make_engine
 from service.migrate import upgrade
+from tests.conftest import insert_reference_sql
 
 
 def test_manual_campaign_gets_the_complaints_series_and_follows_its_signal(
@@ -31,13 +32,7 @@ def test_migration_0007_backfills_existing_campaigns(db_url: str) -> None:
     try:
         upgrade(eng, "0006_decision_thresholds")
         with eng.begin() as conn:  # plain SQL: the ORM describes the head schema
-            conn.execute(text(
-                "INSERT INTO categories (code, name_zh, aliases, lead_days, legal_basis, "
-                "templates, registered_by_import) VALUES ('fireworks', 'f', '[]', 14, '[]', "
-                "'{}', false)"))
-            conn.execute(text(
-                "INSERT INTO regions (code, name_zh, level, aliases, registered_by_import) "
-                "VALUES ('150100', 'a', 'league', '[]', false)"))
+            insert_reference_sql(conn, {"150100": "a"})
             for cid, signal in (("c1", "'violations'"), ("c2", "NULL")):
                 conn.execute(text(
                     "INSERT INTO campaigns (id, status, origin, category, region, signal, "

@@ -41,6 +41,7 @@ from service.store.tables import (
     SeriesSource,
     SourceCoverage,
 )
+from tests.conftest import insert_reference_sql
 
 _HEADER = ["external_id", "received_at", "category", "region"]
 
@@ -375,14 +376,7 @@ def test_migration_backfills_existing_databases(db_url: str, settings: Settings)
         factory = make_sessionmaker(eng)
         # plain SQL: the ORM classes describe the head schema, not this older one
         with eng.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO categories (code, name_zh, aliases, lead_days, legal_basis, "
-                "templates, registered_by_import) VALUES ('fireworks', 'f', '[]', 14, '[]', "
-                "'{}', false)"))
-            conn.execute(text(
-                "INSERT INTO regions (code, name_zh, level, aliases, registered_by_import) "
-                "VALUES ('150100', 'a', 'league', '[]', false), "
-                "('150200', 'b', 'league', '[]', false)"))
+            insert_reference_sql(conn, {"150100": "a", "150200": "b"})
             conn.execute(text(
                 "INSERT INTO import_batches (id, kind, source, status, received, inserted, "
                 "duplicates, rejected, options, started_at) VALUES ('b1', 'complaints', "
