@@ -168,6 +168,21 @@ def alternate(targets: dict[str, tuple[str, dict[str, str]]], *, rounds: int, du
     return out
 
 
+def wrk_workdir(name: str) -> tuple[Path, str]:
+    """Exit unless wrk is installed; a fresh temporary folder and the URL of the SQLite
+    database ``<name>.db`` in it."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install -y wrk")
+    tmp = Path(tempfile.mkdtemp(prefix=f"forewarn-bench-{name}-"))
+    return tmp, f"sqlite:///{tmp / f'{name}.db'}"
+
+
+def server_env(url: str) -> dict[str, str]:
+    """Environment of the API server under test: ``url``, quiet logs, no rate limit."""
+    return {**os.environ, "FOREWARN_DATABASE_URL": url, "FOREWARN_LOG_LEVEL": "WARNING",
+            "FOREWARN_API__RATE_LIMIT_PER_MINUTE": "0", "PYTHONPATH": str(ROOT)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=int, default=10)
@@ -175,13 +190,9 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=120)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is needed: apt-get install -y wrk")
-    tmp = Path(tempfile.mkdtemp(prefix="forewarn-bench-api-"))
-    url = f"sqlite:///{tmp / 'api.db'}"
+    tmp, url = wrk_workdir("api")
     key, sid = _seed(url, args.series)
-    env = {**os.environ, "FOREWARN_DATABASE_URL": url, "FOREWARN_LOG_LEVEL": "WARNING",
-           "FOREWARN_API__RATE_LIMIT_PER_MINUTE": "0", "PYTHONPATH": str(ROOT)}
+    env = server_env(url)
     headers = {"X-API-Key": key}
     results: dict[str, dict[str, Any]] = {}
     port = _free_port()

@@ -166,17 +166,16 @@ def measure(*, db: Path | None = None, keep: bool = False, jobs: int = -1,
             engine: str = "local", rolling: int = 0, p_min: float | None = None
             ) -> dict[str, Any]:
     """Import, forecast, plan, compare; returns the :func:`coverage` figures plus timings."""
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
+    from bench._samples import load_samples
     from service.campaigns.service import approve_campaign, plan_campaigns, transition
     from service.campaigns.tables import Campaign
     from service.config import Settings
     from service.db import make_engine, make_sessionmaker
     from service.forecasting import create_run, execute_run
-    from service.ingest.pipeline import import_file
     from service.migrate import upgrade
-    from service.store.reference import load_reference
-    from service.store.tables import Category, Complaint, Peak
+    from service.store.tables import Category, Peak
 
     timings: dict[str, float] = {}
     tmp = None if db else tempfile.TemporaryDirectory(prefix="forewarn-bench-")
@@ -191,15 +190,7 @@ def measure(*, db: Path | None = None, keep: bool = False, jobs: int = -1,
     upgrade(eng)
     factory = make_sessionmaker(eng)
     t0 = time.perf_counter()
-    with factory() as s:
-        load_reference(session=s, categories_file=settings.categories_file,
-                       regions_file=settings.regions_file)
-        have = s.scalar(select(func.count()).select_from(Complaint))
-    if not have:
-        for kind, name in (("complaints", "complaints.csv.gz"),
-                           ("enforcement", "enforcement.csv.gz")):
-            import_file(session_factory=factory, kind=kind,  # type: ignore[arg-type]
-                        path=SAMPLES / name, filename=name, tz=settings.timezone)
+    load_samples(factory, settings)
     timings["import_seconds"] = round(time.perf_counter() - t0, 1)
     if rolling:
         origins = [_add_months(dt.date(2024, 12, 1), k) for k in range(0, 12, rolling)]

@@ -53,15 +53,14 @@ def _load() -> str:
 
 def measure(*, db: Path | None, keep: bool, signals: list[str], jobs: int, engine: str,
             horizon_days: int, cutoff: dt.date) -> dict[str, Any]:
-    from sqlalchemy import delete, func, select
+    from sqlalchemy import delete
 
+    from bench._samples import load_samples
     from service.config import Settings
     from service.db import make_engine, make_sessionmaker
     from service.forecasting import create_run, execute_run
-    from service.ingest.pipeline import import_file
     from service.migrate import upgrade
-    from service.store.reference import load_reference
-    from service.store.tables import Complaint, DecisionBacktest
+    from service.store.tables import DecisionBacktest
 
     tmp = None if db else tempfile.TemporaryDirectory(prefix="forewarn-cost-")
     path = db or Path(tmp.name) / "cost.db"  # type: ignore[union-attr]
@@ -74,15 +73,7 @@ def measure(*, db: Path | None, keep: bool, signals: list[str], jobs: int, engin
     upgrade(eng)
     factory = make_sessionmaker(eng)
     t0 = time.perf_counter()
-    with factory() as s:
-        load_reference(session=s, categories_file=learned.categories_file,
-                       regions_file=learned.regions_file)
-        have = s.scalar(select(func.count()).select_from(Complaint))
-    if not have:
-        for kind, name in (("complaints", "complaints.csv.gz"),
-                           ("enforcement", "enforcement.csv.gz")):
-            import_file(session_factory=factory, kind=kind,  # type: ignore[arg-type]
-                        path=SAMPLES / name, filename=name, tz=learned.timezone)
+    load_samples(factory, learned)
     with factory() as s:  # every measurement starts without stored backtests
         s.execute(delete(DecisionBacktest))
         s.commit()

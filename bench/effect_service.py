@@ -96,16 +96,16 @@ def _settings(path: Path) -> Any:
 def build(path: Path, *, first: dt.date, last: dt.date, every: int, horizon: int,
           categories: list[str] | None, engine: str, jobs: int) -> dict[str, Any]:
     """Import, replay forecasts + planning + approvals; skips what the database already has."""
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
+    from bench._samples import load_samples
     from service.campaigns.service import approve_campaign, plan_campaigns
     from service.campaigns.tables import Campaign
     from service.db import make_engine, make_sessionmaker
     from service.forecasting import create_run, execute_run
     from service.ingest.pipeline import import_file
     from service.migrate import upgrade
-    from service.store.reference import load_reference
-    from service.store.tables import Complaint, ForecastRun
+    from service.store.tables import ForecastRun
 
     settings = _settings(path)
     eng = make_engine(settings.database_url)
@@ -113,11 +113,8 @@ def build(path: Path, *, first: dt.date, last: dt.date, every: int, horizon: int
     factory = make_sessionmaker(eng)
     timings: dict[str, float] = {"import": 0.0, "forecast": 0.0, "plan": 0.0}
     t0 = time.perf_counter()
-    with factory() as s:
-        load_reference(session=s, categories_file=settings.categories_file,
-                       regions_file=settings.regions_file)
-        have = s.scalar(select(func.count()).select_from(Complaint))
-    if not have:
+
+    def import_complaints() -> None:  # the complaints only, of ``categories`` if given
         src = SAMPLES / "complaints.csv.gz"
         with tempfile.TemporaryDirectory(prefix="forewarn-effect-") as tmp:
             if categories:
@@ -127,6 +124,8 @@ def build(path: Path, *, first: dt.date, last: dt.date, every: int, horizon: int
                 frame.to_csv(src, index=False)
             import_file(session_factory=factory, kind="complaints", path=src,
                         filename=src.name, tz=settings.timezone)
+
+    load_samples(factory, settings, import_complaints)
     timings["import"] = round(time.perf_counter() - t0, 1)
     points = origins(first, last, every)
     with factory() as s:

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -47,7 +45,7 @@ from sqlalchemy import insert
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.api import _free_port, _serve, alternate, stop  # noqa: E402  (uvicorn + wrk)
+from bench.api import _free_port, _serve, alternate, server_env, stop, wrk_workdir  # noqa: E402
 from bench.series import sample_database  # noqa: E402
 from models.peaks import actual_spike_windows  # noqa: E402
 from models.series import SeriesId  # noqa: E402
@@ -146,10 +144,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     ap.add_argument("--connections", type=int, default=8)
     args = ap.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is needed: apt-get install -y wrk")
-    tmp = Path(tempfile.mkdtemp(prefix="forewarn-bench-evaluation-"))
-    url = f"sqlite:///{tmp / 'evaluation.db'}"
+    tmp, url = wrk_workdir("evaluation")
     t0 = time.perf_counter()
     key, ids, panel = _seed(url, args.campaigns, args.paths)
     seed_s = time.perf_counter() - t0
@@ -171,8 +166,7 @@ def main() -> None:
     refresh_s = time.perf_counter() - t1
     engine.dispose()
 
-    env = {**os.environ, "FOREWARN_DATABASE_URL": url, "FOREWARN_LOG_LEVEL": "WARNING",
-           "FOREWARN_API__RATE_LIMIT_PER_MINUTE": "0", "PYTHONPATH": str(ROOT),
+    env = {**server_env(url),
            "FOREWARN_CATEGORIES_FILE": str(SAMPLES / "categories.yaml"),
            "FOREWARN_REGIONS_FILE": str(SAMPLES / "regions.yaml")}
     headers = {"X-API-Key": key}

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -41,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.api import _free_port, _serve, alternate, stop  # noqa: E402  (uvicorn + wrk)
+from bench.api import _free_port, _serve, alternate, server_env, stop, wrk_workdir  # noqa: E402
 from service.db import make_engine, make_sessionmaker  # noqa: E402
 from service.ingest.pipeline import import_file  # noqa: E402
 from service.migrate import upgrade  # noqa: E402
@@ -132,16 +130,12 @@ def main() -> None:
     ap.add_argument("--no-chicago", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is needed: apt-get install -y wrk")
-    tmp = Path(tempfile.mkdtemp(prefix="forewarn-bench-series-"))
-    url = f"sqlite:///{tmp / 'series.db'}"
+    tmp, url = wrk_workdir("series")
     t0 = time.perf_counter()
     key, records, n_series = _seed(url, chicago=not args.no_chicago and CHICAGO.is_dir())
     seed_s = time.perf_counter() - t0
     reads = _in_process(url)
-    env = {**os.environ, "FOREWARN_DATABASE_URL": url, "FOREWARN_LOG_LEVEL": "WARNING",
-           "FOREWARN_API__RATE_LIMIT_PER_MINUTE": "0", "PYTHONPATH": str(ROOT)}
+    env = server_env(url)
     headers = {"X-API-Key": key}
     port = _free_port()
     ours = _serve("service.api.main:app", port, env, ROOT)
