@@ -61,13 +61,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, cast
+from typing import Any, BinaryIO, Literal, TypedDict, Unpack, cast
 
 import structlog
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.config import DEFAULT_TIMEZONE
 from service.errors import ServiceError, UnprocessableContent
 from service.ingest.batches import _PROCESS_TOKEN as _PROCESS_TOKEN
 from service.ingest.batches import (
@@ -117,6 +116,7 @@ __all__ = [
     "ImportProgress",
     "ImportJob",
     "PublishedBatch",
+    "ImportOptions",
     "import_file",
     "import_records",
     "file_job",
@@ -325,23 +325,36 @@ def _summary(batch: _BatchRef, spec: KindSpec, job: ImportJob, reader: TableRead
     )
 
 
+class ImportOptions(TypedDict, total=False):
+    """The options :func:`import_file` and :func:`import_records` both take (described in
+    :func:`import_file`); left out, the :class:`ImportJob` defaults apply."""
+
+    source: str | None
+    mapping: dict[str, str] | None
+    register_new: bool
+    chunk_rows: int
+    tz: str
+    force: bool
+    date_order: str | None
+    limits: ImportLimits | None
+    coverage: str | Coverage | None
+
+
+def _job_options(options: ImportOptions) -> dict[str, Any]:
+    """``options`` as :class:`ImportJob` fields: the default limits, a parsed coverage."""
+    return {**options, "limits": options.get("limits") or ImportLimits(),
+            "coverage": declared_coverage(options.get("coverage"))}
+
+
 def import_file(
     *,
     session_factory: sessionmaker[Session],
     kind: Literal["complaints", "enforcement"],
     path: Path | BinaryIO,
     filename: str | None = None,
-    source: str | None = None,
-    mapping: dict[str, str] | None = None,
-    register_new: bool = False,
-    chunk_rows: int = 50_000,
-    tz: str = DEFAULT_TIMEZONE,
-    force: bool = False,
-    date_order: str | None = None,
     encoding: str | None = None,
-    limits: ImportLimits | None = None,
     clock: Callable[[], float] = time.monotonic,
-    coverage: str | Coverage | None = None,
+    **options: Unpack[ImportOptions],
 ) -> BatchSummary:
     """Import a CSV / CSV.gz / XLSX / JSON / JSON Lines file of complaints or enforcement
     actions; returns the batch summary.
@@ -412,10 +425,8 @@ def import_file(
 
     A file-level error marks the batch ``failed`` and carries its ``batch_id``.
     """
-    job = file_job(kind=kind, path=path, filename=filename, encoding=encoding, source=source,
-                   mapping=mapping, register_new=register_new, chunk_rows=chunk_rows, tz=tz,
-                   force=force, date_order=date_order, limits=limits or ImportLimits(),
-                   clock=clock, coverage=declared_coverage(coverage))
+    job = file_job(kind=kind, path=path, filename=filename, encoding=encoding, clock=clock,
+                   **_job_options(options))
     return run_import(session_factory, job)
 
 
@@ -424,21 +435,10 @@ def import_records(
     session_factory: sessionmaker[Session],
     kind: Literal["complaints", "enforcement"],
     records: list[dict[str, Any]],
-    source: str | None = None,
-    mapping: dict[str, str] | None = None,
-    register_new: bool = False,
-    chunk_rows: int = 50_000,
-    tz: str = DEFAULT_TIMEZONE,
-    force: bool = False,
-    date_order: str | None = None,
-    limits: ImportLimits | None = None,
-    coverage: str | Coverage | None = None,
+    **options: Unpack[ImportOptions],
 ) -> BatchSummary:
     """Import records given as a list of objects (a JSON request body); see
     :func:`import_file`. A record that is not an object is rejected as ``malformed_record``."""
-    job = records_job(kind=kind, records=records, source=source, mapping=mapping,
-                      register_new=register_new, chunk_rows=chunk_rows, tz=tz, force=force,
-                      date_order=date_order, limits=limits or ImportLimits(),
-                      coverage=declared_coverage(coverage))
+    job = records_job(kind=kind, records=records, **_job_options(options))
     return run_import(session_factory, job)
 
