@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -105,6 +104,50 @@ def _serve(app_ref: str, port: int, env: dict[str, str], cwd: Path) -> subproces
     proc.kill()
     err = proc.stderr.read().decode() if proc.stderr else ""
     raise RuntimeError(f"server did not start: {err}")
+
+
+_FLOOR_APP = '''"""The floor: a bare FastAPI app answering each <name>.json here at /<name>."""
+from pathlib import Path
+
+from fastapi import FastAPI, Response
+
+HERE = Path(__file__).resolve().parent
+app = FastAPI()
+
+
+@app.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _answer(body: bytes):
+    def answer() -> Response:
+        return Response(body, media_type="application/json")
+    return answer
+
+
+for path in sorted(HERE.glob("*.json")):
+    app.get("/" + path.stem)(_answer(path.read_bytes()))
+'''
+
+
+def serve_api(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the service's API (``env``: :func:`server_env`) in its own uvicorn process;
+    returns the process and its port."""
+    port = _free_port()
+    return _serve("service.api.main:app", port, env, ROOT), port
+
+
+def serve_floor(folder: Path, bodies: dict[str, bytes], env: dict[str, str]
+                ) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the floor in ``folder`` (made here): a bare FastAPI app in its own uvicorn
+    process answering ``bodies[name]`` at ``/<name>``; returns the process and its port."""
+    folder.mkdir()
+    for name, body in bodies.items():
+        (folder / f"{name}.json").write_bytes(body)
+    (folder / "floor_app.py").write_text(_FLOOR_APP)
+    port = _free_port()
+    return _serve("floor_app:app", port, {**env, "PYTHONPATH": str(folder)}, folder), port
 
 
 _LAT = re.compile(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
@@ -195,8 +238,7 @@ def main() -> None:
     env = server_env(url)
     headers = {"X-API-Key": key}
     results: dict[str, dict[str, Any]] = {}
-    port = _free_port()
-    proc = _serve("service.api.main:app", port, env, ROOT)
+    proc, port = serve_api(env)
     try:
         base = f"http://127.0.0.1:{port}"
         forecast_body = httpx.get(f"{base}/v1/series/{sid}/forecast", headers=headers).content
@@ -207,29 +249,8 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
-    floor_dir = tmp / "floor"
-    floor_dir.mkdir()
-    (floor_dir / "forecast.json").write_bytes(forecast_body)
-    (floor_dir / "peaks.json").write_bytes(peaks_body)
-    (floor_dir / "floor_app.py").write_text(textwrap.dedent(f"""
-        from pathlib import Path
-        from fastapi import FastAPI, Response
-        HERE = Path({str(floor_dir)!r})
-        FORECAST = (HERE / "forecast.json").read_bytes()
-        PEAKS = (HERE / "peaks.json").read_bytes()
-        app = FastAPI()
-        @app.get("/healthz")
-        def healthz() -> dict[str, str]:
-            return {{"status": "ok"}}
-        @app.get("/forecast")
-        def forecast() -> Response:
-            return Response(FORECAST, media_type="application/json")
-        @app.get("/peaks")
-        def peaks() -> Response:
-            return Response(PEAKS, media_type="application/json")
-    """))
-    port = _free_port()
-    proc = _serve("floor_app:app", port, {**env, "PYTHONPATH": str(floor_dir)}, floor_dir)
+    proc, port = serve_floor(tmp / "floor", {"forecast": forecast_body, "peaks": peaks_body},
+                             env)
     try:
         for name in ("forecast", "peaks"):
             _wrk(f"http://127.0.0.1:{port}/{name}", {}, 2, args.connections)

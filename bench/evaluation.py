@@ -32,7 +32,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ from sqlalchemy import insert
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.api import _free_port, _serve, alternate, server_env, stop, wrk_workdir  # noqa: E402
+from bench.api import alternate, serve_api, serve_floor, server_env, stop, wrk_workdir  # noqa: E402
 from bench.series import sample_database  # noqa: E402
 from models.peaks import actual_spike_windows  # noqa: E402
 from models.series import SeriesId  # noqa: E402
@@ -170,38 +169,21 @@ def main() -> None:
            "FOREWARN_CATEGORIES_FILE": str(SAMPLES / "categories.yaml"),
            "FOREWARN_REGIONS_FILE": str(SAMPLES / "regions.yaml")}
     headers = {"X-API-Key": key}
-    port = _free_port()
-    ours = _serve("service.api.main:app", port, env, ROOT)
+    ours, port = serve_api(env)
     floor: subprocess.Popen[bytes] | None = None
     rounds: dict[str, list[dict[str, float]]] = {}
     bodies: dict[str, int] = {}
     try:
         base = f"http://127.0.0.1:{port}"
         paths = {"scorecard": "/v1/evaluation", "effect": f"/v1/campaigns/{ids[0]}/effect"}
-        floor_dir = tmp / "floor"
-        floor_dir.mkdir()
+        contents: dict[str, bytes] = {}
         for name, path in paths.items():
             r = httpx.get(base + path, headers=headers, timeout=60)
             assert r.status_code == 200, (path, r.status_code, r.text[:300])
             assert r.json()["materialised"]["recompute_pending"] is False
-            (floor_dir / f"{name}.json").write_bytes(r.content)
+            contents[name] = r.content
             bodies[name] = len(r.content)
-        (floor_dir / "floor_app.py").write_text(textwrap.dedent(f"""
-            from pathlib import Path
-            from fastapi import FastAPI, Response
-            HERE = Path({str(floor_dir)!r})
-            BODIES = {{n: (HERE / f"{{n}}.json").read_bytes() for n in {list(paths)!r}}}
-            app = FastAPI()
-            @app.get("/healthz")
-            def healthz() -> dict[str, str]:
-                return {{"status": "ok"}}
-            @app.get("/{{name}}")
-            def body(name: str) -> Response:
-                return Response(BODIES[name], media_type="application/json")
-        """))
-        fport = _free_port()
-        floor = _serve("floor_app:app", fport, {**env, "PYTHONPATH": str(floor_dir)},
-                       floor_dir)
+        floor, fport = serve_floor(tmp / "floor", contents, env)
         targets = {name: (base + path, headers) for name, path in paths.items()}
         # our cheapest authenticated route: what the shared request path (key check,
         # middleware) leaves of the floor, whatever the route does

@@ -27,7 +27,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.api import _free_port, _serve, alternate, server_env, stop, wrk_workdir  # noqa: E402
+from bench.api import alternate, serve_api, serve_floor, server_env, stop, wrk_workdir  # noqa: E402
 from service.db import make_engine, make_sessionmaker  # noqa: E402
 from service.ingest.pipeline import import_file  # noqa: E402
 from service.migrate import upgrade  # noqa: E402
@@ -137,8 +136,7 @@ def main() -> None:
     reads = _in_process(url)
     env = server_env(url)
     headers = {"X-API-Key": key}
-    port = _free_port()
-    ours = _serve("service.api.main:app", port, env, ROOT)
+    ours, port = serve_api(env)
     floor: subprocess.Popen[bytes] | None = None
     rounds: dict[str, list[dict[str, float]]] = {}
     try:
@@ -153,24 +151,7 @@ def main() -> None:
         # our cheapest authenticated route: what the shared request path (key check,
         # middleware) leaves of the floor, whatever the route does
         targets["whoami"] = (f"{base}/v1/dashboard/whoami", headers)
-        floor_dir = tmp / "floor"
-        floor_dir.mkdir()
-        (floor_dir / "series.json").write_bytes(body)
-        (floor_dir / "floor_app.py").write_text(textwrap.dedent(f"""
-            from pathlib import Path
-            from fastapi import FastAPI, Response
-            BODY = (Path({str(floor_dir)!r}) / "series.json").read_bytes()
-            app = FastAPI()
-            @app.get("/healthz")
-            def healthz() -> dict[str, str]:
-                return {{"status": "ok"}}
-            @app.get("/series")
-            def series() -> Response:
-                return Response(BODY, media_type="application/json")
-        """))
-        fport = _free_port()
-        floor = _serve("floor_app:app", fport, {**env, "PYTHONPATH": str(floor_dir)},
-                       floor_dir)
+        floor, fport = serve_floor(tmp / "floor", {"series": body}, env)
         targets["floor"] = (f"http://127.0.0.1:{fport}/series", {})
         rounds = alternate(targets, rounds=args.rounds, duration=args.duration,
                            connections=args.connections)
