@@ -168,7 +168,8 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
 def where_given(stmt: S, *tests: tuple[QueryableAttribute[Any],
                                        Literal["==", ">", ">=", "<", "<="], Any]) -> S:
     """``stmt`` with ``WHERE column <op> value`` for each ``(column, op, value)`` whose value
-    is given (neither None nor empty nor false): the optional filters of a list."""
+    is given, that is true (not None, empty, false or 0): the optional filters of a list. A
+    filter whose value may be 0 or false needs its own ``if``."""
     for column, op, value in tests:
         if value:
             stmt = stmt.where(_OPS[op](column, value))

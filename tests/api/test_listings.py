@@ -47,6 +47,8 @@ def test_import_batches_and_forecast_runs(api: tuple[TestClient, dict[str, str]]
                      headers=h).json()["items"]
     assert [b["filename"] for b in rej] == ["f6.csv", "f5.csv", "f4.csv", "f3.csv"]
     assert rej[0]["started_at"].endswith("Z") or rej[0]["started_at"].endswith("+00:00")
+    with_rej = client.get("/v1/import-batches?with_rejections=true", headers=h).json()["items"]
+    assert [b["filename"] for b in with_rej] == [f"f{i}.csv" for i in range(6, 0, -1)]  # not f0
     runs = client.get("/v1/forecast-runs?limit=2", headers=h).json()
     second = client.get(f"/v1/forecast-runs?limit=2&cursor={runs['next_cursor']}",
                         headers=h).json()

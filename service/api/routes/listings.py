@@ -107,8 +107,10 @@ def get_import_batches(
     newest first. Needs the ``read`` scope."""
     b = ImportBatch
     stmt = where_given(select(b), (b.kind, "==", kind), (b.status, "==", status),
-                       (b.source, "==", source), (b.rejected, ">", 0 if with_rejections else None),
+                       (b.source, "==", source),
                        (b.started_at, ">=", as_utc(since) if since else None))
+    if with_rejections:
+        stmt = stmt.where(b.rejected > 0)
     page, nxt = keyset_page(session, stmt, ((b.started_at, True), (b.id, True)),
                             types=(dt.datetime, str), cursor=cursor, limit=limit)
     return ImportBatchList(items=[ImportBatchItem.model_validate(r) for r in page],
