@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -116,23 +117,22 @@ _ENCODING = Annotated[str | None, typer.Option(
     "with BOM, GB18030/GBK and Big5)")]
 
 
-@import_app.command("complaints")
-def import_complaints(path: Path, source: _SOURCE = None, map_: _MAP = None,
-                      mapping: _MAPPING = None, register_new: _REGISTER = False,
-                      as_json: _JSON = False, force: _FORCE = False,
-                      date_order: _DATE_ORDER = None, encoding: _ENCODING = None,
-                      coverage: _COVERAGE = None) -> None:
-    """Import complaint records from CSV, XLSX, JSON or JSON Lines (optionally .gz)."""
-    _import("complaints", path, source, map_ or [], mapping, register_new, as_json, force,
-            date_order, encoding, coverage)
+def _import_command(kind: Literal["complaints", "enforcement"], what: str
+                    ) -> Callable[..., None]:
+    """The ``forewarn import <kind>`` command (one per kind, the same options)."""
+
+    def command(path: Path, source: _SOURCE = None, map_: _MAP = None,
+                mapping: _MAPPING = None, register_new: _REGISTER = False,
+                as_json: _JSON = False, force: _FORCE = False,
+                date_order: _DATE_ORDER = None, encoding: _ENCODING = None,
+                coverage: _COVERAGE = None) -> None:
+        _import(kind, path, source, map_ or [], mapping, register_new, as_json, force,
+                date_order, encoding, coverage)
+
+    command.__name__ = f"import_{kind}"
+    command.__doc__ = f"Import {what} from CSV, XLSX, JSON or JSON Lines (optionally .gz)."
+    return command
 
 
-@import_app.command("enforcement")
-def import_enforcement(path: Path, source: _SOURCE = None, map_: _MAP = None,
-                       mapping: _MAPPING = None, register_new: _REGISTER = False,
-                       as_json: _JSON = False, force: _FORCE = False,
-                       date_order: _DATE_ORDER = None, encoding: _ENCODING = None,
-                       coverage: _COVERAGE = None) -> None:
-    """Import enforcement actions from CSV, XLSX, JSON or JSON Lines (optionally .gz)."""
-    _import("enforcement", path, source, map_ or [], mapping, register_new, as_json, force,
-            date_order, encoding, coverage)
+import_app.command("complaints")(_import_command("complaints", "complaint records"))
+import_app.command("enforcement")(_import_command("enforcement", "enforcement actions"))
