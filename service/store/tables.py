@@ -178,7 +178,15 @@ class RejectedRow(Base):
     detail: Mapped[str] = mapped_column(Text)
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
-class SeriesSource(Base):
+class _SeriesParts:
+    """The parts of a row's ``series_id`` as columns, to filter on: signal, category, region."""
+
+    signal: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(64))
+    region: Mapped[str] = mapped_column(String(64))
+
+
+class SeriesSource(_SeriesParts, Base):
     """Series summary, maintained at import (:mod:`service.store.summary`): one row per
     (series, source) with the first and last record day and the record count. ``violations``
     rows count enforcement actions that found a violation."""
@@ -187,9 +195,6 @@ class SeriesSource(Base):
     __table_args__ = (Index("ix_series_sources_signal_source", "signal", "source"),)
     series_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     source: Mapped[str] = mapped_column(String(100), primary_key=True)
-    signal: Mapped[str] = mapped_column(String(32))
-    category: Mapped[str] = mapped_column(String(64))
-    region: Mapped[str] = mapped_column(String(64))
     first_day: Mapped[dt.date] = mapped_column(Date)
     last_day: Mapped[dt.date] = mapped_column(Date)
     total: Mapped[int] = mapped_column(Integer)
@@ -319,7 +324,7 @@ class ForecastWeek(_RunSeriesKey, Base):
     samples: Mapped[list[Any]] = mapped_column(default=list)
 
 
-class Peak(Base):
+class Peak(_SeriesParts, Base):
     """A campaign window of a series (DESIGN.md), with its evidence.
 
     ``start``/``end`` bound the campaign window; a predicted window longer than the
@@ -334,9 +339,6 @@ class Peak(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("forecast_runs.id", ondelete="CASCADE"))
     series_id: Mapped[str] = mapped_column(String(200), index=True)
-    signal: Mapped[str] = mapped_column(String(32))
-    category: Mapped[str] = mapped_column(String(64))
-    region: Mapped[str] = mapped_column(String(64))
     start: Mapped[dt.date] = mapped_column(Date)
     end: Mapped[dt.date] = mapped_column(Date)
     peak_week: Mapped[dt.date] = mapped_column(Date)
