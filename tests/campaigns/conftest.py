@@ -18,6 +18,9 @@ from service.db import make_sessionmaker
 from service.store.reference import load_reference
 from service.store.tables import Category, EnforcementAction, ForecastRun, ForecastWeek, Peak
 
+#: The "today" of the planning and lifecycle tests (a Wednesday).
+TODAY = dt.date(2025, 1, 1)
+
 _clock = itertools.count()
 
 

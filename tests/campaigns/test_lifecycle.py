@@ -25,8 +25,8 @@ from service.campaigns.tables import Campaign, Recipient
 from service.config import Settings
 from service.errors import Conflict, UnprocessableContent
 from service.store.tables import Category
+from tests.campaigns.conftest import TODAY
 
-TODAY = dt.date(2025, 1, 1)
 D = dt.date
 
 

@@ -28,9 +28,8 @@ from service.campaigns.service import (
 from service.campaigns.tables import Campaign
 from service.config import CampaignSettings, Settings
 from service.errors import NotFound, UnprocessableContent
-from tests.campaigns.conftest import P, add_run
+from tests.campaigns.conftest import TODAY, P, add_run
 
-TODAY = dt.date(2025, 1, 1)
 D = dt.date
 
 

@@ -21,10 +21,9 @@ from service.config import CampaignSettings, Settings
 from service.store.keys import create_key
 from service.store.reference import load_reference
 from service.store.tables import Category
-from tests.campaigns.conftest import P, add_run, monday
+from tests.campaigns.conftest import TODAY, P, add_run, monday
 from tests.conftest import FIXTURES
 
-TODAY = dt.date(2025, 1, 1)
 REGIONS = ("150100", "150200", "152900", "150102")
 WINDOW = dt.date(2025, 3, 3)  # a Monday; lead 14 days -> send 2025-02-17
 

@@ -29,9 +29,8 @@ from service.samples.generator import (
     TRUTH_COLUMNS,
     expected_counts,
 )
+from tests.conftest import ROOT, SAMPLES
 
-ROOT = Path(__file__).resolve().parents[2]
-COMMITTED = ROOT / "data" / "samples"
 SOURCES = ROOT / "service" / "samples"
 SHORT = {"start": date(2022, 1, 1), "end": date(2023, 12, 31)}
 FILES = ["regions.yaml", "categories.yaml", "complaints.csv.gz", "enforcement.csv.gz",
@@ -386,21 +385,21 @@ def test_festival_dates_from_holidays() -> None:
 
 
 def test_committed_config_matches_sources() -> None:
-    if not (COMMITTED / "complaints.csv.gz").exists():
+    if not (SAMPLES / "complaints.csv.gz").exists():
         pytest.fail("data/samples is not generated; run forewarn samples generate")
     for name in ("regions.yaml", "categories.yaml"):
-        assert (COMMITTED / name).read_bytes() == (SOURCES / name).read_bytes()
-    size = sum((COMMITTED / n).stat().st_size for n in ("complaints.csv.gz",
+        assert (SAMPLES / name).read_bytes() == (SOURCES / name).read_bytes()
+    size = sum((SAMPLES / n).stat().st_size for n in ("complaints.csv.gz",
                                                          "enforcement.csv.gz"))
     assert size < 6.5e6
-    with gzip.open(COMMITTED / "complaints.csv.gz", "rt", encoding="utf-8") as fh:
+    with gzip.open(SAMPLES / "complaints.csv.gz", "rt", encoding="utf-8") as fh:
         assert fh.readline().strip() == ",".join(COMPLAINT_COLUMNS)
 
 
 @pytest.mark.slow
 def test_committed_files_equal_default_generation(tmp_path: Path) -> None:
     generate(tmp_path, seed=DEFAULT_SEED)
-    assert _digest(tmp_path) == _digest(COMMITTED)
+    assert _digest(tmp_path) == _digest(SAMPLES)
 
 
 def test_expected_counts_are_what_the_counts_were_drawn_from(
