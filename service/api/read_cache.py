@@ -22,9 +22,11 @@ and audit) and answers a repeated read from :class:`ReadCache` without entering 
   route's headers (content type and length, ``Content-Language``, ``Vary``), and only when
   the data version read after the answer is still the one it was keyed by. Never a 4xx or
   5xx, never a running run's partial answer.
-* **Bounded**: a ``cachetools.TTLCache`` by total body bytes (``FOREWARN_API__READ_CACHE_MAX_
-  BYTES``) whose entries expire after ``FOREWARN_API__READ_CACHE_SECONDS`` (0 turns the
-  cache off) — a safety net; the key's data version is what keeps answers current.
+* **Bounded**: a ``cachetools.TTLCache`` by total body bytes
+  (``FOREWARN_API__READ_CACHE_MAX_BYTES``) whose entries expire after
+  ``FOREWARN_API__READ_CACHE_SECONDS`` (0 turns the cache off) — a safety net; the key's data
+  version is what keeps answers current. A run finished by another process (the scheduler's,
+  the CLI) changes the version within ``LATEST_RUN_TTL`` (1 s), as it changes the routes'.
 
 The routes do not answer conditional requests (no ``ETag``), and neither does the cache.
 """
