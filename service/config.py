@@ -71,6 +71,11 @@ class ApiSettings(BaseModel):
     pool_timeout_seconds: float = Field(3.0, gt=0)
     lock_timeout_seconds: float = Field(10.0, gt=0)
     retry_after_seconds: int = Field(2, ge=1)
+    # repeated identical reads of GET /v1/peaks and /v1/series/{id}/forecast answered before
+    # FastAPI parses them (service/api/read_cache.py); keyed by the data version, the TTL is
+    # a safety net; 0 seconds turns it off
+    read_cache_seconds: float = Field(5.0, ge=0)
+    read_cache_max_bytes: int = Field(64 * 1024**2, ge=0)
 
 
 class ImportSettings(BaseModel):

@@ -23,6 +23,7 @@ from service.api.middleware import (
 from service.api.numbers import RoundedJSONResponse
 from service.api.openapi_doc import install_openapi
 from service.api.problems import install_problem_handlers
+from service.api.read_cache import ReadCache, ReadCacheMiddleware
 from service.api.routes import (
     campaigns,
     dashboard,
@@ -98,12 +99,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         recover_interrupted(app.state.sessionmaker,
                             stale_after_seconds=settings.imports.stale_after_seconds)
     app.state.response_cache = ResponseCache()
+    app.state.read_cache = ReadCache(api.read_cache_seconds, api.read_cache_max_bytes)
     forecasts.forget_latest_run(app.state)  # the newest finished run: not read yet
     app.state.evaluation_served = ServedAnswers()
     app.state.key_cache = KeyCache(settings.api.key_cache_seconds)
     app.state.reference_codes = ReferenceCodes()
     install_problem_handlers(app)
     # outermost last: observability sees every response, including 413 and 429
+    app.add_middleware(ReadCacheMiddleware)  # repeated reads of the hot routes, after the key
     app.add_middleware(AuditMiddleware)  # innermost: sees the matched route and the key
     app.add_middleware(RateLimitMiddleware, per_minute=settings.api.rate_limit_per_minute,
                        storage=settings.api.rate_limit_storage,

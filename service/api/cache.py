@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Hashable
+from typing import Any
 
 from cachetools import LRUCache
 
-__all__ = ["ResponseCache"]
+__all__ = ["ResponseCache", "READ_CACHEABLE", "allow_read_cache"]
 
 
 class ResponseCache:
@@ -30,3 +31,15 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+#: ``request.state`` attribute a hot read route sets when its answer may be kept by the read
+#: cache in front of it (:mod:`service.api.read_cache`): a 200 derived only from a finished
+#: run (immutable) or from there being no finished run at all.
+READ_CACHEABLE = "read_cacheable"
+
+
+def allow_read_cache(state: Any) -> None:
+    """Mark the answer of this request as one the read cache may keep (see
+    :data:`READ_CACHEABLE`)."""
+    setattr(state, READ_CACHEABLE, True)

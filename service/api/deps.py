@@ -21,8 +21,8 @@ from service.store.base import as_utc
 from service.store.keys import has_scope, verify_key
 from service.store.tables import ApiKey, utcnow
 
-__all__ = ["SessionDep", "SettingsDep", "LanguageDep", "KeyCache", "require", "get_session",
-           "get_settings", "get_language"]
+__all__ = ["SessionDep", "SettingsDep", "LanguageDep", "KeyCache", "authenticate", "require",
+           "get_session", "get_settings", "get_language"]
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                                description="API key created with `forewarn keys create`")
@@ -93,34 +93,44 @@ def _verify(request: Request, api_key: str) -> ApiKey | None:
         return verify_key(session=session, plaintext=api_key)
 
 
+async def authenticate(request: Request, api_key: str | None, scope: str) -> ApiKey:
+    """The verified key presented as ``api_key``, holding ``scope`` (``admin`` implies every
+    scope): :class:`Unauthorized` without a valid key, :class:`Forbidden` without the scope.
+
+    Verified keys are cached briefly (:class:`KeyCache`); a miss reads the database in the
+    thread pool. Notes the key's use for the audit log and the access log's ``key``. The one
+    check of every route (:func:`require`) and of the read cache in front of the hot routes
+    (:mod:`service.api.read_cache`).
+    """
+    if not api_key:
+        raise Unauthorized("this endpoint needs an API key in the X-API-Key header")
+    cache: KeyCache = request.app.state.key_cache
+    digest = hashlib.sha256(api_key.encode()).hexdigest()
+    key = cache.get(digest)
+    if key is None:
+        key = await run_in_threadpool(_verify, request, api_key)
+        if key is None:
+            raise Unauthorized("the API key is unknown, revoked or expired")
+        cache.put(digest, key)
+    note_key_use(request.state, key, scope)  # audited once the response is out
+    if not has_scope(key, scope):
+        raise Forbidden(f"the API key lacks the '{scope}' scope")
+    request.state.api_key_prefix = key.prefix
+    return key
+
+
 def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
-    """Dependency factory: a valid API key with ``scope`` (``admin`` implies every scope).
+    """Dependency factory: a valid API key with ``scope`` (:func:`authenticate`).
 
     The scope is listed in the operation's OpenAPI ``security`` requirement
     (``{"APIKeyHeader": ["read"]}``), so clients can see which scope each operation needs.
-    Verified keys are cached briefly (:class:`KeyCache`); a miss reads the database in the
-    thread pool.
     """
 
     async def _dep(
         request: Request,
         api_key: str | None = Security(_api_key_header, scopes=[scope]),
     ) -> ApiKey:
-        if not api_key:
-            raise Unauthorized("this endpoint needs an API key in the X-API-Key header")
-        cache: KeyCache = request.app.state.key_cache
-        digest = hashlib.sha256(api_key.encode()).hexdigest()
-        key = cache.get(digest)
-        if key is None:
-            key = await run_in_threadpool(_verify, request, api_key)
-            if key is None:
-                raise Unauthorized("the API key is unknown, revoked or expired")
-            cache.put(digest, key)
-        note_key_use(request.state, key, scope)  # audited once the response is out
-        if not has_scope(key, scope):
-            raise Forbidden(f"the API key lacks the '{scope}' scope")
-        request.state.api_key_prefix = key.prefix
-        return key
+        return await authenticate(request, api_key, scope)
 
     _dep.__name__ = f"require_{scope}"
     return _dep

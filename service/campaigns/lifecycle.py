@@ -29,6 +29,7 @@ from service.campaigns.lookups import (
 )
 from service.campaigns.planning import Planner, fmt_date
 from service.campaigns.randomised import randomise_on_approval
+from service.campaigns.scope import evaluation_scope, keeps_commitment
 from service.campaigns.status import ALLOWED_TRANSITIONS, EDITABLE, OCCUPYING
 from service.campaigns.tables import Campaign
 from service.config import Settings
@@ -73,7 +74,10 @@ def transition(
     now = utcnow()
     campaign.status = to
     campaign.status_changed_at = now
-    mark_stale(session, f"campaign {to}")  # the evaluation reads campaign statuses
+    # the evaluation reads campaign statuses; a move among committed statuses (dispatch)
+    # changes the scorecards and the effects of the campaign's category only
+    mark_stale(session, f"campaign {to}", only_effects_of=evaluation_scope(
+        session, [campaign.id]) if keeps_commitment(frm, to) else None)
     campaign.updated_at = now
     if to == "approved":
         campaign.approved_by, campaign.approved_at = actor, now

@@ -19,6 +19,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.campaigns.recipients import recipient_signing_secrets
+from service.campaigns.scope import evaluation_scope
 from service.channels.base import Channel, DeliveryError, Message, PermanentDeliveryError
 from service.dispatch.outbox import (
     ClaimedRow,
@@ -161,6 +162,7 @@ class Dispatcher:
         wanted = tuple(statuses)
         budget = d.tick_budget_seconds if budget_seconds is None else budget_seconds
         stats = DispatchStats()
+        changed: set[str] = set()  # campaigns with rows delivered or dead-lettered
         t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=max(1, d.concurrency),
                                 thread_name_prefix="dispatch") as pool:
@@ -183,14 +185,17 @@ class Dispatcher:
                             r for r in rows if r.campaign_id in blocked)
                         rows = [r for r in rows if r.campaign_id not in blocked]
                     self.hooks.started(self.factory, campaigns - blocked)
-                for outcome in pool.map(self._deliver, rows):
+                for row, outcome in zip(rows, pool.map(self._deliver, rows), strict=True):
                     setattr(stats, outcome, getattr(stats, outcome) + 1)
+                    if outcome in ("delivered", "dead"):
+                        changed.add(row.campaign_id)
                 if self.hooks is not None:
                     self.hooks.settled(self.factory, campaigns)
         stats.seconds = time.monotonic() - t0
-        if stats.delivered or stats.dead:  # one UPDATE; the evaluation worker recomputes
-            with self.factory() as s:
-                mark_stale(s, "dispatch delivered or dead-lettered rows")
+        if stats.delivered or stats.dead:  # the evaluation worker recomputes what changed:
+            with self.factory() as s:  # the scorecards, the effects of these categories
+                mark_stale(s, "dispatch delivered or dead-lettered rows",
+                           only_effects_of=evaluation_scope(s, changed))
                 s.commit()
         if stats.claimed:
             log.info("dispatch_tick", statuses=list(wanted), **stats.as_dict())

@@ -1,5 +1,5 @@
-"""Tables of the materialised evaluation (migration ``0008_materialised_evaluation``; the
-freshness row ``evaluation_state`` lives in :mod:`service.store.freshness`).
+"""Tables of the materialised evaluation (migration ``0008_materialised_evaluation``; both
+are defined in :mod:`service.store.freshness`, below every stage that marks them stale).
 
 - ``evaluation_state`` — one row (``id = 'evaluation'``): ``generation`` counts the changes of
   the evaluation's inputs (a refit, a dispatch, a campaign's status, an import, a week that
@@ -17,24 +17,6 @@ freshness row ``evaluation_state`` lives in :mod:`service.store.freshness`).
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
-from sqlalchemy import JSON, DateTime, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
-
-from service.store.freshness import STATE_ID, EvaluationState
-from service.store.tables import Base, utcnow
+from service.store.freshness import STATE_ID, EvaluationResult, EvaluationState
 
 __all__ = ["EvaluationState", "EvaluationResult", "STATE_ID"]
-
-class EvaluationResult(Base):
-    __tablename__ = "evaluation_results"
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    key: Mapped[str] = mapped_column(String(300), primary_key=True)
-    generation: Mapped[int] = mapped_column(Integer, default=0)
-    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    body: Mapped[str | None] = mapped_column(Text)  # the response's JSON, ready to send
-    error: Mapped[str | None] = mapped_column(Text)
-    computed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from service.api.cache import allow_read_cache
 from service.api.decision_schema import (
     DECISION_EXAMPLE,
     DecisionPublic,
@@ -291,7 +292,7 @@ def forget_latest_run(state: Any) -> None:
     state.latest_run_memo = (float("-inf"), None)
 
 
-async def _latest_run_id(request: Request) -> str | None:
+async def latest_run_id(request: Request) -> str | None:
     """Id of the newest finished run, read from the database at most once every
     :data:`LATEST_RUN_TTL` seconds (and right after a run of this process ends)."""
     at, run_id = request.app.state.latest_run_memo
@@ -301,7 +302,8 @@ async def _latest_run_id(request: Request) -> str | None:
 
 
 def _forecast_body(request: Request, series_id: str, run_id: str | None,
-                   rid: str | None) -> bytes:
+                   rid: str | None) -> tuple[bytes, bool]:
+    """The answer and whether it comes from a finished run (immutable)."""
     cache = request.app.state.response_cache
     key = ("forecast", rid, series_id)
     with request.app.state.sessionmaker() as session:
@@ -315,7 +317,7 @@ def _forecast_body(request: Request, series_id: str, run_id: str | None,
             cache.put(("forecast", run.id, series_id), body)
             if run.id != rid and rid is not None:
                 cache.put(key, body)  # the newest run does not cover it: remember the answer
-    return body
+    return body, run.status in FINISHED
 
 
 @router.get("/series/{series_id}/forecast", summary="Latest forecast of one series",
@@ -327,10 +329,14 @@ async def get_series_forecast(request: Request, series_id: _SeriesPath,
     series (or of ``run_id``), with data-quality flags. Responses of finished runs are
     served from a cache. Needs the ``read`` scope; 404 when no finished run covers it."""
     parse_series_id(series_id)
-    rid = run_id or await _latest_run_id(request)
+    rid = run_id or await latest_run_id(request)
     body = request.app.state.response_cache.get(("forecast", rid, series_id)) if rid else None
+    finished = body is not None  # only answers of finished runs are cached
     if body is None:
-        body = await run_in_threadpool(_forecast_body, request, series_id, run_id, rid)
+        body, finished = await run_in_threadpool(_forecast_body, request, series_id, run_id,
+                                                 rid)
+    if finished:
+        allow_read_cache(request.state)
     return Response(body, media_type="application/json")
 
 
@@ -394,7 +400,8 @@ def peak_public(peak: Peak, document: dict[str, Any] | None, language: str) -> P
 
 
 def _peaks_body(request: Request, key: tuple[object, ...], run_id: str, limit: int,
-                after: list[Any] | None, language: str, **filters: Any) -> bytes:
+                after: list[Any] | None, language: str, **filters: Any) -> tuple[bytes, bool]:
+    """The answer and whether it comes from a finished run (immutable)."""
     with request.app.state.sessionmaker() as session:
         stmt = peaks_query(run_id=run_id, **filters)
         if after is not None:
@@ -410,7 +417,7 @@ def _peaks_body(request: Request, key: tuple[object, ...], run_id: str, limit: i
                                                 for r in page], next_cursor=nxt))
     if status in FINISHED:  # a finished run's peaks never change
         request.app.state.response_cache.put(key, body)
-    return body
+    return body, status in FINISHED
 
 
 @router.get("/peaks", summary="Predicted peak windows of the latest run (cursor-paginated)",
@@ -444,16 +451,20 @@ async def get_peaks(
         if run_id is not None and run_id != cursor_run:
             raise BadRequest("the cursor belongs to another run_id")
         run_id = cursor_run
-    rid = run_id or await _latest_run_id(request)
+    rid = run_id or await latest_run_id(request)
     headers = {"Content-Language": language, "Vary": "Accept-Language"}
-    if rid is None:
+    if rid is None:  # no finished run: a finished run changes the read cache's key
+        allow_read_cache(request.state)
         return Response(PeakList(items=[], next_cursor=None).model_dump_json(),
                         media_type="application/json", headers=headers)
     filters = {"category": category, "region": region, "signal": signal,
                "date_from": date_from, "date_to": date_to, "min_probability": min_probability}
     key = ("peaks", rid, language, *filters.values(), limit, cursor)
     body = request.app.state.response_cache.get(key)
+    finished = body is not None  # only answers of finished runs are cached
     if body is None:
-        body = await run_in_threadpool(_peaks_body, request, key, rid, limit, after, language,
-                                       **filters)
+        body, finished = await run_in_threadpool(_peaks_body, request, key, rid, limit, after,
+                                                 language, **filters)
+    if finished:
+        allow_read_cache(request.state)
     return Response(body, media_type="application/json", headers=headers)

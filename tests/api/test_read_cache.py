@@ -1,0 +1,228 @@
+"""The read cache in front of ``GET /v1/peaks`` and ``GET /v1/series/{id}/forecast`` (issue 13,
+service/api/read_cache.py): byte-identical answers, never stale after a run or an import,
+never past the key check, one entry per query and language, bounded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from service.api.cache import ResponseCache
+from service.api.read_cache import Entry, ReadCache, canonical_query
+from service.audit import AuditEntry
+from service.store.freshness import mark_stale
+from service.store.tables import ForecastRun
+from tests.api.conftest import seed_run
+
+
+class _NoRouteCache(ResponseCache):
+    """The routes' own cache of finished runs' bodies, failing when asked: a request that
+    reaches a route fails the test."""
+
+    def get(self, key: Any) -> bytes | None:
+        raise AssertionError(f"the route was entered for {key!r}")
+
+
+def _without_cache(client: TestClient, path: str, **kw: Any) -> Any:
+    app: Any = client.app
+    kept = app.state.read_cache
+    app.state.read_cache = ReadCache(ttl=0, max_bytes=0)  # off
+    try:
+        return client.get(path, **kw)
+    finally:
+        app.state.read_cache = kept
+
+
+_HEADERS = ("content-type", "content-length", "content-language", "vary")
+
+
+def _route_headers(r: Any) -> dict[str, str | None]:
+    return {h: r.headers.get(h) for h in _HEADERS}
+
+
+def test_a_cached_answer_is_the_uncached_one_byte_for_byte(
+    api: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, keys = api
+    app: Any = client.app
+    run_id, series = seed_run(app.state.sessionmaker)
+    read = {"X-API-Key": keys["read"]}
+    cases = [("/v1/peaks", {}, {}),
+             ("/v1/peaks", {"category": "fireworks", "limit": "3"},
+              {"Accept-Language": "zh-CN,zh;q=0.9"}),
+             (f"/v1/series/{series[0]}/forecast", {}, {}),
+             (f"/v1/series/{series[1]}/forecast", {"run_id": run_id}, {})]
+    plain = [_without_cache(client, p, params=q, headers={**read, **h}) for p, q, h in cases]
+    first = [client.get(p, params=q, headers={**read, **h}) for p, q, h in cases]
+    cache: ReadCache = app.state.read_cache
+    assert len(cache) == len(cases) and cache.hits == 0
+    app.state.response_cache = _NoRouteCache()  # from now on a route would fail
+    again = [client.get(p, params=q, headers={**read, **h}) for p, q, h in cases]
+    assert cache.hits == len(cases)
+    for p, f, a in zip(plain, first, again, strict=True):
+        assert p.status_code == f.status_code == a.status_code == 200
+        assert p.content == f.content == a.content
+        assert _route_headers(p) == _route_headers(f) == _route_headers(a)
+    assert again[1].headers["content-language"] == "zh"
+    assert len(again[1].json()["items"]) == 3
+    assert all(a.headers["x-request-id"] for a in again)  # the outer middleware still ran
+
+
+def test_a_hit_is_audited_and_labelled_as_the_route(
+    api: tuple[TestClient, dict[str, str]],
+) -> None:
+    """An admin key reading is a use of the admin scope, audited on a hit as on a miss, with
+    the route's template."""
+    client, keys = api
+    app: Any = client.app
+    seed_run(app.state.sessionmaker)
+    for _ in range(2):
+        assert client.get("/v1/peaks", headers={"X-API-Key": keys["admin"]}).status_code == 200
+    assert app.state.read_cache.hits == 1
+    with app.state.sessionmaker() as s:
+        got = [(e.action, e.entity_id, e.detail["status"]) for e in s.scalars(
+            select(AuditEntry).where(AuditEntry.entity_type == "route"))]
+    assert got == [("scope.admin", "GET /v1/peaks", 200)] * 2
+
+
+def test_a_run_finished_by_the_app_changes_the_answer_at_once(
+    api: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import service.forecasting.executor as executor
+
+    client, keys = api
+    app: Any = client.app
+    read = {"X-API-Key": keys["read"]}
+    old_run, series = seed_run(app.state.sessionmaker)
+    paths = ["/v1/peaks", f"/v1/series/{series[0]}/forecast"]
+    for _ in range(2):  # the second time from the cache
+        assert {p["run_id"] for p in client.get(paths[0], headers=read).json()["items"]} \
+            == {old_run}
+        assert client.get(paths[1], headers=read).json()["run_id"] == old_run
+    assert app.state.read_cache.hits == 2
+    app.state.latest_run_memo = (float("inf"), old_run)  # remembered for good, unless dropped
+    new: list[str] = []
+
+    def finish(*, session_factory: Any, run_id: str, settings: Any) -> Any:
+        new.append(seed_run(session_factory)[0])  # a newer finished run
+        return type("Run", (), {"status": "succeeded", "total": 6, "failed": 0})()
+
+    monkeypatch.setattr(executor, "execute_run", finish)  # what RunExecutor calls
+    app.state.run_executor.submit("queued-run")
+    app.state.run_executor.wait(timeout=60)
+    assert len(new) == 1
+    assert {p["run_id"] for p in client.get(paths[0], headers=read).json()["items"]} \
+        == {new[0]}
+    assert client.get(paths[1], headers=read).json()["run_id"] == new[0]
+
+
+def test_an_import_changes_the_key_at_once(api: tuple[TestClient, dict[str, str]]) -> None:
+    """An import marks the evaluation's inputs stale (service/ingest/publish.py); the mark is
+    part of the data version, so no answer cached before it is served after it."""
+    client, keys = api
+    app: Any = client.app
+    read = {"X-API-Key": keys["read"]}
+    seed_run(app.state.sessionmaker)
+    cache: ReadCache = app.state.read_cache
+    client.get("/v1/peaks", headers=read)
+    client.get("/v1/peaks", headers=read)
+    assert (cache.hits, cache.misses) == (1, 1)
+    with app.state.sessionmaker() as s:
+        mark_stale(s, "import")
+        s.commit()
+    assert client.get("/v1/peaks", headers=read).status_code == 200
+    assert (cache.hits, cache.misses) == (1, 2)
+    assert len(cache) == 2
+
+
+def test_a_refused_key_gets_the_same_problem_and_never_a_cached_body(
+    api: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, keys = api
+    app: Any = client.app
+    _, series = seed_run(app.state.sessionmaker)
+    paths = ["/v1/peaks", f"/v1/series/{series[0]}/forecast"]
+    for p in paths:  # cached for a read key
+        client.get(p, headers={"X-API-Key": keys["read"]})
+        assert client.get(p, headers={"X-API-Key": keys["read"]}).status_code == 200
+    cache: ReadCache = app.state.read_cache
+    hits = cache.hits
+    refused = [({}, 401), ({"X-API-Key": "fw_nope_notakey"}, 401),
+               ({"X-API-Key": keys["read"] + "x"}, 401), ({"X-API-Key": keys["import"]}, 403),
+               ({"X-API-Key": keys["import"], "Accept-Language": "zh"}, 403)]
+    for p in paths:
+        for headers, status in refused:
+            got = client.get(p, headers=headers)
+            plain = _without_cache(client, p, headers=headers)
+            assert got.status_code == plain.status_code == status
+            assert got.headers["content-type"] == "application/problem+json"
+            assert got.json() == plain.json()
+    assert cache.hits == hits
+    assert len(cache) == len(paths)
+
+
+def test_queries_and_languages_never_share_an_entry(
+    api: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, keys = api
+    app: Any = client.app
+    run_id, _ = seed_run(app.state.sessionmaker)
+    read = {"X-API-Key": keys["read"]}
+    cache: ReadCache = app.state.read_cache
+    one = client.get("/v1/peaks?limit=1", headers=read)
+    two = client.get("/v1/peaks?limit=2", headers=read)
+    zh = client.get("/v1/peaks?limit=1", headers={**read, "Accept-Language": "zh"})
+    # a repeated name: the route takes the last value, so the order of its values matters
+    last2 = client.get("/v1/peaks?limit=1&limit=2", headers=read)
+    last1 = client.get("/v1/peaks?limit=2&limit=1", headers=read)
+    assert cache.hits == 0 and len(cache) == 5
+    assert len(one.json()["items"]) == 1 and len(two.json()["items"]) == 2
+    assert zh.headers["content-language"] == "zh" and one.headers["content-language"] == "en"
+    assert last2.content == two.content and last1.content == one.content
+    # the same parameters in another order are the same query
+    a = client.get(f"/v1/peaks?limit=2&run_id={run_id}", headers=read)
+    b = client.get(f"/v1/peaks?run_id={run_id}&limit=2", headers=read)
+    assert a.content == b.content == two.content
+    assert cache.hits == 1
+    assert canonical_query(b"b=2&a=1&b=1&c=%20") == (("a", "1"), ("b", "2"), ("b", "1"),
+                                                     ("c", " "))
+
+
+def test_running_runs_and_problems_are_not_cached(
+    api: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, keys = api
+    app: Any = client.app
+    read = {"X-API-Key": keys["read"]}
+    run_id, series = seed_run(app.state.sessionmaker)
+    with app.state.sessionmaker() as s:
+        s.execute(update(ForecastRun).where(ForecastRun.id == run_id).values(status="running"))
+        s.commit()
+    cache: ReadCache = app.state.read_cache
+    for path, params, status in [
+            (f"/v1/series/{series[0]}/forecast", {"run_id": run_id}, 200),  # running: partial
+            ("/v1/peaks", {"run_id": run_id}, 200),
+            (f"/v1/series/{series[0]}/forecast", {}, 404),  # no finished run covers it
+            ("/v1/peaks", {"limit": "0"}, 422),
+            ("/v1/peaks", {"category": "nonexistent"}, 422)]:
+        for _ in range(2):
+            assert client.get(path, params=params, headers=read).status_code == status
+    assert len(cache) == 0 and cache.hits == 0
+
+
+def test_the_cache_is_bounded_and_entries_expire() -> None:
+    now = [0.0]
+    cache = ReadCache(ttl=5.0, max_bytes=1000, timer=lambda: now[0])
+    for i in range(50):
+        cache.put(("k", i), Entry((), b"x" * 100))
+        assert cache.size_bytes <= 1000
+    assert len(cache) == 10
+    assert cache.get(("k", 49)) is not None and cache.get(("k", 0)) is None
+    cache.put(("big",), Entry((), b"x" * 1001))  # larger than the whole cache: not kept
+    assert cache.get(("big",)) is None
+    now[0] = 5.0 + 1e-6
+    assert cache.get(("k", 49)) is None and len(cache) == 0
+    assert not ReadCache(ttl=0, max_bytes=1000).enabled
