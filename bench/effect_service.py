@@ -191,7 +191,14 @@ def _row(est: dict[str, Any], name: str, truth_abs: float, truth_rel: float) -> 
     return {"estimator": name, "effect": est["effect"], "rel": est["relative_effect"],
             "sig95": bool(lo95 > 0 or hi95 < 0), "reduced": bool(hi95 < 0),
             "cov95": bool(cover95), "cov80": bool(cover80),
-            "lo95": lo95, "hi95": hi95}
+            "lo95": lo95, "hi95": hi95,
+            # the DiD's interval ingredients (log scale): log_effect ± t(df) * placebo_rmse
+            "log_effect": est["log_effect"] if is_did else np.nan,
+            "placebo_rmse": est["placebo_rmse"] if is_did else np.nan,
+            "did_df": est.get("df", np.nan) if is_did else np.nan,
+            "did_n_placebos": est["n_placebos"] if is_did else np.nan,
+            "did_weeks": ((pd.Timestamp(est["window_end"]) - pd.Timestamp(est["window_start"]))
+                          .days + 1) // 7 if is_did else np.nan}
 
 
 def replicate(path: Path, *, reps: int, p_sent: float, effect: float, seed: int,

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from models._weeks import FloatArray, Z, fmt_weeks, week_index, window_weeks
+from models._weeks import FloatArray, fmt_weeks, week_index, window_weeks
 from models.types import require_columns
 
 __all__ = ["DidEstimate", "DidStatus", "did_effect"]
@@ -49,9 +49,12 @@ class DidEstimate:
     log_effect : the DiD on log weekly rates (see :func:`did_effect`).
     effect_lower_80, ..., relative_upper_95 : placebo intervals (NaN unless status ok).
     p_reduced : probability that the true log effect is below 0 when the estimation error
-        is normal with the placebo RMS error as its sd (NaN unless ok).
+        over the placebo RMS error is Student t on ``df`` degrees of freedom (NaN unless ok).
     n_placebos : placebo windows used for the interval.
     placebo_rmse : root mean square of the placebo estimates (log scale), the error scale.
+    df : degrees of freedom of the interval's t quantiles: the number of non-overlapping
+        window-length stretches the placebo windows span, ``max(1, n_placebos // window
+        weeks)`` (NaN unless ok).
     """
 
     status: DidStatus
@@ -80,6 +83,7 @@ class DidEstimate:
     p_reduced: float = float("nan")
     n_placebos: int = 0
     placebo_rmse: float = float("nan")
+    df: float = float("nan")
 
     @property
     def significant(self) -> bool:
@@ -185,11 +189,25 @@ def did_effect(
     lengths) is applied to every earlier window inside the matching period that does not
     overlap the real window or ``exclude_windows``. Those placebo estimates are errors
     around a zero effect; their root mean square (around 0, so a systematic placebo bias
-    widens the interval) is the sd of a normal error: ``DiD ± z * rmse`` on the log scale,
-    mapped to the relative and absolute scales. The normal scale was chosen over empirical
-    placebo quantiles because the ~75 overlapping (strongly correlated) placebo windows
-    give noisy extreme quantiles: in ``simulate_campaign_panel`` replications the 95 %
-    interval covered 0.92 with quantiles and 0.96 with the normal scale (80 %: 0.80, 0.81).
+    widens the interval) is the error scale: ``DiD ± t(df) * rmse`` on the log scale, mapped
+    to the relative and absolute scales, with Student t quantiles on ``df = max(1,
+    n_placebos // n_win)`` degrees of freedom (``n_win`` = window weeks). The placebo
+    windows slide by one week, so neighbours share all but one of their window weeks and
+    the ~75 placebo errors of two years hold only about ``n_placebos / n_win`` independent
+    ones: the window term dominates each error (``n_win`` weeks against a ``pre_weeks``
+    mean), and windows ``n_win`` weeks apart no longer share it. An rms over ``df``
+    independent errors is an sd estimate on ``df`` degrees of freedom, hence the t (it
+    tends to the normal scale when there are many windows). Counting by ``n_win +
+    pre_weeks`` (fully disjoint placebo DiDs) would give ``df ≈ 2`` on two years and
+    intervals twice as wide, for errors whose shared pre-period part is small. The rms
+    (a normal-theory scale) was chosen over empirical placebo quantiles because the
+    overlapping windows give noisy extreme quantiles: in ``simulate_campaign_panel``
+    replications the 95 % interval covered 0.92 with quantiles. There (75 placebo windows
+    of 4 weeks, ``df = 18``; ``bench/effect.py --reps 400``) the t interval covers 0.970
+    under a null and 0.967 under a -30 % effect (normal quantiles: 0.960, 0.945), with
+    false positives 0.030 (0.040) and power at -30 % 0.565 (0.618). On the service replay
+    fewer placebo windows are left (other campaigns' windows are skipped) and the t matters
+    more: see docs/benchmarks.md (``bench/effect_service.py``).
     The controls were chosen on the same weeks (a slight optimism), and placebo windows
     fall in every season while the real window is a peak.
     """
@@ -293,17 +311,18 @@ def did_effect(
                            reason=f"{errors.size} placebo windows < min_placebos={min_placebos}"
                                   f" ({n_match} matching weeks)", **common)
     scale = float(np.sqrt(np.mean(errors**2)))
-    z80, z95 = Z[0.8], Z[0.95]
-    bounds = [estimate - z80 * scale, estimate + z80 * scale,
-              estimate - z95 * scale, estimate + z95 * scale]
+    df = max(1, errors.size // n_win)
+    q80, q95 = (float(stats.t.ppf(0.5 + level / 2, df)) for level in (0.8, 0.95))
+    bounds = [estimate - q80 * scale, estimate + q80 * scale,
+              estimate - q95 * scale, estimate + q95 * scale]
     return DidEstimate(
-        status="ok", reason=None, **common, placebo_rmse=scale,
+        status="ok", reason=None, **common, placebo_rmse=scale, df=float(df),
         effect_lower_80=absolute(bounds[0]), effect_upper_80=absolute(bounds[1]),
         effect_lower_95=absolute(bounds[2]), effect_upper_95=absolute(bounds[3]),
         relative_lower_80=float(np.expm1(bounds[0])),
         relative_upper_80=float(np.expm1(bounds[1])),
         relative_lower_95=float(np.expm1(bounds[2])),
         relative_upper_95=float(np.expm1(bounds[3])),
-        p_reduced=float(NormalDist().cdf(-estimate / scale)) if scale > 0 else float(
+        p_reduced=float(stats.t.cdf(-estimate / scale, df)) if scale > 0 else float(
             estimate < 0),
     )

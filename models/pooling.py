@@ -327,9 +327,9 @@ def effect_rows(frame: pd.DataFrame, *, method: EstimateMethod) -> pd.DataFrame:
           quantiles ``q`` of the counterfactual path totals, so ``log(actual + 0.5) -
           log(q + 0.5)`` gives the exact quantiles of the log ratio (a monotone map); the
           point estimate uses the paths' median (mean when absent).
-        - ``did`` (:class:`models.did.DidEstimate`): ``log_effect`` and ``placebo_rmse`` (the
-          normal error scale of its interval); rows whose ``status`` is not ``ok`` are
-          dropped.
+        - ``did`` (:class:`models.did.DidEstimate`): ``log_effect``, ``placebo_rmse`` (the
+          error scale of its interval) and, when present, ``df`` (its t quantiles; absent:
+          normal); rows whose ``status`` is not ``ok`` are dropped.
         - ``design`` (:class:`models.stepped_wedge.DesignEstimate`): ``log_effect``, ``se``,
           ``df``; rows whose ``status`` is not ``ok`` are dropped.
 
@@ -361,7 +361,8 @@ def effect_rows(frame: pd.DataFrame, *, method: EstimateMethod) -> pd.DataFrame:
     elif method == "did":
         y = num["log_effect"].to_numpy()
         se = num["placebo_rmse"].to_numpy()
-        df = np.full(len(f), np.inf)
+        df = (pd.to_numeric(f["df"], errors="coerce").to_numpy(dtype=float)
+              if "df" in f.columns else np.full(len(f), np.inf))
     else:
         y = num["log_effect"].to_numpy()
         se = num["se"].to_numpy()

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from models.pooling import (
     campaigns_needed,
@@ -58,8 +59,13 @@ __all__ = ["PoolBy", "POOL_BY", "estimate_frame", "placebo_correlation",
 PoolBy = Literal["category", "region", "department", "region_level", "year"]
 POOL_BY = ("category", "region", "department", "region_level", "year")
 _NO_DEPARTMENT = "未指定"
-_Z95 = 1.959963984540054
 _LEVEL_ZH = {"province": "省级", "league": "盟市级", "city": "盟市级", "county": "旗县级"}
+
+
+def _quantile(p: float, df: float) -> float:
+    """Student t quantile on ``df`` degrees of freedom; the normal one when ``df`` is not
+    finite (counterfactual estimates; DiD reports stored before the DiD had a ``df``)."""
+    return float(stats.t.ppf(p, df) if np.isfinite(df) else stats.norm.ppf(p))
 
 
 def _num(x: Any) -> float:
@@ -86,8 +92,8 @@ def estimate_frame(reports: Sequence[Mapping[str, Any]], *,
     DataFrame ``campaign_id, category, region, department, region_level, year, season,
     window_start, window_end`` and ``cf_*`` (calibrated counterfactual: ``actual,
     counterfactual, counterfactual_median, effect_lower_95, effect_upper_95``; NaN when not
-    calibrated) and ``did_*`` (``log_effect, placebo_rmse, controls``; NaN / empty when the
-    DiD is not ``ok``).
+    calibrated) and ``did_*`` (``log_effect, placebo_rmse, df, controls``; NaN / empty when
+    the DiD is not ``ok``; ``df`` NaN also for reports stored before the DiD had one).
     """
     rows = []
     for r in reports:
@@ -109,6 +115,7 @@ def estimate_frame(reports: Sequence[Mapping[str, Any]], *,
                          "effect_lower_95", "effect_upper_95")},
             "did_log_effect": _num(did.get("log_effect")) if ok else float("nan"),
             "did_placebo_rmse": _num(did.get("placebo_rmse")) if ok else float("nan"),
+            "did_df": _num(did.get("df")) if ok else float("nan"),
             "did_controls": list(did.get("controls") or []) if ok else [],
         })
     cols = ["campaign_id", "category", "region", "department", "region_level", "year",
@@ -116,7 +123,7 @@ def estimate_frame(reports: Sequence[Mapping[str, Any]], *,
     f = pd.DataFrame(rows, columns=[*cols, "cf_actual", "cf_counterfactual",
                                     "cf_counterfactual_median", "cf_effect_lower_95",
                                     "cf_effect_upper_95", "did_log_effect",
-                                    "did_placebo_rmse", "did_controls"])
+                                    "did_placebo_rmse", "did_df", "did_controls"])
     f["season"] = season_labels(f["category"], f["window_start"]) if len(f) else []
     return f
 
@@ -289,7 +296,8 @@ def pooled_groups(frame: pd.DataFrame, by: PoolBy | Literal["total"], *, rho: fl
         cf_in = cf_in.drop(columns=[c for c in cf_in.columns if c.startswith("did_")])
         cf_rows = effect_rows(cf_in.dropna(subset=["actual"]), method="counterfactual")
         did_in = frame[frame["did_log_effect"].notna()].rename(columns={
-            "did_log_effect": "log_effect", "did_placebo_rmse": "placebo_rmse"})
+            "did_log_effect": "log_effect", "did_placebo_rmse": "placebo_rmse",
+            "did_df": "df"})
         did_rows = effect_rows(did_in, method="did")
     keys: set[str] = set()
     for f in (cf_rows, did_rows, design if design is not None else pd.DataFrame()):
@@ -316,12 +324,13 @@ def pooled_groups(frame: pd.DataFrame, by: PoolBy | Literal["total"], *, rho: fl
             weights = pool(g["log_effect"].to_numpy(dtype=float),
                            g["se"].to_numpy(dtype=float), correlation=corr,
                            shared=shared).weights
-            for (cid, y, s, m), w in zip(g[["campaign_id", "log_effect", "se", "mde"]]
-                                         .itertuples(index=False), weights, strict=True):
+            for (cid, y, s, m, d), w in zip(g[["campaign_id", "log_effect", "se", "mde", "df"]]
+                                            .itertuples(index=False), weights, strict=True):
+                h = _quantile(0.975, d) * s  # the estimate's own interval (DiD: t on df)
                 contributions.setdefault(str(cid), {})[method] = {
                     "weight": float(w), "relative_effect": float(np.expm1(y)),
-                    "relative_lower_95": float(np.expm1(y - _Z95 * s)),
-                    "relative_upper_95": float(np.expm1(y + _Z95 * s)),
+                    "relative_lower_95": float(np.expm1(y - h)),
+                    "relative_upper_95": float(np.expm1(y + h)),
                     "mde": float(m), "campaigns_needed": campaigns_needed(float(s * s))}
         if design is not None and len(design) and (by == "total" or by in design.columns):
             g = design if by == "total" else design[_key(design, by) == key]
@@ -402,7 +411,8 @@ def annotate_effect(report: dict[str, Any]) -> dict[str, Any]:
     did = report.get("did")
     if isinstance(did, dict):
         se = _num(did.get("placebo_rmse")) if did.get("status") == "ok" else float("nan")
-        did["mde"] = _finite(minimum_detectable_effect(se))
+        d = _num(did.get("df"))
+        did["mde"] = _finite(minimum_detectable_effect(se, df=d if np.isfinite(d) else None))
         did["campaigns_needed"] = campaigns_needed(se * se) if np.isfinite(se) else None
     return report
 

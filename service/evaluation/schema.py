@@ -47,7 +47,8 @@ _EFFECT_EXAMPLE: dict[str, Any] = {
             "effect_lower_80": -101.2, "effect_upper_80": -31.0, "effect_lower_95": -118.9,
             "effect_upper_95": -11.7, "relative_lower_80": -0.36, "relative_upper_80": -0.11,
             "relative_lower_95": -0.42, "relative_upper_95": -0.04, "p_reduced": 0.98,
-            "n_placebos": 20, "placebo_rmse": 0.12, "significant": True, "mde": -0.29,
+            "n_placebos": 20, "placebo_rmse": 0.12, "df": 10.0, "significant": True,
+            "mde": -0.31,
             "campaigns_needed": 6},
     "measurable_from": "2027-02-08", "complete_on": "2027-02-15", "reason_zh": None,
 }
@@ -227,6 +228,8 @@ class DidOut(BaseModel):
     p_reduced: float | None = None
     n_placebos: int = 0
     placebo_rmse: float | None = None
+    df: float | None = Field(None, description="Degrees of freedom of the interval's t "
+                             "quantiles: non-overlapping placebo windows")
     significant: bool = False
     mde: float | None = _MDE
     campaigns_needed: int | None = _NEEDED

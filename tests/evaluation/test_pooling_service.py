@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from models.effect_sim import simulate_stepped_wedge
-from models.pooling import did_correlation, effect_rows, pool
+from models.pooling import did_correlation, effect_rows, minimum_detectable_effect, pool
 from models.series import SeriesId
 from models.stepped_wedge import design_effect
 from service.effect_pooling import (
@@ -93,6 +94,33 @@ def test_pooled_groups_match_models_pool_and_give_contributions() -> None:
     assert set(by_year) == {"2025"}  # c has neither a calibrated cf nor a DiD ok
     assert all(v is None or np.isfinite(v) for v in fw["did"].values()
                if isinstance(v, float))
+
+
+def test_did_degrees_of_freedom_reach_the_pooled_and_per_campaign_intervals() -> None:
+    """A DiD's t interval (``df``) is kept by the frame: a group of one campaign and its
+    contribution show the DiD's own t interval and MDE, not a normal one."""
+    rep = _report("a", "fireworks", "150100", start="2025-01-06", rel=-0.3, did_rel=-0.25)
+    rep["did"]["df"] = 5.0
+    f = estimate_frame([rep], departments=DEPTS, region_levels=LEVELS)
+    assert f["did_df"].tolist() == [5.0]
+    groups, contrib = pooled_groups(f, "category", rho=0.0)
+    y, t95 = float(np.log1p(-0.25)), float(stats.t.ppf(0.975, 5))
+    did = groups["fireworks"]["did"]
+    assert did["k"] == 1 and did["df"] == 5.0
+    assert did["relative_upper_95"] == pytest.approx(np.expm1(y + t95 * 0.1))
+    assert did["mde"] == pytest.approx(minimum_detectable_effect(0.1, df=5.0))
+    assert did["mde"] < minimum_detectable_effect(0.1)  # wider than the normal one
+    c = contrib["a"]["did"]
+    assert c["relative_lower_95"] == pytest.approx(np.expm1(y - t95 * 0.1))
+    assert c["relative_upper_95"] == pytest.approx(np.expm1(y + t95 * 0.1))
+    single = annotate_effect({**rep, "did": dict(rep["did"])})
+    assert single["did"]["mde"] == pytest.approx(minimum_detectable_effect(0.1, df=5.0))
+    # reports stored before the DiD had a df: the normal scale, as before
+    old = estimate_frame(REPORTS[:1], departments=DEPTS, region_levels=LEVELS)
+    assert np.isnan(old["did_df"].iloc[0])
+    _, contrib = pooled_groups(old, "category", rho=0.0)
+    assert contrib["a"]["did"]["relative_upper_95"] == pytest.approx(
+        np.expm1(y + 1.959964 * 0.1))
 
 
 def test_attach_pooled_adds_blocks_to_a_scorecard() -> None:

@@ -5,10 +5,12 @@ more replications)."""
 from __future__ import annotations
 
 from functools import cache
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from models.baselines import SeasonalNaive
 from models.effect import (
@@ -184,6 +186,29 @@ def test_did_picks_similar_controls_and_recovers_the_effect() -> None:
     assert est.relative_effect == pytest.approx(np.expm1(est.log_effect))
     assert est.relative_lower_95 < -0.3 < est.relative_upper_95
     assert 0.0 <= est.p_reduced <= 1.0 and est.to_dict()["controls"] == list(est.controls)
+
+
+def test_did_interval_uses_t_quantiles_on_the_non_overlapping_placebo_windows() -> None:
+    """75 placebo windows of 4 weeks hold 18 non-overlapping ones: t(18), not the normal."""
+    weekly, treated, window = _sim(5, -0.3)
+    est = did_effect(weekly, treated, window)
+    assert est.n_placebos == 75 and est.df == 75 // 4 == 18
+    half95 = np.log1p(est.relative_upper_95) - est.log_effect
+    half80 = est.log_effect - np.log1p(est.relative_lower_80)
+    assert half95 == pytest.approx(stats.t.ppf(0.975, 18) * est.placebo_rmse, rel=1e-9)
+    assert half80 == pytest.approx(stats.t.ppf(0.9, 18) * est.placebo_rmse, rel=1e-9)
+    assert half95 > 1.001 * NormalDist().inv_cdf(0.975) * est.placebo_rmse  # wider than z
+    assert est.p_reduced == pytest.approx(stats.t.cdf(-est.log_effect / est.placebo_rmse, 18))
+    assert est.to_dict()["df"] == 18.0
+    # fewer placebo windows (last year's excluded): fewer degrees of freedom, a larger quantile
+    last_year = (window[0] - pd.Timedelta(weeks=52), window[1] - pd.Timedelta(weeks=52))
+    fewer = did_effect(weekly, treated, window, exclude_windows=[last_year])
+    assert fewer.df == (75 - 33) // 4 == 10
+    half = np.log1p(fewer.relative_upper_95) - fewer.log_effect
+    assert half == pytest.approx(stats.t.ppf(0.975, 10) * fewer.placebo_rmse, rel=1e-9)
+    # no interval, no degrees of freedom
+    short = weekly[weekly["week"] >= window[0] - pd.Timedelta(weeks=40)]
+    assert np.isnan(did_effect(short, treated, window, min_similarity=0.0).df)
 
 
 def test_did_says_when_no_fair_control_exists() -> None:
