@@ -47,23 +47,27 @@ from models.series import to_weekly
 CACHE = ROOT / "var" / "bench-cache"
 LEAD_DAYS = 14
 N_SAMPLES = 1000
-MODELS = ("forewarn", "sn", "hgb", "plain", "oracle", "seasonal_oracle")
-SAMPLES_ONLY = ("oracle", "seasonal_oracle")
+MODELS = ("forewarn", "sn", "hgb", "plain", "oracle", "seasonal_oracle", "climate_oracle")
+SAMPLES_ONLY = ("oracle", "seasonal_oracle", "climate_oracle")
 LABELS = {"forewarn": "forewarn", "sn": "seasonal naive", "hgb": "HGB", "plain": "plain Prophet",
-          "oracle": "oracle", "seasonal_oracle": "seasonal oracle"}
+          "oracle": "oracle", "seasonal_oracle": "seasonal oracle",
+          "climate_oracle": "climatological oracle"}
 
 __all__ = ["CACHE", "LEAD_DAYS", "MODELS", "LABELS", "model_spec", "forecast_origin",
            "cached_forecast", "run_tasks"]
 
-_EXPECTED: dict[bool, pd.DataFrame] = {}
+_EXPECTED: dict[str, pd.DataFrame] = {}
 
 
-def _expected(surprises: bool) -> pd.DataFrame:
-    if surprises not in _EXPECTED:
+def _expected(key: str) -> pd.DataFrame:
+    """The generator's expected counts behind oracle ``key`` (bench/_oracle.py)."""
+    if key not in _EXPECTED:
+        from bench._oracle import climatological_expected
         from service.samples.generator import expected_counts
 
-        _EXPECTED[surprises] = expected_counts(surprises=surprises)
-    return _EXPECTED[surprises]
+        _EXPECTED[key] = (climatological_expected() if key == "climate_oracle"
+                          else expected_counts(surprises=key == "oracle"))
+    return _EXPECTED[key]
 
 
 def model_spec(key: str, ds: DataSet) -> Any:
@@ -88,7 +92,7 @@ def model_spec(key: str, ds: DataSet) -> Any:
     if key in SAMPLES_ONLY:
         from bench._oracle import GeneratorOracle
 
-        return GeneratorOracle(_expected(key == "oracle"), n_samples=N_SAMPLES)
+        return GeneratorOracle(_expected(key), n_samples=N_SAMPLES)
     raise SystemExit(f"unknown model {key!r} (choose from {', '.join(MODELS)})")
 
 
@@ -211,7 +215,8 @@ def run_tasks(sets: Sequence[DataSet], keys: Sequence[str], jobs: int,
               log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> None:
     """Compute every missing (set, model, origin, horizon), ``jobs`` processes at a time:
     yearly scoring first, then quarterly; the targets' models (forewarn, SN, plain) first."""
-    cost = {"sn": 0, "oracle": 0, "seasonal_oracle": 0, "forewarn": 1, "plain": 2, "hgb": 3}
+    cost = {"sn": 0, "oracle": 0, "seasonal_oracle": 0, "climate_oracle": 0, "forewarn": 1,
+            "plain": 2, "hgb": 3}
     todo = []
     for ds in sets:
         for key in keys:

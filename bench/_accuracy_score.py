@@ -22,6 +22,7 @@ origins, 13 weeks each), pooled over the scoring's origins:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +32,12 @@ import pandas as pd
 from bench._accuracy_data import DataSet
 from bench._accuracy_fit import LEAD_DAYS, cached_forecast
 from models.backtest import horizon_days
-from models.decision import learn_thresholds, series_thresholds
+from models.decision import DEFAULT_GRID, learn_thresholds, series_thresholds
 from models.scoring import event_scores, ranking_scores, seasonal_naive_score
 from models.series import to_weekly
 
-__all__ = ["Score", "score_model", "truth_windows", "at_thresholds", "ratio_interval"]
+__all__ = ["Score", "score_model", "truth_windows", "at_thresholds", "ratio_interval",
+           "paired_ap_ratio"]
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Score:
     truth: dict[str, dict[str, float]] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    weekly: pd.DataFrame | None = None  # the scored weeks (for paired comparisons)
 
 
 def at_thresholds(windows: pd.DataFrame, thresholds: pd.Series) -> pd.DataFrame:
@@ -73,9 +76,10 @@ def truth_windows(truth: pd.DataFrame, cutoff: pd.Timestamp, horizon_weeks: int
 
 
 def ratio_interval(weekly: pd.DataFrame, score: str, *, n_boot: int = 200, level: float = 0.9,
-                   seed: int = 0) -> tuple[float, float]:
+                   seed: int = 0, baseline: str = "sn_graded") -> tuple[float, float]:
     """Bootstrap interval (over series, resampled with replacement) of the AP of ``score``
-    divided by the AP of seasonal naive's graded score on the same weeks."""
+    divided by the AP of ``baseline`` (default seasonal naive's graded score) on the same
+    weeks."""
     done = weekly.dropna(subset=["y", "spike"]).reset_index(drop=True)
     groups = [np.asarray(ix) for ix in done.groupby("unique_id", sort=True).indices.values()]
     rng = np.random.default_rng(seed)
@@ -84,7 +88,7 @@ def ratio_interval(weekly: pd.DataFrame, score: str, *, n_boot: int = 200, level
         pick = rng.integers(0, len(groups), size=len(groups))
         sample = done.iloc[np.concatenate([groups[i] for i in pick])]
         a = ranking_scores(sample, score=score)["average_precision"]
-        b = ranking_scores(sample, score="sn_graded")["average_precision"]
+        b = ranking_scores(sample, score=baseline)["average_precision"]
         if np.isfinite(a) and np.isfinite(b) and b > 0:
             ratios.append(a / b)
     if not ratios:
@@ -93,8 +97,8 @@ def ratio_interval(weekly: pd.DataFrame, score: str, *, n_boot: int = 200, level
     return float(lo), float(hi)
 
 
-def _learned(ds: DataSet, key: str, origin: pd.Timestamp, hw: int
-             ) -> tuple[pd.Series, pd.DataFrame] | str:
+def _learned(ds: DataSet, key: str, origin: pd.Timestamp, hw: int,
+             grid: Sequence[float] = DEFAULT_GRID) -> tuple[pd.Series, pd.DataFrame] | str:
     """Thresholds per series learned on the model's own decision backtests (or what is
     missing)."""
     dh = ds.plan.decision_weeks(hw)
@@ -110,19 +114,20 @@ def _learned(ds: DataSet, key: str, origin: pd.Timestamp, hw: int
                  "spike"])
     a = pd.concat(actual, ignore_index=True) if actual else pd.DataFrame(
         columns=["cutoff", "unique_id", "start", "end", "eligible"])
-    dec = learn_thresholds(w, a, categories=ds.categories, lead_days=LEAD_DAYS)
+    dec = learn_thresholds(w, a, categories=ds.categories, lead_days=LEAD_DAYS, grid=grid)
     return series_thresholds(dec, ds.categories), dec
 
 
-def score_model(ds: DataSet, key: str, scoring: str, history: pd.DataFrame | None = None
-                ) -> Score:
-    """Figures of model ``key`` on ``ds`` for ``scoring`` (module docstring)."""
+def score_model(ds: DataSet, key: str, scoring: str, history: pd.DataFrame | None = None,
+                grid: Sequence[float] = DEFAULT_GRID) -> Score:
+    """Figures of model ``key`` on ``ds`` for ``scoring`` (module docstring); thresholds
+    learned over ``grid`` (a subset of the cached forecasts' :data:`DEFAULT_GRID`)."""
     origins, hw = ds.plan.scorings()[scoring]
     out = Score(key)
     weekly, pred, actual, truth = [], [], [], []
     for o in origins:
         f = cached_forecast(ds, key, o, hw, compute=False)
-        learned = _learned(ds, key, o, hw)
+        learned = _learned(ds, key, o, hw, grid)
         if f is None:
             out.missing.append(f"{o.date()}/{hw}w")
         if isinstance(learned, str):
@@ -161,9 +166,24 @@ def score_model(ds: DataSet, key: str, scoring: str, history: pd.DataFrame | Non
     values["p_min_lo"] = float(np.min(thr_values)) if thr_values else float("nan")
     values["p_min_hi"] = float(np.max(thr_values)) if thr_values else float("nan")
     out.values = values
+    out.weekly = w
     if truth:
         t = pd.concat(truth, ignore_index=True)
         out.truth["planted"] = event_scores(p, t, lead_days=LEAD_DAYS)
         out.truth["seasonal"] = event_scores(
             p, t.assign(eligible=t["eligible_seasonal"]), lead_days=LEAD_DAYS)
     return out
+
+
+def paired_ap_ratio(a: Score, b: Score) -> tuple[float, float, float]:
+    """AP of model ``a`` ÷ AP of model ``b`` on the same scored weeks, with a 90 % bootstrap
+    interval over series (NaN when either is missing)."""
+    if a.weekly is None or b.weekly is None:
+        return float("nan"), float("nan"), float("nan")
+    key = ["cutoff", "unique_id", "week"]
+    both = a.weekly.merge(b.weekly[key + ["p_spike"]].rename(columns={"p_spike": "other"}),
+                          on=key)
+    ratio = (ranking_scores(both)["average_precision"]
+             / ranking_scores(both, score="other")["average_precision"])
+    lo, hi = ratio_interval(both, "p_spike", baseline="other")
+    return float(ratio), lo, hi

@@ -46,3 +46,38 @@ class GeneratorOracle(_CountBaseline):
         k = float(self.dispersion_.loc[str(uid)])
         lam = point[None, :] * rng.gamma(k, 1.0 / k, size=(self.n_samples, len(point)))
         return rng.poisson(lam).astype(float)
+
+
+def climatological_expected(replicates: int = 20) -> pd.DataFrame:
+    """The seasonal oracle's expected counts averaged over ``replicates`` fresh draws of the
+    planted seasons: a *climatological* oracle.
+
+    The seasonal oracle (``expected_counts(surprises=False)``) still knows each year's random
+    shift, jitter and size of every planted season, which no forecaster can know before the
+    year starts. Here every draw of :mod:`service.samples.planting` (the only random streams
+    of the seasons) gets an extra label per replicate, so the seasons move and resize as the
+    generator would move them in another world, while the trend, levels, day types and gaps
+    (other streams, learnable from history) stay exactly as committed; the mean over the
+    replicates is what a forecaster that knew the generator's every rule, but none of this
+    year's draws, would expect. A bound for "forecasting a season from its rules", not from
+    being told it.
+    """
+    from unittest import mock
+
+    from service.samples import planting
+    from service.samples.generator import expected_counts
+    from service.samples.knobs import random_stream as original
+
+    total: pd.DataFrame | None = None
+    for i in range(replicates):
+        def stream(seed: int, *labels: object, _i: int = i) -> np.random.Generator:
+            return original(seed, *labels, "climatological", _i)
+
+        with mock.patch.object(planting, "random_stream", stream):
+            frame = expected_counts(surprises=False)
+        if total is None:
+            total = frame
+        else:
+            total = total.assign(mu=total["mu"].to_numpy() + frame["mu"].to_numpy())
+    assert total is not None
+    return total.assign(mu=total["mu"] / replicates)
