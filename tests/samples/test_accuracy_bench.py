@@ -15,7 +15,13 @@ if str(ROOT) not in sys.path:
 
 from bench._accuracy_data import Plan  # noqa: E402
 from bench._accuracy_fit import grid_windows  # noqa: E402
-from bench._accuracy_score import at_thresholds, ratio_interval, truth_windows  # noqa: E402
+from bench._accuracy_score import (  # noqa: E402
+    Score,
+    at_thresholds,
+    paired_ap_ratio,
+    ratio_interval,
+    truth_windows,
+)
 from models.decision import DEFAULT_GRID  # noqa: E402
 from models.peaks import peak_windows, spike_probabilities  # noqa: E402
 
@@ -103,3 +109,22 @@ def test_ratio_interval_brackets_the_ap_ratio() -> None:
     assert ratio_interval(weekly, "same") == (1.0, 1.0)
     lo, hi = ratio_interval(weekly, "better")
     assert 1.0 < lo < hi
+
+
+def test_paired_ap_ratio_compares_two_models_on_the_same_weeks() -> None:
+    rng = np.random.default_rng(1)
+    n_series, n_weeks = 12, 40
+    spike = (rng.random((n_series, n_weeks)) < 0.15).reshape(-1)
+    keys = pd.DataFrame({
+        "cutoff": pd.Timestamp("2024-01-01"),
+        "unique_id": np.repeat([f"s{i}" for i in range(n_series)], n_weeks),
+        "week": np.tile(pd.date_range("2024-01-01", periods=n_weeks, freq="7D"), n_series),
+        "y": 1.0, "spike": spike})
+    good = Score("forewarn", weekly=keys.assign(
+        p_spike=np.clip(spike * 0.6 + rng.random(len(keys)) * 0.5, 0, 1)))
+    noise = Score("plain", weekly=keys.assign(p_spike=rng.random(len(keys))))
+    ratio, lo, hi = paired_ap_ratio(good, noise)
+    assert lo < ratio < hi and lo > 1.0  # the informative score ranks spikes better
+    same, lo1, hi1 = paired_ap_ratio(good, good)
+    assert same == 1.0 and (lo1, hi1) == (1.0, 1.0)
+    assert np.isnan(paired_ap_ratio(good, Score("plain"))[0])  # not computed: no ratio

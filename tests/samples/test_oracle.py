@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench._oracle import GeneratorOracle  # noqa: E402
+from bench._oracle import GeneratorOracle, climatological_expected  # noqa: E402
 from service.samples.generator import expected_counts  # noqa: E402
 
 
@@ -37,3 +37,17 @@ def test_oracle_paths_follow_the_generators_expectation() -> None:
     daily = out.daily.set_index(["unique_id", "ds"])["yhat"]
     mu = exp.set_index(["unique_id", "ds"])["mu"].reindex(daily.index)
     assert np.allclose(daily.to_numpy(), mu.to_numpy())
+
+
+def test_climatological_oracle_averages_this_years_season_draws() -> None:
+    seasonal = expected_counts(surprises=False)
+    clim = climatological_expected(replicates=3)
+    assert clim[["unique_id", "ds"]].equals(seasonal[["unique_id", "ds"]])
+    assert clim["dispersion"].equals(seasonal["dispersion"])
+    # the seasons move between replicates, so the averaged peaks are lower and wider,
+    # while the level (trend, day types: other random streams) stays the same
+    assert abs(clim["mu"].sum() / seasonal["mu"].sum() - 1) < 0.05
+    assert not np.allclose(clim["mu"], seasonal["mu"])
+    peak_clim = clim.groupby("unique_id")["mu"].max().sum()
+    peak_seasonal = seasonal.groupby("unique_id")["mu"].max().sum()
+    assert peak_clim < 0.95 * peak_seasonal
