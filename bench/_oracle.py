@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from models.baselines import FloatArray, _CountBaseline
+from models._count_baseline import FloatArray, _CountBaseline
 
 
 class GeneratorOracle(_CountBaseline):
