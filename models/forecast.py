@@ -56,7 +56,6 @@ draws from ``numpy.random.default_rng(seed, id)``.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -66,7 +65,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from models import calendar
+from models import _forecast_json, calendar
 from models._cmdstan import fast_cmdstan_json
 from models._forecast_frames import _clean, _concat, _concat_weekly, _weekly_sums
 from models._prophet_calendar import _WORKDAY, _Calendar, _calendar_for, _holiday_features_of
@@ -103,8 +102,6 @@ DEFAULT_NOISE_INFLATION = 2.0
 # Prophet knows only the holidays listed at fit time (for its own predict / plot_components).
 _CALENDAR_AHEAD_DAYS = 400
 _BLOCK_DAYS = calendar.BLOCK_DAYS
-_JSON_KEY = "forewarn"
-_JSON_VERSION = 2
 
 _Fn = Callable[[np.ndarray], np.ndarray]
 TRANSFORMS: dict[str, tuple[_Fn, _Fn]] = {
@@ -535,14 +532,9 @@ class ProphetForecaster(BaseEstimator):  # type: ignore[misc]
         holding this forecaster's parameters and noise estimates, so :meth:`from_json` can
         predict from it. ``prophet.serialize.model_from_json`` still loads it (unknown keys
         are ignored)."""
-        from prophet.serialize import model_to_dict
-
-        with _muted():
-            d = model_to_dict(self._model(unique_id))
         params = {k: v for k, v in self.get_params().items() if k != "warm_start_params"}
-        d[_JSON_KEY] = {"version": _JSON_VERSION, "unique_id": unique_id, "params": params,
-                        "noise": list(self.noise_.get(unique_id, NO_NOISE))}
-        return json.dumps(d)
+        return _forecast_json.dump_series(self._model(unique_id), unique_id, params,
+                                          self.noise_.get(unique_id, NO_NOISE))
 
     @classmethod
     def from_json(cls, models: Mapping[str, str], **params: Any) -> ProphetForecaster:
@@ -556,26 +548,9 @@ class ProphetForecaster(BaseEstimator):  # type: ignore[misc]
         params : overrides of the parameters stored in the JSON.
         """
         _quiet()
-        from prophet.serialize import model_from_dict
-
-        stored: dict[str, Any] = {}
-        fitted: dict[str, Any] = {}
-        noise: dict[str, Noise] = {}
-        for uid, text in models.items():
-            d = json.loads(text)
-            meta = d.pop(_JSON_KEY, None)
-            if meta and not stored:
-                stored = dict(meta.get("params", {}))
-                if int(meta.get("version", 1)) < 2:  # fitted with per-day holiday windows
-                    stored.setdefault("calendar_block_days", 1)
-            if meta and len(meta.get("noise", ())) == len(NO_NOISE):
-                a, b, c, d_, e = (float(x) for x in meta["noise"])
-                noise[str(uid)] = (a, b, c, d_, e)
-            with _muted():
-                fitted[str(uid)] = model_from_dict(d)
+        stored, fitted, noise = _forecast_json.load_series(models)
         valid = set(cls().get_params())
-        stored = {k: v for k, v in stored.items() if k in valid}
-        est = cls(**{**stored, **params})
+        est = cls(**{**{k: v for k, v in stored.items() if k in valid}, **params})
         est._check_params()
         inverse = TRANSFORMS[est.transform][1]
         est.models_ = fitted
