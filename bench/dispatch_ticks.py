@@ -250,8 +250,10 @@ def main() -> None:
     ratio = med["rebuild"] / med["baseline"] if med["baseline"] > 0 else float("nan")
     print(f"rebuild/baseline median start lateness: {ratio:.2f}×")
     table = [(_epoch(a), _epoch(b)) for a, b in rows if a is not None and b is not None]
+    recorded = [b - a for a, b in table]
     print(f"scheduler_job_runs (what GET /v1/scheduler/runs shows): {len(table)} dispatch "
-          f"runs, started_at − scheduled_at {_stats([b - a for a, b in table])}")
+          f"runs, started_at − scheduled_at {_stats(recorded)}; "
+          f"{sum(x < 0 for x in recorded)} start before their fire time")
     late = [t for t in phases["rebuild"] if t.missed or t.started is None
             or t.started - t.scheduled > TARGET_S]
     ok = bool(phases["rebuild"]) and not late
