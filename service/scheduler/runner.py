@@ -309,9 +309,11 @@ class SchedulerService:
         with self._lock:
             if key in self._closed:
                 return
+            # the job's own start is not known yet (the submission event races the worker
+            # thread): record the submission time now, the job's start when it is done
             self._pending[key] = self._record(JobRun(
                 job_id=event.job_id, scheduled_at=_as_utc(when), outcome="running",
-                started_at=jobs.started_at(event.job_id) or utcnow(), holder=self.holder))
+                started_at=utcnow(), holder=self.holder))
 
     def _on_done(self, event: JobEvent) -> None:
         assert isinstance(event, JobExecutionEvent)
@@ -329,8 +331,11 @@ class SchedulerService:
                 result = json.dumps(event.retval, ensure_ascii=False, default=str)[:4000]
             except (TypeError, ValueError):
                 result = repr(event.retval)[:4000]
-        values = {"outcome": outcome, "finished_at": utcnow(), "error": error,
-                  "result": result}
+        values: dict[str, Any] = {"outcome": outcome, "finished_at": utcnow(), "error": error,
+                                  "result": result}
+        own = _own_start(event.job_id, _as_utc(event.scheduled_run_time))
+        if own is not None:
+            values["started_at"] = own
         with self._lock:
             row_id = self._pending.pop(key, None)
             if row_id is not None:
@@ -341,7 +346,6 @@ class SchedulerService:
                 self._closed.append(key)
                 self._record(JobRun(job_id=event.job_id,
                                     scheduled_at=_as_utc(event.scheduled_run_time),
-                                    started_at=jobs.started_at(event.job_id),
                                     holder=self.holder, **values))
         log.info("scheduler_job_done", job_id=event.job_id, outcome=outcome)
 
@@ -364,3 +368,12 @@ class SchedulerService:
         self._record(JobRun(job_id=event.job_id, scheduled_at=_as_utc(when), outcome="missed",
                             finished_at=utcnow(), holder=self.holder,
                             error="the previous run was still going (max_instances=1)"))
+
+
+def _own_start(job_id: str, scheduled: dt.datetime | None) -> dt.datetime | None:
+    """When this run of ``job_id`` began its work (the job records it first thing), or None
+    when the recorded start belongs to an earlier run (before this run's fire time)."""
+    own = jobs.started_at(job_id)
+    if own is None or (scheduled is not None and own < scheduled):
+        return None
+    return own

@@ -153,3 +153,27 @@ def test_skip_policy_records_without_running_at_once(settings: Settings, engine:
         assert not [r for r in _runs(factory) if r.outcome == "executed"]
     finally:
         svc2.stop()
+
+
+def test_recorded_runs_start_at_or_after_their_fire_time(settings: Settings, engine: Engine,
+                                                        factory: sessionmaker[Session],
+                                                        tmp_path: Path) -> None:
+    """A run's ``started_at`` is its own start, never an earlier run's: the submission event
+    races the worker thread, so the start is taken from the job when it is done."""
+    s = fast_settings(settings, tmp_path, dispatch_interval_seconds=1.0,
+                      retry_interval_seconds=1.0)
+    svc = SchedulerService(s, engine=engine)
+    svc.start()
+    try:
+        assert wait_for(lambda: len([r for r in _runs(factory) if r.outcome == "executed"])
+                        >= 8, 30)
+    finally:
+        svc.stop()
+    done = [r for r in _runs(factory) if r.outcome == "executed" and r.job_id in
+            ("dispatch", "retry")]
+    assert len(done) >= 8
+    for r in done:
+        assert r.scheduled_at is not None and r.started_at is not None
+        assert r.finished_at is not None
+        assert r.scheduled_at <= r.started_at <= r.finished_at, (r.job_id, r.scheduled_at,
+                                                                  r.started_at, r.finished_at)
