@@ -122,19 +122,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
     app.include_router(health.router)
     app.include_router(metrics.router)
-    app.include_router(series.router, prefix="/v1")
-    app.include_router(imports.router, prefix="/v1")
-    app.include_router(forecasts.router, prefix="/v1")
-    app.include_router(campaigns.router, prefix="/v1")
-    app.include_router(public.router, prefix="/v1")
-    app.include_router(dispatches.router, prefix="/v1")
-    app.include_router(scheduler.router, prefix="/v1")
-    app.include_router(evaluation.router, prefix="/v1")
-    app.include_router(recipients.router, prefix="/v1")
-    app.include_router(keys.router, prefix="/v1")
-    app.include_router(reference.router, prefix="/v1")
-    app.include_router(listings.router, prefix="/v1")
-    app.include_router(dashboard.router, prefix="/v1")
+    for module in (series, imports, forecasts, campaigns, public, dispatches, scheduler,
+                   evaluation, recipients, keys, reference, listings, dashboard):
+        app.include_router(module.router, prefix="/v1")
     app.include_router(dashboard.page_router)  # the page at / and its assets
     install_openapi(app)
     install_docs(app, title="Forewarn")  # Swagger UI from an installed package (offline)

@@ -22,9 +22,9 @@ from typing import Any
 
 import structlog
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from service.api.middleware import route_template
+from service.api.middleware import HttpMiddleware, route_template
 from service.audit import record
 from service.store.tables import ApiKey
 
@@ -60,16 +60,10 @@ def note_key_use(state: Any, key: ApiKey, scope: str) -> None:
                                 "key_name": key.name})
 
 
-class AuditMiddleware:
+class AuditMiddleware(HttpMiddleware):
     """Writes the audit entry of a noted scope use once the response has gone out."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         state: dict[str, Any] = scope.setdefault("state", {})
         status = 500
 

@@ -23,8 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.errors import PROBLEM_JSON
 from service.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
-__all__ = ["ObservabilityMiddleware", "BodyLimitMiddleware", "RateLimitMiddleware",
-           "InFlightMiddleware", "route_template"]
+__all__ = ["HttpMiddleware", "ObservabilityMiddleware", "BodyLimitMiddleware",
+           "RateLimitMiddleware", "InFlightMiddleware", "route_template"]
 
 log = structlog.get_logger("forewarn.http")
 
@@ -59,9 +59,9 @@ def route_template(scope: Scope) -> str:
     return str(path) if path else "unmatched"
 
 
-class ObservabilityMiddleware:
-    """Request id, one structured access-log line per request (no query strings, no bodies),
-    HTTP metrics, and security headers."""
+class HttpMiddleware:
+    """A pure ASGI middleware for HTTP requests: :meth:`http` handles them, every other
+    scope (lifespan, websocket) passes through unchanged."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -70,6 +70,17 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class ObservabilityMiddleware(HttpMiddleware):
+    """Request id, one structured access-log line per request (no query strings, no bodies),
+    HTTP metrics, and security headers."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = ""
         for k, v in scope["headers"]:
             if k == b"x-request-id":
@@ -107,17 +118,14 @@ class ObservabilityMiddleware:
             structlog.contextvars.clear_contextvars()
 
 
-class BodyLimitMiddleware:
+class BodyLimitMiddleware(HttpMiddleware):
     """413 problem for bodies over ``max_bytes`` (Content-Length or counted while streaming)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         for k, v in scope["headers"]:
             if k == b"content-length" and v.isdigit() and int(v) > self.max_bytes:
                 start, body = _problem(413, "Content Too Large",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -87,3 +89,45 @@ def api(settings: Settings) -> Iterator[tuple[TestClient, dict[str, str]]]:
     keys = seed_keys_and_reference(settings)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client, keys
+
+
+@dataclass(frozen=True)
+class Served:
+    """The ``api`` app with one finished run seeded (:func:`seed_run`)."""
+
+    client: TestClient
+    app: Any
+    keys: dict[str, str]
+    run_id: str
+    series: list[str]
+
+    @property
+    def read(self) -> dict[str, str]:
+        """Headers of the read key."""
+        return {"X-API-Key": self.keys["read"]}
+
+
+@pytest.fixture
+def served(api: tuple[TestClient, dict[str, str]]) -> Served:
+    client, keys = api
+    app: Any = client.app
+    run_id, series = seed_run(app.state.sessionmaker)
+    return Served(client, app, keys, run_id, series)
+
+
+def finish_newer_run(app: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Let the app's run executor finish a queued run, as a newer finished run seeded by
+    :func:`seed_run`; its id."""
+    import service.forecasting.executor as executor
+
+    new: list[str] = []
+
+    def finish(*, session_factory: Any, run_id: str, settings: Any) -> Any:
+        new.append(seed_run(session_factory)[0])
+        return type("Run", (), {"status": "succeeded", "total": 6, "failed": 0})()
+
+    monkeypatch.setattr(executor, "execute_run", finish)  # what RunExecutor calls
+    app.state.run_executor.submit("queued-run")
+    app.state.run_executor.wait(timeout=60)
+    assert len(new) == 1
+    return new[0]

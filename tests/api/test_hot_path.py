@@ -9,20 +9,17 @@ from typing import Any
 
 import anyio.to_thread
 import pytest
-from fastapi.testclient import TestClient
 
 from service.api.deps import KeyCache
-from tests.api.conftest import seed_run
+from tests.api.conftest import Served, finish_newer_run
 
 
 def test_cached_peaks_and_forecast_take_no_thread_hop(
-    api: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch,
+    served: Served, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    client, keys = api
-    app: Any = client.app
+    client, app, read, run_id, series = (served.client, served.app, served.read,
+                                         served.run_id, served.series)
     app.state.key_cache = KeyCache(ttl=3600)  # as served (the test settings switch it off)
-    run_id, series = seed_run(app.state.sessionmaker)
-    read = {"X-API-Key": keys["read"]}
     paths = [("/v1/peaks", {"run_id": run_id}, {}),
              ("/v1/peaks", {"run_id": run_id}, {"Accept-Language": "zh-CN"}),
              (f"/v1/series/{series[0]}/forecast", {"run_id": run_id}, {})]
@@ -44,32 +41,19 @@ def test_cached_peaks_and_forecast_take_no_thread_hop(
 
 
 def test_a_run_finished_by_the_app_shows_at_once(
-    api: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch,
+    served: Served, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The newest finished run is remembered (``LATEST_RUN_TTL``); a run that ends in the
     app's executor drops the memo, so the next request serves it without waiting."""
-    import service.forecasting.executor as executor
-
-    client, keys = api
-    app: Any = client.app
-    read = {"X-API-Key": keys["read"]}
-    old_run, series = seed_run(app.state.sessionmaker)
+    client, app, read, old_run, series = (served.client, served.app, served.read,
+                                          served.run_id, served.series)
     assert {p["run_id"] for p in client.get("/v1/peaks", headers=read).json()["items"]} \
         == {old_run}
     app.state.latest_run_memo = (float("inf"), old_run)  # remembered for good, unless dropped
-    new: list[str] = []
-
-    def finish(*, session_factory: Any, run_id: str, settings: Any) -> Any:
-        new.append(seed_run(session_factory)[0])  # a newer finished run
-        return type("Run", (), {"status": "succeeded", "total": 6, "failed": 0})()
-
-    monkeypatch.setattr(executor, "execute_run", finish)  # what RunExecutor calls
     assert client.get(f"/v1/series/{series[0]}/forecast", headers=read).json()["run_id"] \
         == old_run
-    app.state.run_executor.submit("queued-run")
-    app.state.run_executor.wait(timeout=60)
-    assert len(new) == 1
+    new = finish_newer_run(app, monkeypatch)
     assert {p["run_id"] for p in client.get("/v1/peaks", headers=read).json()["items"]} \
-        == {new[0]}
+        == {new}
     assert client.get(f"/v1/series/{series[0]}/forecast", headers=read).json()["run_id"] \
-        == new[0]
+        == new

@@ -15,7 +15,7 @@ from service.api.read_cache import Entry, ReadCache, canonical_query
 from service.audit import AuditEntry
 from service.store.freshness import mark_stale
 from service.store.tables import ForecastRun
-from tests.api.conftest import seed_run
+from tests.api.conftest import Served, finish_newer_run
 
 
 class _NoRouteCache(ResponseCache):
@@ -43,13 +43,9 @@ def _route_headers(r: Any) -> dict[str, str | None]:
     return {h: r.headers.get(h) for h in _HEADERS}
 
 
-def test_a_cached_answer_is_the_uncached_one_byte_for_byte(
-    api: tuple[TestClient, dict[str, str]],
-) -> None:
-    client, keys = api
-    app: Any = client.app
-    run_id, series = seed_run(app.state.sessionmaker)
-    read = {"X-API-Key": keys["read"]}
+def test_a_cached_answer_is_the_uncached_one_byte_for_byte(served: Served) -> None:
+    client, app, read, run_id, series = (served.client, served.app, served.read,
+                                         served.run_id, served.series)
     cases = [("/v1/peaks", {}, {}),
              ("/v1/peaks", {"category": "fireworks", "limit": "3"},
               {"Accept-Language": "zh-CN,zh;q=0.9"}),
@@ -71,14 +67,10 @@ def test_a_cached_answer_is_the_uncached_one_byte_for_byte(
     assert all(a.headers["x-request-id"] for a in again)  # the outer middleware still ran
 
 
-def test_a_hit_is_audited_and_labelled_as_the_route(
-    api: tuple[TestClient, dict[str, str]],
-) -> None:
+def test_a_hit_is_audited_and_labelled_as_the_route(served: Served) -> None:
     """An admin key reading is a use of the admin scope, audited on a hit as on a miss, with
     the route's template."""
-    client, keys = api
-    app: Any = client.app
-    seed_run(app.state.sessionmaker)
+    client, app, keys = served.client, served.app, served.keys
     for _ in range(2):
         assert client.get("/v1/peaks", headers={"X-API-Key": keys["admin"]}).status_code == 200
     assert app.state.read_cache.hits == 1
@@ -89,14 +81,10 @@ def test_a_hit_is_audited_and_labelled_as_the_route(
 
 
 def test_a_run_finished_by_the_app_changes_the_answer_at_once(
-    api: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch,
+    served: Served, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import service.forecasting.executor as executor
-
-    client, keys = api
-    app: Any = client.app
-    read = {"X-API-Key": keys["read"]}
-    old_run, series = seed_run(app.state.sessionmaker)
+    client, app, read, old_run, series = (served.client, served.app, served.read,
+                                          served.run_id, served.series)
     paths = ["/v1/peaks", f"/v1/series/{series[0]}/forecast"]
     for _ in range(2):  # the second time from the cache
         assert {p["run_id"] for p in client.get(paths[0], headers=read).json()["items"]} \
@@ -104,28 +92,16 @@ def test_a_run_finished_by_the_app_changes_the_answer_at_once(
         assert client.get(paths[1], headers=read).json()["run_id"] == old_run
     assert app.state.read_cache.hits == 2
     app.state.latest_run_memo = (float("inf"), old_run)  # remembered for good, unless dropped
-    new: list[str] = []
-
-    def finish(*, session_factory: Any, run_id: str, settings: Any) -> Any:
-        new.append(seed_run(session_factory)[0])  # a newer finished run
-        return type("Run", (), {"status": "succeeded", "total": 6, "failed": 0})()
-
-    monkeypatch.setattr(executor, "execute_run", finish)  # what RunExecutor calls
-    app.state.run_executor.submit("queued-run")
-    app.state.run_executor.wait(timeout=60)
-    assert len(new) == 1
+    new = finish_newer_run(app, monkeypatch)
     assert {p["run_id"] for p in client.get(paths[0], headers=read).json()["items"]} \
-        == {new[0]}
-    assert client.get(paths[1], headers=read).json()["run_id"] == new[0]
+        == {new}
+    assert client.get(paths[1], headers=read).json()["run_id"] == new
 
 
-def test_an_import_changes_the_key_at_once(api: tuple[TestClient, dict[str, str]]) -> None:
+def test_an_import_changes_the_key_at_once(served: Served) -> None:
     """An import marks the evaluation's inputs stale (service/ingest/publish.py); the mark is
     part of the data version, so no answer cached before it is served after it."""
-    client, keys = api
-    app: Any = client.app
-    read = {"X-API-Key": keys["read"]}
-    seed_run(app.state.sessionmaker)
+    client, app, read = served.client, served.app, served.read
     cache: ReadCache = app.state.read_cache
     client.get("/v1/peaks", headers=read)
     client.get("/v1/peaks", headers=read)
@@ -138,12 +114,8 @@ def test_an_import_changes_the_key_at_once(api: tuple[TestClient, dict[str, str]
     assert len(cache) == 2
 
 
-def test_a_refused_key_gets_the_same_problem_and_never_a_cached_body(
-    api: tuple[TestClient, dict[str, str]],
-) -> None:
-    client, keys = api
-    app: Any = client.app
-    _, series = seed_run(app.state.sessionmaker)
+def test_a_refused_key_gets_the_same_problem_and_never_a_cached_body(served: Served) -> None:
+    client, app, keys, series = served.client, served.app, served.keys, served.series
     paths = ["/v1/peaks", f"/v1/series/{series[0]}/forecast"]
     for p in paths:  # cached for a read key
         client.get(p, headers={"X-API-Key": keys["read"]})
@@ -164,13 +136,8 @@ def test_a_refused_key_gets_the_same_problem_and_never_a_cached_body(
     assert len(cache) == len(paths)
 
 
-def test_queries_and_languages_never_share_an_entry(
-    api: tuple[TestClient, dict[str, str]],
-) -> None:
-    client, keys = api
-    app: Any = client.app
-    run_id, _ = seed_run(app.state.sessionmaker)
-    read = {"X-API-Key": keys["read"]}
+def test_queries_and_languages_never_share_an_entry(served: Served) -> None:
+    client, app, read, run_id = served.client, served.app, served.read, served.run_id
     cache: ReadCache = app.state.read_cache
     one = client.get("/v1/peaks?limit=1", headers=read)
     two = client.get("/v1/peaks?limit=2", headers=read)
@@ -191,13 +158,9 @@ def test_queries_and_languages_never_share_an_entry(
                                                      ("c", " "))
 
 
-def test_running_runs_and_problems_are_not_cached(
-    api: tuple[TestClient, dict[str, str]],
-) -> None:
-    client, keys = api
-    app: Any = client.app
-    read = {"X-API-Key": keys["read"]}
-    run_id, series = seed_run(app.state.sessionmaker)
+def test_running_runs_and_problems_are_not_cached(served: Served) -> None:
+    client, app, read, run_id, series = (served.client, served.app, served.read,
+                                         served.run_id, served.series)
     with app.state.sessionmaker() as s:
         s.execute(update(ForecastRun).where(ForecastRun.id == run_id).values(status="running"))
         s.commit()

@@ -3,27 +3,20 @@ generator's windows per origin, decision origins before the scored period."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench._accuracy_data import Plan  # noqa: E402
-from bench._accuracy_fit import grid_windows  # noqa: E402
-from bench._accuracy_score import (  # noqa: E402
+from bench._accuracy_data import Plan
+from bench._accuracy_fit import grid_windows
+from bench._accuracy_score import (
     Score,
     at_thresholds,
     paired_ap_ratio,
     ratio_interval,
     truth_windows,
 )
-from models.decision import DEFAULT_GRID  # noqa: E402
-from models.peaks import peak_windows, spike_probabilities  # noqa: E402
+from models.decision import DEFAULT_GRID
+from models.peaks import peak_windows, spike_probabilities
 
 
 def _paths(seed: int = 3) -> tuple[pd.DataFrame, pd.Series]:

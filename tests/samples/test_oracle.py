@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench._oracle import GeneratorOracle, climatological_expected  # noqa: E402
-from service.samples.generator import expected_counts  # noqa: E402
+from bench._oracle import GeneratorOracle, climatological_expected
+from service.samples.generator import expected_counts
 
 
 def test_oracle_paths_follow_the_generators_expectation() -> None:

@@ -17,6 +17,7 @@ from service.api.pagination import (
     decode_cursor,
     encode_cursor,
 )
+from service.api.peak_schema import PeakKey, PeakWindow
 from service.api.problems import BODY_RESPONSES, PROBLEM_RESPONSES, problem_doc
 from service.api.routes.public import ReminderText
 from service.api.schema_types import UtcDatetime
@@ -135,25 +136,9 @@ class CampaignSummary(BaseModel):
     updated_at: UtcDatetime
 
 
-class PeakOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    run_id: str
-    series_id: str
-    signal: str
-    start: dt.date
-    end: dt.date
-    peak_week: dt.date
-    expected_count: float
-    expected_excess: float
-    max_probability: float
-    threshold: float
-    onset: dt.date | None = None
-    p_min: float | None = None
-    window_start: dt.date | None = None
-    window_end: dt.date | None = None
-    part: int | None = None
-    parts: int | None = None
+# The campaign's peak (its category and region are the campaign's).
+class PeakOut(PeakWindow, PeakKey):
+    pass
 
 
 class CampaignDetail(CampaignSummary):

@@ -29,6 +29,7 @@ from service.api.pagination import (
     keyset_after,
     page_of,
 )
+from service.api.peak_schema import PeakPlace, PeakWindow
 from service.api.problems import BODY_RESPONSES, PROBLEM_RESPONSES, problem_doc
 from service.api.schema_types import UtcDatetime
 from service.errors import BadRequest, NotFound
@@ -172,34 +173,7 @@ class ForecastList(BaseModel):
                                     "(pages stay on the run of the first page)")
 
 
-class PeakPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    run_id: str
-    series_id: str
-    signal: str
-    category: str
-    region: str
-    start: dt.date
-    end: dt.date
-    peak_week: dt.date
-    expected_count: float = Field(description="Expected count over the window")
-    expected_excess: float = Field(description="Expected count above the threshold")
-    max_probability: float = Field(description="Highest weekly P(spike) in the window")
-    threshold: float = Field(description="Spike threshold T of the series")
-    onset: dt.date | None = Field(None, description="Monday of the expected onset week, from "
-                                  "the sample paths (on or before `start`); reminders are "
-                                  "sent lead days before it")
-    p_min: float | None = Field(None, description="Decision threshold the run used for the "
-                                "category (see `decision`)")
-    window_start: dt.date | None = Field(None, description="First day of the whole predicted "
-                                         "window this campaign window belongs to")
-    window_end: dt.date | None = Field(None, description="Last day of the whole predicted "
-                                       "window")
-    part: int | None = Field(None, description="Position of this campaign window in the "
-                             "predicted window (1-based)")
-    parts: int | None = Field(None, description="Campaign windows the predicted window was "
-                              "split into (longer than the category's max_campaign_weeks)")
+class PeakPublic(PeakWindow, PeakPlace):
     decision: DecisionPublic | None = Field(None, description="Why weeks at `p_min` warn: "
                                             "objective, backtest evidence, in plain words")
 
