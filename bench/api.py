@@ -199,7 +199,7 @@ def stop(*procs: subprocess.Popen[bytes] | None) -> None:
 
 
 def alternate(targets: dict[str, tuple[str, dict[str, str]]], *, rounds: int, duration: int,
-              connections: int) -> dict[str, list[dict[str, float]]]:
+              connections: int) -> dict[str, list[dict[str, Any]]]:
     """``wrk`` every target round by round after a warm-up (on a shared machine the load
     changes between minutes, so each round's ratio compares like with like)."""
     for url_, hdrs in targets.values():  # warm up

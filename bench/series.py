@@ -138,7 +138,7 @@ def main() -> None:
     headers = {"X-API-Key": key}
     ours, port = serve_api(env)
     floor: subprocess.Popen[bytes] | None = None
-    rounds: dict[str, list[dict[str, float]]] = {}
+    rounds: dict[str, list[dict[str, Any]]] = {}
     try:
         base = f"http://127.0.0.1:{port}"
         first = httpx.get(f"{base}/v1/series", headers=headers)
@@ -158,8 +158,15 @@ def main() -> None:
     finally:
         stop(ours, floor)
     paths = [n for n in targets if n not in ("floor", "whoami")]
-    results = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-               for name, rs in rounds.items()}
+    results: dict[str, dict[str, Any]] = {
+        name: {k: statistics.median(r[k] for r in rs) for k in rs[0] if k != "statuses"}
+        for name, rs in rounds.items()}
+    for name, rs in rounds.items():  # answers by status, summed over the rounds
+        total: dict[int, int] = {}
+        for r in rs:
+            for code, n in dict(r.get("statuses") or {}).items():
+                total[code] = total.get(code, 0) + n
+        results[name]["statuses"] = total
     for name in (*paths, "whoami"):
         results[name]["ratio"] = statistics.median(
             a["rps"] / f["rps"] for a, f in zip(rounds[name], rounds["floor"], strict=True))
