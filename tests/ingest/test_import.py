@@ -173,6 +173,22 @@ def test_hostile_values_round_trip(sf: sessionmaker[Session]) -> None:
     assert str(_complaint(sf, "\\N").day) == "2023-03-02"
 
 
+def test_a_nul_character_rejects_its_row_not_the_import(sf: sessionmaker[Session]) -> None:
+    """PostgreSQL cannot store U+0000: such a row is rejected (naming the field), the others
+    are imported, on both backends."""
+    records: list[Any] = [
+        {"source": "s", "external_id": f"N{i}", "received_at": "2023-03-01T08:00:00+08:00",
+         "category": "fireworks", "region": "150100", "text": text}
+        for i, text in enumerate(["fine", "bad\x00text", "also fine"])]
+    summary = import_records(session_factory=sf, kind="complaints", records=records)
+    assert (summary.received, summary.inserted, summary.rejected) == (3, 2, 1), summary.errors
+    with sf() as s:
+        assert sorted(s.scalars(select(Complaint.external_id))) == ["N0", "N2"]
+        bad = s.scalars(select(RejectedRow)).one()
+    assert (bad.row_number, bad.field, bad.problem) == (2, "text", "invalid_value")
+    assert "NUL" in (bad.detail or "")
+
+
 # ------------------------------------------------------------------ files that cannot be read
 
 
