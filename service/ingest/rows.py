@@ -42,7 +42,7 @@ PROBLEMS = (
     "timestamp_out_of_range",  # before 1970 or more than a day in the future
     "unknown_category",   # not a code, name or alias of a category (or ambiguous)
     "unknown_region",     # not a code, name or alias of a region (or ambiguous)
-    "invalid_value",      # action or violation_found not understood
+    "invalid_value",      # action or violation_found not understood; a NUL character
     "value_too_long",     # longer than the column allows
     "malformed_record",   # a CSV line with too many fields, a JSON record that is not an object
 )
