@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.api.problems import problem_doc
-from service.errors import PROBLEM_JSON
+from service.errors import PROBLEM_JSON, PROBLEM_TYPE_PREFIX
 
 __all__ = ["BATCH_EXAMPLE", "IMPORT_RESPONSES", "REQUEST_BODY", "NOT_FOUND"]
 
@@ -34,11 +34,11 @@ _QUEUED_EXAMPLE: dict[str, Any] = {
                  "phase": None}}
 
 
-def _problem(status: int, title: str, detail: str, description: str,
+def _problem(status: int, title: str, detail: str, description: str, code: str,
              **ext: Any) -> dict[str, Any]:
     doc = problem_doc(description)
     doc["content"][PROBLEM_JSON]["example"] = {
-        "type": "about:blank", "title": title, "status": status, "detail": detail,
+        "type": PROBLEM_TYPE_PREFIX + code, "title": title, "status": status, "detail": detail,
         "instance": "/v1/complaints/import", **ext}
     return doc
 
@@ -63,7 +63,7 @@ IMPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
                   "use --force (API: force=true)",
                   "The same file (same bytes, same kind) was imported before: "
                   "`existing_batch_id` names that batch, `batch_id` the refused one; send "
-                  "force=true to import it anyway",
+                  "force=true to import it anyway", code="conflict",
                   batch_id="0c4d2e6f8a1b3c5d7e9f0a2b4c6d8e1f",
                   existing_batch_id="9b1e4c2a7d3f4e5a8c6b0d1e2f3a4b5c"),
     413: _problem(413, "Content Too Large", "the file has more than 10,000,000 rows "
@@ -71,7 +71,7 @@ IMPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
                   "The upload is larger than api.max_body_bytes, or the file crosses an "
                   "import limit (decompressed bytes, compression ratio, line length, rows, "
                   "columns): `limit` names the setting; nothing is stored",
-                  limit="imports.max_rows", limit_value=10_000_000,
+                  code="payload-too-large", limit="imports.max_rows", limit_value=10_000_000,
                   batch_id="0c4d2e6f8a1b3c5d7e9f0a2b4c6d8e1f"),
     415: _problem_doc("Neither multipart/form-data nor application/json, or a file that is "
                       "not CSV, CSV.gz, XLSX, JSON or JSON Lines (the detail says what it "
@@ -83,7 +83,7 @@ IMPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
                   "cannot be read (encoding with line and byte offset, broken gzip, missing "
                   "columns, ambiguous day/month dates), a record falls outside the declared "
                   "coverage, or it ran out of imports.max_seconds; `batch_id` names the "
-                  "stored, failed or rejected batch",
+                  "stored, failed or rejected batch", code="unprocessable-content",
                   batch_id="0c4d2e6f8a1b3c5d7e9f0a2b4c6d8e1f", received=3, rejected=3,
                   row_errors=[{"row": 1, "field": "category", "problem": "unknown_category",
                                "detail": "'Garbage in alley' is not a known category (code, "
@@ -92,7 +92,8 @@ IMPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {**_problem(503, "Service Unavailable", "the database is busy with another import; "
                      "nothing of this one was published; retry in a minute",
                      "The database is busy publishing another import, or the background "
-                     "queue is full (imports.max_queued): retry after `Retry-After` seconds"),
+                     "queue is full (imports.max_queued): retry after `Retry-After` seconds",
+                     code="database-busy"),
           "headers": {"Retry-After": {"description": "Seconds to wait",
                                       "schema": {"type": "integer"}}}},
 }

@@ -20,6 +20,7 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.problems import problem_type
 from service.errors import PROBLEM_JSON
 from service.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -42,7 +43,7 @@ _HTML_HEADERS = [
 
 def _problem(status: int, title: str, detail: str, headers: list[tuple[bytes, bytes]]
              ) -> tuple[Message, Message]:
-    body = json.dumps({"type": "about:blank", "title": title, "status": status,
+    body = json.dumps({"type": problem_type(status), "title": title, "status": status,
                        "detail": detail}).encode()
     start: Message = {"type": "http.response.start", "status": status,
                       "headers": [(b"content-type", PROBLEM_JSON.encode()),

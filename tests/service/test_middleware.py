@@ -66,6 +66,7 @@ def test_body_limit_413_problem(tmp_path: Path) -> None:
     with c:
         r = c.post("/v1/forecast-runs", content=b"x" * 500, headers={"X-API-Key": key})
     assert r.status_code == 413 and r.headers["content-type"] == PROBLEM_JSON
+    assert r.json()["type"] == "urn:forewarn:problem:payload-too-large"
     assert "100 bytes" in r.json()["detail"]
 
 
@@ -76,6 +77,7 @@ def test_rate_limit_429_with_retry_after(tmp_path: Path) -> None:
         assert codes[:3] == [200, 200, 200] and codes[3] == 429
         r = c.get("/v1/series", headers={"X-API-Key": key})
         assert r.headers["content-type"] == PROBLEM_JSON and int(r.headers["retry-after"]) >= 1
+        assert r.json()["type"] == "urn:forewarn:problem:too-many-requests"  # as documented
         assert c.get("/healthz").status_code == 200  # health is never limited
 
 
