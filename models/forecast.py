@@ -51,14 +51,16 @@ uncertainty (new changepoints at the historical rate with Laplace slope changes,
 
 Paths are back-transformed (``transform``), never negative, and reproducible: each series
 draws from ``numpy.random.default_rng(seed, id)``.
+
+Layout: fitting is here; prediction (the sample paths, their daily summary and week sums) is
+the mixin in :mod:`models._forecast_predict`, JSON persistence :mod:`models._forecast_json`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal, Self, cast
 
 import numpy as np
@@ -67,23 +69,21 @@ from sklearn.base import BaseEstimator
 
 from models import _forecast_json, calendar
 from models._cmdstan import fast_cmdstan_json
-from models._forecast_frames import _clean, _concat, _concat_weekly, _weekly_sums
-from models._prophet_calendar import _WORKDAY, _Calendar, _calendar_for, _holiday_features_of
+from models._forecast_frames import _clean
+from models._forecast_predict import TRANSFORMS, _Predicting
+from models._prophet_calendar import _WORKDAY, _Calendar
 from models._prophet_direct import (
     DEFAULT_STAN_OPTIONS,
     _as_init,
-    _epoch_days,
-    _fourier,
     _in_sample,
-    _mean_paths,
     _muted,
     _quiet,
     fit_direct,
     warm_start_params,
 )
-from models.count_noise import NO_NOISE, Noise, count_paths, noise_moments
-from models.fallback import FALLBACK_MODEL, fallback_paths
-from models.types import DAILY_COLUMNS, FAILURE_COLUMNS, FLAG_COLUMNS, ForecastOutput
+from models.count_noise import NO_NOISE, Noise, noise_moments
+from models.fallback import FALLBACK_MODEL
+from models.types import FAILURE_COLUMNS, FLAG_COLUMNS
 
 __all__ = [
     "ProphetForecaster",
@@ -95,7 +95,6 @@ __all__ = [
     "warm_start_params",
 ]
 
-PROPHET_MODEL = "prophet"
 NOISE_MODELS = ("negbin", "gaussian")
 # Out-of-sample multiplier of the in-sample week-shock variance (see ProphetForecaster).
 DEFAULT_NOISE_INFLATION = 2.0
@@ -103,21 +102,7 @@ DEFAULT_NOISE_INFLATION = 2.0
 _CALENDAR_AHEAD_DAYS = 400
 _BLOCK_DAYS = calendar.BLOCK_DAYS
 
-_Fn = Callable[[np.ndarray], np.ndarray]
-TRANSFORMS: dict[str, tuple[_Fn, _Fn]] = {
-    # name: (forward on counts, inverse on fitted scale, clipped at 0)
-    "none": (lambda y: y, lambda z: np.maximum(z, 0.0)),
-    "sqrt": (np.sqrt, lambda z: np.square(np.maximum(z, 0.0))),
-    "log1p": (np.log1p, lambda z: np.expm1(np.maximum(z, 0.0))),
-}
-
-
-def _series_seed(seed: int, uid: str) -> int:
-    """A per-series seed independent of batch order and chunking."""
-    return (int(seed) * 1_000_003 + zlib.crc32(str(uid).encode("utf-8"))) % (2**32)
-
-
-class ProphetForecaster(BaseEstimator):  # type: ignore[misc]
+class ProphetForecaster(_Predicting, BaseEstimator):  # type: ignore[misc]
     """Prophet per series on (optionally transformed) counts, CN calendar, sample paths.
 
     Defaults chosen by backtests on real data (``bench/transform_choice.py`` on 174 Chicago
@@ -405,123 +390,6 @@ class ProphetForecaster(BaseEstimator):  # type: ignore[misc]
                        stan_options=self.stan_options)
         return model, X
 
-    # -------------------------------------------------------------- predict
-    def predict(self, horizon: int) -> ForecastOutput:
-        """Forecast ``horizon`` days after each series' last observed day.
-
-        Returns
-        -------
-        ForecastOutput
-            ``daily``: ``unique_id, ds, yhat, yhat_lower, yhat_upper, model`` where ``yhat`` is
-            the mean of the sample paths and the bounds their ``interval_width`` quantiles;
-            ``weekly_samples``: index ``(unique_id, week)``, columns ``0..n_samples-1``, the
-            paths' ISO-week sums; the partial first week adds the observed days of that week;
-            a partial last week (horizon ending before Sunday) is left out; ``flags``: fit
-            flags plus ``unofficial_calendar`` (detail: the years) for Prophet series whose
-            horizon reaches a year without a published holiday schedule.
-        """
-        if not hasattr(self, "history_"):
-            raise RuntimeError("ProphetForecaster is not fitted; call fit() first")
-        horizon = int(horizon)
-        if horizon < 1:
-            raise ValueError("horizon must be >= 1")
-        daily, weekly = [], []
-        flags = [self.flags_]
-        failures: list[tuple[str, str]] = list(
-            self.failures_.itertuples(index=False, name=None))
-        calendars: dict[pd.Timestamp, _Calendar] = {}
-        for uid in sorted(self.history_):
-            try:
-                d, w, extra = self._predict_one(uid, horizon, calendars)
-            except Exception as exc:
-                failures.append((uid, f"{type(exc).__name__}: {exc}"))
-                continue
-            daily.append(d)
-            weekly.append(w)
-            if extra:
-                flags.append(pd.DataFrame(extra, columns=FLAG_COLUMNS))
-        return ForecastOutput(
-            daily=_concat(daily, DAILY_COLUMNS),
-            weekly_samples=_concat_weekly(weekly, int(self.n_samples)),
-            flags=_concat(flags, FLAG_COLUMNS),
-            failures=pd.DataFrame(failures, columns=FAILURE_COLUMNS),
-        )
-
-    def _predict_one(
-        self, uid: str, horizon: int, calendars: dict[pd.Timestamp, _Calendar]
-    ) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[str, str, str]]]:
-        hist = self.history_[uid]
-        last = hist["ds"].iloc[-1]
-        future = pd.date_range(last + pd.Timedelta(days=1), periods=horizon, freq="D", unit="ns")
-        rng = np.random.default_rng(_series_seed(self.seed, uid))
-        n = int(self.n_samples)
-        extra: list[tuple[str, str, str]] = []
-        if uid in self.models_:
-            model = self.models_[uid]
-            if model.extra_regressors or model.holidays is not None:
-                years = calendar.unofficial_years(future[0], future[-1])
-                if years:
-                    extra.append((uid, "unofficial_calendar", ",".join(map(str, years))))
-            X = self._design(model, future, calendars)
-            z = _mean_paths(model, X, future, n, rng)
-            inverse = TRANSFORMS[self.transform][1]
-            if self.noise == "gaussian":
-                sigma = float(np.asarray(model.params["sigma_obs"]).ravel()[0]) * model.y_scale
-                paths = inverse(z + rng.normal(0.0, sigma, size=z.shape))
-            else:
-                disp, week_var, phi, last_mean, last_var = self.noise_.get(uid, NO_NOISE)
-                last = (last_mean, last_var) if self.condition_last else (0.0, 0.0)
-                paths = count_paths(inverse(z), future, disp,
-                                     week_var * float(self.noise_inflation), phi, rng, last)
-            name = PROPHET_MODEL
-        else:
-            paths = fallback_paths(hist, future, n, _series_seed(self.seed, uid))
-            name = FALLBACK_MODEL
-        alpha = (1.0 - float(self.interval_width)) / 2.0
-        yhat = paths.mean(axis=1)
-        lo = np.minimum(np.quantile(paths, alpha, axis=1), yhat)
-        hi = np.maximum(np.quantile(paths, 1.0 - alpha, axis=1), yhat)
-        daily = pd.DataFrame({"unique_id": uid, "ds": future, "yhat": yhat,
-                              "yhat_lower": lo, "yhat_upper": hi, "model": name})
-        return daily, _weekly_sums(uid, hist, future, paths), extra
-
-    def _design(self, model: Any, dates: pd.DatetimeIndex,
-                calendars: dict[pd.Timestamp, _Calendar]) -> np.ndarray:
-        """Regression features of ``dates`` in the model's column order."""
-        if self.fit_path != "direct":  # the reference path: Prophet's own features
-            df = self.prophet_frame(model, dates)
-            with _muted():
-                X, _, _, _ = model.make_all_seasonality_features(model.setup_dataframe(df))
-            return np.asarray(X.to_numpy(dtype=float))
-        days = _epoch_days(dates.to_numpy())
-        blocks = [_fourier(days, float(p["period"]), int(p["fourier_order"]))
-                  for p in model.seasonalities.values()]
-        names = _holiday_features_of(model.holidays)
-        if names or model.extra_regressors:
-            cal = _calendar_for(dates, calendars, self.local_events,
-                                int(self.calendar_block_days))
-            pos = cal.rows(dates.to_numpy())
-            blocks += [cal.column(name, pos)[:, None]
-                       for name in names + list(model.extra_regressors)]
-        if not blocks:
-            blocks = [np.zeros((len(dates), 1))]
-        return np.hstack(blocks)
-
-    def prophet_frame(self, model_or_id: Any, dates: Any) -> pd.DataFrame:
-        """Frame ``ds`` + the model's calendar regressors for ``dates``, ready for Prophet's
-        own ``predict`` / ``plot_components`` (e.g.
-        ``m.predict(est.prophet_frame(uid, pd.date_range(...)))``)."""
-        model = self._model(model_or_id) if isinstance(model_or_id, str) else model_or_id
-        dates = pd.DatetimeIndex(dates)
-        df = pd.DataFrame({"ds": dates})
-        if model.extra_regressors:
-            cal = _Calendar.build(dates.min(), dates.max(), self.local_events,
-                                  int(self.calendar_block_days))
-            pos = cal.rows(dates.to_numpy())
-            for name in model.extra_regressors:
-                df[name] = cal.column(name, pos)
-        return df
-
     # ------------------------------------------------------- serialisation
     def params_(self, unique_id: str) -> dict[str, Any]:
         """Warm-start parameters (JSON-able) of a fitted Prophet series."""
@@ -567,13 +435,6 @@ class ProphetForecaster(BaseEstimator):  # type: ignore[misc]
         est.flags_ = pd.DataFrame(columns=FLAG_COLUMNS)
         est.failures_ = pd.DataFrame(columns=FAILURE_COLUMNS)
         return est
-
-    def _model(self, unique_id: str) -> Any:
-        models = getattr(self, "models_", {})
-        if unique_id not in models:
-            raise KeyError(f"no fitted Prophet model for {unique_id!r} (fallback, failed or "
-                           "unknown series)")
-        return models[unique_id]
 
 
 # ---------------------------------------------------------------- helpers
