@@ -262,11 +262,9 @@ class _Processor:
         # a NUL character cannot be stored by PostgreSQL (and is never meant): the row, not
         # the import, is refused, on every backend alike
         for c, name in (plan.rename.items() if plan else ()):
-            values = frame[c]
-            if values.dtype == object or pd.api.types.is_string_dtype(values):
-                nul = values.astype("string").str.contains("\x00", regex=False)
-                reject(nul.fillna(False).to_numpy(dtype=bool), name, "invalid_value",
-                       f"{name} contains a NUL character (U+0000)")
+            nul = frame[c].astype("string").str.contains("\x00", regex=False)
+            reject(nul.fillna(False).to_numpy(dtype=bool), name, "invalid_value",
+                   f"{name} contains a NUL character (U+0000)")
 
         # source
         source = _clean(col("source")) if "source" in src_of else pd.Series(
