@@ -17,10 +17,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import DateTime, Index, Integer, String, event, select
+from sqlalchemy import Index, Integer, String, event, select
 from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column
 
-from service.store.base import Base, utcnow
+from service.store.base import Base, UtcDateTime, utcnow
 
 __all__ = ["AuditEntry", "AuditViolation", "record", "list_entries", "REDACTED_KEYS"]
 
@@ -40,7 +40,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_entity", "entity_type", "entity_id", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(64), index=True)
     entity_type: Mapped[str] = mapped_column(String(64))

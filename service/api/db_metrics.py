@@ -39,7 +39,6 @@ from service.config import SchedulerSettings
 from service.dispatch.tables import OPEN, STATUSES, Outbox
 from service.scheduler.leadership import LEASE_NAME, leader_alive
 from service.scheduler.tables import SchedulerLease
-from service.store.base import as_utc
 from service.store.tables import ForecastRun, Peak, utcnow
 
 __all__ = ["DbCollector", "db_registry", "lease_state"]
@@ -56,7 +55,7 @@ def lease_state(session: Session, advisory_lock_key: int = DEFAULT_LOCK_KEY
     lease = session.get(SchedulerLease, LEASE_NAME)
     if lease is None:
         return {"holder": None, "expires_at": None, "alive": False}
-    expires = as_utc(lease.expires_at)
+    expires = lease.expires_at
     alive = leader_alive(session.connection(), holder=lease.holder, expires_at=expires,
                          advisory_lock_key=advisory_lock_key)
     return {"holder": lease.holder, "expires_at": expires.isoformat() if expires else None,
@@ -110,7 +109,7 @@ class DbCollector(Collector):
         peaks = GaugeMetricFamily("forewarn_latest_run_peaks",
                                   "Predicted peak windows of the newest finished run")
         if latest is not None:
-            at = as_utc(latest.finished_at)
+            at = latest.finished_at
             if at is not None:
                 finished.add_metric([], at.timestamp())
             peaks.add_metric([], session.scalar(
@@ -126,8 +125,8 @@ class DbCollector(Collector):
                          counts)
         yield GaugeMetricFamily("forewarn_outbox_depth", "Undelivered outbox rows to send",
                                 value=sum(counts[s] for s in OPEN))
-        oldest = as_utc(session.scalar(select(func.min(Outbox.next_attempt_at)).where(
-            Outbox.status.in_(sorted(OPEN)), Outbox.next_attempt_at <= now)))
+        oldest = session.scalar(select(func.min(Outbox.next_attempt_at)).where(
+            Outbox.status.in_(sorted(OPEN)), Outbox.next_attempt_at <= now))
         yield GaugeMetricFamily("forewarn_outbox_lag_seconds",
                                 "Age of the oldest due, undelivered outbox row",
                                 value=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)

@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from service.api.audit_hook import note_key_use
 from service.config import Settings
 from service.errors import Forbidden, Unauthorized
-from service.store.base import as_utc
 from service.store.keys import has_scope, verify_key
 from service.store.tables import ApiKey, utcnow
 
@@ -77,7 +76,7 @@ class KeyCache:
             key = self._data.get(digest)
         if key is None:
             return None
-        if key.expires_at is not None and as_utc(key.expires_at) <= utcnow():
+        if key.expires_at is not None and key.expires_at <= utcnow():
             return None
         return key
 

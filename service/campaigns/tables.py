@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     Date,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -27,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
 from models.series import SeriesId
-from service.store.base import Base, new_id, utcnow
+from service.store.base import Base, UtcDateTime, new_id, utcnow
 
 __all__ = ["Campaign", "Recipient", "DEFAULT_SIGNAL"]
 
@@ -100,14 +99,14 @@ class Campaign(Base):
     timing: Mapped[dict[str, Any]] = mapped_column(default=dict)
     approved_run_id: Mapped[str | None] = mapped_column(String(32))
     created_by: Mapped[str] = mapped_column(String(100), default="planner")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    status_changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True),
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    status_changed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(),
                                                            default=utcnow)
     approved_by: Mapped[str | None] = mapped_column(String(100))
-    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     cancelled_by: Mapped[str | None] = mapped_column(String(100))
-    cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     cancel_reason: Mapped[str | None] = mapped_column(Text)
 
 
@@ -145,6 +144,6 @@ class Recipient(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     webhook_secrets: Mapped[list[Any]] = mapped_column(default=list,
                                                       server_default=text("'[]'"))
-    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -17,10 +17,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.store.base import Base, utcnow
+from service.store.base import Base, UtcDateTime, utcnow
 
 __all__ = ["Outbox", "STATUSES", "TERMINAL", "OPEN"]
 
@@ -51,11 +51,11 @@ class Outbox(Base):
     claims: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     claimed_by: Mapped[str | None] = mapped_column(String(100))  # the claiming scheduler
     max_attempts: Mapped[int] = mapped_column(Integer, default=8)
-    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     claim_token: Mapped[str | None] = mapped_column(String(32))
-    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     response_status: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())

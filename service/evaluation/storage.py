@@ -58,11 +58,6 @@ class Stored:
                 "recompute_pending": self.pending, "reason": self.state.reason}
 
 
-def _utc(t: dt.datetime | None) -> dt.datetime | None:
-    """SQLite gives naive datetimes back: they were written in UTC."""
-    return t.replace(tzinfo=dt.UTC) if t is not None and t.tzinfo is None else t
-
-
 def state(bind: Session | Connection) -> State:
     """The current input generation (1 before anything was ever marked)."""
     row = connection_of(bind).execute(select(
@@ -70,7 +65,7 @@ def state(bind: Session | Connection) -> State:
         EvaluationState.week).where(EvaluationState.id == STATE_ID)).first()
     if row is None:
         return State(1, None, None, None)
-    return State(int(row.generation), _utc(row.changed_at), row.reason, row.week)
+    return State(int(row.generation), row.changed_at, row.reason, row.week)
 
 
 def read(bind: Session | Connection, kind: str, key: str) -> Stored | None:
@@ -84,9 +79,9 @@ def read(bind: Session | Connection, kind: str, key: str) -> Stored | None:
         .where(EvaluationResult.kind == kind, EvaluationResult.key == key)).first()
     if row is None:
         return None
-    st = (State(int(row.current), _utc(row.changed_at), row.reason, row.week)
+    st = (State(int(row.current), row.changed_at, row.reason, row.week)
           if row.current is not None else State(1, None, None, None))
-    return Stored(row.body, row.error, _utc(row.computed_at), int(row.generation), st)
+    return Stored(row.body, row.error, row.computed_at, int(row.generation), st)
 
 
 def request(bind: Session | Connection, kind: str, key: str,
@@ -106,7 +101,7 @@ def request(bind: Session | Connection, kind: str, key: str,
         except IntegrityError:
             pass  # another request registered it first
         return
-    last = _utc(got.requested_at)
+    last = got.requested_at
     if last is None or now - last > REQUEST_REFRESH:
         conn.execute(update(EvaluationResult).where(
             EvaluationResult.kind == kind, EvaluationResult.key == key).values(

@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.errors import BadRequest, Conflict, NotFound, ServiceError
 from service.ingest.limits import ImportBusy
 from service.ingest.mapping import KINDS, KindSpec
-from service.store.base import as_utc
 from service.store.tables import ImportBatch, RejectedRow, new_id, utcnow
 
 __all__ = [
@@ -206,7 +205,7 @@ def recover_interrupted(session_factory: sessionmaker[Session], *,
                          .where(ImportBatch.status.in_(("queued", "running")))).all()
         dead = []
         for batch_id, owner, beat, started in rows:
-            last = as_utc(beat) or as_utc(started) or now
+            last = beat or started or now
             alive = _process_alive(owner)  # same host: known; another host: None
             if alive is False or (alive is None and
                                   (now - last).total_seconds() > stale_after_seconds):
@@ -259,7 +258,7 @@ def _find_earlier(session_factory: sessionmaker[Session], *, kind: str, sha256: 
 
 
 def _already_imported(earlier: ImportBatch) -> Conflict:
-    when = as_utc(earlier.started_at)
+    when = earlier.started_at
     stamp = when.strftime("%Y-%m-%d %H:%M UTC") if when else "earlier"
     return Conflict(
         f"this file was already imported as batch {earlier.id} ({stamp}, source "
@@ -331,7 +330,7 @@ def get_batch(*, session: Session, batch_id: str, max_errors: int = MAX_ERRORS) 
         filename=batch.filename, format=opts.get("format"), encoding=opts.get("encoding"),
         coverage=opts.get("coverage"), warnings=list(batch.warnings or []), error=batch.error,
         progress=ImportProgress(**progress) if progress else None,
-        started_at=as_utc(batch.started_at), finished_at=as_utc(batch.finished_at),
+        started_at=batch.started_at, finished_at=batch.finished_at,
     )
 
 

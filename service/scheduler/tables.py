@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, Float, Index, Integer, LargeBinary, String, Text, Unicode
+from sqlalchemy import Float, Index, Integer, LargeBinary, String, Text, Unicode
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.store.base import Base, utcnow
+from service.store.base import Base, UtcDateTime, utcnow
 
 __all__ = ["ApschedulerJob", "JobRun", "SchedulerLease", "OUTCOMES"]
 
@@ -33,14 +33,14 @@ class JobRun(Base):
     __table_args__ = (Index("ix_scheduler_job_runs_job_scheduled", "job_id", "scheduled_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(String(191))
-    scheduled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    scheduled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     outcome: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[str | None] = mapped_column(Text)
     holder: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class SchedulerLease(Base):
@@ -49,6 +49,6 @@ class SchedulerLease(Base):
     __tablename__ = "scheduler_leases"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(100))
-    acquired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    acquired_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())

@@ -13,10 +13,11 @@ import datetime as dt
 import uuid
 from typing import Any, overload
 
-from sqlalchemy import JSON, MetaData
+from sqlalchemy import JSON, DateTime, Dialect, MetaData
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
 
-__all__ = ["NAMING", "Base", "utcnow", "new_id", "as_utc"]
+__all__ = ["NAMING", "Base", "UtcDateTime", "utcnow", "new_id", "as_utc"]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -47,6 +48,23 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """The column type of every timestamp: ``timestamptz`` on PostgreSQL, and on every backend
+    a value goes in converted to UTC (a naive one is taken as UTC) and comes back aware in UTC
+    (SQLite keeps no zone, so without this it would hand back naive wall times)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect
+                           ) -> dt.datetime | None:
+        return None if value is None else as_utc(value).astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect
+                             ) -> dt.datetime | None:
+        return None if value is None else as_utc(value).astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):

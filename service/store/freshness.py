@@ -23,7 +23,6 @@ from sqlalchemy import (
     JSON,
     Connection,
     Date,
-    DateTime,
     Integer,
     String,
     Text,
@@ -34,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from service.store.base import Base, utcnow
+from service.store.base import Base, UtcDateTime, utcnow
 
 __all__ = ["STATE_ID", "EvaluationState", "EvaluationResult", "LOCAL_MARKS", "connection_of",
            "mark_stale"]
@@ -48,11 +47,11 @@ class EvaluationState(Base):
     __tablename__ = "evaluation_state"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     generation: Mapped[int] = mapped_column(Integer, default=1)
-    changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    changed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     reason: Mapped[str | None] = mapped_column(String(200))
     week: Mapped[dt.date | None] = mapped_column(Date)
     worker: Mapped[str | None] = mapped_column(String(100))
-    worker_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    worker_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 class EvaluationResult(Base):
@@ -63,8 +62,8 @@ class EvaluationResult(Base):
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     body: Mapped[str | None] = mapped_column(Text)  # the response's JSON, ready to send
     error: Mapped[str | None] = mapped_column(Text)
-    computed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    computed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 def connection_of(bind: Session | Connection) -> Connection:

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.store.base import as_utc
 from service.store.tables import ApiKey, utcnow
 
 __all__ = ["SCOPES", "create_key", "verify_key", "list_keys", "revoke_key", "has_scope"]
@@ -58,10 +57,10 @@ def verify_key(*, session: Session, plaintext: str) -> ApiKey | None:
     if row is None or not hmac.compare_digest(row.key_hash, _hash(plaintext)):
         return None
     now = utcnow()
-    if row.revoked_at is not None or (row.expires_at and as_utc(row.expires_at) <= now):
+    if row.revoked_at is not None or (row.expires_at and row.expires_at <= now):
         return None
     last = row.last_used_at
-    if last is None or now - as_utc(last) > dt.timedelta(minutes=1):
+    if last is None or now - last > dt.timedelta(minutes=1):
         row.last_used_at = now
         session.commit()
     return row

@@ -16,7 +16,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -28,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from service.store.base import NAMING, Base, new_id, utcnow
+from service.store.base import NAMING, Base, UtcDateTime, new_id, utcnow
 
 __all__ = [
     "Base",
@@ -113,15 +112,15 @@ class ImportBatch(Base):
     warnings: Mapped[list[Any] | None] = mapped_column(JSON)
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     owner: Mapped[str | None] = mapped_column(String(200))
-    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     received: Mapped[int] = mapped_column(Integer, default=0)
     inserted: Mapped[int] = mapped_column(Integer, default=0)
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 class _Record:
     """The columns every imported record has: its key in its source, the series it counts
@@ -148,7 +147,7 @@ class Complaint(_Record, Base):
     """A public complaint (text redacted before storage)."""
 
     __tablename__ = "complaints"
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     sector: Mapped[str | None] = mapped_column(String(100))
     channel: Mapped[str | None] = mapped_column(String(50))
     text: Mapped[str | None] = mapped_column(Text)
@@ -157,7 +156,7 @@ class EnforcementAction(_Record, Base):
     """An enforcement action (inspection, warning, correction order, penalty, ...)."""
 
     __tablename__ = "enforcement_actions"
-    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    occurred_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     action: Mapped[str] = mapped_column(String(50))
     violation_found: Mapped[bool] = mapped_column(Boolean, default=False)
     entity_id: Mapped[str | None] = mapped_column(String(100))
@@ -215,7 +214,7 @@ class SourceCoverage(Base):
     day_to: Mapped[dt.date] = mapped_column(Date)
     declared: Mapped[bool] = mapped_column(Boolean, default=False)
     batch_id: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class ApiKey(Base):
@@ -227,10 +226,10 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     scopes: Mapped[list[Any]] = mapped_column(default=list)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 
@@ -255,9 +254,9 @@ class ForecastRun(Base):
     decisions: Mapped[dict[str, Any]] = mapped_column(default=dict,
                                                       server_default=text("'{}'"))
     requested_by: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 class SeriesIssue(Base):
@@ -286,7 +285,7 @@ class FittedModel(Base):
     model_type: Mapped[str] = mapped_column(String(32))
     artifact: Mapped[str] = mapped_column(Text)
     fit_seconds: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class _RunSeriesKey:
@@ -371,4 +370,4 @@ class DecisionBacktest(Base):
     weeks: Mapped[list[Any]] = mapped_column(default=list)
     windows: Mapped[list[Any]] = mapped_column(default=list)
     run_id: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)

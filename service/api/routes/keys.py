@@ -12,7 +12,6 @@ from service.api.deps import SessionDep, require
 from service.api.problems import BODY_RESPONSES, PROBLEM_RESPONSES, problem_doc
 from service.api.schema_types import UtcDatetime
 from service.errors import NotFound, UnprocessableContent
-from service.store.base import as_utc
 from service.store.keys import SCOPES, create_key, list_keys, revoke_key
 from service.store.tables import ApiKey, utcnow
 
@@ -66,7 +65,7 @@ def key_state(row: ApiKey, now: dt.datetime | None = None) -> Literal["active", 
                                                                          "revoked"]:
     if row.revoked_at is not None:
         return "revoked"
-    if row.expires_at is not None and as_utc(row.expires_at) <= (now or utcnow()):
+    if row.expires_at is not None and row.expires_at <= (now or utcnow()):
         return "expired"
     return "active"
 

@@ -121,9 +121,9 @@ def get_jobs(session: SessionDep, settings: SettingsDep) -> JobsOut:
     lease = session.get(SchedulerLease, "scheduler")
     leader = None
     if lease is not None:
-        exp = as_utc(lease.expires_at)
-        leader = Leader(holder=lease.holder, acquired_at=as_utc(lease.acquired_at),
-                        heartbeat_at=as_utc(lease.heartbeat_at), expires_at=exp,
+        exp = lease.expires_at
+        leader = Leader(holder=lease.holder, acquired_at=lease.acquired_at,
+                        heartbeat_at=lease.heartbeat_at, expires_at=exp,
                         alive=leader_alive(session.connection(), holder=lease.holder,
                                            expires_at=exp, advisory_lock_key=settings.scheduler
                                            .advisory_lock_key))
