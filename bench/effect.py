@@ -85,13 +85,8 @@ from models.effect import (  # noqa: E402
     window_weeks,
 )
 from models.effect_sim import simulate_category_campaigns, simulate_stepped_wedge  # noqa: E402
-from models.pooling import (  # noqa: E402
-    did_correlation,
-    effect_rows,
-    error_correlation,
-    group_correlation,
-    pool,
-)
+from models.pooling import effect_rows, pool  # noqa: E402
+from models.pooling_correlation import did_correlation, error_correlation, group_correlation  # noqa: E402
 from models.series import to_weekly  # noqa: E402
 from models.stepped_wedge import design_effect  # noqa: E402
 from models.types import ForecastOutput  # noqa: E402

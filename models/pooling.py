@@ -40,12 +40,6 @@ from scipy import stats
 
 from models.pooling_correlation import (
     Values,
-    clustered_mean_variance,
-    did_correlation,
-    error_correlation,
-    group_correlation,
-    season_labels,
-    shared_covariance,
 )
 
 __all__ = [
@@ -56,12 +50,6 @@ __all__ = [
     "pool_effects",
     "minimum_detectable_effect",
     "campaigns_needed",
-    "error_correlation",
-    "group_correlation",
-    "clustered_mean_variance",
-    "shared_covariance",
-    "did_correlation",
-    "season_labels",
     "POOL_COLUMNS",
     "TARGET_EFFECT",
 ]

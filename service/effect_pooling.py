@@ -37,15 +37,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from models.pooling import (
-    campaigns_needed,
+from models.pooling import campaigns_needed, effect_rows, minimum_detectable_effect, pool
+from models.pooling_correlation import (
     clustered_mean_variance,
     did_correlation,
-    effect_rows,
     error_correlation,
     group_correlation,
-    minimum_detectable_effect,
-    pool,
     season_labels,
     shared_covariance,
 )

@@ -47,7 +47,7 @@ from service.db import make_engine, make_sessionmaker
 from service.evaluation.worker import EvaluationExecutor
 from service.forecasting import RunExecutor
 from service.ingest.background import ImportExecutor
-from service.ingest.pipeline import recover_interrupted
+from service.ingest.batches import recover_interrupted
 from service.migrate import upgrade
 
 __all__ = ["create_app"]

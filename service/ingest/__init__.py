@@ -7,19 +7,18 @@ publish them with their rejected rows in one short transaction; see
 
 from __future__ import annotations
 
-from service.ingest.limits import ImportLimits
-from service.ingest.mapping import load_mapping_file, parse_mapping_pairs
-from service.ingest.pipeline import (
+from service.ingest.batches import (
     MAX_ERRORS,
-    PROBLEMS,
     BatchSummary,
     RowError,
     get_batch,
-    import_file,
-    import_records,
     iter_rejected,
     recover_interrupted,
 )
+from service.ingest.limits import ImportLimits
+from service.ingest.mapping import load_mapping_file, parse_mapping_pairs
+from service.ingest.pipeline import import_file, import_records
+from service.ingest.rows import PROBLEMS
 
 __all__ = [
     "MAX_ERRORS",

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.ingest.batches import _BatchRef
+from service.ingest.jobs import ImportJob
 from service.ingest.limits import ImportBusy
-from service.ingest.pipeline import ImportJob, run_import
+from service.ingest.pipeline import run_import
 from service.store.tables import ImportBatch, utcnow
 
 __all__ = ["ImportExecutor"]

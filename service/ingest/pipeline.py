@@ -70,10 +70,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.errors import ServiceError, UnprocessableContent
 from service.ingest.batches import _PROCESS_TOKEN as _PROCESS_TOKEN
 from service.ingest.batches import (
-    MAX_ERRORS,
     BatchSummary,
-    ImportProgress,
-    RowError,
     _already_imported,
     _BatchRef,
     _busy_is_503,
@@ -82,11 +79,6 @@ from service.ingest.batches import (
     _mark_failed,
     _owner,
     create_batch,
-    file_sha256,
-    get_batch,
-    iter_rejected,
-    records_sha256,
-    recover_interrupted,
 )
 from service.ingest.jobs import (
     ImportJob,
@@ -97,10 +89,10 @@ from service.ingest.jobs import (
 )
 from service.ingest.limits import Guard, ImportLimits, Interrupted
 from service.ingest.mapping import KindSpec
-from service.ingest.publish import PublishedBatch, _add, _publish, _reference, _Totals
+from service.ingest.publish import _add, _publish, _reference, _Totals
 from service.ingest.readers import TableReader
-from service.ingest.rows import PROBLEMS, _Processor
 from service.ingest.rows import _longer_than_each as _longer_than_each
+from service.ingest.rows import _Processor
 from service.ingest.rows import _strip_nulls as _strip_nulls
 from service.ingest.staging import _PostgresStage as _PostgresStage
 from service.ingest.staging import _SqliteStage as _SqliteStage
@@ -108,29 +100,7 @@ from service.ingest.staging import _Stage
 from service.store.summary import Coverage
 from service.store.tables import ImportBatch, utcnow
 
-__all__ = [
-    "MAX_ERRORS",
-    "PROBLEMS",
-    "RowError",
-    "BatchSummary",
-    "ImportProgress",
-    "ImportJob",
-    "PublishedBatch",
-    "ImportOptions",
-    "import_file",
-    "import_records",
-    "file_job",
-    "records_job",
-    "declared_coverage",
-    "run_import",
-    "queue_import",
-    "create_batch",
-    "recover_interrupted",
-    "file_sha256",
-    "records_sha256",
-    "get_batch",
-    "iter_rejected",
-]
+__all__ = ["ImportOptions", "import_file", "import_records", "run_import", "queue_import"]
 
 log = structlog.get_logger(__name__)
 

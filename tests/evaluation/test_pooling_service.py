@@ -12,7 +12,8 @@ import pytest
 from scipy import stats
 
 from models.effect_sim import simulate_stepped_wedge
-from models.pooling import did_correlation, effect_rows, minimum_detectable_effect, pool
+from models.pooling import effect_rows, minimum_detectable_effect, pool
+from models.pooling_correlation import did_correlation
 from models.series import SeriesId
 from models.stepped_wedge import design_effect
 from service.effect_pooling import (

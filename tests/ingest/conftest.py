@@ -20,7 +20,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import make_engine, make_sessionmaker
-from service.ingest.pipeline import BatchSummary, import_file
+from service.ingest.batches import BatchSummary
+from service.ingest.pipeline import import_file
 from service.migrate import upgrade
 from service.store.reference import load_reference
 

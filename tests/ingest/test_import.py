@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.errors import Conflict, UnprocessableContent, UnsupportedMediaType
 from service.ingest import pipeline
-from service.ingest.pipeline import BatchSummary, get_batch, import_records
+from service.ingest.batches import BatchSummary, get_batch
+from service.ingest.pipeline import import_records
 from service.store.tables import (
     Category,
     Complaint,

@@ -31,11 +31,8 @@ from service.errors import (
     UnsupportedMediaType,
 )
 from service.ingest import pipeline
+from service.ingest.batches import create_batch, get_batch, recover_interrupted
 from service.ingest.limits import ImportBusy, ImportLimits, TooSlow
-from service.ingest.pipeline import (
-    get_batch,
-    recover_interrupted,
-)
 from service.store.tables import Complaint, ImportBatch, RejectedRow, utcnow
 from tests.ingest.conftest import EN_HEADER, csv_bytes, gz, imp, load_ref, zh_rows
 
@@ -297,7 +294,7 @@ def test_a_long_import_does_not_hold_the_write_lock(tmp_path: Path,
             assert release.wait(60)
 
     holder: dict[str, Any] = {"id": None}
-    real_create = pipeline.create_batch
+    real_create = create_batch
 
     def create(*a: Any, **kw: Any) -> Any:
         ref = real_create(*a, **kw)
@@ -306,7 +303,7 @@ def test_a_long_import_does_not_hold_the_write_lock(tmp_path: Path,
         return ref
 
     monkeypatch.setattr(pipeline._SqliteStage, "write", write)
-    monkeypatch.setattr(pipeline, "create_batch", create)
+    monkeypatch.setattr("service.ingest.pipeline.create_batch", create)
     out: dict[str, Any] = {}
     t = threading.Thread(target=lambda: out.update(
         long=imp(slow, csv_bytes(zh_rows(400)), chunk_rows=100)))

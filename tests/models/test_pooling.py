@@ -14,14 +14,16 @@ from models.effect_sim import simulate_category_campaigns
 from models.pooling import (
     POOL_COLUMNS,
     campaigns_needed,
-    clustered_mean_variance,
-    did_correlation,
     effect_rows,
-    error_correlation,
-    group_correlation,
     minimum_detectable_effect,
     pool,
     pool_effects,
+)
+from models.pooling_correlation import (
+    clustered_mean_variance,
+    did_correlation,
+    error_correlation,
+    group_correlation,
     shared_covariance,
 )
 

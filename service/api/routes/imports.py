@@ -17,15 +17,9 @@ from service.api.import_request import import_job, wants_background
 from service.api.problems import PROBLEM_RESPONSES
 from service.api.routes.series import forget_series_version
 from service.errors import UnprocessableContent
-from service.ingest.pipeline import (
-    BatchSummary,
-    ImportJob,
-    get_batch,
-    iter_rejected,
-    queue_import,
-    run_import,
-)
-from service.store.base import as_utc
+from service.ingest.batches import BatchSummary, get_batch, iter_rejected
+from service.ingest.jobs import ImportJob
+from service.ingest.pipeline import queue_import, run_import
 
 __all__ = ["router", "escape_cell"]
 
@@ -127,10 +121,7 @@ def get_import_batch(batch_id: Annotated[str, Path(description="Import batch id"
     """The batch's status (queued, running, completed, rejected, failed), counts, warnings,
     progress while it runs (rows and bytes read) and first row errors. Needs the ``read``
     scope."""
-    summary = get_batch(session=session, batch_id=batch_id)
-    # SQLite returns naive UTC datetimes; the document promises RFC 3339 date-times
-    return summary.model_copy(update={"started_at": as_utc(summary.started_at),
-                                      "finished_at": as_utc(summary.finished_at)})
+    return get_batch(session=session, batch_id=batch_id)
 
 
 def _csv_lines(request: Request, batch_id: str) -> Iterator[str]:
