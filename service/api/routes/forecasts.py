@@ -12,12 +12,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from service.api.cache import allow_read_cache
-from service.api.decision_schema import (
-    DECISION_EXAMPLE,
-    DecisionPublic,
-    decision_of,
-    decisions_of,
-)
+from service.api.decision_schema import DECISION_EXAMPLE, DecisionPublic, decision_of, decisions_of
 from service.api.deps import LanguageDep, SessionDep, SettingsDep, require
 from service.api.numbers import dump_json
 from service.api.pagination import (
@@ -31,7 +26,7 @@ from service.api.pagination import (
 )
 from service.api.peak_schema import PeakPlace, PeakWindow
 from service.api.problems import BODY_RESPONSES, PROBLEM_RESPONSES, problem_doc
-from service.api.schema_types import UtcDatetime
+from service.api.routes.listings import ForecastRunBase
 from service.errors import BadRequest, NotFound
 from service.forecasting import (
     FINISHED,
@@ -78,21 +73,9 @@ class SeriesProblem(BaseModel):
     detail: str
 
 
-class RunPublic(BaseModel):
-    id: str
-    status: Literal["queued", "running", "succeeded", "partial", "failed"]
-    engine: str
+class RunPublic(ForecastRunBase):
     params: dict[str, Any]
-    train_until: dt.date | None
-    horizon_days: int
-    done: int
-    total: int
-    failed: int
-    error: str | None
     durations: dict[str, Any]
-    created_at: UtcDatetime
-    started_at: UtcDatetime | None
-    finished_at: UtcDatetime | None
     failures: list[SeriesProblem] = []
     decisions: list[DecisionPublic] = Field(
         default_factory=list, description="The decision threshold of every category, with "

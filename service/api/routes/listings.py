@@ -12,19 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from service.api.deps import SessionDep, require
-from service.api.pagination import (
-    DEFAULT_LIMIT,
-    PAGINATION_RESPONSES,
-    CursorQuery,
-    LimitQuery,
-)
+from service.api.pagination import DEFAULT_LIMIT, PAGINATION_RESPONSES, CursorQuery, LimitQuery
 from service.api.problems import PROBLEM_RESPONSES
 from service.api.schema_types import UtcDatetime
 from service.store.base import as_utc
 from service.store.pagination import keyset_page, where_given
 from service.store.tables import ForecastRun, ImportBatch
 
-__all__ = ["router"]
+__all__ = ["router", "ForecastRunBase"]
 
 router = APIRouter(dependencies=[Depends(require("read"))], responses=PROBLEM_RESPONSES)
 _Since = Annotated[dt.datetime | None, Query(
@@ -59,8 +54,9 @@ class ImportBatchList(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
-class ForecastRunItem(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class ForecastRunBase(BaseModel):
+    """The fields of a forecast run every view shows (the list and ``GET /v1/forecasts/{id}``)."""
+
     id: str
     status: Literal["queued", "running", "succeeded", "partial", "failed"]
     engine: str
@@ -70,10 +66,14 @@ class ForecastRunItem(BaseModel):
     total: int
     failed: int
     error: str | None
-    requested_by: str | None
     created_at: UtcDatetime
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
+
+
+class ForecastRunItem(ForecastRunBase):
+    model_config = ConfigDict(from_attributes=True)
+    requested_by: str | None
 
 
 class ForecastRunList(BaseModel):
