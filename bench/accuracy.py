@@ -63,13 +63,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench._accuracy_data import DataSet, available, load_set, set_names  # noqa: E402
-from bench._accuracy_fit import (  # noqa: E402
-    LABELS,
-    LEAD_DAYS,
-    MODELS,
-    SAMPLES_ONLY,
-    run_tasks,
-)
+from bench._accuracy_fit import LABELS, LEAD_DAYS, MODELS, SAMPLES_ONLY, run_tasks  # noqa: E402
 from bench._accuracy_score import Score, paired_ap_ratio, score_model  # noqa: E402
 from models.decision import DEFAULT_GRID  # noqa: E402
 from models.series import to_weekly  # noqa: E402

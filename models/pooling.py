@@ -38,9 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from models.pooling_correlation import (
-    Values,
-)
+from models.pooling_correlation import Values
 
 __all__ = [
     "PooledEffect",

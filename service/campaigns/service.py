@@ -34,19 +34,8 @@ from service.campaigns.lifecycle import (
 )
 from service.campaigns.lookups import local_today
 from service.campaigns.plan_from_run import PlanResult, plan_campaigns
-from service.campaigns.queries import (
-    campaign_peak,
-    get_campaign,
-    list_campaigns,
-    public_reminders,
-)
-from service.campaigns.status import (
-    ALLOWED_TRANSITIONS,
-    EDITABLE,
-    OCCUPYING,
-    PUBLISHED,
-    STATUSES,
-)
+from service.campaigns.queries import campaign_peak, get_campaign, list_campaigns, public_reminders
+from service.campaigns.status import ALLOWED_TRANSITIONS, EDITABLE, OCCUPYING, PUBLISHED, STATUSES
 
 __all__ = [
     "STATUSES",

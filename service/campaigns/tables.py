@@ -11,18 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    Date,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    event,
-    text,
-)
+from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, event, text
 from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
 from models.series import SeriesId

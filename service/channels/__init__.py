@@ -6,13 +6,7 @@ subclass; :func:`~service.channels.registry.load_channels` builds them from sett
 
 from __future__ import annotations
 
-from service.channels.base import (
-    Channel,
-    DeliveryError,
-    Message,
-    PermanentDeliveryError,
-    Receipt,
-)
+from service.channels.base import Channel, DeliveryError, Message, PermanentDeliveryError, Receipt
 from service.channels.registry import available_channels, load_channels
 
 __all__ = [

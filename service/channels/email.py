@@ -13,13 +13,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Literal
 
-from service.channels.base import (
-    Channel,
-    DeliveryError,
-    Message,
-    PermanentDeliveryError,
-    Receipt,
-)
+from service.channels.base import Channel, DeliveryError, Message, PermanentDeliveryError, Receipt
 
 if TYPE_CHECKING:
     from service.config import Settings

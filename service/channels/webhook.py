@@ -24,13 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from standardwebhooks import Webhook
 
-from service.channels.base import (
-    Channel,
-    DeliveryError,
-    Message,
-    PermanentDeliveryError,
-    Receipt,
-)
+from service.channels.base import Channel, DeliveryError, Message, PermanentDeliveryError, Receipt
 from service.channels.netguard import AddressRefused, ResolutionFailed, Resolver, resolve_vetted
 
 if TYPE_CHECKING:

@@ -49,13 +49,7 @@ from service.evaluation.effects import campaign_effect_report
 from service.evaluation.placebos import placebo_windows
 from service.evaluation.schema import EffectOut, Scorecard
 from service.evaluation.scorecards import scorecard
-from service.evaluation.storage import (
-    effect_key,
-    mark_stale,
-    request,
-    scorecard_key,
-    state,
-)
+from service.evaluation.storage import effect_key, mark_stale, request, scorecard_key, state
 from service.evaluation.tables import STATE_ID, EvaluationResult, EvaluationState
 from service.rounding import round_floats
 from service.store.tables import utcnow

@@ -80,13 +80,7 @@ from service.ingest.batches import (
     _owner,
     create_batch,
 )
-from service.ingest.jobs import (
-    ImportJob,
-    declared_coverage,
-    file_job,
-    records_job,
-    validate_job,
-)
+from service.ingest.jobs import ImportJob, declared_coverage, file_job, records_job, validate_job
 from service.ingest.limits import Guard, ImportLimits, Interrupted
 from service.ingest.mapping import KindSpec
 from service.ingest.publish import _add, _publish, _reference, _Totals

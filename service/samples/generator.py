@@ -31,13 +31,8 @@ import pandas as pd
 from models.peaks import actual_spike_windows
 from models.series import to_weekly
 from service.samples.dirty import dirty_complaints
-from service.samples.knobs import (
-    CATS,
-    HERE,
-)
-from service.samples.planting import (
-    assign_driver,
-)
+from service.samples.knobs import CATS, HERE
+from service.samples.planting import assign_driver
 from service.samples.records import (
     COMPLAINT_COLUMNS,
     ENFORCEMENT_COLUMNS,

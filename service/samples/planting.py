@@ -14,13 +14,7 @@ import pandas as pd
 
 from models.series import SeriesId
 from service.samples.calendar import FestivalDates
-from service.samples.knobs import (
-    ONE_OFF_DRIVERS,
-    ONE_OFFS_PER_YEAR,
-    Array,
-    Season,
-    random_stream,
-)
+from service.samples.knobs import ONE_OFF_DRIVERS, ONE_OFFS_PER_YEAR, Array, Season, random_stream
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,7 @@ from service.samples.knobs import (
     WEB,
     random_stream,
 )
-from service.samples.planting import (
-    season_events,
-    trapezoid,
-)
+from service.samples.planting import season_events, trapezoid
 from service.samples.simulation import Simulation
 
 COMPLAINT_COLUMNS = ["source", "external_id", "received_at", "category", "region", "sector",

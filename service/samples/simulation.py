@@ -25,12 +25,7 @@ from service.samples.knobs import (
     load_yaml,
     random_stream,
 )
-from service.samples.planting import (
-    Planted,
-    one_off_events,
-    season_events,
-    trapezoid,
-)
+from service.samples.planting import Planted, one_off_events, season_events, trapezoid
 
 
 def _day_types(days: pd.DatetimeIndex) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_],

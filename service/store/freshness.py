@@ -19,17 +19,7 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Connection,
-    Date,
-    Integer,
-    String,
-    Text,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import JSON, Connection, Date, Integer, String, Text, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 

@@ -16,12 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.api.app import create_app
 from service.campaigns.content import render_variants, template_languages
 from service.campaigns.ics import calendar_ics
-from service.campaigns.service import (
-    create_campaign,
-    local_today,
-    public_reminders,
-    render_message,
-)
+from service.campaigns.service import create_campaign, local_today, public_reminders, render_message
 from service.campaigns.tables import Campaign
 from service.config import CampaignSettings, Settings
 from service.dispatch.campaign_link import outbox_rows_for

@@ -11,12 +11,7 @@ from sqlalchemy import select
 
 from service.api.decision_schema import DECISION_EXAMPLE, DecisionPublic, decision_of
 from service.api.deps import LanguageDep, SessionDep, SettingsDep, require
-from service.api.pagination import (
-    PAGINATION_RESPONSES,
-    CursorQuery,
-    decode_cursor,
-    encode_cursor,
-)
+from service.api.pagination import PAGINATION_RESPONSES, CursorQuery, decode_cursor, encode_cursor
 from service.api.peak_schema import PeakKey, PeakWindow
 from service.api.problems import BODY_RESPONSES, PROBLEM_RESPONSES, problem_doc
 from service.api.routes.public import ReminderText

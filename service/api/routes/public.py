@@ -14,12 +14,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import SessionDep, SettingsDep
-from service.api.pagination import (
-    PAGINATION_RESPONSES,
-    CursorQuery,
-    decode_cursor,
-    page_of,
-)
+from service.api.pagination import PAGINATION_RESPONSES, CursorQuery, decode_cursor, page_of
 from service.api.problems import PROBLEM_RESPONSES
 from service.campaigns.ics import CONTENT_TYPE, calendar_ics
 from service.campaigns.service import public_reminders
