@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from service.errors import UnprocessableContent
+from service.store.pagination import S, where_given
 from service.store.tables import SeriesSource, SourceCoverage
 
 if TYPE_CHECKING:  # numpy loads on first use: reading the coverage does not need it
@@ -128,17 +129,24 @@ def merge_intervals(intervals: Iterable[Interval]) -> list[Interval]:
     return out
 
 
+def _only(stmt: S, column: InstrumentedAttribute[str], values: Iterable[str] | None
+          ) -> S | None:
+    """``stmt`` restricted to rows whose ``column`` is one of ``values`` (unrestricted when
+    ``values`` is None); None when ``values`` is empty (nothing can match)."""
+    if values is None:
+        return stmt
+    wanted = sorted(set(values))
+    return stmt.where(column.in_(wanted)) if wanted else None
+
+
 def source_intervals(session: Session | Connection, *, signal: str,
                      sources: Iterable[str] | None = None) -> dict[str, list[Interval]]:
     """Merged coverage intervals of each source of ``signal`` (of ``sources`` only, if
     given)."""
-    stmt = select(SourceCoverage.source, SourceCoverage.day_from, SourceCoverage.day_to).where(
-        SourceCoverage.signal == signal)
-    if sources is not None:
-        wanted = sorted(set(sources))
-        if not wanted:
-            return {}
-        stmt = stmt.where(SourceCoverage.source.in_(wanted))
+    stmt = _only(select(SourceCoverage.source, SourceCoverage.day_from, SourceCoverage.day_to)
+                 .where(SourceCoverage.signal == signal), SourceCoverage.source, sources)
+    if stmt is None:
+        return {}
     raw: dict[str, list[Interval]] = {}
     for s, a, b in session.execute(stmt):
         raw.setdefault(str(s), []).append((as_date(a), as_date(b)))
@@ -160,17 +168,11 @@ def series_coverage(
     ``{series_id: [(first, last), ...]}`` with sorted, disjoint, non-adjacent intervals, for
     every series in the summary that matches the filters.
     """
-    stmt = select(SeriesSource.series_id, SeriesSource.source).where(
-        SeriesSource.signal == signal)
-    if category is not None:
-        stmt = stmt.where(SeriesSource.category == category)
-    if region is not None:
-        stmt = stmt.where(SeriesSource.region == region)
-    if series_ids is not None:
-        ids = sorted(set(series_ids))
-        if not ids:
-            return {}
-        stmt = stmt.where(SeriesSource.series_id.in_(ids))
+    stmt = _only(where_given(select(SeriesSource.series_id, SeriesSource.source).where(
+        SeriesSource.signal == signal), (SeriesSource.category, "==", category),
+        (SeriesSource.region, "==", region)), SeriesSource.series_id, series_ids)
+    if stmt is None:
+        return {}
     by_series: dict[str, set[str]] = {}
     for sid, source in session.execute(stmt):
         by_series.setdefault(str(sid), set()).add(str(source))

@@ -37,11 +37,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from service.errors import UnprocessableContent
 from service.store.base import as_utc
 
-__all__ = ["KeyValue", "InvalidCursor", "encode_cursor", "decode_cursor", "keyset_after",
+__all__ = ["S", "KeyValue", "InvalidCursor", "encode_cursor", "decode_cursor", "keyset_after",
            "page_of", "keyset_page", "paginate_sorted", "where_given"]
 
 T = TypeVar("T")
-S = TypeVar("S", bound=Select[Any])
+S = TypeVar("S", bound="Select[*tuple[Any, ...]]")  # any select (SQLAlchemy 2.1: variadic)
 KeyValue = str | int | float | bool | dt.date | None
 
 _CURSOR_MESSAGE = ("the cursor is not one this API returned (pass `next_cursor` of the "
