@@ -45,16 +45,7 @@ from typing import Literal
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from apscheduler.events import (  # noqa: E402
-    EVENT_JOB_ERROR,
-    EVENT_JOB_EXECUTED,
-    EVENT_JOB_MAX_INSTANCES,
-    EVENT_JOB_MISSED,
-    EVENT_JOB_SUBMITTED,
-    JobEvent,
-    JobExecutionEvent,
-    JobSubmissionEvent,
-)
+from apscheduler import events  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
@@ -94,14 +85,14 @@ class Probe:
         key = when.timestamp() if when is not None else time.time()
         return self.ticks.setdefault(key, Tick(scheduled=key))
 
-    def submitted(self, event: JobEvent) -> None:
-        assert isinstance(event, JobSubmissionEvent)
+    def submitted(self, event: events.JobEvent) -> None:
+        assert isinstance(event, events.JobSubmissionEvent)
         if event.job_id == "dispatch":
             with self.lock:
                 self._tick(event.scheduled_run_times[-1]).submitted = time.time()
 
-    def executed(self, event: JobEvent) -> None:
-        assert isinstance(event, JobExecutionEvent)
+    def executed(self, event: events.JobEvent) -> None:
+        assert isinstance(event, events.JobExecutionEvent)
         now = time.time()
         began = jobs.started_at(event.job_id)
         with self.lock:
@@ -113,11 +104,11 @@ class Probe:
                 self.rebuilds.append((began.timestamp(), now))
                 self.rebuild_done.set()
 
-    def missed(self, event: JobEvent) -> None:
+    def missed(self, event: events.JobEvent) -> None:
         if event.job_id != "dispatch":
             return
-        when = (event.scheduled_run_time if isinstance(event, JobExecutionEvent)
-                else event.scheduled_run_times[-1] if isinstance(event, JobSubmissionEvent)
+        when = (event.scheduled_run_time if isinstance(event, events.JobExecutionEvent)
+                else event.scheduled_run_times[-1] if isinstance(event, events.JobSubmissionEvent)
                 else None)
         with self.lock:
             self._tick(when).missed = True
@@ -181,9 +172,9 @@ def main() -> None:
         sys.exit("the scheduler did not become the leader within 60 s")
     scheduler = svc.scheduler
     assert scheduler is not None
-    scheduler.add_listener(probe.submitted, EVENT_JOB_SUBMITTED)
-    scheduler.add_listener(probe.executed, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
-    scheduler.add_listener(probe.missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+    scheduler.add_listener(probe.submitted, events.EVENT_JOB_SUBMITTED)
+    scheduler.add_listener(probe.executed, events.EVENT_JOB_EXECUTED | events.EVENT_JOB_ERROR)
+    scheduler.add_listener(probe.missed, events.EVENT_JOB_MISSED | events.EVENT_JOB_MAX_INSTANCES)
     load = [os.getloadavg()[0]]
 
     # 1. baseline: the evaluation is current
