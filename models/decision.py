@@ -13,7 +13,11 @@ choose each district's alarm threshold on a run-in period:
   ``P >= reminder_cost / miss_cost`` (FIELD-NOTES), reported with its backtest scores;
 - a category with fewer than ``min_windows`` eligible actual windows in the backtest uses the
   threshold learned over all categories together (``basis = "pooled"``), and says so;
-- with no backtest evidence at all, ``fallback`` (``basis = "default"``).
+- with no backtest evidence at all, ``fallback`` (``basis = "default"``);
+- with the thresholds, one *open factor* for the run (:mod:`models.hysteresis`): a window
+  opens only where P reaches a higher level than the threshold it continues at, the factor
+  from :data:`~models.hysteresis.DEFAULT_OPEN_FACTORS` whose learned thresholds give the best
+  campaign-level F1 on the same backtests (1, no hysteresis, unless another is better).
 
 The result is one row per category with the evidence (origins, windows, campaigns, recall,
 precision, F-beta, in time) that the service stores on the run and shows with every peak and
@@ -29,6 +33,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.hysteresis import (
+    DEFAULT_OPEN_FACTOR,
+    DEFAULT_OPEN_FACTORS,
+    open_probability,
+    opened_windows,
+)
 from models.peaks import DEFAULT_MAX_CAMPAIGN_WEEKS, DEFAULT_P_MIN
 from models.scoring import campaign_windows, event_scores, event_scores_by, f_beta
 from models.series import sunday_on_or_before
@@ -43,6 +53,7 @@ __all__ = [
     "learn_thresholds",
     "pinned_thresholds",
     "series_thresholds",
+    "series_open_factors",
     "describe",
 ]
 
@@ -51,7 +62,7 @@ DEFAULT_GRID: tuple[float, ...] = (0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.
 DEFAULT_MIN_WINDOWS = 8
 DECISION_COLUMNS = ["category", "threshold", "objective", "basis", "beta", "cost_loss",
                     "n_series", "n_windows", "n_campaigns", "recall", "precision", "f1",
-                    "f_beta", "in_time", "origins"]
+                    "f_beta", "in_time", "origins", "open_factor"]
 
 
 @dataclass(frozen=True)
@@ -132,8 +143,10 @@ def learn_thresholds(
     tolerance_days: int = 7,
     fallback: float = DEFAULT_P_MIN,
     score: str = "p_spike",
+    open_factors: Sequence[float] = DEFAULT_OPEN_FACTORS,
 ) -> pd.DataFrame:
-    """Learn one decision threshold per category from a backtest before the cut-off.
+    """Learn one decision threshold per category, and the run's open factor, from a backtest
+    before the cut-off.
 
     Parameters
     ----------
@@ -147,36 +160,73 @@ def learn_thresholds(
     grid : candidate thresholds.
     min_windows : fewest eligible actual windows for a category's own threshold.
     fallback : threshold when there is no backtest evidence at all.
+    open_factors : candidate open factors (:mod:`models.hysteresis`; ``(1.0,)`` = none). For
+        each, the thresholds are learned as above; the factor kept is the one whose
+        thresholds give the best campaign-level F1 over all learned categories together
+        (ties: the smaller factor). Cost/loss, default and pinned categories keep factor 1.
 
     Returns
     -------
     DataFrame with :data:`DECISION_COLUMNS`, one row per category: ``objective`` is
     ``"f_beta"`` or ``"cost_loss"``; ``basis`` ``"category"``, ``"pooled"``, ``"cost_loss"``
-    or ``"default"``; scores are those of the backtest at the chosen threshold (pooled over
-    all categories for ``basis = "pooled"``); ``origins`` lists the backtest cut-offs.
+    or ``"default"``; scores are those of the backtest at the chosen threshold and factor
+    (pooled over all categories for ``basis = "pooled"``); ``origins`` lists the backtest
+    cut-offs; ``open_factor`` the factor the windows open with.
     """
-    cats = sorted(set(categories.values()))
-    rule = _rules(cats, rules or {})
     uid_cat = pd.Series(categories, dtype=object)
     weekly = weekly[weekly["unique_id"].isin(uid_cat.index)]
     actual = actual[actual["unique_id"].isin(uid_cat.index)]
+    rule = _rules(sorted(set(categories.values())), rules or {})
+    max_weeks = uid_cat.map(lambda c: rule[c].max_campaign_weeks)
+    # the windows of every threshold once; each factor keeps those that open
+    at_p = {p: campaign_windows(weekly, p_min=p, max_weeks=max_weeks, score=score)
+            for p in grid}
+    best: tuple[float, float, pd.DataFrame] | None = None
+    for k in dict.fromkeys(float(f) for f in (open_factors or (DEFAULT_OPEN_FACTOR,))):
+        table = _learn_at(weekly, actual, {p: opened_windows(w, k) for p, w in at_p.items()},
+                          uid_cat=uid_cat, rule=rule, grid=grid, min_windows=min_windows,
+                          lead_days=lead_days, tolerance_days=tolerance_days,
+                          fallback=fallback, score=score)
+        if table.empty:
+            return pd.DataFrame(columns=DECISION_COLUMNS)
+        mask = (table["objective"] == "f_beta") & (table["basis"] != "default")
+        learned = table[mask].set_index("category")["threshold"]
+        if len(open_factors) > 1 and not learned.empty:
+            mine = uid_cat[uid_cat.isin(learned.index)]
+            pred = campaign_windows(weekly[weekly["unique_id"].isin(mine.index)],
+                                    p_min=mine.map(learned).astype(float),
+                                    max_weeks=mine.map(lambda c: rule[c].max_campaign_weeks),
+                                    score=score, open_factor=k)
+            f1 = event_scores(pred, actual[actual["unique_id"].isin(mine.index)],
+                              lead_days=lead_days, tolerance_days=tolerance_days)["f1"]
+        else:
+            f1 = 0.0
+        f1 = f1 if np.isfinite(f1) else 0.0
+        if best is None or f1 > best[0] + 1e-9:
+            best = (f1, k, table)
+    assert best is not None
+    _, k, out = best
+    out["open_factor"] = np.where(out["objective"] == "f_beta", k, DEFAULT_OPEN_FACTOR)
+    out.loc[out["basis"] == "default", "open_factor"] = DEFAULT_OPEN_FACTOR
+    return out.reindex(columns=DECISION_COLUMNS).reset_index(drop=True)
+
+
+def _learn_at(weekly: pd.DataFrame, actual: pd.DataFrame, windows: Mapping[float, pd.DataFrame],
+              *, uid_cat: pd.Series, rule: Mapping[str, CategoryRule], grid: Sequence[float],
+              min_windows: int, lead_days: int, tolerance_days: int, fallback: float,
+              score: str) -> pd.DataFrame:
+    """The per-category rows of :func:`learn_thresholds` for one open factor, whose campaign
+    windows at each threshold of ``grid`` are ``windows[p]``."""
+    cats = sorted(rule)
     max_weeks = uid_cat.map(lambda c: rule[c].max_campaign_weeks)
     origins = [pd.Timestamp(c).date().isoformat() for c in sorted(set(weekly["cutoff"]))]
     n_series = uid_cat.groupby(uid_cat).size()
     act_cat = actual["unique_id"].map(uid_cat)
 
-    def scores_at(p: float, only: str | None, beta: float) -> dict[str, float]:
-        w = weekly if only is None else weekly[weekly["unique_id"].map(uid_cat) == only]
-        a = actual if only is None else actual[act_cat == only]
-        pred = campaign_windows(w, p_min=p, max_weeks=max_weeks, score=score)
-        return event_scores(pred, a, lead_days=lead_days, tolerance_days=tolerance_days,
-                            beta=beta)
-
     # counts per (threshold, category) once; F-beta for any beta follows from the counts
     table: dict[tuple[float, str | None], dict[str, float]] = {}
     for p in grid:
-        pred = campaign_windows(weekly, p_min=p, max_weeks=max_weeks, score=score)
-        by = event_scores_by(pred, actual, groups=uid_cat, lead_days=lead_days,
+        by = event_scores_by(windows[p], actual, groups=uid_cat, lead_days=lead_days,
                              tolerance_days=tolerance_days)  # windows matched once
         table[(p, None)] = by[None]
         for c in cats:
@@ -199,7 +249,11 @@ def learn_thresholds(
                                 "n_series": int(n_series.get(c, 0)), "origins": origins}
         own_windows = float(table[(grid[0], c)]["n_actual"]) if grid else 0.0
         if r.cost_loss is not None:
-            s = scores_at(r.cost_loss, c, r.beta)
+            s = event_scores(campaign_windows(weekly[weekly["unique_id"].map(uid_cat) == c],
+                                              p_min=r.cost_loss, max_weeks=max_weeks,
+                                              score=score),
+                             actual[act_cat == c], lead_days=lead_days,
+                             tolerance_days=tolerance_days, beta=r.beta)
             rows.append({**base, "threshold": r.cost_loss, "objective": "cost_loss",
                          "basis": "cost_loss", **s})
             continue
@@ -213,9 +267,8 @@ def learn_thresholds(
             continue
         p, s = found
         rows.append({**base, "threshold": p, "objective": "f_beta", "basis": basis, **s})
-    out = pd.DataFrame(rows)
-    out = out.rename(columns={"n_actual": "n_windows", "n_predicted": "n_campaigns"})
-    return out.reindex(columns=DECISION_COLUMNS).reset_index(drop=True)
+    return pd.DataFrame(rows).rename(columns={"n_actual": "n_windows",
+                                              "n_predicted": "n_campaigns"})
 
 
 def pinned_thresholds(categories: Iterable[str], p_min: float,
@@ -225,13 +278,24 @@ def pinned_thresholds(categories: Iterable[str], p_min: float,
     rule = _rules(sorted(set(categories)), rules or {})
     return pd.DataFrame([{"category": c, "threshold": float(p_min), "objective": "pinned",
                           "basis": "pinned", "beta": r.beta, "cost_loss": r.cost_loss,
-                          "origins": []} for c, r in rule.items()],
+                          "origins": [], "open_factor": DEFAULT_OPEN_FACTOR}
+                         for c, r in rule.items()],
                         columns=DECISION_COLUMNS)
 
 
 def series_thresholds(decisions: pd.DataFrame, categories: Mapping[str, str]) -> pd.Series:
     """``unique_id -> threshold`` from a decision frame (one row per category)."""
     by_cat = decisions.set_index("category")["threshold"]
+    return pd.Series({u: float(by_cat[c]) for u, c in categories.items() if c in by_cat},
+                     dtype=float)
+
+
+def series_open_factors(decisions: pd.DataFrame, categories: Mapping[str, str]) -> pd.Series:
+    """``unique_id -> open factor`` from a decision frame (1 where it has none)."""
+    col = (decisions["open_factor"] if "open_factor" in decisions
+           else pd.Series(DEFAULT_OPEN_FACTOR, index=decisions.index))
+    by_cat = pd.Series(col.to_numpy(dtype=float), index=decisions["category"]).fillna(
+        DEFAULT_OPEN_FACTOR)
     return pd.Series({u: float(by_cat[c]) for u, c in categories.items() if c in by_cat},
                      dtype=float)
 
@@ -247,6 +311,9 @@ def describe(row: Mapping[Any, Any], *, language: str = "en") -> str:
     origins = list(row.get("origins") or [])
     span = (f"{origins[0]}" if len(origins) == 1 else f"{origins[0]} … {origins[-1]}"
             ) if origins else ""
+    raw_k = row.get("open_factor")
+    k = DEFAULT_OPEN_FACTOR if raw_k is None or pd.isna(raw_k) else float(raw_k)
+    q = float(open_probability(p, k))
     if language.startswith("zh"):
         if basis == "pinned":
             return f"当 P(高发) ≥ {p:.2f} 时预警（部署固定的阈值，未经回测学习）。"
@@ -256,9 +323,11 @@ def describe(row: Mapping[Any, Any], *, language: str = "en") -> str:
         why = ("（成本/损失规则：提醒成本 ÷ 漏报损失）" if basis == "cost_loss" else
                "（按全部类别合并学习：本类别回测窗口不足）" if basis == "pooled" else
                f"（使 F{row.get('beta', 1):g} 最大的阈值）")
+        opens = (f"预警窗口须有一周 P(高发) 达到 {q:.2f} 才开启（开启系数 {k:g}，同样由回测"
+                 f"学习），开启后 P ≥ {p:.2f} 的各周都在窗口内。" if k > 1 else "")
         return (f"{head}{why}：在截止日前 {len(origins)} 次回测（{span}）中，覆盖了 "
                 f"{_pct(row.get('recall'))} 的高发窗口，{_pct(row.get('precision'))} 的宣传活动"
-                f"对应真实高发。")
+                f"对应真实高发。{opens}")
     if basis == "pinned":
         return f"Warns when P(spike) ≥ {p:.2f} (a threshold pinned by the deployment, not learned)."
     if basis == "default":
@@ -267,6 +336,8 @@ def describe(row: Mapping[Any, Any], *, language: str = "en") -> str:
     why = ("the cost/loss rule: reminder cost ÷ cost of a missed spike" if basis == "cost_loss"
            else "learned over all categories: too few backtest windows in this one"
            if basis == "pooled" else f"the threshold that maximised F{row.get('beta', 1):g}")
+    opens = (f" A window opens only where P reaches {q:.2f} (open factor {k:g}, learned on the "
+             f"same backtests) and then holds every week with P ≥ {p:.2f}." if k > 1 else "")
     return (f"Warns when P(spike) ≥ {p:.2f} ({why}). On {len(origins)} backtest(s) before the "
             f"cut-off ({span}) it caught {_pct(row.get('recall'))} of the spike windows and "
-            f"{_pct(row.get('precision'))} of its campaigns met a real spike.")
+            f"{_pct(row.get('precision'))} of its campaigns met a real spike.{opens}")

@@ -3,7 +3,8 @@
 - Threshold per series, from history only: ``T = max(q90 of weekly counts over the last
   104 weeks, min_spike_count)``. A week is an *actual spike* when its count exceeds ``T``.
 - ``P(spike)`` for a future week = share of sample paths whose weekly sum exceeds ``T``.
-- A *predicted peak window* = consecutive weeks with ``P(spike) >= p_min``.
+- A *predicted peak window* = consecutive weeks with ``P(spike) >= p_min`` (that reach the
+  open probability, when an open factor is set: :mod:`models.hysteresis`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+
+from models.hysteresis import DEFAULT_OPEN_FACTOR, open_probability, opened_windows
 
 __all__ = [
     "DEFAULT_MIN_SPIKE_COUNT",
@@ -291,6 +294,14 @@ def _per_series(value: float | Mapping[str, float] | pd.Series, uid: str, name: 
         raise KeyError(f"no {name} for series {uid!r}") from None
 
 
+def _open_factor_of(value: float | Mapping[str, float] | pd.Series, uid: str) -> float:
+    """A series' open factor (1 when a mapping has none for it)."""
+    if isinstance(value, (int, float, np.floating, np.integer)):
+        return float(value)
+    got = value.get(uid, DEFAULT_OPEN_FACTOR)
+    return DEFAULT_OPEN_FACTOR if got is None or pd.isna(got) else float(got)
+
+
 def _onset(paths: np.ndarray, weeks: pd.DatetimeIndex, threshold: float, first: pd.Timestamp,
            p_min: float, lookback_weeks: int, after: pd.Timestamp | None) -> pd.Timestamp:
     """The week by which a share ``p_min`` of the sample paths has crossed ``threshold`` at
@@ -388,6 +399,7 @@ def peak_windows(
     max_weeks: int | Mapping[str, int] | pd.Series = DEFAULT_MAX_CAMPAIGN_WEEKS,
     weekly_samples: pd.DataFrame | None = None,
     onset_lookback_weeks: int = DEFAULT_ONSET_LOOKBACK_WEEKS,
+    open_factor: float | Mapping[str, float] | pd.Series = DEFAULT_OPEN_FACTOR,
 ) -> pd.DataFrame:
     """Predicted peak windows, split into campaign windows (DESIGN.md definitions).
 
@@ -409,6 +421,9 @@ def peak_windows(
         the first week (not past the series' previous window): an uncertain start is warned
         of early. Without paths, or for the
         second and later part of a split window, ``onset = start``.
+    open_factor : hysteresis (:mod:`models.hysteresis`): a run of weeks is a window only when
+        its highest ``p_spike`` reaches :func:`~models.hysteresis.open_probability` of
+        ``p_min`` and this factor; one value or one per ``unique_id``; 1 = every run.
 
     Returns
     -------
@@ -421,13 +436,14 @@ def peak_windows(
     whole predicted window, ``part``/``parts`` the position in it (1-based).
     """
     if weekly_samples is None:
-        return _windows_without_paths(probs, p_min, max_weeks)
+        return opened_windows(_windows_without_paths(probs, p_min, max_weeks), open_factor)
     rows = []
     for uid, g in probs.sort_values("week").groupby("unique_id", sort=True):
         g = g.reset_index(drop=True)
         weeks = pd.DatetimeIndex(pd.to_datetime(g["week"]))
         p = _per_series(p_min, str(uid), "p_min")
         cap = int(_per_series(max_weeks, str(uid), "max_weeks"))
+        opens = float(open_probability(p, _open_factor_of(open_factor, str(uid))))
         paths: np.ndarray | None = None
         path_weeks = pd.DatetimeIndex([])
         if weekly_samples is not None and uid in weekly_samples.index.get_level_values(0):
@@ -436,6 +452,8 @@ def peak_windows(
             paths = block.to_numpy(dtype=float)
         previous: pd.Timestamp | None = None
         for first, last in runs_to_windows(weeks, g["p_spike"] >= p):
+            if g.loc[(weeks >= first) & (weeks <= last), "p_spike"].max() < opens - 1e-12:
+                continue  # never reaches the open probability: no window
             parts = split_weeks(first, last, cap)
             for k, (a, b) in enumerate(parts, start=1):
                 sel = (weeks >= a) & (weeks <= b)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.hysteresis import DEFAULT_OPEN_FACTOR
 from models.metrics import overlapping_pairs
 from models.peaks import DEFAULT_MAX_CAMPAIGN_WEEKS, peak_windows
 
@@ -228,6 +229,7 @@ def campaign_windows(
     p_min: float | Mapping[str, float] | pd.Series,
     max_weeks: int | Mapping[str, int] | pd.Series = DEFAULT_MAX_CAMPAIGN_WEEKS,
     score: str = "p_spike",
+    open_factor: float | Mapping[str, float] | pd.Series = DEFAULT_OPEN_FACTOR,
 ) -> pd.DataFrame:
     """Campaign windows of every (cutoff, series) in a backtest's weekly frame.
 
@@ -235,7 +237,7 @@ def campaign_windows(
     ----------
     weekly : ``cutoff, unique_id, week, expected, threshold`` and the ``score`` column
         (:attr:`models.backtest.BacktestResult.weekly` of one model).
-    p_min, max_weeks : see :func:`models.peaks.peak_windows`.
+    p_min, max_weeks, open_factor : see :func:`models.peaks.peak_windows`.
 
     Returns
     -------
@@ -245,7 +247,7 @@ def campaign_windows(
     parts: list[pd.DataFrame] = []
     for cutoff, probs in weekly.groupby("cutoff", sort=True):
         frame = probs if score == "p_spike" else probs.assign(p_spike=probs[score])
-        win = peak_windows(frame, p_min=p_min, max_weeks=max_weeks)
+        win = peak_windows(frame, p_min=p_min, max_weeks=max_weeks, open_factor=open_factor)
         parts.append(win.assign(cutoff=cutoff, available_at=cutoff))
     if not parts:
         return pd.DataFrame(columns=[*peak_windows(weekly.head(0)).columns, "cutoff",
@@ -264,6 +266,7 @@ def score_warnings(
     beta: float = 1.0,
     score: str = "p_spike",
     predicted: pd.DataFrame | None = None,
+    open_factor: float | Mapping[str, float] | pd.Series = DEFAULT_OPEN_FACTOR,
 ) -> dict[str, float]:
     """Event scores at a decision threshold and threshold-free skill of one forecaster.
 
@@ -274,14 +277,15 @@ def score_warnings(
     actual : the actual windows of the same cutoffs ``cutoff, unique_id, start, end,
         eligible``.
     predicted : campaign windows already built (with ``onset`` from sample paths); default:
-        rebuilt from ``weekly`` at ``p_min`` (:func:`campaign_windows`).
+        rebuilt from ``weekly`` at ``p_min`` and ``open_factor`` (:func:`campaign_windows`).
 
     Returns
     -------
     dict with :data:`EVENT_SCORES` and :data:`RANKING_SCORES`.
     """
     if predicted is None:
-        predicted = campaign_windows(weekly, p_min=p_min, max_weeks=max_weeks, score=score)
+        predicted = campaign_windows(weekly, p_min=p_min, max_weeks=max_weeks, score=score,
+                                     open_factor=open_factor)
     act = actual[actual["unique_id"].isin(set(weekly["unique_id"]))]
     out = event_scores(predicted, act, lead_days=lead_days, tolerance_days=tolerance_days,
                        beta=beta)

@@ -49,8 +49,10 @@ from models.decision import (
     describe,
     learn_thresholds,
     pinned_thresholds,
+    series_open_factors,
     series_thresholds,
 )
+from models.hysteresis import open_probability
 from models.peaks import DEFAULT_P_MIN
 from models.series import horizon_days
 from service.store.series import parse_series_id
@@ -67,7 +69,8 @@ MIN_BACKTEST_WEEKS, MAX_BACKTEST_WEEKS = 26, 52
 #: Keys of one category's decision in the stored document and the API.
 DECISION_FIELDS_PUBLIC = ("category", "threshold", "objective", "basis", "beta", "cost_loss",
                           "max_campaign_weeks", "origins", "n_series", "n_windows",
-                          "n_campaigns", "recall", "precision", "f1", "f_beta", "in_time")
+                          "n_campaigns", "recall", "precision", "f1", "f_beta", "in_time",
+                          "open_factor")
 _BT_WEEKLY = ["cutoff", "unique_id", "week", "expected", "p_spike", "threshold", "y", "spike"]
 _BT_ACTUAL = ["cutoff", "unique_id", "start", "end", "eligible"]
 
@@ -312,6 +315,11 @@ class Decider:
         return series_thresholds(self.decisions, self.categories)
 
     @property
+    def open_factors(self) -> pd.Series:
+        """``unique_id -> open factor`` (:mod:`models.hysteresis`; 1 when pinned)."""
+        return series_open_factors(self.decisions, self.categories)
+
+    @property
     def max_weeks(self) -> pd.Series:
         """``unique_id -> max_campaign_weeks`` of the series' category."""
         return pd.Series({u: self.rules.get(c, CategoryRule()).max_campaign_weeks
@@ -384,11 +392,14 @@ def summary_lines(document: Mapping[str, Any] | None) -> list[str]:
         head += (f"; {bt.get('pairs', 0)} series x origin backtests, {bt.get('reused', 0)} "
                  f"reused from earlier runs")
     lines = [head + "):",
-             f"  {'category':<22} {'P(spike) >=':>11}  {'basis':<9} {'recall':>7} "
-             f"{'precision':>9} {'F1':>6} {'windows':>7}"]
+             f"  {'category':<22} {'P(spike) >=':>11} {'opens at':>8}  {'basis':<9} "
+             f"{'recall':>7} {'precision':>9} {'F1':>6} {'windows':>7}"]
     for code in sorted(cats):
         d = cats[code]
-        lines.append(f"  {code:<22} {float(d['threshold']):>11.3f}  {str(d['basis']):<9} "
-                     f"{_pct(d.get('recall')):>7} {_pct(d.get('precision')):>9} "
-                     f"{_pct(d.get('f1')):>6} {d.get('n_windows') or 0:>7}")
+        p = float(d["threshold"])
+        k = float(d.get("open_factor") or 1.0)
+        lines.append(f"  {code:<22} {p:>11.3f} {float(open_probability(p, k)):>8.3f}  "
+                     f"{str(d['basis']):<9} {_pct(d.get('recall')):>7} "
+                     f"{_pct(d.get('precision')):>9} {_pct(d.get('f1')):>6} "
+                     f"{d.get('n_windows') or 0:>7}")
     return lines

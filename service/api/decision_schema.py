@@ -18,10 +18,12 @@ DECISION_EXAMPLE: dict[str, Any] = {
     "beta": 1.0, "cost_loss": None, "max_campaign_weeks": 6,
     "origins": ["2024-06-30", "2024-12-29"], "n_series": 24, "n_windows": 31,
     "n_campaigns": 38, "recall": 0.71, "precision": 0.58, "f1": 0.638, "f_beta": 0.638,
-    "in_time": 0.55,
+    "in_time": 0.55, "open_factor": 2.0,
     "explanation": "Warns when P(spike) ≥ 0.25 (the threshold that maximised F1). On 2 "
                    "backtest(s) before the cut-off (2024-06-30 … 2024-12-29) it caught 71 % "
-                   "of the spike windows and 58 % of its campaigns met a real spike."}
+                   "of the spike windows and 58 % of its campaigns met a real spike. A window "
+                   "opens only where P reaches 0.40 (open factor 2, learned on the same "
+                   "backtests) and then holds every week with P ≥ 0.25."}
 
 
 class DecisionPublic(BaseModel):
@@ -54,6 +56,12 @@ class DecisionPublic(BaseModel):
     f_beta: float | None = None
     in_time: float | None = Field(None, description="Backtest share of spike windows whose "
                                   "campaign's onset was not after the spike's start")
+    open_factor: float | None = Field(None, description="Hysteresis: a predicted window "
+                                      "opens only where P(spike) reaches the probability "
+                                      "whose odds are this factor times the odds of "
+                                      "`threshold`, and then holds every week at or above "
+                                      "`threshold`; 1 = every run of weeks is a window; "
+                                      "learned with the threshold (null: runs before it was)")
     explanation: str = Field(description="The decision in plain words (Chinese when "
                                          "Accept-Language prefers zh)")
 

@@ -150,7 +150,8 @@ def _print_learned(learned: dict[str, list[dict[str, Any]]]) -> None:
     for name, rows in learned.items():
         for r in rows:
             typer.echo(f"{name:<15} {r['category']:<22} p >= {r['threshold']:.3f}  "
-                       f"{r['basis']:<9} recall {_pct(r['recall'])}  precision "
+                       f"open x{r.get('open_factor') or 1:g}  {r['basis']:<9} recall "
+                       f"{_pct(r['recall'])}  precision "
                        f"{_pct(r['precision'])}  F1 {_pct(r['f1'])}  "
                        f"({r['n_windows'] or 0} windows)")
         for r in rows:

@@ -298,11 +298,25 @@
       annotations.push({ xref: "paper", x: 0, yref: "y2", y: c.decision.threshold,
         text: "预警阈值 " + String(Math.round(c.decision.threshold * 1000) / 1000), showarrow: false, xanchor: "left",
         yanchor: "bottom", font: { size: 11, color: "#6a1b9a" } });
+      var k = c.decision.open_factor || 1;
+      if (k > 1) {  // hysteresis: a window opens only where P reaches this level
+        var odds = k * c.decision.threshold / (1 - c.decision.threshold);
+        var opens = c.decision.threshold >= 1 ? 1 : odds / (1 + odds);
+        shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, yref: "y2", y0: opens, y1: opens,
+          line: { color: "#6a1b9a", dash: "dash", width: 1 }, name: "opens" });
+        annotations.push({ xref: "paper", x: 0, yref: "y2", y: opens,
+          text: "开启 " + String(Math.round(opens * 1000) / 1000), showarrow: false, xanchor: "left",
+          yanchor: "bottom", font: { size: 11, color: "#6a1b9a" } });
+        note.dataset.opens = String(opens);
+      } else {
+        delete note.dataset.opens;
+      }
       note.textContent = "预警规则：" + c.decision.explanation;
       note.dataset.threshold = String(c.decision.threshold);
     } else {
       note.textContent = c.run_id ? "该预测批次未记录预警阈值。" : "";
       delete note.dataset.threshold;
+      delete note.dataset.opens;
     }
     var dates = c.history.map(function (h) { return h.week; }).concat(c.forecast.map(function (f) { return f.week; }));
     var xmin = dates.length ? dates[0] : null, xmax = dates.length ? dates[dates.length - 1] : null;

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from models.hysteresis import open_probability
 from service.campaigns.status import STATUS_ZH
 
 __all__ = ["chart_fonts", "cjk_font", "mongolian_font", "render_forecast_png"]
@@ -126,6 +127,10 @@ def render_forecast_png(chart: Mapping[str, Any], *, width: float = 10.0,
                        label=labels["thr"])
         if chart.get("decision"):  # the run's decision threshold on the P(spike) panel
             axp.axhline(float(chart["decision"]["threshold"]), color="#6a1b9a", ls=":", lw=1.2)
+            k = float(chart["decision"].get("open_factor") or 1.0)
+            if k > 1:  # hysteresis: the level a window has to reach to open
+                axp.axhline(float(open_probability(float(chart["decision"]["threshold"]), k)),
+                            color="#6a1b9a", ls="--", lw=0.9)
         for i, p in enumerate(chart.get("peaks") or []):
             for a in (ax, axp):
                 a.axvspan(_d(p["start"]), _d(p["end"]), color="#ff7f0e", alpha=0.15,

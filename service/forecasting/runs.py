@@ -226,7 +226,7 @@ def _forecast_and_store(
                      min_spike_count=params["min_spike_count"])
     probs = spike_probabilities(out.weekly_samples, thr)
     peaks = peak_windows(probs, p_min=decider.thresholds, max_weeks=decider.max_weeks,
-                         weekly_samples=out.weekly_samples)
+                         weekly_samples=out.weekly_samples, open_factor=decider.open_factors)
     store_results(session_factory, run_id, result, probs, peaks, t_load, t_fit, t0, decider,
                   settings.forecast.stored_samples)
 

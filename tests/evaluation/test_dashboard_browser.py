@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import delete
 
+from models.hysteresis import open_probability
 from service.campaigns.tables import Campaign
 from service.config import Settings
 from service.db import make_engine
@@ -155,6 +156,14 @@ def test_dashboard_draws_and_approves(stack: tuple[str, dict[str, str], Seeded, 
             assert shown and abs(float(shown[0].split()[0]) - threshold) < 1e-3, marks
             assert page.evaluate("window.forewarnDashboard.state.chart.decision.threshold") \
                 == threshold
+            # with an open factor above 1, the level a window must reach is drawn too
+            k = page.evaluate("window.forewarnDashboard.state.chart.decision.open_factor") or 1
+            opens = note.get_attribute("data-opens")
+            if k > 1:
+                assert opens is not None and "开启 " in marks, marks
+                assert abs(float(opens) - float(open_probability(threshold, k))) < 1e-9
+            else:
+                assert opens is None and "开启 " not in marks, marks
             assert page.evaluate("sessionStorage.getItem('forewarn.apiKey')") == keys["both"]
             assert keys["both"] not in page.url
             row = page.locator(f"#campaigns tr[data-id='{draft_id}']")

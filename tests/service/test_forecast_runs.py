@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.hysteresis import DEFAULT_OPEN_FACTORS, open_probability
 from service.api.app import create_app
 from service.config import Settings
 from service.db import make_sessionmaker
@@ -112,10 +113,19 @@ def test_execute_run_stores_everything(seeded: Engine, settings: Settings) -> No
         assert decided["gas_safety"]["basis"] == "cost_loss"  # reminder 1, miss 4
         assert decided["gas_safety"]["threshold"] == pytest.approx(0.25)
         assert decided["fireworks"]["max_campaign_weeks"] == 4
+        assert decided["gas_safety"]["open_factor"] == 1.0  # the cost/loss rule never waits
+        assert all(d["open_factor"] in DEFAULT_OPEN_FACTORS for d in decided.values())
+        window_peak: dict[tuple[str, object], float] = {}
         for p in list_peaks(session=s, run_id=run.id):
             assert p.p_min is not None
             assert p.p_min == pytest.approx(decided[p.category]["threshold"])
             assert p.max_probability >= p.p_min
+            key = (p.series_id, p.window_start)
+            window_peak[key] = max(window_peak.get(key, 0.0), p.max_probability)
+        for p in list_peaks(session=s, run_id=run.id):  # every window reached its opening
+            need = open_probability(float(p.p_min or 0.0), decided[p.category]["open_factor"])
+            assert window_peak[(p.series_id, p.window_start)] >= float(need) - 1e-9
+        for p in list_peaks(session=s, run_id=run.id):
             assert p.onset is not None and p.onset <= p.start
             assert p.window_start is not None and p.window_end is not None
             assert p.window_start <= p.start <= p.end <= p.window_end
@@ -330,6 +340,7 @@ def test_a_pinned_p_min_is_used_everywhere(seeded: Engine, settings: Settings) -
     assert run.decisions["mode"] == "pinned" and run.decisions["origins"] == []
     assert {d["basis"] for d in run.decisions["categories"].values()} == {"pinned"}
     assert {d["threshold"] for d in run.decisions["categories"].values()} == {0.3}
+    assert {d["open_factor"] for d in run.decisions["categories"].values()} == {1.0}
     assert run.durations["backtest_seconds"] == 0.0
     with factory() as s:
         peaks = list_peaks(session=s, run_id=run.id)
