@@ -32,12 +32,15 @@ import pandas as pd
 from bench._accuracy_data import DataSet
 from bench._accuracy_fit import LEAD_DAYS, cached_forecast
 from models.backtest import horizon_days
-from models.decision import DEFAULT_GRID, learn_thresholds, series_thresholds
-from models.scoring import event_scores, ranking_scores, seasonal_naive_score
+from models.decision import DEFAULT_GRID, learn_thresholds, series_open_factors, series_thresholds
+from models.hysteresis import DEFAULT_OPEN_FACTORS, opened_windows
+from models.scoring import event_scores, event_scores_by, ranking_scores, seasonal_naive_score
 from models.series import to_weekly
 
 __all__ = ["Score", "score_model", "truth_windows", "at_thresholds", "ratio_interval",
-           "paired_ap_ratio"]
+           "paired_ap_ratio", "paired_f1_difference", "every_origin_ap_ratio"]
+
+_COUNTS = ("n_actual", "n_caught", "n_predicted", "n_true_positive")
 
 
 @dataclass
@@ -50,14 +53,21 @@ class Score:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     weekly: pd.DataFrame | None = None  # the scored weeks (for paired comparisons)
+    per_series: pd.DataFrame | None = None  # event counts per series (paired F1 interval)
 
 
-def at_thresholds(windows: pd.DataFrame, thresholds: pd.Series) -> pd.DataFrame:
+def at_thresholds(windows: pd.DataFrame, thresholds: pd.Series,
+                  open_factors: pd.Series | None = None) -> pd.DataFrame:
     """The campaign windows (computed at every grid threshold, column ``p_min``) of each
-    series at its own threshold ``thresholds[unique_id]``."""
+    series at its own threshold ``thresholds[unique_id]``, and of those the windows that open
+    with the series' open factor (:func:`models.hysteresis.opened_windows`). The onsets were
+    computed without the open rule, so a window right after one that does not open may look
+    back less far than the service would let it (its "in time" can only be understated)."""
     want = thresholds.reindex(windows["unique_id"]).to_numpy(dtype=float)
     keep = np.isclose(windows["p_min"].to_numpy(dtype=float), want)
     out: pd.DataFrame = windows[keep].reset_index(drop=True)
+    if open_factors is not None:
+        out = opened_windows(out, open_factors).reset_index(drop=True)
     return out
 
 
@@ -98,7 +108,9 @@ def ratio_interval(weekly: pd.DataFrame, score: str, *, n_boot: int = 200, level
 
 
 def _learned(ds: DataSet, key: str, origin: pd.Timestamp, hw: int,
-             grid: Sequence[float] = DEFAULT_GRID) -> tuple[pd.Series, pd.DataFrame] | str:
+             grid: Sequence[float] = DEFAULT_GRID,
+             open_factors: Sequence[float] = DEFAULT_OPEN_FACTORS
+             ) -> tuple[pd.Series, pd.Series, pd.DataFrame] | str:
     """Thresholds per series learned on the model's own decision backtests (or what is
     missing)."""
     dh = ds.plan.decision_weeks(hw)
@@ -114,33 +126,36 @@ def _learned(ds: DataSet, key: str, origin: pd.Timestamp, hw: int,
                  "spike"])
     a = pd.concat(actual, ignore_index=True) if actual else pd.DataFrame(
         columns=["cutoff", "unique_id", "start", "end", "eligible"])
-    dec = learn_thresholds(w, a, categories=ds.categories, lead_days=LEAD_DAYS, grid=grid)
-    return series_thresholds(dec, ds.categories), dec
+    dec = learn_thresholds(w, a, categories=ds.categories, lead_days=LEAD_DAYS, grid=grid,
+                           open_factors=open_factors)
+    return series_thresholds(dec, ds.categories), series_open_factors(dec, ds.categories), dec
 
 
 def score_model(ds: DataSet, key: str, scoring: str, history: pd.DataFrame | None = None,
-                grid: Sequence[float] = DEFAULT_GRID) -> Score:
+                grid: Sequence[float] = DEFAULT_GRID,
+                open_factors: Sequence[float] = DEFAULT_OPEN_FACTORS) -> Score:
     """Figures of model ``key`` on ``ds`` for ``scoring`` (module docstring); thresholds
-    learned over ``grid`` (a subset of the cached forecasts' :data:`DEFAULT_GRID`)."""
+    learned over ``grid`` (a subset of the cached forecasts' :data:`DEFAULT_GRID`) with the
+    open factor learned among ``open_factors`` (``(1.0,)``: no hysteresis)."""
     origins, hw = ds.plan.scorings()[scoring]
     out = Score(key)
     weekly, pred, actual, truth = [], [], [], []
     for o in origins:
         f = cached_forecast(ds, key, o, hw, compute=False)
-        learned = _learned(ds, key, o, hw, grid)
+        learned = _learned(ds, key, o, hw, grid, open_factors)
         if f is None:
             out.missing.append(f"{o.date()}/{hw}w")
         if isinstance(learned, str):
             out.missing.append(learned)
         if f is None or isinstance(learned, str):
             continue
-        thr, dec = learned
+        thr, opens, dec = learned
         out.decisions.extend({**{str(k): v for k, v in r.items()},
                               "scored_origin": str(o.date())}
                              for r in dec.to_dict(orient="records"))
         weekly.append(f["weekly"])
         actual.append(f["actual"])
-        pred.append(at_thresholds(f["windows"], thr))
+        pred.append(at_thresholds(f["windows"], thr, opens))
         if ds.truth is not None:
             truth.append(truth_windows(ds.truth, o, hw))
     if out.missing:
@@ -161,9 +176,16 @@ def score_model(ds: DataSet, key: str, scoring: str, history: pd.DataFrame | Non
     values["ap_vs_sn_lo"], values["ap_vs_sn_hi"] = (
         (1.0, 1.0) if key == "sn" else ratio_interval(w, "p_spike"))
     values.update(event_scores(p, a, lead_days=LEAD_DAYS))
+    ids = pd.unique(w["unique_id"])
+    by = event_scores_by(p, a, groups=pd.Series(ids, index=ids), lead_days=LEAD_DAYS)
+    out.per_series = pd.DataFrame({k: v for k, v in by.items() if k is not None}).T[
+        list(_COUNTS)]
     thr_values = [r["threshold"] for r in out.decisions]
     values["p_min_median"] = float(np.median(thr_values)) if thr_values else float("nan")
     values["p_min_lo"] = float(np.min(thr_values)) if thr_values else float("nan")
+    factors = [float(r.get("open_factor", 1.0)) for r in out.decisions]
+    values["open_lo"] = min(factors) if factors else float("nan")
+    values["open_hi"] = max(factors) if factors else float("nan")
     values["p_min_hi"] = float(np.max(thr_values)) if thr_values else float("nan")
     out.values = values
     out.weekly = w
@@ -187,3 +209,55 @@ def paired_ap_ratio(a: Score, b: Score) -> tuple[float, float, float]:
              / ranking_scores(both, score="other")["average_precision"])
     lo, hi = ratio_interval(both, "p_spike", baseline="other")
     return float(ratio), lo, hi
+
+
+def _f1_of(counts: np.ndarray) -> np.ndarray:
+    """Event F1 from summed ``_COUNTS`` (last axis): recall = caught / actual, precision =
+    true-positive campaigns / campaigns."""
+    n_act, n_caught, n_pred, n_tp = np.moveaxis(counts, -1, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r, pr = n_caught / n_act, n_tp / n_pred
+        return np.where(r + pr > 0, 2 * pr * r / (pr + r), 0.0)
+
+
+def paired_f1_difference(a: Score, b: Score, *, n_boot: int = 1000, level: float = 0.9,
+                         seed: int = 0) -> tuple[float, float, float]:
+    """Event F1 of model ``a`` minus that of ``b``, each at its own learned thresholds, with a
+    ``level`` bootstrap interval over series (the same resampled series for both): how much
+    of the gap the particular series and year could explain (NaN when either is missing)."""
+    if a.per_series is None or b.per_series is None:
+        return float("nan"), float("nan"), float("nan")
+    ids = a.per_series.index.union(b.per_series.index)
+    ca = a.per_series.reindex(ids, fill_value=0.0).to_numpy(dtype=float)
+    cb = b.per_series.reindex(ids, fill_value=0.0).to_numpy(dtype=float)
+    diff = float(_f1_of(ca.sum(axis=0)) - _f1_of(cb.sum(axis=0)))
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(ids), np.full(len(ids), 1 / len(ids)), size=n_boot)
+    boot = _f1_of(weights @ ca) - _f1_of(weights @ cb)
+    lo, hi = np.nanquantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return diff, float(lo), float(hi)
+
+
+def every_origin_ap_ratio(ds: DataSet, a: str, b: str) -> tuple[float, float, float, int]:
+    """AP of model ``a`` ÷ AP of model ``b`` over the weeks of *every* origin the bench
+    forecasts for ``ds`` (scored and decision origins alike: each forecast is fitted only on
+    the days before its origin, so every one is out of sample), with a 90 % bootstrap
+    interval over series, and the number of origins. Threshold-free, so no threshold is
+    learned on any of these weeks; three times the origins of one scoring, for the question
+    one year cannot settle: does one model rank spike weeks better than the other? NaN when a
+    forecast is missing from the cache."""
+    key = ["cutoff", "unique_id", "week"]
+    parts = []
+    tasks = ds.plan.tasks()
+    for o, hw in tasks:
+        fa = cached_forecast(ds, a, o, hw, compute=False)
+        fb = cached_forecast(ds, b, o, hw, compute=False)
+        if fa is None or fb is None:
+            return float("nan"), float("nan"), float("nan"), len(tasks)
+        other = fb["weekly"][key + ["p_spike"]].rename(columns={"p_spike": "other"})
+        parts.append(fa["weekly"].merge(other, on=key))
+    both = pd.concat(parts, ignore_index=True)
+    ratio = (ranking_scores(both)["average_precision"]
+             / ranking_scores(both, score="other")["average_precision"])
+    lo, hi = ratio_interval(both, "p_spike", baseline="other")
+    return float(ratio), lo, hi, len(tasks)

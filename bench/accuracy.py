@@ -64,8 +64,15 @@ if str(ROOT) not in sys.path:
 
 from bench._accuracy_data import DataSet, available, load_set, set_names  # noqa: E402
 from bench._accuracy_fit import LABELS, LEAD_DAYS, MODELS, SAMPLES_ONLY, run_tasks  # noqa: E402
-from bench._accuracy_score import Score, paired_ap_ratio, score_model  # noqa: E402
+from bench._accuracy_score import (  # noqa: E402
+    Score,
+    every_origin_ap_ratio,
+    paired_ap_ratio,
+    paired_f1_difference,
+    score_model,
+)
 from models.decision import DEFAULT_GRID  # noqa: E402
+from models.hysteresis import DEFAULT_OPEN_FACTORS  # noqa: E402
 from models.series import to_weekly  # noqa: E402
 
 COLUMNS = [("AP", "average_precision", 3), ("AUC", "auc", 3), ("Brier", "brier", 3),
@@ -84,7 +91,7 @@ def _fmt(v: Any, digits: int) -> str:
 def _table(scores: list[Score]) -> str:
     head = (f"{'model':<16}" + "".join(f"{c:>8}" for c, _, _ in COLUMNS[:4])
             + f"{'90% CI':>12}" + "".join(f"{c:>8}" for c, _, _ in COLUMNS[4:])
-            + "  p_min learned")
+            + "  p_min learned          open x")
     lines = [head]
     for s in scores:
         if s.missing:
@@ -95,7 +102,8 @@ def _table(scores: list[Score]) -> str:
         cells += f"{_fmt(v['ap_vs_sn_lo'], 2):>6}-{_fmt(v['ap_vs_sn_hi'], 2):<5}"
         cells += "".join(f"{_fmt(v.get(k), d):>8}" for _, k, d in COLUMNS[4:])
         lines.append(f"{LABELS[s.model]:<16}{cells}  {_fmt(v['p_min_median'], 3)} "
-                     f"[{_fmt(v['p_min_lo'], 3)}-{_fmt(v['p_min_hi'], 3)}]")
+                     f"[{_fmt(v['p_min_lo'], 3)}-{_fmt(v['p_min_hi'], 3)}]  "
+                     f"{_fmt(v.get('open_lo'), 1)}-{_fmt(v.get('open_hi'), 1)}")
     return "\n".join(lines)
 
 
@@ -137,8 +145,12 @@ def checks(ds: DataSet, scoring: str, by: dict[str, Score]) -> list[Check]:
         for other in ("sn", "plain"):
             o = val(other, "f1")
             ok = None if f1 is None or o is None else f1 >= o
+            gap = ""
+            if other in by and "forewarn" in by:
+                d, lo, hi = paired_f1_difference(by["forewarn"], by[other])
+                gap = f" (difference {d:+.3f}, 90 % CI over series {lo:+.3f} to {hi:+.3f})"
             out.append((f"{where}: forewarn F1 {_fmt(f1, 3)} >= {LABELS[other]} "
-                         f"{_fmt(o, 3)} at learned thresholds{tag}", ok))
+                         f"{_fmt(o, 3)} at learned thresholds{gap}{tag}", ok))
     if ds.truth is not None:
         oracle = val("oracle", "average_precision")
         ok = None if fw_ap is None or oracle is None else fw_ap >= 0.85 * oracle
@@ -181,7 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", default=None,
                     help="learn thresholds over these values only (comma list, a subset of "
                          "models.decision.DEFAULT_GRID, which the cached forecasts hold)")
+    ap.add_argument("--open-factors", default=None,
+                    help="candidate open factors of the learner (comma list; default "
+                         "models.hysteresis.DEFAULT_OPEN_FACTORS; 1 = no hysteresis)")
     args = ap.parse_args(argv)
+    open_factors = DEFAULT_OPEN_FACTORS if args.open_factors is None else tuple(
+        float(v) for v in args.open_factors.split(",") if v.strip())
     grid = DEFAULT_GRID if args.grid is None else tuple(
         float(v) for v in args.grid.split(",") if v.strip())
     if not set(grid) <= set(DEFAULT_GRID):
@@ -207,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         history = to_weekly(ds.daily)
         models = [k for k in keys if ds.truth is not None or k not in SAMPLES_ONLY]
         for scoring, (origins, hw) in ds.plan.scorings().items():
-            scores = [score_model(ds, k, scoring, history, grid) for k in models]
+            scores = [score_model(ds, k, scoring, history, grid, open_factors)
+                      for k in models]
             by = {s.model: s for s in scores}
             found = checks(ds, scoring, by)
             all_checks.extend(found)
@@ -226,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
             if ds.truth is not None:
                 print("against the generator's planted windows (learned thresholds):")
                 print(_truth_table(scores))
+        if ds.truth is None and {"forewarn", "plain"} <= set(models):
+            r, lo, hi, n = every_origin_ap_ratio(ds, "forewarn", "plain")
+            all_checks.append((f"{ds.name} every origin: forewarn AP / plain Prophet AP "
+                               f"{_fmt(r, 3)} over the {n} origins forecast (90 % CI over "
+                               f"series {_fmt(lo, 2)}-{_fmt(hi, 2)}; info)",
+                               None if not math.isfinite(r) else r >= 1.0))
     if args.json:
         print(json.dumps(doc, indent=1, default=str))
         return 0
