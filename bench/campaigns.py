@@ -247,7 +247,9 @@ def measure(*, db: Path | None = None, keep: bool = False, jobs: int = -1,
     out.update({"run": {"id": done.id, "status": done.status, "series": done.total,
                         "failed": done.failed, "train_until": str(done.train_until),
                         "thresholds": {c: d.get("threshold") for c, d in
-                                       (done.decisions or {}).get("categories", {}).items()}},
+                                       (done.decisions or {}).get("categories", {}).items()},
+                        "open_factors": {c: d.get("open_factor") for c, d in
+                                         (done.decisions or {}).get("categories", {}).items()}},
                 "mode": f"rolling every {rolling} months" if rolling else "one forecast",
                 "plans": plans,
                 "moved_by_constraints": int(campaigns["moved"].sum()),
@@ -260,8 +262,10 @@ def measure(*, db: Path | None = None, keep: bool = False, jobs: int = -1,
 def _print(out: dict[str, Any]) -> None:
     print(f"{out['mode']}: {out['run']['series']} complaint series, last data up to "
           f"{out['run']['train_until']}, {out['run']['failed']} failed")
-    print("decision thresholds: " + ", ".join(
-        f"{c} {t:.2f}" for c, t in sorted(out["run"]["thresholds"].items()) if t is not None))
+    opens = out["run"].get("open_factors") or {}
+    print("decision thresholds (open factor): " + ", ".join(
+        f"{c} {t:.2f} (x{opens.get(c) or 1:g})"
+        for c, t in sorted(out["run"]["thresholds"].items()) if t is not None))
     print(f"campaigns: {out['campaigns']} live, {out['dropped']} dropped by constraints, "
           f"{out['moved_by_constraints']} moved by spacing/blackout/capacity; "
           f"precision {out['precision']}")
