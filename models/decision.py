@@ -182,7 +182,8 @@ def learn_thresholds(
     at_p = {p: campaign_windows(weekly, p_min=p, max_weeks=max_weeks, score=score)
             for p in grid}
     best: tuple[float, float, pd.DataFrame] | None = None
-    for k in dict.fromkeys(float(f) for f in (open_factors or (DEFAULT_OPEN_FACTOR,))):
+    candidates = sorted({float(f) for f in open_factors} or {DEFAULT_OPEN_FACTOR})
+    for k in candidates:  # ascending: a tie keeps the smaller factor
         table = _learn_at(weekly, actual, {p: opened_windows(w, k) for p, w in at_p.items()},
                           uid_cat=uid_cat, rule=rule, grid=grid, min_windows=min_windows,
                           lead_days=lead_days, tolerance_days=tolerance_days,
@@ -191,12 +192,11 @@ def learn_thresholds(
             return pd.DataFrame(columns=DECISION_COLUMNS)
         mask = (table["objective"] == "f_beta") & (table["basis"] != "default")
         learned = table[mask].set_index("category")["threshold"]
-        if len(open_factors) > 1 and not learned.empty:
+        if len(candidates) > 1 and not learned.empty:
             mine = uid_cat[uid_cat.isin(learned.index)]
             pred = campaign_windows(weekly[weekly["unique_id"].isin(mine.index)],
                                     p_min=mine.map(learned).astype(float),
-                                    max_weeks=mine.map(lambda c: rule[c].max_campaign_weeks),
-                                    score=score, open_factor=k)
+                                    max_weeks=max_weeks, score=score, open_factor=k)
             f1 = event_scores(pred, actual[actual["unique_id"].isin(mine.index)],
                               lead_days=lead_days, tolerance_days=tolerance_days)["f1"]
         else:
