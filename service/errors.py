@@ -178,7 +178,8 @@ class ChannelUnavailable(ServiceError, status=503, title="Service Unavailable",
     """A delivery channel is unavailable (503)."""
 
 
-class AssetMissing(ServiceError, status=503, title="Service Unavailable"):
+class AssetMissing(ServiceError, status=503, title="Service Unavailable",
+                   code="service-unavailable"):
     """A file the server serves from an installed package (the API console's Swagger UI, the
     dashboard's plotly.js) is missing: the installation is incomplete (503)."""
 

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from service.api.app import create_app
 from service.config import Settings
 from service.db import make_sessionmaker
-from service.errors import PROBLEM_JSON
+from service.errors import PROBLEM_JSON, AssetMissing, installed_package_dir
 from service.store.keys import create_key, revoke_key
 from service.store.reference import load_reference
 from service.store.summary import rebuild
@@ -160,3 +160,13 @@ def test_openapi_documents_security_and_problems(client: TestClient) -> None:
     op = doc["paths"]["/v1/series"]["get"]
     assert op["security"] == [{"APIKeyHeader": ["read"]}]
     assert PROBLEM_JSON in op["responses"]["401"]["content"]
+
+
+def test_a_missing_package_asset_is_a_503_service_unavailable_problem() -> None:
+    with pytest.raises(AssetMissing) as err:
+        installed_package_dir("forewarn_no_such_module", dist="no-such-dist",
+                              needed_by="the test needs it")
+    body = err.value.problem()
+    assert body["status"] == 503
+    assert body["type"] == "urn:forewarn:problem:service-unavailable"
+    assert "pip install no-such-dist" in body["detail"]
