@@ -51,3 +51,35 @@ def test_randomised_timing_columns_reach_a_database_with_data(tmp_path: Path) ->
         assert conn.execute(text("SELECT timing FROM campaigns")).scalar_one() == "{}"
         assert conn.execute(text("SELECT randomised_timing FROM categories")).scalar_one() == "{}"
     engine.dispose()
+
+
+def test_0009_marks_answers_of_earlier_code_stale(tmp_path: Path) -> None:
+    """Answers stored before 0009 (by code before the Student-t DiD interval) are recomputed:
+    the input generation steps once, and is created at 2 when nothing was ever marked."""
+    from sqlalchemy import text
+
+    from service.db import make_engine
+    from service.evaluation.storage import read, state
+
+    for start in (None, 3):
+        engine = make_engine(f"sqlite:///{tmp_path / f'g{start}.db'}")
+        upgrade(engine, "0008_materialised_evaluation")
+        with engine.begin() as conn:
+            if start is not None:
+                conn.execute(text("INSERT INTO evaluation_state (id, generation, changed_at) "
+                                  "VALUES ('evaluation', :g, '2026-01-01 00:00:00.000000')"),
+                             {"g": start})
+            conn.execute(text("INSERT INTO evaluation_results (kind, key, generation, body, "
+                              "requested_at) VALUES ('effect', 'c1|', :g, '{}', "
+                              "'2026-01-01 00:00:00.000000')"), {"g": start or 1})
+        with engine.connect() as conn:
+            stored = read(conn, "effect", "c1|")
+            assert stored is not None and stored.generation == stored.state.generation
+        upgrade(engine)
+        with engine.connect() as conn:
+            now = state(conn)
+            stored = read(conn, "effect", "c1|")
+        assert now.generation == (start or 1) + 1 and now.reason is not None
+        assert now.changed_at is not None and now.changed_at.tzinfo is not None
+        assert stored is not None and stored.generation < stored.state.generation  # stale
+        engine.dispose()
