@@ -11,6 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.pagination import InvalidCursor, decode_cursor, encode_cursor
+from service.campaigns.lookups import local_today
+from service.config import Settings
 from service.errors import PROBLEM_JSON
 from tests.api.conftest import CATEGORIES, REGIONS, seed_run
 
@@ -76,11 +78,11 @@ def test_every_list_pages_through_in_a_stable_order(
 
 
 def test_campaign_audit_and_public_reminders_page(
-    api: tuple[TestClient, dict[str, str]],
+    api: tuple[TestClient, dict[str, str]], settings: Settings,
 ) -> None:
     client, keys = api
     plan, read = {"X-API-Key": keys["plan"]}, {"X-API-Key": keys["read"]}
-    today = dt.date.today()
+    today = local_today(settings)  # the deployment's date (UTC's is a day behind after 16:00)
     ids = []
     for i, (cat, reg) in enumerate([(c, r) for c in CATEGORIES for r in REGIONS[:2]]):
         start = today + dt.timedelta(days=30 + 7 * (i % 2))
