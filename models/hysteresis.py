@@ -11,7 +11,7 @@ probability*, the probability whose odds are ``k`` times the odds of ``p_min``::
 of P hovering just above ``p_min``, makes no window, while a window that did open keeps all
 its weeks down to ``p_min``: a season's long window keeps its early and late weeks. Why: on
 the real sets most false campaigns are such short, weak runs (their precision is 0.1-0.3 per
-campaign against 0.6-0.9 for the rest, docs/benchmarks.md "Open high, continue low"), and
+campaign against 0.5-0.9 for the rest, docs/benchmarks.md "Open high, continue low"), and
 raising ``p_min`` instead would also cut the edges of the true windows. The factor is
 learned with the thresholds (:func:`models.decision.learn_thresholds`), never fixed here.
 """
