@@ -202,9 +202,17 @@ def paired_ap_ratio(a: Score, b: Score) -> tuple[float, float, float]:
     interval over series (NaN when either is missing)."""
     if a.weekly is None or b.weekly is None:
         return float("nan"), float("nan"), float("nan")
-    key = ["cutoff", "unique_id", "week"]
-    both = a.weekly.merge(b.weekly[key + ["p_spike"]].rename(columns={"p_spike": "other"}),
-                          on=key)
+    return _ap_ratio([(a.weekly, b.weekly)])
+
+
+_KEY = ["cutoff", "unique_id", "week"]
+
+
+def _ap_ratio(pairs: Sequence[tuple[pd.DataFrame, pd.DataFrame]]) -> tuple[float, float, float]:
+    """AP of the first frames' ``p_spike`` ÷ AP of the second frames' on the weeks both hold
+    (pooled over ``pairs``), with the 90 % bootstrap interval over series."""
+    both = pd.concat([x.merge(y[_KEY + ["p_spike"]].rename(columns={"p_spike": "other"}),
+                              on=_KEY) for x, y in pairs], ignore_index=True)
     ratio = (ranking_scores(both)["average_precision"]
              / ranking_scores(both, score="other")["average_precision"])
     lo, hi = ratio_interval(both, "p_spike", baseline="other")
@@ -246,18 +254,12 @@ def every_origin_ap_ratio(ds: DataSet, a: str, b: str) -> tuple[float, float, fl
     learned on any of these weeks; three times the origins of one scoring, for the question
     one year cannot settle: does one model rank spike weeks better than the other? NaN when a
     forecast is missing from the cache."""
-    key = ["cutoff", "unique_id", "week"]
-    parts = []
+    pairs = []
     tasks = ds.plan.tasks()
     for o, hw in tasks:
         fa = cached_forecast(ds, a, o, hw, compute=False)
         fb = cached_forecast(ds, b, o, hw, compute=False)
         if fa is None or fb is None:
             return float("nan"), float("nan"), float("nan"), len(tasks)
-        other = fb["weekly"][key + ["p_spike"]].rename(columns={"p_spike": "other"})
-        parts.append(fa["weekly"].merge(other, on=key))
-    both = pd.concat(parts, ignore_index=True)
-    ratio = (ranking_scores(both)["average_precision"]
-             / ranking_scores(both, score="other")["average_precision"])
-    lo, hi = ratio_interval(both, "p_spike", baseline="other")
-    return float(ratio), lo, hi, len(tasks)
+        pairs.append((fa["weekly"], fb["weekly"]))
+    return (*_ap_ratio(pairs), len(tasks))

@@ -452,7 +452,8 @@ def peak_windows(
             paths = block.to_numpy(dtype=float)
         previous: pd.Timestamp | None = None
         for first, last in runs_to_windows(weeks, g["p_spike"] >= p):
-            if g.loc[(weeks >= first) & (weeks <= last), "p_spike"].max() < opens - 1e-12:
+            if opens > p and g.loc[(weeks >= first) & (weeks <= last),
+                                   "p_spike"].max() < opens - 1e-12:
                 continue  # never reaches the open probability: no window
             parts = split_weeks(first, last, cap)
             for k, (a, b) in enumerate(parts, start=1):
