@@ -38,7 +38,8 @@ from models.scoring import event_scores, event_scores_by, ranking_scores, season
 from models.series import to_weekly
 
 __all__ = ["Score", "score_model", "truth_windows", "at_thresholds", "ratio_interval",
-           "paired_ap_ratio", "paired_f1_difference", "every_origin_ap_ratio"]
+           "paired_ap_ratio", "paired_f1_difference", "every_origin_ap_ratio",
+           "history_scores"]
 
 _COUNTS = ("n_actual", "n_caught", "n_predicted", "n_true_positive")
 
@@ -263,3 +264,33 @@ def every_origin_ap_ratio(ds: DataSet, a: str, b: str) -> tuple[float, float, fl
             return float("nan"), float("nan"), float("nan"), len(tasks)
         pairs.append((fa["weekly"], fb["weekly"]))
     return (*_ap_ratio(pairs), len(tasks))
+
+
+def history_scores(ds: DataSet, key: str,
+                   open_factors: Sequence[float] = DEFAULT_OPEN_FACTORS) -> dict[str, float]:
+    """Where a knob may be chosen: model ``key``'s forecasts at the origins whose horizons end
+    before the first scored origin of ``ds`` (the longest of an origin's), pooled: AP and
+    Brier of the weekly P, and event F1 at thresholds (and open factor) learned on those same
+    origins (in-sample, the same for every model: a comparison, not an estimate of skill).
+    NaN when a forecast is missing."""
+    first = min(min(o) for o, _ in ds.plan.scorings().values())
+    longest: dict[pd.Timestamp, int] = {}  # one forecast per origin (weeks counted once)
+    for o, hw in ds.plan.tasks():
+        if o + pd.Timedelta(days=horizon_days(o, hw)) <= first:
+            longest[o] = max(hw, longest.get(o, 0))
+    tasks = sorted(longest.items())
+    fs = [cached_forecast(ds, key, o, hw, compute=False) for o, hw in tasks]
+    if not fs or any(f is None for f in fs):
+        return {"origins": float(len(tasks)), "average_precision": float("nan"),
+                "brier": float("nan"), "f1": float("nan")}
+    got = [f for f in fs if f is not None]
+    w = pd.concat([f["weekly"] for f in got], ignore_index=True)
+    a = pd.concat([f["actual"] for f in got], ignore_index=True)
+    dec = learn_thresholds(w, a, categories=ds.categories, lead_days=LEAD_DAYS,
+                           open_factors=open_factors)
+    win = at_thresholds(pd.concat([f["windows"] for f in got], ignore_index=True),
+                        series_thresholds(dec, ds.categories),
+                        series_open_factors(dec, ds.categories))
+    r = ranking_scores(w)
+    return {"origins": float(len(tasks)), "average_precision": r["average_precision"],
+            "brier": r["brier"], "f1": event_scores(win, a, lead_days=LEAD_DAYS)["f1"]}

@@ -67,6 +67,7 @@ from bench._accuracy_fit import LABELS, LEAD_DAYS, MODELS, SAMPLES_ONLY, run_tas
 from bench._accuracy_score import (  # noqa: E402
     Score,
     every_origin_ap_ratio,
+    history_scores,
     paired_ap_ratio,
     paired_f1_difference,
     score_model,
@@ -196,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--open-factors", default=None,
                     help="candidate open factors of the learner (comma list; default "
                          "models.hysteresis.DEFAULT_OPEN_FACTORS; 1 = no hysteresis)")
+    ap.add_argument("--history", action="store_true",
+                    help="score only the origins before the first scored one (where a knob "
+                         "may be chosen): AP, Brier, F1 at thresholds learned on them")
     args = ap.parse_args(argv)
     open_factors = DEFAULT_OPEN_FACTORS if args.open_factors is None else tuple(
         float(v) for v in args.open_factors.split(",") if v.strip())
@@ -216,6 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_fit:
         run_tasks(sets, keys, args.jobs)
     if args.fit_only:
+        return 0
+    if args.history:
+        for ds in sets:
+            for k in keys:
+                if k in SAMPLES_ONLY and ds.truth is None:
+                    continue
+                h = history_scores(ds, k, open_factors)
+                print(f"{ds.name} before the scored origins ({h['origins']:.0f} origins), "
+                      f"{LABELS[k]}: AP {_fmt(h['average_precision'], 3)}, Brier "
+                      f"{_fmt(h['brier'], 4)}, F1 {_fmt(h['f1'], 3)}")
         return 0
 
     doc: dict[str, Any] = {}
