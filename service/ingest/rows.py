@@ -219,10 +219,11 @@ class _Processor:
         return out
 
     def process(self, chunk: Chunk) -> _Processed:
+        """Every row of ``chunk`` checked field by field (the first problem a row has is the
+        one reported), then the valid rows' columns."""
         frame, rows = chunk.frame, chunk.row_numbers
         self._rows = rows
         self._frame_index = frame.index
-        n = len(frame)
         headers = [str(c) for c in frame.columns if c != MALFORMED]
         plan = self._plan(headers, strict=True) if headers else None
         src_of = {f: c for c, f in plan.rename.items()} if plan else {}
@@ -232,89 +233,77 @@ class _Processor:
             c = src_of.get(name)
             return frame[c] if c is not None else na
 
-        ok = np.ones(n, dtype=bool)
-        problem = np.empty(n, dtype=object)
-        pfield = np.empty(n, dtype=object)
-        detail = np.empty(n, dtype=object)
+        v = _Verdicts(len(frame))
+        _check_records(frame, plan, v.reject)
+        source = self._source(col, "source" in src_of, frame.index, v.reject)
+        traw, parsed = self._timestamps(col, v)
+        cats, cprob, new_c = map_values(col("category"), self.categories,
+                                        register_new=self.register_new)
+        self._reject_mapped(v.reject, cprob, col("category"), "category")
+        regs, rprob, new_r = map_values(col("region"), self.regions,
+                                        register_new=self.register_new)
+        self._reject_mapped(v.reject, rprob, col("region"), "region")
+        extra = (_enforcement_columns(col, v.reject) if self.spec.kind == "enforcement"
+                 else {})
+        ext, optional = self._optional_columns(col, src_of, frame.index, v.reject)
+        self._check_lengths(src_of, {"source": source, "external_id": ext, **optional},
+                            v.reject)
 
-        def reject(mask: np.ndarray | pd.Series, fld: str | None, kind: str,
-                   why: str | Callable[[np.ndarray], list[str]]) -> None:
-            m = np.asarray(mask, dtype=bool) & ok
-            if not m.any():
-                return
-            problem[m] = kind
-            pfield[m] = fld
-            if isinstance(why, str):
-                detail[m] = why
-            else:
-                idx = np.flatnonzero(m)
-                detail[idx] = np.asarray(why(idx), dtype=object)
-            ok[m] = False
+        rejected = self._rejected_rows(frame, rows, ~v.ok, v.field, v.problem, v.detail, plan)
+        valid = np.flatnonzero(v.ok)
+        if self.coverage is not None:  # a declared coverage must hold every record
+            days = (parsed.iloc[valid].dt.tz_convert(self.tz).dt.tz_localize(None)
+                    .to_numpy("datetime64[D]"))
+            check_declared(self.coverage, days, np.asarray(rows)[valid],
+                           traw.iloc[valid].tolist(), self.spec.time_field)
+        used_c = set(cats.iloc[valid].tolist()) if new_c else set()
+        used_r = set(regs.iloc[valid].tolist()) if new_r else set()
+        out = self._valid_columns(
+            valid, source, ext, parsed, cats, regs, optional, extra,
+        )
+        return _Processed(
+            received=len(frame), columns=out[0], sort_keys=out[1], rejected=rejected,
+            new_categories={k: v for k, v in new_c.items() if k in used_c},
+            new_regions={k: v for k, v in new_r.items() if k in used_r},
+        )
 
-        def quoted(values: pd.Series, fmt: str) -> Callable[[np.ndarray], list[str]]:
-            return lambda idx: [fmt.format(_short(v)) for v in values.iloc[idx].tolist()]
-
-        if MALFORMED in frame.columns:
-            bad = frame[MALFORMED]
-            reject(bad.notna(), None, "malformed_record",
-                   lambda idx: [str(v) for v in bad.iloc[idx].tolist()])
-
-        # a NUL character cannot be stored by PostgreSQL (and is never meant): the row, not
-        # the import, is refused, on every backend alike
-        for c, name in (plan.rename.items() if plan else ()):
-            nul = frame[c].astype("string").str.contains("\x00", regex=False)
-            reject(nul.fillna(False).to_numpy(dtype=bool), name, "invalid_value",
-                   f"{name} contains a NUL character (U+0000)")
-
-        # source
-        source = _clean(col("source")) if "source" in src_of else pd.Series(
-            None, index=frame.index, dtype=object)
+    def _source(self, col: Callable[[str], pd.Series], in_file: bool, index: pd.Index,
+                reject: _Reject) -> pd.Series:
+        """Each row's source: its own, else the import's; a row with neither is rejected."""
+        source = _clean(col("source")) if in_file else pd.Series(None, index=index,
+                                                                 dtype=object)
         if self.source is not None:
             source = source.where(source.notna(), self.source)
         reject(source.isna(), "source", "missing_value",
                "no source: the row has none and none was given for the import")
+        return source
 
-        # time
+    def _timestamps(self, col: Callable[[str], pd.Series], v: _Verdicts
+                    ) -> tuple[pd.Series, pd.Series]:
+        """The raw time field and its parsed UTC timestamps; empty, unreadable and
+        out-of-range values are rejected."""
         tf = self.spec.time_field
         traw = col(tf)
         tmissing = traw.isna() | traw.isin(NULL_TOKENS)
-        reject(tmissing, tf, "missing_value", f"{tf} is empty")
-        parsed = parse_timestamps(traw.where(~tmissing & ok), self.tz,
+        v.reject(tmissing, tf, "missing_value", f"{tf} is empty")
+        parsed = parse_timestamps(traw.where(~tmissing & v.ok), self.tz,
                                   on_year_last=self._year_last_order)
         order_note = "" if self.decided_order is None else (
             " (year-last dates are read as " + {"dmy": "day/month/year", "mdy":
                                                  "month/day/year", "ymd": "not accepted"}[
                 self.decided_order] + " in this file)")
-        reject(parsed.isna(), tf, "unparseable_timestamp",
-               quoted(traw, "cannot read {} as a date/time" + order_note.replace("{", "{{")))
-        reject((parsed < _MIN_TIME) | (parsed > self.now), tf, "timestamp_out_of_range",
-               quoted(traw, "{} is before 1970 or in the future"))
+        v.reject(parsed.isna(), tf, "unparseable_timestamp",
+                 _quoted(traw, "cannot read {} as a date/time" + order_note.replace("{", "{{")))
+        v.reject((parsed < _MIN_TIME) | (parsed > self.now), tf, "timestamp_out_of_range",
+                 _quoted(traw, "{} is before 1970 or in the future"))
+        return traw, parsed
 
-        # category / region
-        cats, cprob, new_c = map_values(col("category"), self.categories,
-                                        register_new=self.register_new)
-        self._reject_mapped(reject, cprob, col("category"), "category")
-        regs, rprob, new_r = map_values(col("region"), self.regions,
-                                        register_new=self.register_new)
-        self._reject_mapped(reject, rprob, col("region"), "region")
-
-        extra: dict[str, pd.Series] = {}
-        if self.spec.kind == "enforcement":
-            actions, aprob = map_actions(col("action"))
-            reject(aprob.eq("missing"), "action", "missing_value", "action is empty")
-            reject(aprob.eq("invalid"), "action", "invalid_value", quoted(
-                col("action"), "{} is not an action (inspection, warning, correction_order, "
-                "penalty, other or a Chinese equivalent)"))
-            found, fprob = map_booleans(col("violation_found"))
-            reject(fprob.eq("missing"), "violation_found", "missing_value",
-                   "violation_found is empty")
-            reject(fprob.eq("invalid"), "violation_found", "invalid_value", quoted(
-                col("violation_found"), "{} is not true/false/yes/no/1/0/是/否"))
-            extra["action"] = actions
-            extra["violation_found"] = found
-
-        # external id: a blank value in an external_id column rejects the row; a file
-        # without the column gets content-hash ids
+    def _optional_columns(self, col: Callable[[str], pd.Series], src_of: Mapping[str, str],
+                          index: pd.Index, reject: _Reject
+                          ) -> tuple[pd.Series, dict[str, pd.Series]]:
+        """The external id and the optional fields, cleaned. A blank value in an
+        external_id column rejects the row; a file without the column gets content-hash
+        ids later (:meth:`_content_ids`)."""
         ext = col("external_id")
         if "external_id" in src_of:
             ext = _strip_nulls(ext)
@@ -327,36 +316,22 @@ class _Processor:
                 optional[name] = _strip_nulls(col(name))
             else:
                 optional[name] = _clean(col(name)) if name in src_of else pd.Series(
-                    None, index=frame.index, dtype=object)
+                    None, index=index, dtype=object)
+        return ext, optional
+
+    def _check_lengths(self, src_of: Mapping[str, str], values: Mapping[str, pd.Series],
+                       reject: _Reject) -> None:
+        """Rows whose values are longer than their columns allow are rejected (an import's
+        own source is checked once, up front)."""
         for name, limit in self.spec.max_len.items():
-            values = source if name == "source" else ext if name == "external_id" \
-                else optional[name]
-            if name not in src_of:  # an import's own source is checked once, up front
+            if name not in src_of:
                 continue
-            too_long = (_longer_than_each(values, limit) if name in _HIGH_CARDINALITY
-                        else _longer_than(values, limit))
+            too_long = (_longer_than_each(values[name], limit) if name in _HIGH_CARDINALITY
+                        else _longer_than(values[name], limit))
             reject(too_long, name, "value_too_long", f"{name} is longer than {limit} characters")
 
-        rejected = self._rejected_rows(frame, rows, ~ok, pfield, problem, detail, plan)
-        valid = np.flatnonzero(ok)
-        if self.coverage is not None:  # a declared coverage must hold every record
-            days = (parsed.iloc[valid].dt.tz_convert(self.tz).dt.tz_localize(None)
-                    .to_numpy("datetime64[D]"))
-            check_declared(self.coverage, days, np.asarray(rows)[valid],
-                           traw.iloc[valid].tolist(), tf)
-        used_c = set(cats.iloc[valid].tolist()) if new_c else set()
-        used_r = set(regs.iloc[valid].tolist()) if new_r else set()
-        out = self._valid_columns(
-            valid, source, ext, parsed, cats, regs, optional, extra,
-        )
-        return _Processed(
-            received=n, columns=out[0], sort_keys=out[1], rejected=rejected,
-            new_categories={k: v for k, v in new_c.items() if k in used_c},
-            new_regions={k: v for k, v in new_r.items() if k in used_r},
-        )
-
     @staticmethod
-    def _reject_mapped(reject: Callable[..., None], prob: pd.Series, raw: pd.Series,
+    def _reject_mapped(reject: _Reject, prob: pd.Series, raw: pd.Series,
                        name: str) -> None:
         kind = f"unknown_{name}"
         reject(prob.eq("missing"), name, "missing_value", f"{name} is empty")
@@ -453,6 +428,71 @@ class _Processor:
                         "problem": str(problem[i]), "detail": redact_text(str(detail[i])),
                         "raw": raw})
         return out
+
+
+_Reject = Callable[[Any, str | None, str, str | Callable[[np.ndarray], list[str]]], None]
+"""How a check rejects rows: ``_Verdicts.reject``."""
+
+
+class _Verdicts:
+    """The outcome of each row of a chunk: accepted until a check rejects it; the first
+    problem found (its kind, field and detail) is the one a rejected row keeps."""
+
+    def __init__(self, n: int) -> None:
+        self.ok = np.ones(n, dtype=bool)
+        self.problem = np.empty(n, dtype=object)
+        self.field = np.empty(n, dtype=object)
+        self.detail = np.empty(n, dtype=object)
+
+    def reject(self, mask: np.ndarray | pd.Series, fld: str | None, kind: str,
+               why: str | Callable[[np.ndarray], list[str]]) -> None:
+        """Reject the rows of ``mask`` still accepted; ``why`` is one detail or a function
+        of the rows' positions giving one each."""
+        m = np.asarray(mask, dtype=bool) & self.ok
+        if not m.any():
+            return
+        self.problem[m] = kind
+        self.field[m] = fld
+        if isinstance(why, str):
+            self.detail[m] = why
+        else:
+            idx = np.flatnonzero(m)
+            self.detail[idx] = np.asarray(why(idx), dtype=object)
+        self.ok[m] = False
+
+
+def _quoted(values: pd.Series, fmt: str) -> Callable[[np.ndarray], list[str]]:
+    """A detail per row: ``fmt`` with the row's (shortened) value."""
+    return lambda idx: [fmt.format(_short(v)) for v in values.iloc[idx].tolist()]
+
+
+def _check_records(frame: pd.DataFrame, plan: ColumnPlan | None, reject: _Reject) -> None:
+    """Malformed records, and values with a NUL character, which PostgreSQL cannot store
+    (and which are never meant): the row, not the import, is refused, on every backend."""
+    if MALFORMED in frame.columns:
+        bad = frame[MALFORMED]
+        reject(bad.notna(), None, "malformed_record",
+               lambda idx: [str(v) for v in bad.iloc[idx].tolist()])
+    for c, name in (plan.rename.items() if plan else ()):
+        nul = frame[c].astype("string").str.contains("\x00", regex=False)
+        reject(nul.fillna(False).to_numpy(dtype=bool), name, "invalid_value",
+               f"{name} contains a NUL character (U+0000)")
+
+
+def _enforcement_columns(col: Callable[[str], pd.Series], reject: _Reject
+                         ) -> dict[str, pd.Series]:
+    """An enforcement record's action and violation_found, understood or rejected."""
+    actions, aprob = map_actions(col("action"))
+    reject(aprob.eq("missing"), "action", "missing_value", "action is empty")
+    reject(aprob.eq("invalid"), "action", "invalid_value", _quoted(
+        col("action"), "{} is not an action (inspection, warning, correction_order, "
+        "penalty, other or a Chinese equivalent)"))
+    found, fprob = map_booleans(col("violation_found"))
+    reject(fprob.eq("missing"), "violation_found", "missing_value",
+           "violation_found is empty")
+    reject(fprob.eq("invalid"), "violation_found", "invalid_value", _quoted(
+        col("violation_found"), "{} is not true/false/yes/no/1/0/是/否"))
+    return {"action": actions, "violation_found": found}
 
 
 _CUT_TAIL = re.compile(r"[0-9A-Za-z０-９Ａ-Ｚａ-ｚ@＠.%+\-\s()（）]{1,60}$")
