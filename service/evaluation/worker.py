@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -163,6 +164,33 @@ class _EffectInputs:
         return self.placebos[sig]
 
 
+@dataclass
+class _Tally:
+    """What one refresh did: answers computed and stored, answers that failed (their error
+    stored instead), and whether it was asked to stop before the end."""
+
+    computed: int = 0
+    failed: int = 0
+    stopped: bool = False
+
+    def store(self, factory: sessionmaker[Session], kind: str, key: str, generation: int,
+              answer: Callable[[], str]) -> None:
+        """Store ``answer()``, or the service error it raised, as the answer of ``key``."""
+        try:
+            body = answer()
+        except ServiceError as exc:
+            self.fail(factory, kind, key, generation, exc)
+        else:
+            _store(factory, kind, key, generation, body=body)
+            self.computed += 1
+
+    def fail(self, factory: sessionmaker[Session], kind: str, key: str, generation: int,
+             exc: ServiceError) -> None:
+        """Store ``exc`` as the answer of ``key``."""
+        _store(factory, kind, key, generation, error=str(exc))
+        self.failed += 1
+
+
 def refresh(*, session_factory: sessionmaker[Session], settings: Settings,
             now: dt.datetime | None = None, holder: str | None = None,
             should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
@@ -172,91 +200,116 @@ def refresh(*, session_factory: sessionmaker[Session], settings: Settings,
     t0 = time.perf_counter()
     if not _claim(session_factory, holder, settings.evaluation.claim_seconds, now):
         return {"skipped": "another worker is recomputing"}
-    computed = failed = 0
+    tally = _Tally()
+    stop = should_stop or (lambda: False)
     try:
-        with session_factory() as s:
-            week = _week(now, settings)
-            if state(s).week not in (None, week):
-                mark_stale(s, "a week closed")
-            s.execute(update(EvaluationState).where(EvaluationState.id == STATE_ID)
-                      .values(week=week))
-            _register_defaults(s, settings)
-            s.execute(delete(EvaluationResult).where(
-                EvaluationResult.kind == "scorecard",
-                EvaluationResult.requested_at < now - dt.timedelta(days=_UNUSED_DAYS),
-                EvaluationResult.key.notin_([scorecard_key(
-                    group_by=g, date_from=None, date_to=None, signal=default_signal(settings),
-                    pooled_by="category") for g in DEFAULT_GROUPS])))
-            s.commit()
-            generation = state(s).generation
-            todo = s.execute(select(EvaluationResult.kind, EvaluationResult.key,
-                                    EvaluationResult.params).where(
-                or_(EvaluationResult.generation < generation,
-                    EvaluationResult.body.is_(None) & EvaluationResult.error.is_(None)))
-                .order_by(EvaluationResult.kind, EvaluationResult.key)).all()
-        with session_factory() as s:
-            effects: list[tuple[str, Campaign, str | None]] = []
-            for kind, key, params in todo:
-                if kind != "effect":
-                    continue
-                p = params or {}
-                c = s.get(Campaign, p.get("campaign_id"))
-                if c is None or c.status not in SENT_STATUSES:
-                    s.execute(delete(EvaluationResult).where(
-                        EvaluationResult.kind == kind, EvaluationResult.key == key))
-                    s.commit()
-                    continue
-                effects.append((key, c, p.get("signal")))
-            inputs = _EffectInputs(s, settings)
-            signals: dict[str, str] = {}
-            for key, c, sig in effects:
-                try:
-                    signals[key] = _campaign_signal(c, sig)
-                except ServiceError as exc:
-                    _store(session_factory, "effect", key, generation, error=str(exc))
-                    failed += 1
-            inputs.plan((c, signals[key]) for key, c, _ in effects if key in signals)
-            for key, c, sig in effects:
-                if should_stop is not None and should_stop():
-                    return {"stopped": True, "computed": computed, "failed": failed}
-                if key not in signals:
-                    continue
-                try:
-                    report = campaign_effect_report(
-                        session=s, campaign_id=c.id, signal=sig,
-                        panel=inputs.panel(signals[key], c.category),
-                        placebos=inputs.placebo(signals[key]),
-                        min_probability=settings.campaigns.min_probability)
-                    body = _json(EffectOut.model_validate(annotate_effect(report)))
-                    _store(session_factory, "effect", key, generation, body=body)
-                    computed += 1
-                except ServiceError as exc:
-                    _store(session_factory, "effect", key, generation, error=str(exc))
-                    failed += 1
-        for kind, key, params in todo:
-            if kind != "scorecard":
-                continue
-            if should_stop is not None and should_stop():
-                return {"stopped": True, "computed": computed, "failed": failed}
-            p = params or {}
-            with session_factory() as s:
-                try:
-                    result = scorecard(
-                        session=s, settings=settings, group_by=p.get("group_by", "category"),
-                        date_from=_date(p.get("from")), date_to=_date(p.get("to")),
-                        signal=p.get("signal"), pooled_by=p.get("pooled_by", "category"))
-                    body = _json(Scorecard.model_validate(result))
-                    _store(session_factory, kind, key, generation, body=body)
-                    computed += 1
-                except ServiceError as exc:
-                    _store(session_factory, kind, key, generation, error=str(exc))
-                    failed += 1
+        generation, todo = _pending(session_factory, settings, now)
+        _refresh_effects(session_factory, settings, generation, todo, tally, stop)
+        if not tally.stopped:
+            _refresh_scorecards(session_factory, settings, generation, todo, tally, stop)
     finally:
         _release(session_factory, holder)
-    out = {"generation": generation, "computed": computed, "failed": failed,
+    if tally.stopped:
+        return {"stopped": True, "computed": tally.computed, "failed": tally.failed}
+    out = {"generation": generation, "computed": tally.computed, "failed": tally.failed,
            "seconds": round(time.perf_counter() - t0, 3)}
     log.info("evaluation_refreshed", **out)
     return out
+
+
+_Todo = list[tuple[str, str, dict[str, Any] | None]]
+
+
+def _pending(factory: sessionmaker[Session], settings: Settings, now: dt.datetime
+             ) -> tuple[int, _Todo]:
+    """The input generation and the answers to recompute: those of an older generation and
+    those never answered. Closing a week makes every answer stale; the default answers are
+    requested; scorecards nobody asked for in ``_UNUSED_DAYS`` are dropped."""
+    with factory() as s:
+        week = _week(now, settings)
+        if state(s).week not in (None, week):
+            mark_stale(s, "a week closed")
+        s.execute(update(EvaluationState).where(EvaluationState.id == STATE_ID)
+                  .values(week=week))
+        _register_defaults(s, settings)
+        s.execute(delete(EvaluationResult).where(
+            EvaluationResult.kind == "scorecard",
+            EvaluationResult.requested_at < now - dt.timedelta(days=_UNUSED_DAYS),
+            EvaluationResult.key.notin_([scorecard_key(
+                group_by=g, date_from=None, date_to=None, signal=default_signal(settings),
+                pooled_by="category") for g in DEFAULT_GROUPS])))
+        s.commit()
+        generation = state(s).generation
+        todo = s.execute(select(EvaluationResult.kind, EvaluationResult.key,
+                                EvaluationResult.params).where(
+            or_(EvaluationResult.generation < generation,
+                EvaluationResult.body.is_(None) & EvaluationResult.error.is_(None)))
+            .order_by(EvaluationResult.kind, EvaluationResult.key)).all()
+    return generation, [(kind, key, params) for kind, key, params in todo]
+
+
+def _refresh_effects(factory: sessionmaker[Session], settings: Settings, generation: int,
+                     todo: _Todo, tally: _Tally, should_stop: Callable[[], bool]) -> None:
+    """Recompute the pending campaign effects, sharing panels and placebo candidates; the
+    answers of campaigns that no longer exist or were never sent are deleted."""
+    with factory() as s:
+        effects: list[tuple[str, Campaign, str | None]] = []
+        for kind, key, params in todo:
+            if kind != "effect":
+                continue
+            p = params or {}
+            c = s.get(Campaign, p.get("campaign_id"))
+            if c is None or c.status not in SENT_STATUSES:
+                s.execute(delete(EvaluationResult).where(
+                    EvaluationResult.kind == kind, EvaluationResult.key == key))
+                s.commit()
+                continue
+            effects.append((key, c, p.get("signal")))
+        inputs = _EffectInputs(s, settings)
+        signals: dict[str, str] = {}
+        for key, c, sig in effects:
+            try:
+                signals[key] = _campaign_signal(c, sig)
+            except ServiceError as exc:
+                tally.fail(factory, "effect", key, generation, exc)
+        inputs.plan((c, signals[key]) for key, c, _ in effects if key in signals)
+        for key, c, sig in effects:
+            if should_stop():
+                tally.stopped = True
+                return
+            if key not in signals:
+                continue
+
+            def answer(c: Campaign = c, sig: str | None = sig, key: str = key) -> str:
+                report = campaign_effect_report(
+                    session=s, campaign_id=c.id, signal=sig,
+                    panel=inputs.panel(signals[key], c.category),
+                    placebos=inputs.placebo(signals[key]),
+                    min_probability=settings.campaigns.min_probability)
+                return _json(EffectOut.model_validate(annotate_effect(report)))
+
+            tally.store(factory, "effect", key, generation, answer)
+
+
+def _refresh_scorecards(factory: sessionmaker[Session], settings: Settings, generation: int,
+                        todo: _Todo, tally: _Tally, should_stop: Callable[[], bool]) -> None:
+    """Recompute the pending scorecards, each in a session of its own."""
+    for kind, key, params in todo:
+        if kind != "scorecard":
+            continue
+        if should_stop():
+            tally.stopped = True
+            return
+        p = params or {}
+        with factory() as s:
+            def answer(s: Session = s, p: dict[str, Any] = p) -> str:
+                result = scorecard(
+                    session=s, settings=settings, group_by=p.get("group_by", "category"),
+                    date_from=_date(p.get("from")), date_to=_date(p.get("to")),
+                    signal=p.get("signal"), pooled_by=p.get("pooled_by", "category"))
+                return _json(Scorecard.model_validate(result))
+
+            tally.store(factory, kind, key, generation, answer)
 
 
 def _date(value: Any) -> dt.date | None:
