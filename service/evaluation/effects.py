@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.effect import campaign_effect, counterfactual_frame, did_effect, window_weeks
+from models.placebo import Calibration
 from models.series import SeriesId
 from service.campaigns.tables import Campaign
 from service.errors import NotFound
@@ -123,24 +124,7 @@ def campaign_effect_report(
                        index=pd.DatetimeIndex(treated["week"]))
     observed = _observed_weeks(actual, weeks)
     out["weeks_observed"] = len(observed)
-    paths: pd.DataFrame | None = None
-    run: ForecastRun | None = None
-    if c.approved_run_id is None:
-        out["reason"] = ("the campaign was never approved, so no forecast was frozen to serve "
-                         "as its counterfactual")
-    else:
-        run = session.get(ForecastRun, c.approved_run_id)
-        samples = _load_samples(session, c.approved_run_id, sid)
-        if samples.empty:
-            out["reason"] = (f"forecast run {c.approved_run_id} (frozen at approval) holds no "
-                             f"sample paths for series {sid}")
-        else:
-            paths = counterfactual_frame(samples)
-            missing = weeks.difference(pd.DatetimeIndex(paths.index))
-            if len(missing):
-                out["reason"] = (f"forecast run {c.approved_run_id} lacks window weeks "
-                                 f"{', '.join(str(w.date()) for w in missing)}")
-                paths = None
+    paths, run, out["reason"] = _frozen_paths(session, c, sid, weeks)
     if paths is not None:
         lead = ((c.window_start - run.train_until).days
                 if run is not None and run.train_until is not None else None)
@@ -154,36 +138,70 @@ def campaign_effect_report(
             window_start=c.window_start, lead_days=lead, min_placebos=min_placebos)
         out["calibration"] = _clean({**cal.to_dict(), "pooled_over": pooled,
                                      "lead_days": lead})
-        bias, disp = cal.bias_ratio, cal.dispersion
-        win = paths.loc[weeks].to_numpy(dtype=float)
-        mean = win.mean(axis=1, keepdims=True)
-        win = np.maximum(bias * (mean + disp * (win - mean)), 0.0)
-        q = np.quantile(win, [0.1, 0.9], axis=1)
-        got = actual.reindex(weeks).to_numpy(dtype=float)
-        out["weeks"] = [
-            {"week": w.date(), "actual": _num(float(got[i])),
-             "counterfactual": float(bias * mean[i, 0]), "lower_80": float(q[0][i]),
-             "upper_80": float(q[1][i])}
-            for i, w in enumerate(weeks)]
+        out["weeks"] = _window_weeks(actual, paths, weeks, cal)
         if len(observed) == 0:
             out["evaluation"] = "pending"
             out["reason"] = "no window week has been fully observed yet"
         else:
-            raw = campaign_effect(actual, paths, window_start=c.window_start,
-                                  window_end=c.window_end, allow_partial=True)
-            if cal.calibrated:
-                est = campaign_effect(actual, paths, window_start=c.window_start,
-                                      window_end=c.window_end, allow_partial=True,
-                                      bias_ratio=bias, dispersion=disp,
-                                      dispersion_high=cal.dispersion_high)
-                out["counterfactual"] = {**_clean(est.to_dict()), "calibrated": True}
-                out["counterfactual_raw"] = {**_clean(raw.to_dict()), "calibrated": False}
-            else:
-                out["counterfactual"] = {**_clean(raw.to_dict()), "calibrated": False}
+            out.update(_estimates(actual, paths, c, cal))
             out["evaluation"] = "complete" if len(observed) == len(weeks) else "interim"
     if with_did and len(observed):
         out["did"] = _did(session, c, sid, panel, observed)
     return out
+
+
+def _frozen_paths(session: Session, c: Campaign, sid: str, weeks: pd.DatetimeIndex
+                  ) -> tuple[pd.DataFrame | None, ForecastRun | None, str | None]:
+    """The counterfactual paths of the window weeks from the run frozen at approval, that
+    run, and why there are no paths (never approved, no paths for the series, weeks
+    missing) when there are none."""
+    if c.approved_run_id is None:
+        return None, None, ("the campaign was never approved, so no forecast was frozen to "
+                            "serve as its counterfactual")
+    run = session.get(ForecastRun, c.approved_run_id)
+    samples = _load_samples(session, c.approved_run_id, sid)
+    if samples.empty:
+        return None, run, (f"forecast run {c.approved_run_id} (frozen at approval) holds no "
+                           f"sample paths for series {sid}")
+    paths = counterfactual_frame(samples)
+    missing = weeks.difference(pd.DatetimeIndex(paths.index))
+    if len(missing):
+        return None, run, (f"forecast run {c.approved_run_id} lacks window weeks "
+                           f"{', '.join(str(w.date()) for w in missing)}")
+    return paths, run, None
+
+
+def _window_weeks(actual: pd.Series, paths: pd.DataFrame, weeks: pd.DatetimeIndex,
+                  cal: Calibration) -> list[dict[str, Any]]:
+    """Per window week: the actual count and the calibrated counterfactual with its 80 %
+    band (paths scaled by the bias ratio, spread by the dispersion about their mean)."""
+    bias, disp = cal.bias_ratio, cal.dispersion
+    win = paths.loc[weeks].to_numpy(dtype=float)
+    mean = win.mean(axis=1, keepdims=True)
+    win = np.maximum(bias * (mean + disp * (win - mean)), 0.0)
+    q = np.quantile(win, [0.1, 0.9], axis=1)
+    got = actual.reindex(weeks).to_numpy(dtype=float)
+    return [
+        {"week": w.date(), "actual": _num(float(got[i])),
+         "counterfactual": float(bias * mean[i, 0]), "lower_80": float(q[0][i]),
+         "upper_80": float(q[1][i])}
+        for i, w in enumerate(weeks)]
+
+
+def _estimates(actual: pd.Series, paths: pd.DataFrame, c: Campaign, cal: Calibration
+               ) -> dict[str, Any]:
+    """``counterfactual`` (calibrated when the calibration is, labelled either way) and, when
+    calibrated, ``counterfactual_raw`` against the paths as stored."""
+    raw = campaign_effect(actual, paths, window_start=c.window_start,
+                          window_end=c.window_end, allow_partial=True)
+    if not cal.calibrated:
+        return {"counterfactual": {**_clean(raw.to_dict()), "calibrated": False}}
+    est = campaign_effect(actual, paths, window_start=c.window_start,
+                          window_end=c.window_end, allow_partial=True,
+                          bias_ratio=cal.bias_ratio, dispersion=cal.dispersion,
+                          dispersion_high=cal.dispersion_high)
+    return {"counterfactual": {**_clean(est.to_dict()), "calibrated": True},
+            "counterfactual_raw": {**_clean(raw.to_dict()), "calibrated": False}}
 
 
 def _did(session: Session, c: Campaign, sid: str, panel: pd.DataFrame,
