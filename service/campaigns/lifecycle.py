@@ -127,33 +127,12 @@ def create_campaign(
         raise UnprocessableContent("the window is already over")
     lead = lead_days_for(cat, cfg)
     audience = audience_key(cat, region)
-    others = list(session.scalars(select(Campaign).where(
-        Campaign.status.in_(OCCUPYING | {"draft"}), Campaign.send_date >= today
-        - dt.timedelta(days=cfg.min_spacing_days))))
-    cats = {c.code: c for c in session.scalars(select(Category))}
-    planner = Planner(constraints_for(cfg, today, window_end + dt.timedelta(days=30)), today,
-                      fixed=[booking_of(c, cats) for c in others])
-    locked: list[str] = []
-    status = "draft"
-    if send_date is None:
-        placement = planner.place(window_start=window_start, window_end=window_end,
-                                  lead_days=lead, region=region, audience=audience,
-                                  book=False)
-        planned, chosen, notes_ = placement.ideal, placement.send_date, placement.notes
-        if chosen is None:
-            status, chosen = "dropped", placement.ideal
-    else:
-        if send_date < today:
-            raise UnprocessableContent("send_date is in the past")
-        if send_date > window_end:
-            raise UnprocessableContent("send_date is after the window ends")
-        planned, chosen, notes_ = send_date, send_date, []
-        hit = planner.blocked_by(send_date, region=region, audience=audience)
-        if hit is not None:
-            notes_.append({"constraint": hit[0], "action": "kept", "from": None,
-                           "to": send_date.isoformat(),
-                           "reason": f"{hit[1]}；发送日期由人工指定，予以保留"})
-        locked.append("send_date")
+    if send_date is not None:
+        _check_send_date(send_date, today=today, window_end=window_end)
+    status, planned, chosen, notes_ = _manual_placement(
+        session, settings, today, window_start=window_start, window_end=window_end,
+        send_date=send_date, lead=lead, region=region, audience=audience)
+    locked = [] if send_date is None else ["send_date"]
     c = Campaign(origin="manual", status=status, category=category, region=region,
                  window_start=window_start, window_end=window_end, lead_days=lead,
                  planned_send_date=planned, send_date=chosen, constraint_notes=notes_,
@@ -172,6 +151,45 @@ def create_campaign(
                                    "window_end": window_end, "send_date": chosen})
     session.commit()
     return c
+
+
+def _check_send_date(send_date: dt.date, *, today: dt.date, window_end: dt.date) -> None:
+    """A send date given by hand must be today or later and not after the window."""
+    if send_date < today:
+        raise UnprocessableContent("send_date is in the past")
+    if send_date > window_end:
+        raise UnprocessableContent("send_date is after the window ends")
+
+
+def _manual_placement(
+    session: Session, settings: Settings, today: dt.date, *, window_start: dt.date,
+    window_end: dt.date, send_date: dt.date | None, lead: int, region: str, audience: str,
+) -> tuple[str, dt.date, dt.date, list[dict[str, Any]]]:
+    """Status, planned and chosen send date, and constraint notes of a manual campaign,
+    placed among the campaigns already booked: without ``send_date`` by the planner's rules
+    (``dropped`` at its ideal date when no day is free), with it kept as given and any
+    constraint it breaks noted."""
+    cfg = settings.campaigns
+    others = list(session.scalars(select(Campaign).where(
+        Campaign.status.in_(OCCUPYING | {"draft"}), Campaign.send_date >= today
+        - dt.timedelta(days=cfg.min_spacing_days))))
+    cats = {c.code: c for c in session.scalars(select(Category))}
+    planner = Planner(constraints_for(cfg, today, window_end + dt.timedelta(days=30)), today,
+                      fixed=[booking_of(c, cats) for c in others])
+    if send_date is None:
+        placement = planner.place(window_start=window_start, window_end=window_end,
+                                  lead_days=lead, region=region, audience=audience,
+                                  book=False)
+        if placement.send_date is None:
+            return "dropped", placement.ideal, placement.ideal, placement.notes
+        return "draft", placement.ideal, placement.send_date, placement.notes
+    notes: list[dict[str, Any]] = []
+    hit = planner.blocked_by(send_date, region=region, audience=audience)
+    if hit is not None:
+        notes.append({"constraint": hit[0], "action": "kept", "from": None,
+                      "to": send_date.isoformat(),
+                      "reason": f"{hit[1]}；发送日期由人工指定，予以保留"})
+    return "draft", send_date, send_date, notes
 
 
 _PATCHABLE = ("title", "content_overrides", "public", "notify_entities", "notes", "send_date")
@@ -210,13 +228,8 @@ def update_campaign(
         c.title = title[:300]
         locked.append("title")
     if "content_overrides" in changes:
-        merged = dict(c.content_overrides or {})
-        for channel, source in dict(changes["content_overrides"] or {}).items():
-            if source is None:
-                merged.pop(channel, None)
-            else:
-                merged[str(channel)] = str(source)
-        c.content_overrides = merged
+        c.content_overrides = _merged_overrides(c.content_overrides,
+                                                changes["content_overrides"])
     for flag in ("public", "notify_entities"):
         if flag in changes:
             setattr(c, flag, bool(changes[flag]))
@@ -225,10 +238,7 @@ def update_campaign(
     revive = False
     if "send_date" in changes:
         new = _parse_date(changes["send_date"], "send_date")
-        if new < today:
-            raise UnprocessableContent("send_date is in the past")
-        if new > c.window_end:
-            raise UnprocessableContent("send_date is after the window ends")
+        _check_send_date(new, today=today, window_end=c.window_end)
         c.send_date = new
         locked.append("send_date")
         revive = c.status == "dropped"
@@ -246,6 +256,18 @@ def update_campaign(
                    reason="send date set by hand")
     session.commit()
     return c
+
+
+def _merged_overrides(current: dict[str, str] | None, changes: dict[str, Any] | None
+                      ) -> dict[str, str]:
+    """``current`` content overrides with ``changes`` applied (a None value removes one)."""
+    merged = dict(current or {})
+    for channel, source in dict(changes or {}).items():
+        if source is None:
+            merged.pop(channel, None)
+        else:
+            merged[str(channel)] = str(source)
+    return merged
 
 
 def render_message(*, session: Session, campaign: Campaign, channel: str) -> RenderedMessage:
