@@ -177,20 +177,9 @@ def design_effect(
         return DesignEstimate(status="unavailable", reason=(
             f"no whole week lies between the send dates {early.date()} and {late.date()}"),
             **base)
-    wide = pd.DataFrame({"unit": panel["unique_id"].astype(str).to_numpy(),
-                         "week": week_index(pd.Index(panel["week"])),
-                         "y": pd.to_numeric(panel["y"], errors="coerce").to_numpy(dtype=float)}
-                        ).pivot_table(index="week", columns="unit", values="y", aggfunc="sum")
-    changes: dict[str, float] = {}
     arms: dict[str, str] = dict(zip(assignment["unit"].astype(str), assignment["arm"],
                                     strict=True))
-    for unit in arms:
-        if unit not in wide.columns:
-            continue
-        s, p = wide[unit].reindex(step), wide[unit].reindex(pre)
-        if s.isna().any() or p.isna().any():
-            continue
-        changes[unit] = float(np.log(s.mean() + _OFFSET) - np.log(p.mean() + _OFFSET))
+    changes = _unit_changes(panel, arms, step, pre)
     d_e = np.array([v for u, v in changes.items() if arms[u] == "early"])
     d_d = np.array([v for u, v in changes.items() if arms[u] == "delayed"])
     base.update(n_early=int(d_e.size), n_delayed=int(d_d.size), unit_changes=changes)
@@ -204,12 +193,10 @@ def design_effect(
         return DesignEstimate(status="no_interval", reason=(
             f"an interval needs 2 regions in each arm (early {d_e.size}, delayed "
             f"{d_d.size})"), log_effect=est, relative_effect=rel, **base)
-    ve, vd = d_e.var(ddof=1) / d_e.size, d_d.var(ddof=1) / d_d.size
-    se = float(np.sqrt(ve + vd))
+    se, df = _welch(d_e, d_d)
     if se == 0:
         return DesignEstimate(status="no_interval", reason="no variation between regions",
                               log_effect=est, relative_effect=rel, **base)
-    df = float((ve + vd) ** 2 / (ve**2 / (d_e.size - 1) + vd**2 / (d_d.size - 1)))
     bounds: dict[str, Any] = {}
     for level in (0.95, 0.8):
         h = float(stats.t.ppf(0.5 + level / 2, df)) * se
@@ -220,3 +207,32 @@ def design_effect(
                           relative_effect=rel, **bounds,
                           p_value=float(2 * stats.t.sf(abs(est) / se, df)),
                           mde=minimum_detectable_effect(se, df=df), **base)
+
+
+def _unit_changes(panel: pd.DataFrame, arms: dict[str, str], step: pd.DatetimeIndex,
+                  pre: pd.DatetimeIndex) -> dict[str, float]:
+    """Each assigned unit's log change, step weeks' mean against pre weeks' mean (offset by
+    ``_OFFSET``); units missing from the panel or missing any of those weeks are left out."""
+    wide = pd.DataFrame({"unit": panel["unique_id"].astype(str).to_numpy(),
+                         "week": week_index(pd.Index(panel["week"])),
+                         "y": pd.to_numeric(panel["y"], errors="coerce").to_numpy(dtype=float)}
+                        ).pivot_table(index="week", columns="unit", values="y", aggfunc="sum")
+    changes: dict[str, float] = {}
+    for unit in arms:
+        if unit not in wide.columns:
+            continue
+        s, p = wide[unit].reindex(step), wide[unit].reindex(pre)
+        if s.isna().any() or p.isna().any():
+            continue
+        changes[unit] = float(np.log(s.mean() + _OFFSET) - np.log(p.mean() + _OFFSET))
+    return changes
+
+
+def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Standard error of ``mean(a) - mean(b)`` with unequal variances, and its
+    Welch-Satterthwaite degrees of freedom (NaN when the error is 0); 2+ values each."""
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = float(np.sqrt(va + vb))
+    if se == 0:
+        return 0.0, float("nan")
+    return se, float((va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)))
