@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -190,37 +190,13 @@ def scorecard(
         raise UnprocessableContent(f"signal must be one of {', '.join(SIGNALS)}")
     cats = {c.code: c for c in session.scalars(select(Category))}
     regs = {r.code: r for r in session.scalars(select(Region))}
-
-    def key_of(category: str, region: str) -> tuple[str, str]:
-        if group_by == "category":
-            cat = cats.get(category)
-            return category, cat.name_zh if cat else category
-        if group_by == "region":
-            reg = regs.get(region)
-            return region, reg.name_zh if reg else region
-        cat = cats.get(category)
-        dept = (cat.sector if cat and cat.sector else None) or _NO_DEPARTMENT
-        return dept, dept
-
-    groups: dict[str, _Group] = {}
-
-    def group(category: str, region: str) -> _Group:
-        k, label = key_of(category, region)
-        return groups.setdefault(k, _Group(k, label))
-
+    group = _Groups(group_by, cats, regs)
     campaigns = [c for c in session.scalars(select(Campaign).where(
         Campaign.status.in_(COMMITTED_STATUSES)).order_by(Campaign.send_date, Campaign.id))
         if _period(c.send_date, date_from, date_to)]
     sent_all = list(session.scalars(select(Campaign).where(
         Campaign.status.in_(SENT_STATUSES))))
-    deliveries: dict[str, dict[str, int]] = {}
-    ids = [c.id for c in campaigns]
-    for i in range(0, len(ids), 500):
-        for cid, status, n in session.execute(
-                select(Outbox.campaign_id, Outbox.status, func.count())
-                .where(Outbox.campaign_id.in_(ids[i:i + 500]))
-                .group_by(Outbox.campaign_id, Outbox.status)):
-            deliveries.setdefault(cid, {})[status] = int(n)
+    deliveries = _deliveries(session, [c.id for c in campaigns])
     panel = weekly_panel(session=session, signal=sig)
     sent = [c for c in campaigns if c.status in SENT_STATUSES]
     placebos = _empty_placebos()
@@ -254,24 +230,70 @@ def scorecard(
         g.add(row)
         scored.append(row)
     _score_spikes(panel, sent_all, settings, date_from, date_to, group)
-    rows = sorted(groups.values(), key=lambda g: g.key)
-    total = _Group("total", "合计")
-    for g in rows:
-        for name in ("campaigns", "campaigns_sent", "spike_windows", "spike_windows_caught",
-                     "campaigns_evaluated", "counted_counterfactual", "counted_did",
-                     "not_counted", "deliveries", "deliveries_failed"):
-            setattr(total, name, getattr(total, name) + getattr(g, name))
-        total.leads += g.leads
-        total.avoided_point += g.avoided_point
-        for k in _AVOIDED_KEYS:
-            total.avoided_bounds[k] += g.avoided_bounds[k]
+    rows = group.rows()
     result = {"group_by": group_by, "signal": sig, "from": date_from, "to": date_to,
               "interval_method": INTERVAL_METHOD,
-              "groups": [_summary(g) for g in rows], "total": _summary(total),
+              "groups": [_summary(g) for g in rows], "total": _summary(_total(rows)),
               "campaigns": scored}
     return pooled_scorecard(result, reports=reports, sent=sent, panel=panel,
                             placebos=placebos, signal=sig, cats=cats, regs=regs,
                             group_by=group_by, pooled_by=pooled_by)
+
+
+class _Groups:
+    """The scorecard's groups, each made on first use: by category (its Chinese name), by
+    region (its Chinese name) or by department (the category's sector, else 未指定)."""
+
+    def __init__(self, group_by: str, cats: Mapping[str, Category],
+                 regs: Mapping[str, Region]) -> None:
+        self.group_by, self.cats, self.regs = group_by, cats, regs
+        self.groups: dict[str, _Group] = {}
+
+    def key_of(self, category: str, region: str) -> tuple[str, str]:
+        """The key and label of the group a (category, region) series counts under."""
+        if self.group_by == "category":
+            cat = self.cats.get(category)
+            return category, cat.name_zh if cat else category
+        if self.group_by == "region":
+            reg = self.regs.get(region)
+            return region, reg.name_zh if reg else region
+        cat = self.cats.get(category)
+        dept = (cat.sector if cat and cat.sector else None) or _NO_DEPARTMENT
+        return dept, dept
+
+    def __call__(self, category: str, region: str) -> _Group:
+        k, label = self.key_of(category, region)
+        return self.groups.setdefault(k, _Group(k, label))
+
+    def rows(self) -> list[_Group]:
+        """The groups in key order."""
+        return sorted(self.groups.values(), key=lambda g: g.key)
+
+
+def _deliveries(session: Session, ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Outbox rows per campaign and status (500 campaigns a query)."""
+    out: dict[str, dict[str, int]] = {}
+    for i in range(0, len(ids), 500):
+        for cid, status, n in session.execute(
+                select(Outbox.campaign_id, Outbox.status, func.count())
+                .where(Outbox.campaign_id.in_(ids[i:i + 500]))
+                .group_by(Outbox.campaign_id, Outbox.status)):
+            out.setdefault(cid, {})[status] = int(n)
+    return out
+
+
+def _total(rows: Sequence[_Group]) -> _Group:
+    """The ``total`` group: every count, lead and avoided figure of ``rows`` summed."""
+    total = _Group("total", "合计")
+    for g in rows:
+        for f in fields(_Group):
+            if f.name not in ("key", "label"):  # the counts
+                setattr(total, f.name, getattr(total, f.name) + getattr(g, f.name))
+        total.leads += g.leads
+        total.avoided_point += g.avoided_point
+        for k in _AVOIDED_KEYS:
+            total.avoided_bounds[k] += g.avoided_bounds[k]
+    return total
 
 
 def _score_spikes(panel: pd.DataFrame, sent: Sequence[Campaign], settings: Settings,
