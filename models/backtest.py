@@ -47,7 +47,7 @@ from models.peaks import (
 )
 from models.scoring import campaign_windows, event_scores, ranking_scores
 from models.series import horizon_days, sunday_on_or_before, to_weekly
-from models.types import Forecaster
+from models.types import Forecaster, ForecastOutput
 
 __all__ = ["BacktestResult", "backtest", "make_origins", "horizon_days", "p_min_curve",
            "predicted_windows", "WINDOW_COLUMNS", "CURVE_COLUMNS"]
@@ -222,32 +222,16 @@ def backtest(
         horizon_end = cutoff + pd.Timedelta(days=h_days)
         thr = thresholds(to_weekly(hist), until=cutoff + pd.Timedelta(days=1),
                          min_spike_count=min_spike_count, lookback_weeks=lookback_weeks)
-        in_h = weekly_full[(weekly_full["week"] + pd.Timedelta(days=6) > cutoff)
-                           & (weekly_full["week"] + pd.Timedelta(days=6) <= horizon_end)
-                           & weekly_full["unique_id"].isin(thr.index)]
-        actual_weekly = in_h.assign(threshold=thr.reindex(in_h["unique_id"]).to_numpy())
-        actual_weekly["spike"] = actual_weekly["y"] > actual_weekly["threshold"]
-        act_all = _actual_windows(actual_weekly)
-        act_all["eligible"] = act_all["start"] >= cutoff + pd.Timedelta(days=lead_days)
+        actual_weekly, act_all = _actual_at(weekly_full, thr, cutoff, horizon_end, lead_days)
         actual_daily = full[(full["ds"] > cutoff) & (full["ds"] <= horizon_end)]
 
         for name, spec in specs.items():
             if on_progress is not None:
                 on_progress(name, cutoff)
-            failed: set[object] = set()
-            try:
-                out = _new(spec).fit(hist).predict(h_days)
-            except Exception as exc:  # the whole model failed at this cutoff
-                failure_rows.extend({"model": name, "cutoff": cutoff, "unique_id": u,
-                                     "error": f"{type(exc).__name__}: {exc}"}
-                                    for u in thr.index)
-                failed = set(thr.index)
-                out = None
+            out, errors = _forecast_at(spec, hist, h_days, thr)
+            failure_rows.extend({"model": name, "cutoff": cutoff, "unique_id": u,
+                                 "error": e} for u, e in errors)
             if out is not None:
-                for r in out.failures.itertuples(index=False):
-                    failure_rows.append({"model": name, "cutoff": cutoff,
-                                         "unique_id": r.unique_id, "error": r.error})
-                    failed.add(r.unique_id)
                 probs = spike_probabilities(out.weekly_samples, thr)
                 probs = probs[(probs["week"] + pd.Timedelta(days=6) <= horizon_end)]
                 daily = out.daily[out.daily["ds"] <= horizon_end]
@@ -264,28 +248,8 @@ def backtest(
             wk = probs.merge(actual_weekly[["unique_id", "week", "y", "spike"]],
                              on=["unique_id", "week"], how="left")
             weekly_parts.append(wk.assign(model=name, cutoff=cutoff)[WEEKLY_COLUMNS])
-
-            points = point_scores(daily, actual_daily, hist)
-            per_series: dict[object, dict[str, float]] = {}
-            for uid, metric, value in zip(points["unique_id"], points["metric"],
-                                          points["value"], strict=True):
-                per_series.setdefault(uid, {})[str(metric)] = float(value)
-            scored = wk.dropna(subset=["y"])
-            for uid, g in scored.groupby("unique_id", sort=True):
-                d = per_series.setdefault(uid, {})
-                d["brier"] = float(np.mean((g["p_spike"] - g["spike"].astype(float)) ** 2))
-                d["n_weeks"] = float(len(g))
-            for uid in thr.index:
-                a = act_m[act_m["unique_id"] == uid]
-                p = pred_m[pred_m["unique_id"] == uid]
-                if uid not in per_series and a.empty and p.empty and uid not in failed:
-                    continue
-                d = per_series.setdefault(uid, {})
-                d["n_actual"] = float(a["eligible"].sum())
-                d["n_actual_too_soon"] = float((~a["eligible"]).sum())
-                d["n_caught"] = float((a["caught"] & a["eligible"]).sum())
-                d["n_predicted"] = float(len(p))
-                d["n_true_positive"] = float(p["true_positive"].sum())
+            per_series = _series_metrics(point_scores(daily, actual_daily, hist), wk,
+                                         thr.index, pred_m, act_m, {u for u, _ in errors})
             for key, values in per_series.items():
                 metric_rows.extend(_long(name, cutoff, key, values))
 
@@ -307,6 +271,61 @@ def backtest(
                          lead_days=lead_days, tolerance_days=tolerance_days)
     return BacktestResult(per_origin=per_origin, summary=summary, windows=windows,
                           weekly=weekly, failures=failures)
+
+
+def _actual_at(weekly_full: pd.DataFrame, thr: pd.Series, cutoff: pd.Timestamp,
+               horizon_end: pd.Timestamp, lead_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The actual weeks of one origin's horizon (``threshold`` and ``spike`` added) and their
+    spike windows (``eligible``: starting at least ``lead_days`` after the cutoff)."""
+    last_day = weekly_full["week"] + pd.Timedelta(days=6)
+    in_h = weekly_full[(last_day > cutoff) & (last_day <= horizon_end)
+                       & weekly_full["unique_id"].isin(thr.index)]
+    actual_weekly = in_h.assign(threshold=thr.reindex(in_h["unique_id"]).to_numpy())
+    actual_weekly["spike"] = actual_weekly["y"] > actual_weekly["threshold"]
+    act_all = _actual_windows(actual_weekly)
+    act_all["eligible"] = act_all["start"] >= cutoff + pd.Timedelta(days=lead_days)
+    return actual_weekly, act_all
+
+
+def _forecast_at(spec: Any, hist: pd.DataFrame, h_days: int, thr: pd.Series
+                 ) -> tuple[ForecastOutput | None, list[tuple[object, str]]]:
+    """A fresh forecaster of ``spec`` fitted on ``hist`` and its forecast of ``h_days``, and
+    the series that failed with their errors (every series when the whole model failed,
+    then no forecast)."""
+    try:
+        out = _new(spec).fit(hist).predict(h_days)
+    except Exception as exc:  # the whole model failed at this cutoff
+        return None, [(u, f"{type(exc).__name__}: {exc}") for u in thr.index]
+    return out, [(r.unique_id, r.error) for r in out.failures.itertuples(index=False)]
+
+
+def _series_metrics(points: pd.DataFrame, wk: pd.DataFrame, series: pd.Index,
+                    pred_m: pd.DataFrame, act_m: pd.DataFrame, failed: set[object]
+                    ) -> dict[object, dict[str, float]]:
+    """One origin's metrics per series: the point scores, the Brier score of the weekly P on
+    the observed weeks, and the event counts of the matched windows (for every series with
+    a score, a window or a failure)."""
+    per_series: dict[object, dict[str, float]] = {}
+    for uid, metric, value in zip(points["unique_id"], points["metric"], points["value"],
+                                  strict=True):
+        per_series.setdefault(uid, {})[str(metric)] = float(value)
+    scored = wk.dropna(subset=["y"])
+    for uid, g in scored.groupby("unique_id", sort=True):
+        d = per_series.setdefault(uid, {})
+        d["brier"] = float(np.mean((g["p_spike"] - g["spike"].astype(float)) ** 2))
+        d["n_weeks"] = float(len(g))
+    for uid in series:
+        a = act_m[act_m["unique_id"] == uid]
+        p = pred_m[pred_m["unique_id"] == uid]
+        if uid not in per_series and a.empty and p.empty and uid not in failed:
+            continue
+        d = per_series.setdefault(uid, {})
+        d["n_actual"] = float(a["eligible"].sum())
+        d["n_actual_too_soon"] = float((~a["eligible"]).sum())
+        d["n_caught"] = float((a["caught"] & a["eligible"]).sum())
+        d["n_predicted"] = float(len(p))
+        d["n_true_positive"] = float(p["true_positive"].sum())
+    return per_series
 
 
 def _summarize(per_origin: pd.DataFrame, windows: pd.DataFrame, weekly: pd.DataFrame,
