@@ -9,7 +9,7 @@ foresee, and does not depend on the forecast at all. Also importable from
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -220,46 +220,14 @@ def did_effect(
         raise ValueError(f"treated series {treated!r} is not in the panel")
     base: dict[str, Any] = {"treated": treated, "window_start": pd.Timestamp(weeks[0]),
                             "window_end": pd.Timestamp(weeks[-1]) + pd.Timedelta(days=6)}
-    t = wide[treated]
-    win_vals = t.reindex(weeks)
-    if win_vals.isna().any():
-        raise ValueError(f"treated series {treated!r} lacks counts for window weeks "
-                         f"{fmt_weeks(weeks[win_vals.isna().to_numpy()])}")
-    before = t[t.index < weeks[0]]
-    # contiguous observed history just before the window
-    observed = before.notna().to_numpy()[::-1]
-    n_hist = int(np.argmin(observed)) if not observed.all() else len(observed)
-    if n_hist < pre_weeks:
-        first_pre = weeks[0] - pd.Timedelta(weeks=pre_weeks)
-        need = pd.date_range(first_pre, weeks[0] - pd.Timedelta(weeks=1), freq="7D")
-        have = set(before.dropna().index)
-        lacking = [w for w in need if w not in have]
-        raise ValueError(f"treated series {treated!r} has {n_hist} complete weeks before the "
-                         f"window, needs pre_weeks={pre_weeks}; missing {fmt_weeks(lacking[:8])}"
-                         f"{' …' if len(lacking) > 8 else ''}")
+    n_hist = _treated_history(wide[treated], treated, weeks, pre_weeks)
     n_match = max(min(match_weeks, n_hist), pre_weeks)
     match_idx = pd.date_range(weeks[0] - pd.Timedelta(weeks=n_match), periods=n_match,
                               freq="7D", unit="ns")
     span = match_idx.append(weeks)
     candidates = [str(c) for c in (controls if controls is not None else wide.columns)
                   if str(c) != treated]
-    excluded: dict[str, str] = {}
-    similarity: dict[str, float] = {}
-    t_match = np.log1p(wide.loc[match_idx, treated].to_numpy(dtype=float))
-    for c in candidates:
-        if c not in wide.columns:
-            excluded[c] = "not in the panel"
-            continue
-        vals = wide[c].reindex(span)
-        if vals.isna().any():
-            n_missing = int(vals.isna().sum())
-            excluded[c] = f"{n_missing} of {len(span)} matching/window weeks missing"
-            continue
-        c_match = np.log1p(vals.loc[match_idx].to_numpy(dtype=float))
-        if np.std(c_match) == 0 or np.std(t_match) == 0:
-            excluded[c] = "constant counts over the matching period"
-            continue
-        similarity[c] = float(np.corrcoef(t_match, c_match)[0, 1])
+    similarity, excluded = _similarities(wide, treated, candidates, match_idx, span)
     passing = sorted((c for c, r in similarity.items() if r >= min_similarity),
                      key=lambda c: -similarity[c])[:n_controls]
     if len(passing) < min_controls:
@@ -310,19 +278,74 @@ def did_effect(
         return DidEstimate(status="no_interval",
                            reason=f"{errors.size} placebo windows < min_placebos={min_placebos}"
                                   f" ({n_match} matching weeks)", **common)
+    return DidEstimate(status="ok", reason=None, **common,
+                       **_placebo_interval(estimate, errors, n_win, absolute))
+
+
+def _placebo_interval(estimate: float, errors: np.ndarray, n_win: int,
+                      absolute: Callable[[float], float]) -> dict[str, Any]:
+    """The interval fields of an ``ok`` estimate: ``estimate ± t(df) × rms(errors)`` on the
+    log scale (``df = max(1, n_placebos // n_win)``, see :func:`did_effect`), mapped to the
+    absolute scale by ``absolute`` and to the relative one by ``exp − 1``, and the
+    probability of a reduction."""
     scale = float(np.sqrt(np.mean(errors**2)))
     df = max(1, errors.size // n_win)
-    q80, q95 = (float(stats.t.ppf(0.5 + level / 2, df)) for level in (0.8, 0.95))
-    bounds = [estimate - q80 * scale, estimate + q80 * scale,
-              estimate - q95 * scale, estimate + q95 * scale]
-    return DidEstimate(
-        status="ok", reason=None, **common, placebo_rmse=scale, df=float(df),
-        effect_lower_80=absolute(bounds[0]), effect_upper_80=absolute(bounds[1]),
-        effect_lower_95=absolute(bounds[2]), effect_upper_95=absolute(bounds[3]),
-        relative_lower_80=float(np.expm1(bounds[0])),
-        relative_upper_80=float(np.expm1(bounds[1])),
-        relative_lower_95=float(np.expm1(bounds[2])),
-        relative_upper_95=float(np.expm1(bounds[3])),
-        p_reduced=float(stats.t.cdf(-estimate / scale, df)) if scale > 0 else float(
-            estimate < 0),
-    )
+    out: dict[str, Any] = {"placebo_rmse": scale, "df": float(df)}
+    for level in (80, 95):
+        h = float(stats.t.ppf(0.5 + level / 200, df)) * scale
+        for side, log_bound in (("lower", estimate - h), ("upper", estimate + h)):
+            out[f"effect_{side}_{level}"] = absolute(log_bound)
+            out[f"relative_{side}_{level}"] = float(np.expm1(log_bound))
+    out["p_reduced"] = (float(stats.t.cdf(-estimate / scale, df)) if scale > 0
+                        else float(estimate < 0))
+    return out
+
+
+def _treated_history(t: pd.Series, treated: str, weeks: pd.DatetimeIndex, pre_weeks: int
+                     ) -> int:
+    """Complete weeks of the treated series ``t`` just before the window (contiguous).
+
+    Raises ValueError, naming the weeks, when a window week lacks a count or fewer than
+    ``pre_weeks`` weeks precede the window."""
+    win_vals = t.reindex(weeks)
+    if win_vals.isna().any():
+        raise ValueError(f"treated series {treated!r} lacks counts for window weeks "
+                         f"{fmt_weeks(weeks[win_vals.isna().to_numpy()])}")
+    before = t[t.index < weeks[0]]
+    observed = before.notna().to_numpy()[::-1]
+    n_hist = int(np.argmin(observed)) if not observed.all() else len(observed)
+    if n_hist < pre_weeks:
+        first_pre = weeks[0] - pd.Timedelta(weeks=pre_weeks)
+        need = pd.date_range(first_pre, weeks[0] - pd.Timedelta(weeks=1), freq="7D")
+        have = set(before.dropna().index)
+        lacking = [w for w in need if w not in have]
+        raise ValueError(f"treated series {treated!r} has {n_hist} complete weeks before the "
+                         f"window, needs pre_weeks={pre_weeks}; missing {fmt_weeks(lacking[:8])}"
+                         f"{' …' if len(lacking) > 8 else ''}")
+    return n_hist
+
+
+def _similarities(wide: pd.DataFrame, treated: str, candidates: Sequence[str],
+                  match_idx: pd.DatetimeIndex, span: pd.Index
+                  ) -> tuple[dict[str, float], dict[str, str]]:
+    """Each candidate's similarity to the treated series (Pearson correlation of ``log1p``
+    weekly counts over the matching weeks), and the candidates left out with the reason
+    (absent, a matching or window week missing, constant counts)."""
+    excluded: dict[str, str] = {}
+    similarity: dict[str, float] = {}
+    t_match = np.log1p(wide.loc[match_idx, treated].to_numpy(dtype=float))
+    for c in candidates:
+        if c not in wide.columns:
+            excluded[c] = "not in the panel"
+            continue
+        vals = wide[c].reindex(span)
+        if vals.isna().any():
+            n_missing = int(vals.isna().sum())
+            excluded[c] = f"{n_missing} of {len(span)} matching/window weeks missing"
+            continue
+        c_match = np.log1p(vals.loc[match_idx].to_numpy(dtype=float))
+        if np.std(c_match) == 0 or np.std(t_match) == 0:
+            excluded[c] = "constant counts over the matching period"
+            continue
+        similarity[c] = float(np.corrcoef(t_match, c_match)[0, 1])
+    return similarity, excluded
