@@ -32,7 +32,7 @@ Reported per estimator (rows) under the null and the planted effect:
 
 Then the **pooled** table: per replication and category with at least ``--pooled-min-k``
 evaluated campaigns, the pooled calibrated counterfactual and DiD
-(:func:`service.effect_pooling.pooled_groups`): ``sig95`` under the null (false-positive rate),
+(:func:`service.evaluation.pooling.pooled_groups`): ``sig95`` under the null (false-positive rate),
 ``recovered`` under the planted effect (95 % interval excludes 0 and covers -30 %; target 0.80),
 the pooled MDE and the campaigns needed for -20 %. ``--p-sent 0.6`` gives more categories
 with 10 or more campaigns.
@@ -306,10 +306,10 @@ def replicate(path: Path, *, reps: int, p_sent: float, effect: float, seed: int,
 def _pooled_rows(reports: list[dict[str, Any]], sent: list[tuple[Any, ...]],
                  cands: pd.DataFrame, refs: tuple[dict[str, Any], dict[str, str]], *,
                  rep: int, variant: str, truth_rel: float) -> list[dict[str, Any]]:
-    """Pooled estimates per category of one replication (service.effect_pooling)."""
+    """Pooled estimates per category of one replication (service.evaluation.pooling)."""
     from types import SimpleNamespace
 
-    from service.effect_pooling import (
+    from service.evaluation.pooling import (
         _without,
         calibration_variance,
         estimate_frame,

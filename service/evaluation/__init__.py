@@ -31,7 +31,7 @@ is shown as ``uncalibrated`` and the scorecard does not count it. Measured by
 calibrated counterfactual 4.2 % at p_sent 0.3 and 5.0 % at p_sent 0.6 (with fewer than 19
 placebos its interval is never narrower than the largest placebo error), DiD 4.8 % / 6.0 %;
 the figures and their history are in docs/benchmarks.md. Pooled effects:
-:mod:`service.effect_pooling`.
+:mod:`service.evaluation.pooling`.
 - :func:`series_chart` — what the dashboard and ``forecast.png`` draw for one series.
 - :func:`mask_sent_campaigns` — blanks the windows of campaigns already sent in a training
   frame, so a refit does not learn a campaign-induced dip as seasonality.

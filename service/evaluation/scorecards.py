@@ -17,7 +17,6 @@ from models.series import SeriesId
 from service.campaigns.tables import Campaign
 from service.config import Settings
 from service.dispatch.tables import Outbox
-from service.effect_pooling import PoolBy, pooled_scorecard
 from service.errors import UnprocessableContent
 from service.evaluation.common import (
     _NO_DEPARTMENT,
@@ -30,6 +29,7 @@ from service.evaluation.common import (
 )
 from service.evaluation.effects import campaign_effect_report
 from service.evaluation.placebos import _empty_placebos, placebo_windows
+from service.evaluation.pooling import PoolBy, pooled_scorecard
 from service.store.series import SIGNALS
 from service.store.tables import Category, Region
 
@@ -156,13 +156,13 @@ def scorecard(
         signal, ``settings.campaigns.signals[0]``).
     min_placebos : placebo windows a counterfactual estimate needs to be counted.
     pooled_by : grouping of the top-level ``pooled`` block (category, region, department,
-        region_level, year); see :func:`service.effect_pooling.pooled_scorecard`.
+        region_level, year); see :func:`service.evaluation.pooling.pooled_scorecard`.
 
     Returns
     -------
     dict ``group_by, signal, from, to, interval_method, groups, total, campaigns, pooled``
     (pooled effects: ``groups[*].pooled``, ``total.pooled``, ``campaigns[*].contribution``
-    and the top-level ``pooled`` block, :mod:`service.effect_pooling`); each
+    and the top-level ``pooled`` block, :mod:`service.evaluation.pooling`); each
     group (and ``total``) holds ``key, label, campaigns`` (approved or later, not
     withdrawn), ``campaigns_sent``, ``spike_windows`` (actual spike windows, DESIGN.md
     thresholds, history only), ``spike_windows_caught`` (a sent campaign of the same category
@@ -209,7 +209,7 @@ def scorecard(
             min_probability=settings.campaigns.min_probability)
     by_category: dict[str, pd.DataFrame] = {}
     scored: list[dict[str, Any]] = []
-    reports: list[dict[str, Any]] = []  # issue 14: pooled effects (service.effect_pooling)
+    reports: list[dict[str, Any]] = []  # issue 14: pooled effects (service.evaluation.pooling)
     for c in campaigns:
         g = group(c.category, c.region)
         g.campaigns += 1

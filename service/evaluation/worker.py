@@ -38,7 +38,6 @@ from models.series import SeriesId
 from service.campaigns.tables import Campaign
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
-from service.effect_pooling import annotate_effect
 from service.errors import ServiceError
 from service.evaluation.common import (
     PLACEBO_LOOKBACK_DAYS,
@@ -48,6 +47,7 @@ from service.evaluation.common import (
 )
 from service.evaluation.effects import campaign_effect_report
 from service.evaluation.placebos import placebo_windows
+from service.evaluation.pooling import annotate_effect
 from service.evaluation.schema import EffectOut, Scorecard
 from service.evaluation.scorecards import scorecard
 from service.evaluation.storage import effect_key, mark_stale, request, scorecard_key, state

@@ -16,8 +16,8 @@ from service.api.numbers import round_floats
 from service.campaigns.service import transition
 from service.campaigns.tables import Campaign
 from service.config import Settings
-from service.effect_pooling import annotate_effect
 from service.evaluation.effects import campaign_effect_report
+from service.evaluation.pooling import annotate_effect
 from service.evaluation.schema import EffectOut, Scorecard
 from service.evaluation.scorecards import scorecard
 from service.evaluation.storage import effect_key, read, scorecard_key, state

@@ -1,4 +1,4 @@
-"""service.effect_pooling: campaign-level report frames in, pooled results out (no database)."""
+"""service.evaluation.pooling: campaign-level report frames in, pooled results out (no database)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from models.pooling import effect_rows, minimum_detectable_effect, pool
 from models.pooling_correlation import did_correlation
 from models.series import SeriesId
 from models.stepped_wedge import design_effect
-from service.effect_pooling import (
+from service.evaluation.pooling import (
     annotate_effect,
     attach_pooled,
     calibration_variance,
