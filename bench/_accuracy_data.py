@@ -27,7 +27,7 @@ SHARED = ROOT.parent / "shared" / "data"
 CHICAGO = SHARED / "chicago_311"
 BOSTON = SHARED / "boston_311"
 
-#: The service's decision backtest (service/decisions.py, service/config.py defaults).
+#: The service's decision backtest (service/forecasting/decisions.py, service/config.py defaults).
 DECISION_MIN_WEEKS, DECISION_MAX_WEEKS = 26, 52
 DECISION_MAX_ORIGINS, DECISION_ANCHOR_WEEKS = 2, 13
 

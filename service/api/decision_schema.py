@@ -1,5 +1,6 @@
 """The ``decision`` object shown with every peak, campaign and run: the threshold a forecast
-run used for a category, why, and the backtest evidence behind it (service.decisions)."""
+run used for a category, why, and the backtest evidence behind it
+(service.forecasting.decisions)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.decisions import public_decision, public_decisions
+from service.forecasting.decisions import public_decision, public_decisions
 
 __all__ = ["DecisionPublic", "DECISION_EXAMPLE", "decision_of", "decisions_of"]
 

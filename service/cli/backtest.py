@@ -167,7 +167,7 @@ def _learned_thresholds(result: Any, settings: Any, lead_days: int
     """Per model, the thresholds ``models.decision.learn_thresholds`` chooses per category
     on a finished backtest, with the category rules of the deployment."""
     from models.decision import describe, learn_thresholds
-    from service.decisions import category_rules
+    from service.forecasting.decisions import category_rules
     from service.store.series import parse_series_id
 
     with cli_session(settings) as session:

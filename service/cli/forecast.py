@@ -76,7 +76,7 @@ def forecast(
             raise typer.Exit(2) from exc
     typer.echo(f"run {done.id}: {done.status}, {done.total} series, {done.failed} failed, "
                f"data until {done.train_until}, {done.durations.get('total_seconds')} s")
-    from service.decisions import summary_lines
+    from service.forecasting.decisions import summary_lines
 
     for line in summary_lines(done.decisions):
         typer.echo(line)
@@ -92,8 +92,8 @@ def peaks(
 ) -> None:
     """Campaign windows of the latest forecast run, with the decision threshold and expected
     onset of each, and why the run warns at that threshold (per category)."""
-    from service.decisions import public_decision
     from service.forecasting import latest_run, list_peaks
+    from service.forecasting.decisions import public_decision
 
     if lang not in ("en", "zh"):
         raise typer.BadParameter("lang must be en or zh")

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from models.series import to_weekly
 from service.campaigns.tables import Campaign
-from service.decisions import public_decision
 from service.errors import NotFound
 from service.forecasting import latest_run, list_peaks
+from service.forecasting.decisions import public_decision
 from service.store.series import daily_frame, parse_series_id
 from service.store.tables import Category, ForecastRun, ForecastWeek, Region
 
@@ -33,8 +33,9 @@ def series_chart(*, session: Session, series_id: str, history_weeks: int = 104,
     weekly forecast, bands from the sample paths), ``threshold``, ``peaks`` (``start, end,
     peak_week, max_probability, expected_count, onset, p_min``), ``decision`` (the run's
     decision threshold for the category with its evidence and explanation in ``language``,
-    service.decisions; None for runs without one) and ``campaigns`` (``id, status, title,
-    window_start, window_end, send_date``) of the series' category and region.
+    service.forecasting.decisions; None for runs without one) and ``campaigns`` (``id,
+    status, title, window_start, window_end, send_date``) of the series' category and
+    region.
 
     Raises
     ------

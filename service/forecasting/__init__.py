@@ -8,7 +8,9 @@ One module per concern, the public names re-exported here:
 * ``storing`` -- writes a finished run's points, weeks, peaks, issues and fitted models in
   one transaction and finishes the run row;
 * ``queries`` -- the newest finished run, a run by id, one series' forecast, peak windows;
-* ``executor`` -- :class:`RunExecutor`, the API process's background runner.
+* ``executor`` -- :class:`RunExecutor`, the API process's background runner;
+* ``decisions`` -- a run's decision thresholds, learned from backtests before its cut-off or
+  pinned, and their public form (imported from the module itself).
 
 Workers get frames, never sessions.
 """

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.peaks import peak_windows, spike_probabilities, thresholds
 from models.series import to_weekly
 from service.config import Settings
-from service.decisions import Decider
 from service.errors import Conflict, InsufficientHistory, NotFound, UnprocessableContent
 from service.evaluation.masks import mask_sent_campaigns
+from service.forecasting.decisions import Decider
 from service.forecasting.queries import latest_run
 from service.forecasting.storing import store_results
 from service.metrics import FORECAST_RUNS
@@ -210,7 +210,7 @@ def _forecast_and_store(
     fit_frame = mask_sent_campaigns(session_factory=session_factory, frame=frame)
     fc_params = {"n_samples": params["n_samples"]}
     # thresholds learned on a backtest of the frame handed to the runner (cut at the
-    # run's cut-off): no record after it is ever seen (service.decisions)
+    # run's cut-off): no record after it is ever seen (service.forecasting.decisions)
     decider = Decider.prepare(session_factory, params, fit_frame, queued.horizon, fc_params)
     result = run_forecasts(
         fit_frame, horizon=queued.horizon, params=fc_params,

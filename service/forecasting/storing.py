@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.decisions import Decider
+from service.forecasting.decisions import Decider
 from service.metrics import FORECAST_RUNS, PEAKS_FOUND, SERIES_FIT_SECONDS
 from service.store.freshness import mark_stale
 from service.store.series import parse_series_id

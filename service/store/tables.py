@@ -250,7 +250,7 @@ class ForecastRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     durations: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # the decision thresholds of the run, per category, with their backtest evidence
-    # (service.decisions.decision_document)
+    # (service.forecasting.decisions.decision_document)
     decisions: Mapped[dict[str, Any]] = mapped_column(default=dict,
                                                       server_default=text("'{}'"))
     requested_by: Mapped[str | None] = mapped_column(String(100))
@@ -360,7 +360,7 @@ class DecisionBacktest(Base):
     the origin's horizon, the forecaster parameters, the backtest definitions and the code of
     the models); a later run with the same fingerprint reuses ``weeks`` (``[week, expected,
     p_spike, threshold, y, spike]``) and ``windows`` (actual windows ``[start, end,
-    eligible]``) instead of fitting again (service.decisions).
+    eligible]``) instead of fitting again (service.forecasting.decisions).
     """
 
     __tablename__ = "decision_backtests"

@@ -43,7 +43,7 @@ def monday(d: dt.date) -> dt.date:
     return d - dt.timedelta(days=d.weekday())
 
 
-#: A run's decision document (service.decisions) deciding fireworks only.
+#: A run's decision document (service.forecasting.decisions) deciding fireworks only.
 DECISIONS: dict[str, Any] = {
     "mode": "learned", "p_min": None, "horizon_weeks": 26,
     "origins": ["2024-06-30", "2024-12-29"], "min_windows": 8, "lead_days": 14,
