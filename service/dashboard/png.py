@@ -93,16 +93,7 @@ def render_forecast_png(chart: Mapping[str, Any], *, width: float = 10.0,
 
     font = cjk_font()
     zh = font is not None
-    signal_zh = _SIGNAL_ZH.get(chart["signal"], chart["signal"])
-    title = (f"{chart['region_name']} · {chart['category_name']}（{signal_zh}）" if zh
-             else f"{chart.get('region_name_en') or chart['region']} · "
-                  f"{chart.get('category_name_en') or chart['category']} ({chart['signal']})")
-    labels = ({"hist": "实际（周）", "fc": "预测（周）", "band": "80% 区间", "thr": "高发阈值",
-               "p": "高发概率", "peak": "预测高发期", "count": "件数/周", "send": "提示"}
-              if zh else
-              {"hist": "actual (weekly)", "fc": "forecast (weekly)", "band": "80% interval",
-               "thr": "spike threshold", "p": "P(spike)", "peak": "predicted peak",
-               "count": "count / week", "send": "reminder"})
+    title, labels = _texts(chart, zh=zh)
     rc: Any = {"axes.unicode_minus": False, "font.family": chart_fonts()}
     with _LOCK, matplotlib.rc_context(rc):
         fig = Figure(figsize=(width, height), dpi=dpi)
@@ -122,28 +113,7 @@ def render_forecast_png(chart: Mapping[str, Any], *, width: float = 10.0,
                     label=labels["fc"])
             axp.bar(weeks, [f["p_spike"] for f in fc], width=6, color="#d62728", alpha=0.7,
                     label=labels["p"])
-        if chart.get("threshold") is not None:
-            ax.axhline(float(chart["threshold"]), color="#d62728", ls="--", lw=1,
-                       label=labels["thr"])
-        if chart.get("decision"):  # the run's decision threshold on the P(spike) panel
-            axp.axhline(float(chart["decision"]["threshold"]), color="#6a1b9a", ls=":", lw=1.2)
-            k = float(chart["decision"].get("open_factor") or 1.0)
-            if k > 1:  # hysteresis: the level a window has to reach to open
-                axp.axhline(float(open_probability(float(chart["decision"]["threshold"]), k)),
-                            color="#6a1b9a", ls="--", lw=0.9)
-        for i, p in enumerate(chart.get("peaks") or []):
-            for a in (ax, axp):
-                a.axvspan(_d(p["start"]), _d(p["end"]), color="#ff7f0e", alpha=0.15,
-                          label=labels["peak"] if (i == 0 and a is ax) else None)
-        for c in chart.get("campaigns") or []:
-            if c["status"] in ("cancelled", "superseded"):
-                continue
-            status = STATUS_ZH.get(c["status"], c["status"]) if zh else c["status"]
-            start, end = _d(c["window_start"]), _d(c["window_end"]) + dt.timedelta(days=1)
-            ax.axvspan(start, end, ymin=0, ymax=0.95, fill=False, ec="#2ca02c", lw=1.2)
-            ax.annotate(f"{labels['send']} {_d(c['send_date']):%m-%d} · {status}", (start, 0.96),
-                        xycoords=("data", "axes fraction"), va="bottom", ha="left",
-                        fontsize=7, color="#2ca02c")
+        _marks(ax, axp, chart, labels, zh=zh)
         ax.set_title(title)
         ax.set_ylabel(labels["count"])
         ax.set_ylim(bottom=0)
@@ -155,3 +125,45 @@ def render_forecast_png(chart: Mapping[str, Any], *, width: float = 10.0,
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def _texts(chart: Mapping[str, Any], *, zh: bool) -> tuple[str, dict[str, str]]:
+    """The chart's title and labels, in Chinese when a CJK font is installed."""
+    if zh:
+        signal_zh = _SIGNAL_ZH.get(chart["signal"], chart["signal"])
+        return (f"{chart['region_name']} · {chart['category_name']}（{signal_zh}）",
+                {"hist": "实际（周）", "fc": "预测（周）", "band": "80% 区间", "thr": "高发阈值",
+                 "p": "高发概率", "peak": "预测高发期", "count": "件数/周", "send": "提示"})
+    return (f"{chart.get('region_name_en') or chart['region']} · "
+            f"{chart.get('category_name_en') or chart['category']} ({chart['signal']})",
+            {"hist": "actual (weekly)", "fc": "forecast (weekly)", "band": "80% interval",
+             "thr": "spike threshold", "p": "P(spike)", "peak": "predicted peak",
+             "count": "count / week", "send": "reminder"})
+
+
+def _marks(ax: Any, axp: Any, chart: Mapping[str, Any], labels: Mapping[str, str], *,
+           zh: bool) -> None:
+    """The spike threshold, the run's decision threshold (and the level a window opens at),
+    the predicted peak windows and the campaigns (but cancelled and superseded ones)."""
+    if chart.get("threshold") is not None:
+        ax.axhline(float(chart["threshold"]), color="#d62728", ls="--", lw=1,
+                   label=labels["thr"])
+    if chart.get("decision"):  # the run's decision threshold on the P(spike) panel
+        axp.axhline(float(chart["decision"]["threshold"]), color="#6a1b9a", ls=":", lw=1.2)
+        k = float(chart["decision"].get("open_factor") or 1.0)
+        if k > 1:  # hysteresis: the level a window has to reach to open
+            axp.axhline(float(open_probability(float(chart["decision"]["threshold"]), k)),
+                        color="#6a1b9a", ls="--", lw=0.9)
+    for i, p in enumerate(chart.get("peaks") or []):
+        for a in (ax, axp):
+            a.axvspan(_d(p["start"]), _d(p["end"]), color="#ff7f0e", alpha=0.15,
+                      label=labels["peak"] if (i == 0 and a is ax) else None)
+    for c in chart.get("campaigns") or []:
+        if c["status"] in ("cancelled", "superseded"):
+            continue
+        status = STATUS_ZH.get(c["status"], c["status"]) if zh else c["status"]
+        start, end = _d(c["window_start"]), _d(c["window_end"]) + dt.timedelta(days=1)
+        ax.axvspan(start, end, ymin=0, ymax=0.95, fill=False, ec="#2ca02c", lw=1.2)
+        ax.annotate(f"{labels['send']} {_d(c['send_date']):%m-%d} · {status}", (start, 0.96),
+                    xycoords=("data", "axes fraction"), va="bottom", ha="left",
+                    fontsize=7, color="#2ca02c")
