@@ -47,7 +47,7 @@ from models.peaks import (
 )
 from models.scoring import campaign_windows, event_scores, ranking_scores
 from models.series import horizon_days, sunday_on_or_before, to_weekly
-from models.types import Forecaster, ForecastOutput
+from models.types import Forecaster
 
 __all__ = ["BacktestResult", "backtest", "make_origins", "horizon_days", "p_min_curve",
            "predicted_windows", "WINDOW_COLUMNS", "CURVE_COLUMNS"]
@@ -228,18 +228,9 @@ def backtest(
         for name, spec in specs.items():
             if on_progress is not None:
                 on_progress(name, cutoff)
-            out, errors = _forecast_at(spec, hist, h_days, thr)
+            probs, daily, samples, errors = _forecast_at(spec, hist, cutoff, h_days, thr)
             failure_rows.extend({"model": name, "cutoff": cutoff, "unique_id": u,
                                  "error": e} for u, e in errors)
-            if out is not None:
-                probs = spike_probabilities(out.weekly_samples, thr)
-                probs = probs[(probs["week"] + pd.Timedelta(days=6) <= horizon_end)]
-                daily = out.daily[out.daily["ds"] <= horizon_end]
-            else:
-                probs = spike_probabilities(pd.DataFrame(), thr)
-                daily = pd.DataFrame(columns=["unique_id", "ds", "yhat", "yhat_lower",
-                                              "yhat_upper"])
-            samples = out.weekly_samples if out is not None else None
             pred = peak_windows(probs, p_min=p_min, max_weeks=max_campaign_weeks,
                                 weekly_samples=samples).assign(available_at=cutoff)
             pred_m, act_m = match_windows(pred, act_all, lead_days=lead_days,
@@ -260,6 +251,14 @@ def backtest(
             window_parts.extend(part.assign(model=name, cutoff=cutoff)
                                 for part in (pred_m, act_m) if not part.empty)
 
+    return _result(metric_rows, window_parts, weekly_parts, failure_rows, list(specs),
+                   lead_days=lead_days, tolerance_days=tolerance_days)
+
+
+def _result(metric_rows: list[dict[str, Any]], window_parts: list[pd.DataFrame],
+            weekly_parts: list[pd.DataFrame], failure_rows: list[dict[str, Any]],
+            models: list[str], *, lead_days: int, tolerance_days: int) -> BacktestResult:
+    """The backtest's frames from the rows and parts of every (origin, model), summarised."""
     per_origin = pd.DataFrame(metric_rows,
                               columns=["model", "cutoff", "unique_id", "metric", "value"])
     windows = (pd.concat(window_parts, ignore_index=True).reindex(columns=WINDOW_COLUMNS)
@@ -267,7 +266,7 @@ def backtest(
     weekly = (pd.concat(weekly_parts, ignore_index=True) if weekly_parts
               else pd.DataFrame(columns=WEEKLY_COLUMNS))
     failures = pd.DataFrame(failure_rows, columns=["model", "cutoff", "unique_id", "error"])
-    summary = _summarize(per_origin, windows, weekly, failures, list(specs),
+    summary = _summarize(per_origin, windows, weekly, failures, models,
                          lead_days=lead_days, tolerance_days=tolerance_days)
     return BacktestResult(per_origin=per_origin, summary=summary, windows=windows,
                           weekly=weekly, failures=failures)
@@ -287,16 +286,24 @@ def _actual_at(weekly_full: pd.DataFrame, thr: pd.Series, cutoff: pd.Timestamp,
     return actual_weekly, act_all
 
 
-def _forecast_at(spec: Any, hist: pd.DataFrame, h_days: int, thr: pd.Series
-                 ) -> tuple[ForecastOutput | None, list[tuple[object, str]]]:
-    """A fresh forecaster of ``spec`` fitted on ``hist`` and its forecast of ``h_days``, and
-    the series that failed with their errors (every series when the whole model failed,
-    then no forecast)."""
+def _forecast_at(spec: Any, hist: pd.DataFrame, cutoff: pd.Timestamp, h_days: int,
+                 thr: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None,
+                            list[tuple[object, str]]]:
+    """A fresh forecaster of ``spec`` fitted on ``hist``, forecasting ``h_days`` days: its
+    weekly P(spike) over the complete weeks of the horizon, its daily forecast, its weekly
+    sample paths, and the series that failed with their errors (every series when the whole
+    model failed; then no P, no forecast and no paths)."""
+    horizon_end = cutoff + pd.Timedelta(days=h_days)
     try:
         out = _new(spec).fit(hist).predict(h_days)
     except Exception as exc:  # the whole model failed at this cutoff
-        return None, [(u, f"{type(exc).__name__}: {exc}") for u in thr.index]
-    return out, [(r.unique_id, r.error) for r in out.failures.itertuples(index=False)]
+        return (spike_probabilities(pd.DataFrame(), thr),
+                pd.DataFrame(columns=["unique_id", "ds", "yhat", "yhat_lower", "yhat_upper"]),
+                None, [(u, f"{type(exc).__name__}: {exc}") for u in thr.index])
+    probs = spike_probabilities(out.weekly_samples, thr)
+    probs = probs[(probs["week"] + pd.Timedelta(days=6) <= horizon_end)]
+    return (probs, out.daily[out.daily["ds"] <= horizon_end], out.weekly_samples,
+            [(r.unique_id, r.error) for r in out.failures.itertuples(index=False)])
 
 
 def _series_metrics(points: pd.DataFrame, wk: pd.DataFrame, series: pd.Index,
