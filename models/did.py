@@ -259,14 +259,7 @@ def did_effect(
         return float(actual - n_win * cf_rate)
 
     cf_total = float(n_win * ((rate_pre + _OFFSET) * np.exp(g_all[1:].mean()) - _OFFSET))
-    excl = [window_weeks(*w) for w in exclude_windows]
-    placebo = []
-    for stop in range(n_win + pre_weeks, len(match_idx) + 1):
-        used = span[stop - n_win - pre_weeks:stop]
-        if any(len(used.intersection(x)) for x in excl):
-            continue
-        placebo.append(did_at(stop))
-    errors = np.asarray(placebo, dtype=float)
+    errors = _placebo_errors(did_at, span, len(match_idx), n_win, pre_weeks, exclude_windows)
     common: dict[str, Any] = {
         **base, "controls": tuple(passing), "similarity": similarity, "excluded": excluded,
         "n_pre_weeks": pre_weeks, "n_match_weeks": n_match, "actual": actual,
@@ -280,6 +273,20 @@ def did_effect(
                                   f" ({n_match} matching weeks)", **common)
     return DidEstimate(status="ok", reason=None, **common,
                        **_placebo_interval(estimate, errors, n_win, absolute))
+
+
+def _placebo_errors(did_at: Callable[[int], float], span: pd.Index, n_match: int, n_win: int,
+                    pre_weeks: int, exclude_windows: Sequence[tuple[Any, Any]]) -> np.ndarray:
+    """The DiD of every placebo window inside the matching weeks (sliding by one week) whose
+    window and pre period overlap none of ``exclude_windows``: errors around a zero effect."""
+    excl = [window_weeks(*w) for w in exclude_windows]
+    placebo = []
+    for stop in range(n_win + pre_weeks, n_match + 1):
+        used = span[stop - n_win - pre_weeks:stop]
+        if any(len(used.intersection(x)) for x in excl):
+            continue
+        placebo.append(did_at(stop))
+    return np.asarray(placebo, dtype=float)
 
 
 def _placebo_interval(estimate: float, errors: np.ndarray, n_win: int,
