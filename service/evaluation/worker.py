@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -57,6 +58,9 @@ from service.store.tables import utcnow
 
 __all__ = ["refresh", "refresh_in_child", "needs_refresh", "default_signal",
            "EvaluationExecutor", "DEFAULT_GROUPS", "run_refresh"]
+
+#: How long the app's shutdown waits for a background refresh to stop between two answers.
+SHUTDOWN_WAIT_SECONDS = 30.0
 
 log = structlog.get_logger(__name__)
 DEFAULT_GROUPS = ("category", "region", "department")
@@ -386,7 +390,17 @@ class EvaluationExecutor:
         if f is not None:
             f.result(timeout=timeout)
 
-    def shutdown(self) -> None:
-        """Stop between two answers (a refresh in a child process finishes on its own)."""
+    def shutdown(self, timeout: float = SHUTDOWN_WAIT_SECONDS) -> None:
+        """Stop between two answers, and wait up to ``timeout`` seconds for the refresh in
+        progress to get there, so that the app disposes of its engine only after the last
+        session closed (a refresh in a child process finishes on its own; one still running
+        after ``timeout`` is logged and left to end)."""
         self._stopping = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+        f = self._future
+        if f is None or f.done():
+            return
+        try:
+            f.result(timeout=timeout)
+        except FuturesTimeout:
+            log.warning("evaluation_refresh_still_running", waited_seconds=timeout)

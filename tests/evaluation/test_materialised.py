@@ -8,8 +8,13 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import select, update
 
 from service.api.numbers import round_floats
@@ -137,3 +142,59 @@ def test_the_stored_answer_is_what_the_route_computed_per_request(
         expected = json.loads(orjson.dumps(round_floats(model.model_dump(
             mode="json", by_alias=True, exclude={"materialised"}))))
         assert json.loads(body) == expected
+
+
+def test_shutdown_waits_for_the_background_refresh_to_stop(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app disposes of its engine after the executor's shutdown: a refresh still using a
+    session then would leave an open connection behind. Shutdown asks the refresh to stop
+    between two answers and returns once it has."""
+    from service.evaluation import worker
+
+    started, stopped = threading.Event(), threading.Event()
+
+    def refresh_until_asked(factory: object, s: Settings,
+                            should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+        started.set()
+        assert should_stop is not None
+        while not should_stop():  # the refresh's own check between two answers
+            time.sleep(0.01)
+        stopped.set()
+        return {"stopped": True}
+
+    monkeypatch.setattr(worker, "run_refresh", refresh_until_asked)
+    ex = worker.EvaluationExecutor(None, settings)  # type: ignore[arg-type]
+    ex.nudge()
+    assert started.wait(10)
+    ex.shutdown(timeout=10)
+    assert stopped.is_set()
+
+
+def test_shutdown_gives_up_waiting_after_its_timeout(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refresh that does not stop (one in a child process finishes on its own) keeps the
+    shutdown no longer than its timeout."""
+    from service.evaluation import worker
+
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def refresh_that_ignores_stop(factory: object, s: Settings,
+                                  should_stop: Callable[[], bool] | None = None
+                                  ) -> dict[str, Any]:
+        started.set()
+        release.wait(30)
+        finished.set()
+        return {}
+
+    monkeypatch.setattr(worker, "run_refresh", refresh_that_ignores_stop)
+    ex = worker.EvaluationExecutor(None, settings)  # type: ignore[arg-type]
+    ex.nudge()
+    assert started.wait(10)
+    t0 = time.monotonic()
+    ex.shutdown(timeout=0.2)
+    waited = time.monotonic() - t0
+    still_running = not finished.is_set()
+    release.set()
+    assert still_running and waited < 10
+    ex.wait(10)
+    assert finished.is_set()
