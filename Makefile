@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8000
-PYTEST_ARGS ?=
+# two pytest workers: most tests wait on servers, subprocesses and databases, so the suite
+# takes about half the time on 2 cores (PYTEST_ARGS= runs it in one process)
+PYTEST_ARGS ?= -n 2
 
 .PHONY: run test lint typecheck pytest pg redis browser-deps fonts install install-dev clean bench \
 	notebooks
