@@ -233,24 +233,24 @@ class _Processor:
             c = src_of.get(name)
             return frame[c] if c is not None else na
 
-        v = _Verdicts(len(frame))
-        _check_records(frame, plan, v.reject)
-        source = self._source(col, "source" in src_of, frame.index, v.reject)
-        traw, parsed = self._timestamps(col, v)
+        verdicts = _Verdicts(len(frame))
+        _check_records(frame, plan, verdicts.reject)
+        source = self._source(col, "source" in src_of, frame.index, verdicts.reject)
+        traw, parsed = self._timestamps(col, verdicts)
         cats, cprob, new_c = map_values(col("category"), self.categories,
                                         register_new=self.register_new)
-        self._reject_mapped(v.reject, cprob, col("category"), "category")
+        self._reject_mapped(verdicts.reject, cprob, col("category"), "category")
         regs, rprob, new_r = map_values(col("region"), self.regions,
                                         register_new=self.register_new)
-        self._reject_mapped(v.reject, rprob, col("region"), "region")
-        extra = (_enforcement_columns(col, v.reject) if self.spec.kind == "enforcement"
+        self._reject_mapped(verdicts.reject, rprob, col("region"), "region")
+        extra = (_enforcement_columns(col, verdicts.reject) if self.spec.kind == "enforcement"
                  else {})
-        ext, optional = self._optional_columns(col, src_of, frame.index, v.reject)
+        ext, optional = self._optional_columns(col, src_of, frame.index, verdicts.reject)
         self._check_lengths(src_of, {"source": source, "external_id": ext, **optional},
-                            v.reject)
+                            verdicts.reject)
 
-        rejected = self._rejected_rows(frame, rows, ~v.ok, v.field, v.problem, v.detail, plan)
-        valid = np.flatnonzero(v.ok)
+        rejected = self._rejected_rows(frame, rows, verdicts, plan)
+        valid = np.flatnonzero(verdicts.ok)
         if self.coverage is not None:  # a declared coverage must hold every record
             days = (parsed.iloc[valid].dt.tz_convert(self.tz).dt.tz_localize(None)
                     .to_numpy("datetime64[D]"))
@@ -407,13 +407,13 @@ class _Processor:
     def _rejected_rows(
         frame: pd.DataFrame,
         rows: np.ndarray,
-        mask: np.ndarray,
-        pfield: np.ndarray,
-        problem: np.ndarray,
-        detail: np.ndarray,
+        verdicts: _Verdicts,
         plan: ColumnPlan | None,
     ) -> list[dict[str, Any]]:
-        idx = np.flatnonzero(mask)
+        """The rejected rows for ``rejected_rows``: row number, first problem, its field and
+        detail, and the row's raw values (redacted, long ones cut)."""
+        pfield, problem, detail = verdicts.field, verdicts.problem, verdicts.detail
+        idx = np.flatnonzero(~verdicts.ok)
         if not len(idx):
             return []
         keep = [c for c in (plan.kept if plan else []) if c in frame.columns]
