@@ -184,19 +184,20 @@ def learn_thresholds(
     best: tuple[float, float, pd.DataFrame] | None = None
     candidates = sorted({float(f) for f in open_factors} or {DEFAULT_OPEN_FACTOR})
     for k in candidates:  # ascending: a tie keeps the smaller factor
-        table = _learn_at(weekly, actual, {p: opened_windows(w, k) for p, w in at_p.items()},
-                          uid_cat=uid_cat, rule=rule, grid=grid, min_windows=min_windows,
-                          lead_days=lead_days, tolerance_days=tolerance_days,
-                          fallback=fallback, score=score)
+        opened = {p: opened_windows(w, k) for p, w in at_p.items()}
+        table = _learn_at(weekly, actual, opened, uid_cat=uid_cat, rule=rule, grid=grid,
+                          max_weeks=max_weeks, min_windows=min_windows, lead_days=lead_days,
+                          tolerance_days=tolerance_days, fallback=fallback, score=score)
         if table.empty:
             return pd.DataFrame(columns=DECISION_COLUMNS)
         mask = (table["objective"] == "f_beta") & (table["basis"] != "default")
         learned = table[mask].set_index("category")["threshold"]
         if len(candidates) > 1 and not learned.empty:
+            # each series' windows at its category's learned threshold (a grid value)
             mine = uid_cat[uid_cat.isin(learned.index)]
-            pred = campaign_windows(weekly[weekly["unique_id"].isin(mine.index)],
-                                    p_min=mine.map(learned).astype(float),
-                                    max_weeks=max_weeks, score=score, open_factor=k)
+            pred = pd.concat([w[w["unique_id"].map(uid_cat) == c]
+                              for c, w in ((c, opened[float(p)]) for c, p in learned.items())],
+                             ignore_index=True)
             f1 = event_scores(pred, actual[actual["unique_id"].isin(mine.index)],
                               lead_days=lead_days, tolerance_days=tolerance_days)["f1"]
         else:
@@ -213,12 +214,11 @@ def learn_thresholds(
 
 def _learn_at(weekly: pd.DataFrame, actual: pd.DataFrame, windows: Mapping[float, pd.DataFrame],
               *, uid_cat: pd.Series, rule: Mapping[str, CategoryRule], grid: Sequence[float],
-              min_windows: int, lead_days: int, tolerance_days: int, fallback: float,
-              score: str) -> pd.DataFrame:
+              max_weeks: pd.Series, min_windows: int, lead_days: int, tolerance_days: int,
+              fallback: float, score: str) -> pd.DataFrame:
     """The per-category rows of :func:`learn_thresholds` for one open factor, whose campaign
     windows at each threshold of ``grid`` are ``windows[p]``."""
     cats = sorted(rule)
-    max_weeks = uid_cat.map(lambda c: rule[c].max_campaign_weeks)
     origins = [pd.Timestamp(c).date().isoformat() for c in sorted(set(weekly["cutoff"]))]
     n_series = uid_cat.groupby(uid_cat).size()
     act_cat = actual["unique_id"].map(uid_cat)
