@@ -7,9 +7,10 @@ cursor shape, and a cursor this API did not issue is a 422 problem naming ``curs
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
+from pydantic import BaseModel, Field
 
 from service.api.problems import problem_doc
 from service.store.pagination import (
@@ -23,6 +24,7 @@ from service.store.pagination import (
 )
 
 __all__ = [
+    "Page",
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
     "LimitQuery",
@@ -49,3 +51,15 @@ PAGINATION_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: problem_doc("Invalid query (a cursor this API did not return, a limit out of range)",
                      422),
 }
+
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """One page of a cursor-paginated list. Each list endpoint's response model subclasses it
+    (``class CampaignList(Page[CampaignSummary])``), so its schema keeps its own name and
+    example while every list answers the same two fields."""
+
+    items: list[ItemT]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from service.api import pagination
 from service.api.decision_schema import DECISION_EXAMPLE, DecisionPublic, decision_of
 from service.api.deps import LanguageDep, SessionDep, SettingsDep, require
-from service.api.pagination import PAGINATION_RESPONSES, CursorQuery, decode_cursor, encode_cursor
 from service.api.peak_schema import PeakKey, PeakWindow
 from service.api.problems import BODY_RESPONSES, PROBLEM_RESPONSES, problem_doc
 from service.api.routes.public import ReminderText
@@ -168,11 +168,9 @@ class CampaignDetail(CampaignSummary):
     created_at: UtcDatetime
 
 
-class CampaignList(BaseModel):
+class CampaignList(pagination.Page[CampaignSummary]):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"items": [_SUMMARY_EXAMPLE], "next_cursor": None}]})
-    items: list[CampaignSummary]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
 class PlanRequest(BaseModel):
@@ -287,13 +285,11 @@ class AuditOut(BaseModel):
     detail: dict[str, Any]
 
 
-class AuditList(BaseModel):
+class AuditList(pagination.Page[AuditOut]):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "items": [{"id": 981, "at": "2027-01-12T03:15:00Z", "actor": "key:9c41e07a",
                    "action": "campaign.approved", "detail": {"note": "同意发布"}}],
         "next_cursor": None}]})
-    items: list[AuditOut]
-    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page")
 
 
 def _documents(session: Any, run_ids: set[str | None]) -> dict[str, dict[str, Any]]:
@@ -454,20 +450,20 @@ def get_preview(campaign_id: _CampaignId, session: SessionDep, settings: Setting
 
 @router.get("/campaigns/{campaign_id}/audit", summary="The campaign's audit trail (oldest "
             "first, cursor-paginated)", dependencies=[Depends(require("read"))],
-            responses=_NOT_FOUND | PAGINATION_RESPONSES)
+            responses=_NOT_FOUND | pagination.PAGINATION_RESPONSES)
 def get_audit(
     campaign_id: _CampaignId, session: SessionDep,
     after_id: Annotated[int | None, Query(ge=0, le=2**63 - 1,
                                           description="Entries after this id")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size (1–1000)")] = 500,
-    cursor: CursorQuery = None,
+    cursor: pagination.CursorQuery = None,
 ) -> AuditList:
     """Who created, edited, approved, sent or cancelled the campaign, and when. Needs the
     ``read`` scope."""
     get_campaign(session=session, campaign_id=campaign_id)
     if cursor is not None:
-        after_id = max(after_id or 0, int(decode_cursor(cursor, (int,))[0]))
+        after_id = max(after_id or 0, int(pagination.decode_cursor(cursor, (int,))[0]))
     rows = list_entries(session=session, entity_type="campaign", entity_id=campaign_id,
                         after_id=after_id, limit=limit + 1)
-    nxt = encode_cursor((rows[limit - 1].id,)) if len(rows) > limit else None
+    nxt = pagination.encode_cursor((rows[limit - 1].id,)) if len(rows) > limit else None
     return AuditList(items=[AuditOut.model_validate(r) for r in rows[:limit]], next_cursor=nxt)

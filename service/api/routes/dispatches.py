@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from service.api import pagination
 from service.api.deps import SessionDep, require
-from service.api.pagination import PAGINATION_RESPONSES
 from service.api.problems import PROBLEM_RESPONSES, problem_doc
 from service.dispatch.outbox import list_dispatches, retry_row
 from service.store.base import as_utc
@@ -63,15 +63,13 @@ class DispatchPublic(BaseModel):
         return as_utc(v)
 
 
-class DispatchList(BaseModel):
+class DispatchList(pagination.Page[DispatchPublic]):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"items": [_DISPATCH_EXAMPLE], "next_cursor": None}]})
-    items: list[DispatchPublic]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
 @router.get("/dispatches", summary="List deliveries (filtered, cursor-paginated)",
-            dependencies=[Depends(require("read"))], responses=PAGINATION_RESPONSES)
+            dependencies=[Depends(require("read"))], responses=pagination.PAGINATION_RESPONSES)
 def get_dispatches(
     session: SessionDep,
     campaign: Annotated[str | None, Query(description="Campaign id")] = None,

@@ -11,19 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from service.api import pagination
 from service.api.cache import allow_read_cache
 from service.api.decision_schema import DECISION_EXAMPLE, DecisionPublic, decision_of, decisions_of
 from service.api.deps import LanguageDep, SessionDep, SettingsDep, require
 from service.api.numbers import dump_json
-from service.api.pagination import (
-    DEFAULT_LIMIT,
-    PAGINATION_RESPONSES,
-    CursorQuery,
-    LimitQuery,
-    decode_cursor,
-    keyset_after,
-    page_of,
-)
 from service.api.peak_schema import PeakPlace, PeakWindow
 from service.api.problems import BODY_RESPONSES, PROBLEM_RESPONSES, problem_doc
 from service.api.routes.listings import ForecastRunBase
@@ -145,15 +137,14 @@ class WeekRow(WeekPoint):
     run_id: str
 
 
-class ForecastList(BaseModel):
+class ForecastList(pagination.Page[WeekRow]):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "items": [{"week": "2027-02-01", "expected": 168.4, "p_spike": 0.91, "threshold": 96.0,
                    "series_id": "complaints|fireworks|150100",
                    "run_id": "7c4e2b9a1f3d4a6e8b0c2d4f6a8e1b3c"}],
         "next_cursor": None}]})
-    items: list[WeekRow]
-    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page "
-                                    "(pages stay on the run of the first page)")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page (pages "
+                                    "stay on the run of the first page)")
 
 
 class PeakPublic(PeakWindow, PeakPlace):
@@ -161,7 +152,7 @@ class PeakPublic(PeakWindow, PeakPlace):
                                             "objective, backtest evidence, in plain words")
 
 
-class PeakList(BaseModel):
+class PeakList(pagination.Page[PeakPublic]):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "items": [{"id": 3071, "run_id": "7c4e2b9a1f3d4a6e8b0c2d4f6a8e1b3c",
                    "series_id": "complaints|fireworks|150100",
@@ -172,9 +163,8 @@ class PeakList(BaseModel):
                    "p_min": 0.25, "window_start": "2027-02-01", "window_end": "2027-02-14",
                    "part": 1, "parts": 1, "decision": DECISION_EXAMPLE}],
         "next_cursor": None}]})
-    items: list[PeakPublic]
-    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page "
-                                    "(pages stay on the run of the first page)")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page (pages "
+                                    "stay on the run of the first page)")
 
 
 def _run_public(session: Any, run_id: str, language: str = "en") -> RunPublic:
@@ -306,7 +296,7 @@ def _forecast_page(session: Any, *, category: str | None, region: str | None,
     """Weekly rows of one run ordered by (series_id, week); the cursor carries the run id."""
     after: list[Any] | None = None
     if cursor is not None:
-        run_id, *after = decode_cursor(cursor, (str, str, dt.date))
+        run_id, *after = pagination.decode_cursor(cursor, (str, str, dt.date))
     else:
         run = latest_run(session=session)
         if run is None:
@@ -321,23 +311,23 @@ def _forecast_page(session: Any, *, category: str | None, region: str | None,
     if date_to:
         stmt = stmt.where(fw.week <= date_to)
     if after is not None:
-        stmt = stmt.where(keyset_after(_WEEK_ORDER, after))
+        stmt = stmt.where(pagination.keyset_after(_WEEK_ORDER, after))
     rows = session.execute(stmt.order_by(fw.series_id, fw.week).limit(limit + 1)).all()
-    page, nxt = page_of(rows, limit, lambda r: (r.run_id, r.series_id, r.week))
+    page, nxt = pagination.page_of(rows, limit, lambda r: (r.run_id, r.series_id, r.week))
     return ForecastList(items=[WeekRow.model_validate(r._asdict()) for r in page],
                         next_cursor=nxt)
 
 
 @router.get("/forecasts", summary="Weekly forecasts of the latest run (by series and week, "
             "cursor-paginated)", dependencies=[Depends(require("read"))],
-            responses=PAGINATION_RESPONSES)
+            responses=pagination.PAGINATION_RESPONSES)
 def get_forecasts(
     session: SessionDep, category: _Category = None, region: _Region = None,
     date_from: Annotated[dt.date | None, Query(
         alias="from", description="Weeks ending on/after this day")] = None,
     date_to: Annotated[dt.date | None, Query(
         alias="to", description="Weeks starting on/before this day")] = None,
-    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+    limit: pagination.LimitQuery = pagination.DEFAULT_LIMIT, cursor: pagination.CursorQuery = None,
 ) -> ForecastList:
     """Expected count, spike threshold and P(spike) per series and ISO week, from the newest
     finished run. Needs the ``read`` scope."""
@@ -362,11 +352,11 @@ def _peaks_body(request: Request, key: tuple[object, ...], run_id: str, limit: i
     with request.app.state.sessionmaker() as session:
         stmt = peaks_query(run_id=run_id, **filters)
         if after is not None:
-            stmt = stmt.where(keyset_after(_PEAK_ORDER, after))
+            stmt = stmt.where(pagination.keyset_after(_PEAK_ORDER, after))
         rows = list(session.scalars(stmt.order_by(Peak.start, Peak.expected_excess.desc(),
                                                   Peak.id).limit(limit + 1)))
-        page, nxt = page_of(rows, limit,
-                            lambda p: (p.run_id, p.start, p.expected_excess, p.id))
+        page, nxt = pagination.page_of(rows, limit,
+                                       lambda p: (p.run_id, p.start, p.expected_excess, p.id))
         status, document = session.execute(select(ForecastRun.status, ForecastRun.decisions)
                                            .where(ForecastRun.id == run_id)).one_or_none() \
             or (None, None)
@@ -379,7 +369,7 @@ def _peaks_body(request: Request, key: tuple[object, ...], run_id: str, limit: i
 
 @router.get("/peaks", summary="Predicted peak windows of the latest run (cursor-paginated)",
             dependencies=[Depends(require("read"))], response_model=PeakList,
-            responses=PAGINATION_RESPONSES)
+            responses=pagination.PAGINATION_RESPONSES)
 async def get_peaks(
     request: Request, language: LanguageDep, category: _Category = None, region: _Region = None,
     signal: Annotated[Literal["complaints", "violations"] | None, Query(
@@ -392,7 +382,7 @@ async def get_peaks(
         ge=0, le=1, description="Only windows whose highest weekly P(spike) is at least "
                                 "this")] = None,
     run_id: _RunQuery = None,
-    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+    limit: pagination.LimitQuery = pagination.DEFAULT_LIMIT, cursor: pagination.CursorQuery = None,
 ) -> Response:
     """Campaign windows overlapping [from, to] (a predicted window longer than its
     category's ``max_campaign_weeks`` is several, ``part`` of ``parts``), each with its
@@ -404,7 +394,7 @@ async def get_peaks(
     scope."""
     after: list[Any] | None = None
     if cursor is not None:
-        cursor_run, *after = decode_cursor(cursor, (str, dt.date, float, int))
+        cursor_run, *after = pagination.decode_cursor(cursor, (str, dt.date, float, int))
         if run_id is not None and run_id != cursor_run:
             raise BadRequest("the cursor belongs to another run_id")
         run_id = cursor_run

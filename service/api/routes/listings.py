@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from service.api import pagination
 from service.api.deps import SessionDep, require
-from service.api.pagination import DEFAULT_LIMIT, PAGINATION_RESPONSES, CursorQuery, LimitQuery
 from service.api.problems import PROBLEM_RESPONSES
 from service.api.schema_types import UtcDatetime
 from service.store.base import as_utc
@@ -43,15 +43,13 @@ class ImportBatchItem(BaseModel):
     finished_at: UtcDatetime | None
 
 
-class ImportBatchList(BaseModel):
+class ImportBatchList(pagination.Page[ImportBatchItem]):
     model_config = ConfigDict(json_schema_extra={"examples": [{"items": [{
         "id": "9b1e4c2a7d3f4e5a8c6b0d1e2f3a4b5c", "kind": "complaints", "source": "12345热线",
         "filename": "呼和浩特-2027-01.xlsx", "status": "completed", "received": 1250,
         "inserted": 1236, "duplicates": 11, "rejected": 3, "error": None,
         "started_at": "2027-02-01T01:02:03Z", "finished_at": "2027-02-01T01:02:09Z"}],
         "next_cursor": None}]})
-    items: list[ImportBatchItem]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
 class ForecastRunBase(BaseModel):
@@ -76,20 +74,18 @@ class ForecastRunItem(ForecastRunBase):
     requested_by: str | None
 
 
-class ForecastRunList(BaseModel):
+class ForecastRunList(pagination.Page[ForecastRunItem]):
     model_config = ConfigDict(json_schema_extra={"examples": [{"items": [{
         "id": "7c4e2b9a1f3d4a6e8b0c2d4f6a8e1b3c", "status": "succeeded", "engine": "local",
         "train_until": "2026-11-22", "horizon_days": 182, "done": 412, "total": 414,
         "failed": 2, "error": None, "requested_by": "scheduler",
         "created_at": "2026-11-23T02:00:00Z", "started_at": "2026-11-23T02:00:01Z",
         "finished_at": "2026-11-23T02:31:43Z"}], "next_cursor": None}]})
-    items: list[ForecastRunItem]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
 
 @router.get("/import-batches", tags=["import"], summary="List import batches (newest first, "
-            "filtered, cursor-paginated)", responses=PAGINATION_RESPONSES)
+            "filtered, cursor-paginated)", responses=pagination.PAGINATION_RESPONSES)
 def get_import_batches(
     session: SessionDep,
     kind: Annotated[Literal["complaints", "enforcement"] | None, Query(
@@ -101,7 +97,7 @@ def get_import_batches(
     with_rejections: Annotated[bool, Query(
         description="Only batches that refused at least one row")] = False,
     since: _Since = None,
-    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+    limit: pagination.LimitQuery = pagination.DEFAULT_LIMIT, cursor: pagination.CursorQuery = None,
 ) -> ImportBatchList:
     """Every import with its counts (received, inserted, duplicates, rejected) and status,
     newest first. Needs the ``read`` scope."""
@@ -118,7 +114,7 @@ def get_import_batches(
 
 
 @router.get("/forecast-runs", tags=["forecasts"], summary="List forecast runs (newest first, "
-            "filtered, cursor-paginated)", responses=PAGINATION_RESPONSES)
+            "filtered, cursor-paginated)", responses=pagination.PAGINATION_RESPONSES)
 def get_forecast_runs(
     session: SessionDep,
     status: Annotated[Literal["queued", "running", "succeeded", "partial", "failed"] | None,
@@ -127,7 +123,7 @@ def get_forecast_runs(
         max_length=100, description="Only runs requested by this key prefix, `cli` or "
                                     "`scheduler`")] = None,
     since: _Since = None,
-    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+    limit: pagination.LimitQuery = pagination.DEFAULT_LIMIT, cursor: pagination.CursorQuery = None,
 ) -> ForecastRunList:
     """Runs with their status, progress, data cut-off and timings, newest first. Needs the
     ``read`` scope."""

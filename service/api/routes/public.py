@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api import pagination
 from service.api.deps import SessionDep, SettingsDep
-from service.api.pagination import PAGINATION_RESPONSES, CursorQuery, decode_cursor, page_of
 from service.api.problems import PROBLEM_RESPONSES
 from service.campaigns.ics import CONTENT_TYPE, calendar_ics
 from service.campaigns.service import public_reminders
@@ -79,17 +79,15 @@ class PublicReminder(BaseModel):
                                           "Chinese first, each with its language tag")
 
 
-class PublicReminderList(BaseModel):
+class PublicReminderList(pagination.Page[PublicReminder]):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"items": [_REMINDER_EXAMPLE], "next_cursor": None}]})
-    items: list[PublicReminder]
-    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page")
 
 
 @router.get("/reminders", summary="Published enforcement matter reminders (no key; by window "
             "start, cursor-paginated)",
             responses={422: PROBLEM_RESPONSES[422], 429: PROBLEM_RESPONSES[429],
-                       **PAGINATION_RESPONSES})
+                       **pagination.PAGINATION_RESPONSES})
 def get_reminders(
     response: Response, session: SessionDep, settings: SettingsDep,
     category: _Category = None, region: _Region = None,
@@ -98,16 +96,16 @@ def get_reminders(
     date_to: Annotated[dt.date | None, Query(alias="to",
                                              description="Windows starting on/before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size (1–1000)")] = 500,
-    cursor: CursorQuery = None,
+    cursor: pagination.CursorQuery = None,
 ) -> PublicReminderList:
     """Reminders that are published: approved or later, public, send date reached. Only
     public facts (category, region, window, legal basis, text); no key needed; cacheable for
     5 minutes."""
-    after = tuple(decode_cursor(cursor, (dt.date, str))) if cursor is not None else None
+    after = tuple(pagination.decode_cursor(cursor, (dt.date, str))) if cursor is not None else None
     items = public_reminders(session=session, settings=settings, category=category,
                              region=region, date_from=date_from, date_to=date_to,
                              limit=limit + 1, after=after)
-    page, nxt = page_of(items, limit, lambda i: (i["window_start"], i["id"]))
+    page, nxt = pagination.page_of(items, limit, lambda i: (i["window_start"], i["id"]))
     response.headers["Cache-Control"] = _CACHE
     return PublicReminderList(items=[PublicReminder.model_validate(i) for i in page],
                               next_cursor=nxt)

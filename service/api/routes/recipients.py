@@ -9,27 +9,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api import pagination
 from service.api.deps import SessionDep, SettingsDep, require
-from service.api.pagination import (
-    DEFAULT_LIMIT,
-    PAGINATION_RESPONSES,
-    CursorQuery,
-    LimitQuery,
-    decode_cursor,
-    page_of,
-)
 from service.api.problems import BODY_RESPONSES, PROBLEM_RESPONSES, problem_doc
 from service.api.schema_types import UtcDatetime
-from service.campaigns.recipients import (
-    DEFAULT_GRACE_HOURS,
-    disable_recipient,
-    get_recipient,
-    list_recipients,
-    recipient_channels,
-    register_recipient,
-    rotate_webhook_secret,
-    update_recipient,
-)
+from service.campaigns import recipients
 from service.campaigns.tables import Recipient
 from service.store.tables import ApiKey
 
@@ -90,11 +74,9 @@ class RecipientCreated(RecipientPublic):
                     "webhook): configure it at the receiver")
 
 
-class RecipientList(BaseModel):
+class RecipientList(pagination.Page[RecipientPublic]):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"items": [_EXAMPLE], "next_cursor": None}]})
-    items: list[RecipientPublic]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
 class RecipientCreate(BaseModel):
@@ -143,7 +125,7 @@ class DisableRequest(BaseModel):
 class RotateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"grace_hours": 24}]})
-    grace_hours: float = Field(DEFAULT_GRACE_HOURS, ge=0, le=24 * 90,
+    grace_hours: float = Field(recipients.DEFAULT_GRACE_HOURS, ge=0, le=24 * 90,
                                description="How long the previous secrets keep signing")
 
 
@@ -163,7 +145,7 @@ def public(row: Recipient) -> RecipientPublic:
         region=row.region, categories=list(row.categories or []),
         sectors=list(row.sectors or []), entity_id=row.entity_id, may_contact=row.may_contact,
         webhook_url=row.webhook_url, email=row.email,
-        channels=recipient_channels(row),
+        channels=recipients.recipient_channels(row),
         active=row.active,
         webhook_secrets=[SecretInfo(created_at=dt.datetime.fromisoformat(s["created_at"]),
                                     expires_at=dt.datetime.fromisoformat(s["expires_at"])
@@ -183,13 +165,13 @@ def post_recipient(body: RecipientCreate, session: SessionDep, settings: Setting
     and/or ``email``) and scope (region, categories, sectors). The webhook URL passes the
     SSRF guard and the e-mail address a syntax check, else 422 with the reason. A webhook
     recipient gets its own signing secret, returned only here. Needs the ``admin`` scope."""
-    row, secret = register_recipient(session=session, settings=settings, actor=_actor(key),
-                                     **body.model_dump())
+    row, secret = recipients.register_recipient(session=session, settings=settings,
+                                                actor=_actor(key), **body.model_dump())
     return RecipientCreated(**public(row).model_dump(), webhook_secret=secret)
 
 
 @router.get("/recipients", summary="List recipients (filtered, cursor-paginated)",
-            dependencies=[Depends(require("admin"))], responses=PAGINATION_RESPONSES)
+            dependencies=[Depends(require("admin"))], responses=pagination.PAGINATION_RESPONSES)
 def get_recipients(
     session: SessionDep,
     active: Annotated[bool | None, Query(description="Only active (true) or disabled "
@@ -201,14 +183,15 @@ def get_recipients(
                                                       "every category")] = None,
     channel: Annotated[Literal["webhook", "email"] | None, Query(
         description="Only recipients reached through this channel")] = None,
-    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+    limit: pagination.LimitQuery = pagination.DEFAULT_LIMIT, cursor: pagination.CursorQuery = None,
 ) -> RecipientList:
     """Recipients ordered by name, with their channels, scope, state and the dates of their
     signing secrets (never the secrets). Needs the ``admin`` scope."""
-    after = decode_cursor(cursor, (str, str)) if cursor else None
-    rows = list_recipients(session=session, active=active, kind=kind, region=region,
-                           category=category, channel=channel, limit=limit, after=after)
-    page, nxt = page_of(rows, limit, lambda r: (r.name, r.id))
+    after = pagination.decode_cursor(cursor, (str, str)) if cursor else None
+    rows = recipients.list_recipients(session=session, active=active, kind=kind, region=region,
+                                      category=category, channel=channel, limit=limit,
+                                      after=after)
+    page, nxt = pagination.page_of(rows, limit, lambda r: (r.name, r.id))
     return RecipientList(items=[public(r) for r in page], next_cursor=nxt)
 
 
@@ -216,7 +199,7 @@ def get_recipients(
             dependencies=[Depends(require("admin"))], responses=_NOT_FOUND)
 def get_one(recipient_id: _Id, session: SessionDep) -> RecipientPublic:
     """A recipient with its channels, scope and state. Needs the ``admin`` scope."""
-    return public(get_recipient(session=session, recipient_id=recipient_id))
+    return public(recipients.get_recipient(session=session, recipient_id=recipient_id))
 
 
 @router.patch("/recipients/{recipient_id}", summary="Change a recipient",
@@ -226,9 +209,9 @@ def patch_recipient(recipient_id: _Id, body: RecipientPatch, session: SessionDep
     """Change the name, scope, contacts, consent or state (the same checks as registration;
     withdrawing ``may_contact`` erases the contacts). A first webhook URL gets a signing
     secret, returned only here. Needs the ``admin`` scope."""
-    row, secret = update_recipient(session=session, settings=settings, actor=_actor(key),
-                                   recipient_id=recipient_id,
-                                   changes=body.model_dump(exclude_unset=True))
+    row, secret = recipients.update_recipient(session=session, settings=settings,
+                                              actor=_actor(key), recipient_id=recipient_id,
+                                              changes=body.model_dump(exclude_unset=True))
     return RecipientCreated(**public(row).model_dump(), webhook_secret=secret)
 
 
@@ -238,8 +221,9 @@ def post_disable(recipient_id: _Id, session: SessionDep, key: _ADMIN,
                  body: DisableRequest | None = None) -> RecipientPublic:
     """No further campaign is addressed to the recipient (kept for the audit trail;
     ``PATCH {"active": true}`` enables it again). Needs the ``admin`` scope."""
-    row = disable_recipient(session=session, actor=_actor(key), recipient_id=recipient_id,
-                            reason=body.reason if body else None)
+    row = recipients.disable_recipient(session=session, actor=_actor(key),
+                                       recipient_id=recipient_id,
+                                       reason=body.reason if body else None)
     return public(row)
 
 
@@ -251,9 +235,10 @@ def post_rotate(recipient_id: _Id, session: SessionDep, key: _ADMIN,
     """Create a new signing secret (returned only here); the previous ones keep signing for
     ``grace_hours`` (default 24), so webhooks carry both signatures while the receiver
     switches. 422 for a recipient without a webhook. Needs the ``admin`` scope."""
-    grace = body.grace_hours if body else DEFAULT_GRACE_HOURS
-    row, secret = rotate_webhook_secret(session=session, actor=_actor(key),
-                                        recipient_id=recipient_id, grace_hours=grace)
+    grace = body.grace_hours if body else recipients.DEFAULT_GRACE_HOURS
+    row, secret = recipients.rotate_webhook_secret(session=session, actor=_actor(key),
+                                                   recipient_id=recipient_id,
+                                                   grace_hours=grace)
     until = dt.datetime.fromisoformat(str(row.webhook_secrets[1]["expires_at"])) \
         if len(row.webhook_secrets) > 1 else row.updated_at
     return RotatedSecret(recipient=public(row), webhook_secret=secret,

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
+from service.api import pagination
 from service.api.deps import SessionDep, SettingsDep, require
-from service.api.pagination import PAGINATION_RESPONSES
 from service.api.problems import PROBLEM_RESPONSES
 from service.scheduler.leadership import leader_alive
 from service.scheduler.runner import job_specs
@@ -88,11 +88,9 @@ class JobsOut(BaseModel):
     jobs: list[JobPublic]
 
 
-class RunList(BaseModel):
+class RunList(pagination.Page[JobRunPublic]):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"items": [_RUN_EXAMPLE], "next_cursor": None}]})
-    items: list[JobRunPublic]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
 @router.get("/scheduler/jobs", summary="Scheduled jobs, their next fire time and the leader")
@@ -131,7 +129,7 @@ def get_jobs(session: SessionDep, settings: SettingsDep) -> JobsOut:
 
 
 @router.get("/scheduler/runs", summary="Runs, misses and errors of scheduler jobs (newest "
-            "first, cursor-paginated)", responses=PAGINATION_RESPONSES)
+            "first, cursor-paginated)", responses=pagination.PAGINATION_RESPONSES)
 def get_runs(
     session: SessionDep,
     job: Annotated[str | None, Query(description="Only this job id, e.g. `refit`")] = None,

@@ -11,15 +11,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api import pagination
 from service.api.deps import SessionDep, require
-from service.api.pagination import (
-    DEFAULT_LIMIT,
-    PAGINATION_RESPONSES,
-    CursorQuery,
-    LimitQuery,
-    decode_cursor,
-    page_of,
-)
 from service.api.problems import PROBLEM_RESPONSES, problem_doc
 from service.store.series import series_counts, series_page
 from service.store.summary import summary_version
@@ -57,7 +50,7 @@ class SeriesPublic(BaseModel):
                     "is missing, not zero")
 
 
-class SeriesList(BaseModel):
+class SeriesList(pagination.Page[SeriesPublic]):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "items": [{"id": "complaints|fireworks|150100", "signal": "complaints",
                    "category": "fireworks", "region": "150100", "first_date": "2019-01-01",
@@ -66,8 +59,6 @@ class SeriesList(BaseModel):
                                 "last_date": "2026-11-22", "total": 4812}],
                    "coverage": [{"from": "2019-01-01", "to": "2026-11-22"}]}],
         "next_cursor": "WyJjb21wbGFpbnRzfGZpcmV3b3Jrc3wxNTAxMDAiXQ"}]})
-    items: list[SeriesPublic]
-    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page")
 
 
 class CountPoint(BaseModel):
@@ -111,14 +102,16 @@ def forget_series_version(app: Any) -> None:
 def _page_body(request: Request, after: str | None, limit: int, signal: str | None) -> bytes:
     with request.app.state.sessionmaker() as session:
         rows = series_page(session=session, after=after, limit=limit + 1, signal=signal)
-    page, nxt = page_of(rows, limit, key=lambda s: (str(s["id"]),))
+    page, nxt = pagination.page_of(rows, limit, key=lambda s: (str(s["id"]),))
     return orjson.dumps({"items": page, "next_cursor": nxt})
 
 
 @router.get("/series", summary="List series (signal × category × region; by id, "
-            "cursor-paginated)", responses=PAGINATION_RESPONSES, response_model=SeriesList)
+            "cursor-paginated)", responses=pagination.PAGINATION_RESPONSES,
+            response_model=SeriesList)
 async def get_series(
-    request: Request, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+    request: Request, limit: pagination.LimitQuery = pagination.DEFAULT_LIMIT,
+    cursor: pagination.CursorQuery = None,
     signal: Annotated[Literal["complaints", "violations"] | None, Query(
         description="Only series of this signal")] = None,
 ) -> Response:
@@ -126,7 +119,7 @@ async def get_series(
     with data, the total count, its sources and the days they cover. Read from the series
     summary kept at import (one indexed read per page, no scan of the records; pages are
     cached per summary version). Ordered by id; needs the ``read`` scope."""
-    after = str(decode_cursor(cursor, (str,))[0]) if cursor is not None else None
+    after = str(pagination.decode_cursor(cursor, (str,))[0]) if cursor is not None else None
     key = ("series", await _version(request), signal, after, limit)
     cache = request.app.state.response_cache
     body = cache.get(key)
