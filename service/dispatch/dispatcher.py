@@ -21,14 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.campaigns.recipients import recipient_signing_secrets
 from service.campaigns.scope import evaluation_scope
 from service.channels.base import Channel, DeliveryError, Message, PermanentDeliveryError
-from service.dispatch.outbox import (
-    ClaimedRow,
-    begin_send,
-    claim,
-    mark_delivered,
-    mark_failed,
-    release,
-)
+from service.dispatch import outbox
 from service.dispatch.tables import Outbox
 from service.store.base import utcnow
 from service.store.freshness import mark_stale
@@ -78,7 +71,7 @@ class DispatchStats:
                 "seconds": round(self.seconds, 3)}
 
 
-def message_for(row: ClaimedRow) -> Message:
+def message_for(row: outbox.ClaimedRow) -> Message:
     """The channel message of an outbox row (payload keys ``subject``, ``body``, ``data``)."""
     p = row.payload
     return Message(idempotency_key=row.idempotency_key, destination=row.destination,
@@ -92,7 +85,7 @@ class Dispatcher:
 
     def __init__(self, *, session_factory: sessionmaker[Session], settings: Settings,
                  channels: dict[str, Channel], hooks: DispatchHooks | None = None,
-                 on_sent: Callable[[ClaimedRow], None] | None = None,
+                 on_sent: Callable[[outbox.ClaimedRow], None] | None = None,
                  holder: str | None = None) -> None:
         self.factory = session_factory
         self.holder = holder  # the scheduler's leadership id, kept on its claims
@@ -104,16 +97,16 @@ class Dispatcher:
         self.hooks = hooks
         self.on_sent = on_sent
 
-    def _deliver(self, row: ClaimedRow) -> str:
+    def _deliver(self, row: outbox.ClaimedRow) -> str:
         d = self.settings.dispatch
         if row.deadline and row.deadline - time.monotonic() < d.claim_timeout_seconds / 2:
             # the batch ran long: a send starting now could outlive the claim and race the
             # dispatcher that takes it over; give the row back to be claimed afresh
             with self.factory() as s:
-                release(session=s, row=row)
+                outbox.release(session=s, row=row)
             return "skipped"
         with self.factory() as s:  # a send is counted before it starts
-            sending = begin_send(session=s, row=row)
+            sending = outbox.begin_send(session=s, row=row)
         if sending is None:
             return "lost"
         row = sending
@@ -131,18 +124,18 @@ class Dispatcher:
             if self.on_sent is not None:
                 self.on_sent(row)
             with self.factory() as s:
-                ok = mark_delivered(session=s, row=row, response_status=receipt.status)
+                ok = outbox.mark_delivered(session=s, row=row, response_status=receipt.status)
             return "delivered" if ok else "lost"
         with self.factory() as s:
-            new = mark_failed(session=s, row=row, error=error, permanent=permanent,
-                              response_status=status, base=d.backoff_base_seconds,
-                              cap=d.backoff_max_seconds, jitter=d.backoff_jitter)
+            new = outbox.mark_failed(session=s, row=row, error=error, permanent=permanent,
+                                     response_status=status, base=d.backoff_base_seconds,
+                                     cap=d.backoff_max_seconds, jitter=d.backoff_jitter)
         if new == "dead":
             log.warning("dispatch_dead", outbox_id=row.id, channel=row.channel,
                         attempts=row.attempts, error=error[:200])
         return new or "lost"
 
-    def _cancel(self, rows: Iterable[ClaimedRow]) -> int:
+    def _cancel(self, rows: Iterable[outbox.ClaimedRow]) -> int:
         n = 0
         with self.factory() as s:
             for row in rows:
@@ -169,9 +162,9 @@ class Dispatcher:
             while time.monotonic() - t0 < budget:
                 if max_batches is not None and stats.batches >= max_batches:
                     break
-                rows = claim(session_factory=self.factory, limit=d.batch_size,
-                             statuses=wanted, include_expired=include_expired,
-                             claim_timeout=d.claim_timeout_seconds, holder=self.holder)
+                rows = outbox.claim(session_factory=self.factory, limit=d.batch_size,
+                                    statuses=wanted, include_expired=include_expired,
+                                    claim_timeout=d.claim_timeout_seconds, holder=self.holder)
                 if not rows:
                     break
                 stats.batches += 1
