@@ -41,8 +41,8 @@ class GeneratorOracle(_CountBaseline):
         key = pd.MultiIndex.from_frame(future[["unique_id", "ds"]])
         return np.asarray(self.mu_.reindex(key).fillna(0.0).to_numpy(), dtype=float)
 
-    def _forecast_series(self, uid: object, y: FloatArray, future: pd.DatetimeIndex,
-                         point: FloatArray, rng: np.random.Generator) -> FloatArray:
+    def _forecast_series(self, uid: object, future: pd.DatetimeIndex, point: FloatArray,
+                         rng: np.random.Generator) -> FloatArray:
         k = float(self.dispersion_.loc[str(uid)])
         lam = point[None, :] * rng.gamma(k, 1.0 / k, size=(self.n_samples, len(point)))
         return rng.poisson(lam).astype(float)

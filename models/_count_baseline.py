@@ -95,10 +95,8 @@ class _CountBaseline(BaseEstimator):  # type: ignore[misc]
     def _fit(self, hist: pd.DataFrame) -> None:
         raise NotImplementedError
 
-    def _forecast_series(
-        self, uid: object, y: FloatArray, future: pd.DatetimeIndex, point: FloatArray,
-        rng: np.random.Generator,
-    ) -> FloatArray:
+    def _forecast_series(self, uid: object, future: pd.DatetimeIndex, point: FloatArray,
+                         rng: np.random.Generator) -> FloatArray:
         """Daily sample paths ``(n_samples, len(future))`` for one series (may be negative:
         daily intervals clip them at 0 day by day, weekly sums once per week)."""
         raise NotImplementedError
@@ -155,11 +153,9 @@ class _CountBaseline(BaseEstimator):  # type: ignore[misc]
         for uid, fut in future.groupby("unique_id", sort=True):
             try:
                 h = hist_groups[uid]
-                y = h["y"].to_numpy(dtype=float)
                 ds = pd.DatetimeIndex(fut["ds"])
                 point = fut["point"].to_numpy(dtype=float)
-                paths = self._forecast_series(uid, y, ds, point, _series_rng(self.random_state,
-                                                                              uid))
+                paths = self._forecast_series(uid, ds, point, _series_rng(self.random_state, uid))
                 clipped = np.clip(paths, 0.0, None)
                 lo = np.quantile(clipped, _LOWER_Q, axis=0)
                 hi = np.quantile(clipped, _UPPER_Q, axis=0)

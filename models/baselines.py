@@ -115,10 +115,8 @@ class SeasonalNaive(_CountBaseline):
             out.append(ext[n:])
         return np.concatenate(out) if out else np.zeros(0)
 
-    def _forecast_series(
-        self, uid: object, y: FloatArray, future: pd.DatetimeIndex, point: FloatArray,
-        rng: np.random.Generator,
-    ) -> FloatArray:
+    def _forecast_series(self, uid: object, future: pd.DatetimeIndex, point: FloatArray,
+                         rng: np.random.Generator) -> FloatArray:
         blocks = self.errors_[uid]
         if len(blocks) < self.min_error_weeks:
             return rng.poisson(np.broadcast_to(point, (self.n_samples, len(point)))).astype(float)
@@ -173,10 +171,8 @@ class PlainProphet(_CountBaseline):
             "yhat"].to_numpy(dtype=float) for uid, fut in future.groupby("unique_id", sort=True)]
         return np.concatenate(out) if out else np.zeros(0)
 
-    def _forecast_series(
-        self, uid: object, y: FloatArray, future: pd.DatetimeIndex, point: FloatArray,
-        rng: np.random.Generator,
-    ) -> FloatArray:
+    def _forecast_series(self, uid: object, future: pd.DatetimeIndex, point: FloatArray,
+                         rng: np.random.Generator) -> FloatArray:
         m = self.models_[uid]
         np.random.seed(int(rng.integers(0, 2**32 - 1)))  # Prophet samples from numpy's global RNG
         samples = m.predictive_samples(pd.DataFrame({"ds": future}))["yhat"]  # (days, S)

@@ -321,10 +321,8 @@ class GlobalHistGradientBoosting(_CountBaseline):
             mu = self.model_.predict(X) * np.concatenate(scales)
         return np.asarray(mu, dtype=float)
 
-    def _forecast_series(
-        self, uid: object, y: FloatArray, future: pd.DatetimeIndex, point: FloatArray,
-        rng: np.random.Generator,
-    ) -> FloatArray:
+    def _forecast_series(self, uid: object, future: pd.DatetimeIndex, point: FloatArray,
+                         rng: np.random.Generator) -> FloatArray:
         a, b = self.alpha_.get(uid, 0.0), self.beta_.get(uid, 0.0)
         s, h = self.n_samples, len(point)
         week_idx, _ = pd.factorize(week_start(future), sort=True)
