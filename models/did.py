@@ -10,13 +10,14 @@ foresee, and does not depend on the forecast at all. Also importable from
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from models._estimate import IntervalEstimate
 from models._weeks import FloatArray, fmt_weeks, week_index, window_weeks
 from models.types import require_columns
 
@@ -27,7 +28,7 @@ DidStatus = Literal["ok", "no_fair_control", "no_interval"]
 
 
 @dataclass(frozen=True)
-class DidEstimate:
+class DidEstimate(IntervalEstimate):
     """Difference-in-differences estimate of a campaign's effect.
 
     Attributes
@@ -85,18 +86,6 @@ class DidEstimate:
     placebo_rmse: float = float("nan")
     df: float = float("nan")
 
-    @property
-    def significant(self) -> bool:
-        """Status ok and the 95 % interval excludes 0 (either side)."""
-        return bool(self.status == "ok"
-                    and (self.relative_upper_95 < 0 or self.relative_lower_95 > 0))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (``controls`` as a list) plus ``significant``."""
-        d = asdict(self)
-        d["controls"] = list(self.controls)
-        d["significant"] = self.significant
-        return d
 
 
 def _wide(panel: pd.DataFrame) -> pd.DataFrame:

@@ -36,13 +36,14 @@ whole week.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from models._estimate import IntervalEstimate
 from models._weeks import fmt_weeks as _fmt
 from models._weeks import week_index as _week_index
 from models._weeks import window_weeks
@@ -167,7 +168,7 @@ def counterfactual_frame(counterfactual_samples: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- counterfactual
 @dataclass(frozen=True)
-class EffectEstimate:
+class EffectEstimate(IntervalEstimate):
     """Campaign effect against the frozen counterfactual forecast (one window, one series).
 
     Attributes
@@ -219,17 +220,7 @@ class EffectEstimate:
     n_samples: int
     bias_ratio: float = 1.0
 
-    @property
-    def significant(self) -> bool:
-        """The 95 % interval excludes 0 (either side)."""
-        return bool(self.effect_upper_95 < 0 or self.effect_lower_95 > 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (timestamps kept, ``weeks_missing`` as a list)."""
-        d = asdict(self)
-        d["weeks_missing"] = list(self.weeks_missing)
-        d["significant"] = self.significant
-        return d
+    interval_fields = ("effect_lower_95", "effect_upper_95")
 
     def to_frame(self) -> pd.DataFrame:
         """One-row DataFrame with the attribute columns plus ``significant``."""

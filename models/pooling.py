@@ -31,13 +31,14 @@ warns on the t-interval without per-study sizes; the estimator is a few lines on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from models._estimate import IntervalEstimate
 from models.pooling_correlation import Values
 
 __all__ = [
@@ -124,7 +125,7 @@ def campaigns_needed(variance: float, tau2: float = 0.0, *, effect: float = TARG
 
 
 @dataclass(frozen=True)
-class PooledEffect:
+class PooledEffect(IntervalEstimate):
     """Random-effects pooled estimate over ``k`` campaign-level estimates.
 
     Attributes
@@ -165,17 +166,6 @@ class PooledEffect:
     weights: tuple[float, ...]
     method: str
 
-    @property
-    def significant(self) -> bool:
-        """The 95 % interval excludes 0."""
-        return bool(self.relative_upper_95 < 0 or self.relative_lower_95 > 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (``weights`` as a list) plus ``significant``."""
-        d = asdict(self)
-        d["weights"] = list(self.weights)
-        d["significant"] = self.significant
-        return d
 
 
 def _interval(est: float, se: float, df: float | None) -> dict[str, float]:

@@ -28,13 +28,14 @@ that end before the early send date.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from models._estimate import IntervalEstimate
 from models._weeks import week_index
 from models.pooling import minimum_detectable_effect
 from models.series import monday_of
@@ -82,7 +83,7 @@ def assign_arms(units: Sequence[str], *, seed: int, delayed_share: float = 0.5) 
 
 
 @dataclass(frozen=True)
-class DesignEstimate:
+class DesignEstimate(IntervalEstimate):
     """Stepped-wedge design estimate for one randomised window.
 
     Attributes
@@ -117,18 +118,11 @@ class DesignEstimate:
     mde: float = float("nan")
     unit_changes: dict[str, float] | None = None
 
-    @property
-    def significant(self) -> bool:
-        """Status ok and the 95 % interval excludes 0."""
-        return bool(self.status == "ok" and (self.relative_upper_95 < 0
-                                             or self.relative_lower_95 > 0))
-
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (weeks as lists) plus ``significant``."""
-        d = asdict(self)
-        d["step_weeks"], d["pre_weeks"] = list(self.step_weeks), list(self.pre_weeks)
+        """Plain dict (weeks as lists, ``unit_changes`` a dict even when absent) plus
+        ``significant``."""
+        d = super().to_dict()
         d["unit_changes"] = dict(self.unit_changes or {})
-        d["significant"] = self.significant
         return d
 
 
