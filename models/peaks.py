@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ import pandas as pd
 from models.hysteresis import DEFAULT_OPEN_FACTOR, open_probability, opened_windows
 
 __all__ = [
+    "SpikeRule",
     "DEFAULT_MIN_SPIKE_COUNT",
     "DEFAULT_LOOKBACK_WEEKS",
     "DEFAULT_P_MIN",
@@ -171,20 +173,25 @@ def rolling_thresholds(
     return g.assign(threshold=thr)
 
 
-def actual_spike_windows(
-    weekly: pd.DataFrame,
-    *,
-    min_spike_count: float = DEFAULT_MIN_SPIKE_COUNT,
-    lookback_weeks: int = DEFAULT_LOOKBACK_WEEKS,
-    min_history_weeks: int = 52,
-) -> pd.DataFrame:
+class SpikeRule(TypedDict, total=False):
+    """The knobs of the spike rule, by keyword (defaults in :func:`rolling_thresholds`):
+    ``min_spike_count``, the floor of the threshold T; ``lookback_weeks``, the weeks of
+    history whose 90th percentile T is; ``min_history_weeks``, the weeks of history a week
+    needs before it is judged."""
+
+    min_spike_count: float
+    lookback_weeks: int
+    min_history_weeks: int
+
+
+def actual_spike_windows(weekly: pd.DataFrame, **rule: Unpack[SpikeRule]) -> pd.DataFrame:
     """Actual spike windows: runs of weeks whose count exceeds the threshold from history.
 
     The threshold for each week uses only the ``lookback_weeks`` complete weeks before it
-    (rolling, history only; :func:`rolling_thresholds`). Weeks with fewer than
-    ``min_history_weeks`` of history are not judged. A run is broken by a week that is not
-    flagged or by a gap of more than 7 days. Vectorised over all series (no loop per series
-    or per week).
+    (rolling, history only; :func:`rolling_thresholds`, which takes the same ``rule``). Weeks
+    with fewer than ``min_history_weeks`` of history are not judged. A run is broken by a week
+    that is not flagged or by a gap of more than 7 days. Vectorised over all series (no loop
+    per series or per week).
 
     Returns
     -------
@@ -192,8 +199,7 @@ def actual_spike_windows(
     Monday of the first spike week and ``end`` the Sunday of the last; sorted by
     ``unique_id, start``.
     """
-    g = rolling_thresholds(weekly, min_spike_count=min_spike_count,
-                           lookback_weeks=lookback_weeks, min_history_weeks=min_history_weeks)
+    g = rolling_thresholds(weekly, **rule)
     if g.empty:
         return pd.DataFrame(columns=ACTUAL_WINDOW_COLUMNS)
     y = g["y"].to_numpy(dtype=float)
