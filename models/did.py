@@ -217,13 +217,10 @@ def did_effect(
     candidates = [str(c) for c in (controls if controls is not None else wide.columns)
                   if str(c) != treated]
     similarity, excluded = _similarities(wide, treated, candidates, match_idx, span)
-    passing = sorted((c for c, r in similarity.items() if r >= min_similarity),
-                     key=lambda c: -similarity[c])[:n_controls]
-    if len(passing) < min_controls:
-        best = max(similarity.values()) if similarity else float("nan")
-        reason = (f"{len(passing)} candidate(s) reach similarity >= {min_similarity} "
-                  f"(need {min_controls}); {len(similarity)} scored (best {best:.2f}), "
-                  f"{len(excluded)} excluded, {len(candidates)} candidate(s) in all")
+    passing, reason = _controls(similarity, len(excluded), len(candidates),
+                                min_similarity=min_similarity, n_controls=n_controls,
+                                min_controls=min_controls)
+    if reason is not None:
         return DidEstimate(status="no_fair_control", reason=reason, similarity=similarity,
                            excluded=excluded, n_match_weeks=n_match, **base)
     units = [treated, *passing]
@@ -238,16 +235,7 @@ def did_effect(
         return float(g[0] - g[1:].mean())
 
     estimate = did_at(end)
-    g_all = _log_rates(values, slice(end - n_win - pre_weeks, end - n_win), slice(end - n_win, end))
-    rate_pre = float(values[end - n_win - pre_weeks:end - n_win, 0].mean())
-    rate_win = float(values[end - n_win:, 0].mean())
-    actual = float(values[end - n_win:, 0].sum())
-
-    def absolute(log_eff: float) -> float:
-        cf_rate = (rate_win + _OFFSET) * np.exp(-log_eff) - _OFFSET
-        return float(actual - n_win * cf_rate)
-
-    cf_total = float(n_win * ((rate_pre + _OFFSET) * np.exp(g_all[1:].mean()) - _OFFSET))
+    actual, cf_total, absolute = _treated_totals(values, n_win, pre_weeks)
     errors = _placebo_errors(did_at, span, len(match_idx), n_win, pre_weeks, exclude_windows)
     common: dict[str, Any] = {
         **base, "controls": tuple(passing), "similarity": similarity, "excluded": excluded,
@@ -319,6 +307,40 @@ def _treated_history(t: pd.Series, treated: str, weeks: pd.DatetimeIndex, pre_we
                          f"window, needs pre_weeks={pre_weeks}; missing {fmt_weeks(lacking[:8])}"
                          f"{' …' if len(lacking) > 8 else ''}")
     return n_hist
+
+
+def _treated_totals(values: np.ndarray, n_win: int, pre_weeks: int
+                    ) -> tuple[float, float, Callable[[float], float]]:
+    """The treated series' count in the window (the last ``n_win`` rows of ``values``, column
+    0), its counterfactual total (the pre-period rate moved by the controls' mean change) and
+    the map from a log effect to the absolute one (counts avoided in the window)."""
+    end = len(values)
+    g_all = _log_rates(values, slice(end - n_win - pre_weeks, end - n_win), slice(end - n_win, end))
+    rate_pre = float(values[end - n_win - pre_weeks:end - n_win, 0].mean())
+    rate_win = float(values[end - n_win:, 0].mean())
+    actual = float(values[end - n_win:, 0].sum())
+
+    def absolute(log_eff: float) -> float:
+        cf_rate = (rate_win + _OFFSET) * np.exp(-log_eff) - _OFFSET
+        return float(actual - n_win * cf_rate)
+
+    cf_total = float(n_win * ((rate_pre + _OFFSET) * np.exp(g_all[1:].mean()) - _OFFSET))
+    return actual, cf_total, absolute
+
+
+def _controls(similarity: dict[str, float], n_excluded: int, n_candidates: int, *,
+              min_similarity: float, n_controls: int, min_controls: int
+              ) -> tuple[list[str], str | None]:
+    """The at most ``n_controls`` most similar candidates at or above ``min_similarity``, and
+    why there is no fair control when fewer than ``min_controls`` pass (else ``None``)."""
+    passing = sorted((c for c, r in similarity.items() if r >= min_similarity),
+                     key=lambda c: -similarity[c])[:n_controls]
+    if len(passing) >= min_controls:
+        return passing, None
+    best = max(similarity.values()) if similarity else float("nan")
+    return passing, (f"{len(passing)} candidate(s) reach similarity >= {min_similarity} "
+                     f"(need {min_controls}); {len(similarity)} scored (best {best:.2f}), "
+                     f"{n_excluded} excluded, {n_candidates} candidate(s) in all")
 
 
 def _similarities(wide: pd.DataFrame, treated: str, candidates: Sequence[str],
