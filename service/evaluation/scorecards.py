@@ -180,14 +180,7 @@ def scorecard(
     (``counterfactual`` | ``did`` | ``none``), ``avoided`` and its bounds, and ``reason``
     when not counted.
     """
-    if group_by not in ("category", "region", "department"):
-        raise UnprocessableContent("group_by must be category, region or department")
-    if date_from and date_to and date_from > date_to:
-        raise UnprocessableContent("'from' is after 'to'")
-    sig = signal or (settings.campaigns.signals[0] if settings.campaigns.signals
-                     else "complaints")
-    if sig not in SIGNALS:
-        raise UnprocessableContent(f"signal must be one of {', '.join(SIGNALS)}")
+    sig = _checked_signal(settings, group_by, date_from, date_to, signal)
     cats = {c.code: c for c in session.scalars(select(Category))}
     regs = {r.code: r for r in session.scalars(select(Region))}
     group = _Groups(group_by, cats, regs)
@@ -199,14 +192,7 @@ def scorecard(
     deliveries = _deliveries(session, [c.id for c in campaigns])
     panel = weekly_panel(session=session, signal=sig)
     sent = [c for c in campaigns if c.status in SENT_STATUSES]
-    placebos = _empty_placebos()
-    if sent:
-        placebos = placebo_windows(
-            session=session, signal=sig, panel=panel,
-            before=max(c.window_start for c in sent),
-            since=min(c.window_start for c in sent) - dt.timedelta(
-                days=PLACEBO_LOOKBACK_DAYS),
-            min_probability=settings.campaigns.min_probability)
+    placebos = _placebos(session, settings, sig, panel, sent)
     by_category: dict[str, pd.DataFrame] = {}
     scored: list[dict[str, Any]] = []
     reports: list[dict[str, Any]] = []  # issue 14: pooled effects (service.evaluation.pooling)
@@ -238,6 +224,35 @@ def scorecard(
     return pooled_scorecard(result, reports=reports, sent=sent, panel=panel,
                             placebos=placebos, signal=sig, cats=cats, regs=regs,
                             group_by=group_by, pooled_by=pooled_by)
+
+
+def _checked_signal(settings: Settings, group_by: str, date_from: dt.date | None,
+                    date_to: dt.date | None, signal: str | None) -> str:
+    """The scorecard's signal (default: the first planning signal), after checking the
+    grouping and the period (422 problems naming what is wrong)."""
+    if group_by not in ("category", "region", "department"):
+        raise UnprocessableContent("group_by must be category, region or department")
+    if date_from and date_to and date_from > date_to:
+        raise UnprocessableContent("'from' is after 'to'")
+    sig = signal or (settings.campaigns.signals[0] if settings.campaigns.signals
+                     else "complaints")
+    if sig not in SIGNALS:
+        raise UnprocessableContent(f"signal must be one of {', '.join(SIGNALS)}")
+    return sig
+
+
+def _placebos(session: Session, settings: Settings, signal: str, panel: pd.DataFrame,
+              sent: Sequence[Campaign]) -> pd.DataFrame:
+    """The placebo windows the sent campaigns' effects are calibrated on: those before the
+    latest sent window, back to ``PLACEBO_LOOKBACK_DAYS`` before the earliest (none when
+    nothing was sent)."""
+    if not sent:
+        return _empty_placebos()
+    return placebo_windows(
+        session=session, signal=signal, panel=panel,
+        before=max(c.window_start for c in sent),
+        since=min(c.window_start for c in sent) - dt.timedelta(days=PLACEBO_LOOKBACK_DAYS),
+        min_probability=settings.campaigns.min_probability)
 
 
 class _Groups:
