@@ -179,7 +179,7 @@ def _mark(ok: bool | None) -> str:
     return "PASS" if ok else "n/a " if ok is None else "FAIL"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sets", default="samples,chicago,boston",
                     help="comma list: samples, chicago[-nature|-nature_ward|-ward], "
@@ -200,17 +200,80 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--history", action="store_true",
                     help="score only the origins before the first scored one (where a knob "
                          "may be chosen): AP, Brier, F1 at thresholds learned on them")
-    args = ap.parse_args(argv)
-    open_factors = DEFAULT_OPEN_FACTORS if args.open_factors is None else tuple(
-        float(v) for v in args.open_factors.split(",") if v.strip())
-    grid = DEFAULT_GRID if args.grid is None else tuple(
-        float(v) for v in args.grid.split(",") if v.strip())
-    if not set(grid) <= set(DEFAULT_GRID):
-        raise SystemExit(f"--grid must be a subset of {DEFAULT_GRID}")
-    keys = [k.strip() for k in args.models.split(",") if k.strip()]
+    return ap
+
+
+def _floats(text: str | None, default: tuple[float, ...]) -> tuple[float, ...]:
+    """A comma list of numbers (``default`` when not given)."""
+    if text is None:
+        return default
+    return tuple(float(v) for v in text.split(",") if v.strip())
+
+
+def _models(text: str) -> list[str]:
+    """The model keys of ``--models`` (exits naming any unknown one)."""
+    keys = [k.strip() for k in text.split(",") if k.strip()]
     unknown = sorted(set(keys) - set(MODELS))
     if unknown:
         raise SystemExit(f"unknown model(s) {unknown} (choose from {', '.join(MODELS)})")
+    return keys
+
+
+def _print_history(sets: list[DataSet], keys: list[str],
+                   open_factors: tuple[float, ...]) -> None:
+    for ds in sets:
+        for k in keys:
+            if k in SAMPLES_ONLY and ds.truth is None:
+                continue
+            h = history_scores(ds, k, open_factors)
+            print(f"{ds.name} before the scored origins ({h['origins']:.0f} origins), "
+                  f"{LABELS[k]}: AP {_fmt(h['average_precision'], 3)}, Brier "
+                  f"{_fmt(h['brier'], 4)}, F1 {_fmt(h['f1'], 3)}")
+
+
+def _score_set(ds: DataSet, keys: list[str], grid: tuple[float, ...],
+               open_factors: tuple[float, ...], *, quiet: bool
+               ) -> tuple[dict[str, Any], list[Check]]:
+    """One set's scorings: its JSON part and its checks (tables printed unless ``quiet``)."""
+    history = to_weekly(ds.daily)
+    models = [k for k in keys if ds.truth is not None or k not in SAMPLES_ONLY]
+    doc: dict[str, Any] = {"note": ds.note}
+    found_all: list[Check] = []
+    for scoring, (origins, hw) in ds.plan.scorings().items():
+        scores = [score_model(ds, k, scoring, history, grid, open_factors) for k in models]
+        found = checks(ds, scoring, {s.model: s for s in scores})
+        found_all.extend(found)
+        doc[scoring] = {
+            "origins": [str(o.date()) for o in origins], "horizon_weeks": hw,
+            "models": {s.model: {"values": s.values, "truth": s.truth,
+                                 "decisions": s.decisions, "missing": s.missing}
+                       for s in scores},
+            "checks": [{"check": t, "pass": ok} for t, ok in found]}
+        if quiet:
+            continue
+        print(f"\n## {ds.name}, {scoring}: {ds.note}; origins "
+              f"{', '.join(str(o.date()) for o in origins)}, {hw}-week horizon, "
+              f"lead {LEAD_DAYS} days")
+        print(_table(scores))
+        if ds.truth is not None:
+            print("against the generator's planted windows (learned thresholds):")
+            print(_truth_table(scores))
+    if ds.truth is None and {"forewarn", "plain"} <= set(models):
+        r, lo, hi, n = every_origin_ap_ratio(ds, "forewarn", "plain")
+        found_all.append((f"{ds.name} every origin: forewarn AP / plain Prophet AP "
+                          f"{_fmt(r, 3)} over the {n} origins forecast (90 % CI over "
+                          f"series {_fmt(lo, 2)}-{_fmt(hi, 2)}; info)",
+                          None if not math.isfinite(r) else r >= 1.0))
+    return doc, found_all
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    open_factors = _floats(args.open_factors, DEFAULT_OPEN_FACTORS)
+    grid = _floats(args.grid, DEFAULT_GRID)
+    if not set(grid) <= set(DEFAULT_GRID):
+        raise SystemExit(f"--grid must be a subset of {DEFAULT_GRID}")
+    keys = _models(args.models)
     sets = []
     for name in set_names(args.sets):
         if available(name):
@@ -222,48 +285,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.fit_only:
         return 0
     if args.history:
-        for ds in sets:
-            for k in keys:
-                if k in SAMPLES_ONLY and ds.truth is None:
-                    continue
-                h = history_scores(ds, k, open_factors)
-                print(f"{ds.name} before the scored origins ({h['origins']:.0f} origins), "
-                      f"{LABELS[k]}: AP {_fmt(h['average_precision'], 3)}, Brier "
-                      f"{_fmt(h['brier'], 4)}, F1 {_fmt(h['f1'], 3)}")
+        _print_history(sets, keys, open_factors)
         return 0
-
     doc: dict[str, Any] = {}
     all_checks: list[Check] = []
     for ds in sets:
-        history = to_weekly(ds.daily)
-        models = [k for k in keys if ds.truth is not None or k not in SAMPLES_ONLY]
-        for scoring, (origins, hw) in ds.plan.scorings().items():
-            scores = [score_model(ds, k, scoring, history, grid, open_factors)
-                      for k in models]
-            by = {s.model: s for s in scores}
-            found = checks(ds, scoring, by)
-            all_checks.extend(found)
-            doc.setdefault(ds.name, {"note": ds.note})[scoring] = {
-                "origins": [str(o.date()) for o in origins], "horizon_weeks": hw,
-                "models": {s.model: {"values": s.values, "truth": s.truth,
-                                     "decisions": s.decisions, "missing": s.missing}
-                           for s in scores},
-                "checks": [{"check": t, "pass": ok} for t, ok in found]}
-            if args.json:
-                continue
-            print(f"\n## {ds.name}, {scoring}: {ds.note}; origins "
-                  f"{', '.join(str(o.date()) for o in origins)}, {hw}-week horizon, "
-                  f"lead {LEAD_DAYS} days")
-            print(_table(scores))
-            if ds.truth is not None:
-                print("against the generator's planted windows (learned thresholds):")
-                print(_truth_table(scores))
-        if ds.truth is None and {"forewarn", "plain"} <= set(models):
-            r, lo, hi, n = every_origin_ap_ratio(ds, "forewarn", "plain")
-            all_checks.append((f"{ds.name} every origin: forewarn AP / plain Prophet AP "
-                               f"{_fmt(r, 3)} over the {n} origins forecast (90 % CI over "
-                               f"series {_fmt(lo, 2)}-{_fmt(hi, 2)}; info)",
-                               None if not math.isfinite(r) else r >= 1.0))
+        doc[ds.name], found = _score_set(ds, keys, grid, open_factors, quiet=args.json)
+        all_checks.extend(found)
     if args.json:
         print(json.dumps(doc, indent=1, default=str))
         return 0
@@ -271,7 +299,6 @@ def main(argv: list[str] | None = None) -> int:
     for text, ok in all_checks:
         print(f"  [{_mark(ok)}] {text}")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
