@@ -110,26 +110,9 @@ def coverage(campaigns: pd.DataFrame, truth: pd.DataFrame, lead_days: dict[str, 
             leads.append(max((row["start"] - c["send_date"]).days for c in ok))
     t["covered"], t["in_time"], t["reachable"] = covered, in_time, reachable
     t["in_time_predicted"] = ok_pred
-    hits = 0
-    truth_by_series: dict[tuple[str, str], list[tuple[dt.date, dt.date]]] = {}
-    for uid, start, end in zip(truth["unique_id"], truth["start"], truth["end"], strict=True):
-        sid = SeriesId.parse(str(uid))
-        if sid.signal == "complaints":
-            truth_by_series.setdefault((sid.category, sid.region), []).append(
-                (pd.Timestamp(start).date(), pd.Timestamp(end).date()))
-    for c in live.to_dict("records"):
-        wins = truth_by_series.get((str(c["category"]), str(c["region"])), [])
-        hits += any(c["window_start"] <= e + TOLERANCE and c["window_end"] >= s - TOLERANCE
-                    for s, e in wins)
-
+    hits = _true_campaigns(live, truth)
     if peaks is not None:
-        pk: dict[str, list[tuple[dt.date, dt.date]]] = {}
-        for sid, ps, pe in zip(peaks["series_id"], peaks["start"], peaks["end"], strict=True):
-            pk.setdefault(str(sid), []).append((ps, pe))
-        t["predicted"] = [any(ps <= e + TOLERANCE and pe >= s - TOLERANCE
-                              for ps, pe in pk.get(uid, []))
-                          for uid, s, e in zip(t["unique_id"], t["start"], t["end"],
-                                               strict=True)]
+        t["predicted"] = _predicted(t, peaks)
 
     def share(mask: pd.Series) -> dict[str, Any]:
         sub = t[mask]
@@ -157,6 +140,33 @@ def coverage(campaigns: pd.DataFrame, truth: pd.DataFrame, lead_days: dict[str, 
     }
 
 
+def _true_campaigns(live: pd.DataFrame, truth: pd.DataFrame) -> int:
+    """Live campaigns that meet any of the generator's complaint spike windows of their
+    series (±1 week): the numerator of precision."""
+    truth_by_series: dict[tuple[str, str], list[tuple[dt.date, dt.date]]] = {}
+    for uid, start, end in zip(truth["unique_id"], truth["start"], truth["end"], strict=True):
+        sid = SeriesId.parse(str(uid))
+        if sid.signal == "complaints":
+            truth_by_series.setdefault((sid.category, sid.region), []).append(
+                (pd.Timestamp(start).date(), pd.Timestamp(end).date()))
+    hits = 0
+    for c in live.to_dict("records"):
+        wins = truth_by_series.get((str(c["category"]), str(c["region"])), [])
+        hits += any(c["window_start"] <= e + TOLERANCE and c["window_end"] >= s - TOLERANCE
+                    for s, e in wins)
+    return hits
+
+
+def _predicted(t: pd.DataFrame, peaks: pd.DataFrame) -> list[bool]:
+    """For each planted window of ``t``, whether any predicted window of its series overlaps
+    it (±1 week)."""
+    pk: dict[str, list[tuple[dt.date, dt.date]]] = {}
+    for sid, ps, pe in zip(peaks["series_id"], peaks["start"], peaks["end"], strict=True):
+        pk.setdefault(str(sid), []).append((ps, pe))
+    return [any(ps <= e + TOLERANCE and pe >= s - TOLERANCE for ps, pe in pk.get(uid, []))
+            for uid, s, e in zip(t["unique_id"], t["start"], t["end"], strict=True)]
+
+
 def _add_months(d: dt.date, n: int) -> dt.date:
     y, m = divmod(d.month - 1 + n, 12)
     return dt.date(d.year + y, m + 1, 1)
@@ -165,7 +175,11 @@ def _add_months(d: dt.date, n: int) -> dt.date:
 def measure(*, db: Path | None = None, keep: bool = False, jobs: int = -1,
             engine: str = "local", rolling: int = 0, p_min: float | None = None
             ) -> dict[str, Any]:
-    """Import, forecast, plan, compare; returns the :func:`coverage` figures plus timings."""
+    """Import, forecast, plan, compare; returns the :func:`coverage` figures plus timings.
+
+    One function on purpose: the protocol reads top to bottom (one forecast, or one every
+    ``rolling`` months with its campaigns approved and sent), and its steps share the
+    database and the timings."""
     from sqlalchemy import select
 
     from bench._samples import load_samples

@@ -53,6 +53,11 @@ def _load() -> str:
 
 def measure(*, db: Path | None, keep: bool, signals: list[str], jobs: int, engine: str,
             horizon_days: int, cutoff: dt.date) -> dict[str, Any]:
+    """Import the samples, then time pinned and learned runs in pairs (a first run and a
+    weekly refit); returns each run's timings.
+
+    One function on purpose: the protocol reads top to bottom, and each timed pair must start
+    from the registry the step before left (see the module docstring)."""
     from sqlalchemy import delete
 
     from bench._samples import load_samples

@@ -135,6 +135,12 @@ def _mark_stale(factory: sessionmaker[Session]) -> None:
 
 
 def main() -> None:
+    """Seed, start the scheduler, time the dispatch ticks while the evaluation is current and
+    while it is rebuilt, print the figures.
+
+    One function on purpose: a benchmark's protocol reads top to bottom (set-up, a baseline
+    phase, a rebuild phase, the report), and the phases share the scheduler, the probe and
+    the phase boundaries the report splits the ticks by."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--campaigns", type=int, default=20)
     ap.add_argument("--paths", type=int, default=100)

@@ -95,7 +95,10 @@ def _settings(path: Path) -> Any:
 
 def build(path: Path, *, first: dt.date, last: dt.date, every: int, horizon: int,
           categories: list[str] | None, engine: str, jobs: int) -> dict[str, Any]:
-    """Import, replay forecasts + planning + approvals; skips what the database already has."""
+    """Import, replay forecasts + planning + approvals; skips what the database already has.
+
+    One function on purpose: the replay reads as a deployment's calendar, top to bottom, and
+    each step resumes where a kept database stopped."""
     from sqlalchemy import select
 
     from bench._samples import load_samples
@@ -203,7 +206,12 @@ def _row(est: dict[str, Any], name: str, truth_abs: float, truth_rel: float) -> 
 
 def replicate(path: Path, *, reps: int, p_sent: float, effect: float, seed: int,
               min_placebos: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Null and planted-effect replications on a built database (nothing is committed)."""
+    """Null and planted-effect replications on a built database (nothing is committed).
+
+    One function on purpose: every replication marks a random draw of the approved campaigns
+    sent and, for the planted variant, deletes a share of their windows' complaints, in one
+    session that it rolls back; its steps share that session, the campaigns, the panel and
+    the placebo candidates."""
     from sqlalchemy import delete, select, update
 
     from models.series import SeriesId

@@ -136,6 +136,12 @@ def _timed(fn: Any, repeat: int = 1) -> float:
 
 
 def main() -> None:
+    """Seed, time the per-request computations and the refresh, serve the materialised
+    answers in rounds against a constant-body floor, print the figures.
+
+    One function on purpose: a benchmark's protocol reads top to bottom (seed, in-process
+    timings, served rounds, the report), and the report divides the timings of every step by
+    each other."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--campaigns", type=int, default=200)
     ap.add_argument("--paths", type=int, default=100)

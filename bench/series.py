@@ -122,6 +122,10 @@ def _in_process(url: str, repeat: int = 20) -> dict[str, float]:
 
 
 def main() -> None:
+    """Seed the series, serve the listing in rounds against its baselines, print the figures.
+
+    One function on purpose: a benchmark's protocol reads top to bottom (seed, served rounds,
+    the report), and the report divides the rounds' figures by each other."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds")
