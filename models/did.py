@@ -87,7 +87,6 @@ class DidEstimate(IntervalEstimate):
     df: float = float("nan")
 
 
-
 def _wide(panel: pd.DataFrame) -> pd.DataFrame:
     require_columns(panel, ("unique_id", "week", "y"), "panel")
     f = pd.DataFrame({

@@ -80,7 +80,6 @@ _Z95 = NormalDist().inv_cdf(0.975)  # |z| quantile 0.95
 _Z80 = NormalDist().inv_cdf(0.9)  # |z| quantile 0.8
 
 
-
 def _single_series(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     """Drop a ``unique_id`` index level / column holding a single series."""
     if isinstance(frame.index, pd.MultiIndex):

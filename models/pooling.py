@@ -167,7 +167,6 @@ class PooledEffect(IntervalEstimate):
     method: str
 
 
-
 def _interval(est: float, se: float, df: float | None) -> dict[str, float]:
     out = {}
     for level in (0.95, 0.8):
