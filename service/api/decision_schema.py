@@ -19,7 +19,7 @@ DECISION_EXAMPLE: dict[str, Any] = {
     "beta": 1.0, "cost_loss": None, "max_campaign_weeks": 6,
     "origins": ["2024-06-30", "2024-12-29"], "n_series": 24, "n_windows": 31,
     "n_campaigns": 38, "recall": 0.71, "precision": 0.58, "f1": 0.638, "f_beta": 0.638,
-    "in_time": 0.55, "open_factor": 2.0,
+    "in_time": 0.55, "open_factor": 2.0, "opens_at": 0.4,
     "explanation": "Warns when P(spike) ≥ 0.25 (the threshold that maximised F1). On 2 "
                    "backtest(s) before the cut-off (2024-06-30 … 2024-12-29) it caught 71 % "
                    "of the spike windows and 58 % of its campaigns met a real spike. A window "
@@ -63,6 +63,9 @@ class DecisionPublic(BaseModel):
                                       "`threshold`, and then holds every week at or above "
                                       "`threshold`; 1 = every run of weeks is a window; "
                                       "learned with the threshold (null: runs before it was)")
+    opens_at: float | None = Field(None, description="The P(spike) a predicted window must "
+                                   "reach to open (from `threshold` and `open_factor`; equal "
+                                   "to `threshold` when the factor is 1 or null)")
     explanation: str = Field(description="The decision in plain words (Chinese when "
                                          "Accept-Language prefers zh)")
 

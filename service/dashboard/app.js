@@ -298,10 +298,8 @@
       annotations.push({ xref: "paper", x: 0, yref: "y2", y: c.decision.threshold,
         text: "预警阈值 " + String(Math.round(c.decision.threshold * 1000) / 1000), showarrow: false, xanchor: "left",
         yanchor: "bottom", font: { size: 11, color: "#6a1b9a" } });
-      var k = c.decision.open_factor || 1;
-      if (k > 1) {  // hysteresis: a window opens only where P reaches this level
-        var odds = k * c.decision.threshold / (1 - c.decision.threshold);
-        var opens = c.decision.threshold >= 1 ? 1 : odds / (1 + odds);
+      var opens = c.decision.opens_at;
+      if (opens != null && opens > c.decision.threshold) {  // hysteresis: a window opens only where P reaches this level
         shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, yref: "y2", y0: opens, y1: opens,
           line: { color: "#6a1b9a", dash: "dash", width: 1 }, name: "opens" });
         annotations.push({ xref: "paper", x: 0, yref: "y2", y: opens,

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from models.hysteresis import open_probability
 from service.campaigns.status import STATUS_ZH
 
 __all__ = ["chart_fonts", "cjk_font", "mongolian_font", "render_forecast_png"]
@@ -150,10 +149,9 @@ def _marks(ax: Any, axp: Any, chart: Mapping[str, Any], labels: Mapping[str, str
                    label=labels["thr"])
     if chart.get("decision"):  # the run's decision threshold on the P(spike) panel
         axp.axhline(float(chart["decision"]["threshold"]), color="#6a1b9a", ls=":", lw=1.2)
-        k = float(chart["decision"].get("open_factor") or 1.0)
-        if k > 1:  # hysteresis: the level a window has to reach to open
-            axp.axhline(float(open_probability(float(chart["decision"]["threshold"]), k)),
-                        color="#6a1b9a", ls="--", lw=0.9)
+        opens = chart["decision"].get("opens_at")
+        if opens is not None and opens > chart["decision"]["threshold"]:
+            axp.axhline(float(opens), color="#6a1b9a", ls="--", lw=0.9)  # where windows open
     for i, p in enumerate(chart.get("peaks") or []):
         for a in (ax, axp):
             a.axvspan(_d(p["start"]), _d(p["end"]), color="#ff7f0e", alpha=0.15,

@@ -358,6 +358,9 @@ def public_decision(document: Mapping[str, Any] | None, category: str, *,
         return None
     out = {k: row.get(k) for k in DECISION_FIELDS_PUBLIC}
     out["origins"] = list(row.get("origins") or [])
+    if out.get("threshold") is not None:  # the level a window must reach to open
+        out["opens_at"] = float(open_probability(float(out["threshold"]),
+                                                 float(out.get("open_factor") or 1.0)))
     out["explanation"] = describe(out, language=language)
     return out
 

@@ -188,6 +188,11 @@ def test_api_run_lifecycle(api: tuple[TestClient, dict[str, str]]) -> None:
     assert len(body["decision_backtests"]["origins"]) == 2
     assert decided["gas_safety"]["basis"] == "cost_loss"
     assert "cost/loss" in decided["gas_safety"]["explanation"]
+    for d in decided.values():  # the level a window opens at, as the run's rule computes it
+        assert d["opens_at"] == pytest.approx(float(open_probability(d["threshold"],
+                                                                     d["open_factor"])))
+        assert d["opens_at"] >= d["threshold"]
+    assert decided["gas_safety"]["opens_at"] == pytest.approx(decided["gas_safety"]["threshold"])
     assert all(d["origins"] == body["decision_backtests"]["origins"]
                for d in decided.values())
     zh_run = client.get(location, headers={**read, "Accept-Language": "zh"})
