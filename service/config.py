@@ -11,7 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_TIMEZONE", "Settings", "ForecastSettings", "ApiSettings", "ImportSettings",
            "SchedulerSettings", "CampaignSettings", "DispatchSettings", "EvaluationSettings",
-           "ChannelSettings", "WebhookSettings", "EmailSettings", "PROJECT_ROOT"]
+           "ChannelSettings", "WebhookSettings", "EmailSettings", "PROJECT_ROOT",
+           "SHUTDOWN_WAIT_SECONDS"]
 
 #: The deployment's time zone unless ``FOREWARN_TIMEZONE`` says otherwise: naive timestamps are
 #: local time there, records count towards its calendar days, "today" is its today.
@@ -19,6 +20,9 @@ DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = PROJECT_ROOT / "data" / "samples"
+#: How long the app's shutdown waits for a background job (an import, the evaluation
+#: refresh) to reach its next stop point before the engine is disposed.
+SHUTDOWN_WAIT_SECONDS = 30.0
 
 
 class ForecastSettings(BaseModel):

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.series import SeriesId
 from service.campaigns.tables import Campaign
-from service.config import Settings
+from service.config import SHUTDOWN_WAIT_SECONDS, Settings
 from service.db import make_engine, make_sessionmaker
 from service.errors import ServiceError
 from service.evaluation.common import (
@@ -58,9 +58,6 @@ from service.store.tables import utcnow
 
 __all__ = ["refresh", "refresh_in_child", "needs_refresh", "default_signal",
            "EvaluationExecutor", "DEFAULT_GROUPS", "run_refresh"]
-
-#: How long the app's shutdown waits for a background refresh to stop between two answers.
-SHUTDOWN_WAIT_SECONDS = 30.0
 
 log = structlog.get_logger(__name__)
 DEFAULT_GROUPS = ("category", "region", "department")

@@ -3,9 +3,10 @@ thread (like forecast runs); the client polls the batch URL for progress and the
 
 At most ``imports.max_queued`` imports wait or run at once; one more is refused with 503 and
 ``Retry-After`` before anything is stored. On shutdown the running import is interrupted at its
-next chunk (nothing of it is published) and the queued ones are marked failed
-("interrupted"); :func:`service.ingest.pipeline.recover_interrupted` does the same at the next
-start for a process that died without shutting down.
+next chunk (nothing of it is published; the shutdown waits for it to record that, at most
+``SHUTDOWN_WAIT_SECONDS``) and the queued ones are marked failed ("interrupted");
+:func:`service.ingest.pipeline.recover_interrupted` does the same at the next start for a
+process that died without shutting down.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import structlog
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.config import Settings
+from service.config import SHUTDOWN_WAIT_SECONDS, Settings
 from service.ingest.batches import _BatchRef
 from service.ingest.jobs import ImportJob
 from service.ingest.limits import ImportBusy
@@ -74,10 +75,14 @@ class ImportExecutor:
         """Block until every submitted import has finished (tests, shutdown)."""
         wait(list(self._futures.values()), timeout=timeout)
 
-    def shutdown(self) -> None:
-        """Interrupt the running import, drop the queued ones (marked failed)."""
+    def shutdown(self, timeout: float = SHUTDOWN_WAIT_SECONDS) -> None:
+        """Interrupt the running import, drop the queued ones (marked failed), and wait up to
+        ``timeout`` seconds for the running one to stop at its next chunk and record that it
+        was interrupted, so that the app disposes of its engine only after the import's last
+        session closed (one still running after ``timeout`` is logged and left to end)."""
         self._cancel.set()
         queued = [bid for bid, fut in list(self._futures.items()) if fut.cancel()]
+        running = [fut for fut in list(self._futures.values()) if not fut.done()]
         self._pool.shutdown(wait=False, cancel_futures=True)
         if queued:
             with self._factory() as s:
@@ -85,3 +90,5 @@ class ImportExecutor:
                     status="failed", finished_at=utcnow(), error="interrupted: the server "
                     "stopped before this import ran; nothing was imported; send it again"))
                 s.commit()
+        if running and wait(running, timeout=timeout).not_done:
+            log.warning("import_still_running", waited_seconds=timeout)

@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from service.config import Settings
 from service.db import make_sessionmaker
 from service.errors import (
     BadRequest,
@@ -31,8 +32,11 @@ from service.errors import (
     UnsupportedMediaType,
 )
 from service.ingest import pipeline
+from service.ingest.background import ImportExecutor
 from service.ingest.batches import create_batch, get_batch, recover_interrupted
-from service.ingest.limits import ImportBusy, ImportLimits, TooSlow
+from service.ingest.jobs import records_job
+from service.ingest.limits import Guard, ImportBusy, ImportLimits, TooSlow
+from service.ingest.readers import TableReader
 from service.store.tables import Complaint, ImportBatch, RejectedRow, utcnow
 from tests.ingest.conftest import EN_HEADER, csv_bytes, gz, imp, load_ref, zh_rows
 
@@ -370,6 +374,41 @@ def test_batches_of_dead_processes_become_interrupted(sqlite_sf: sessionmaker[Se
     assert _batch(sqlite_sf, "b" * 32).status == "running"  # ours, alive
     assert _batch(sqlite_sf, "d" * 32).status == "running"  # another host, recent
     assert _batch(sqlite_sf, "e" * 32).status == "queued"  # its process is alive
+
+
+def test_shutdown_waits_for_the_running_import_to_record_its_interruption(
+        sqlite_sf: sessionmaker[Session]) -> None:
+    """The app's shutdown returns only once the running background import stopped at its next
+    chunk and marked its batch failed, so the engine is disposed after the import's last
+    session (the import used to finish its cleanup after shutdown had returned)."""
+    records = [{"external_id": f"S{i}", "received_at": "2023-01-05T10:00:00",
+                "category": "烟花爆竹", "region": "呼市", "content": "x"} for i in range(10)]
+    job = records_job(kind="complaints", records=records, source="app", chunk_rows=2)
+    first_chunk_read = threading.Event()
+    inner = job.opener
+
+    def opener(guard: Guard) -> TableReader:
+        reader = inner(guard)
+        chunks = reader.chunks()
+
+        def gen() -> Iterator[Any]:
+            yield next(chunks)
+            first_chunk_read.set()
+            assert job.cancel is not None and job.cancel.wait(30)  # held until the shutdown
+            yield from chunks  # the next chunk meets the cancelled guard
+
+        return TableReader(reader.format, reader.encoding, reader.headers, gen(), [])
+
+    job.opener = opener
+    executor = ImportExecutor(sqlite_sf, Settings(_env_file=None))
+    executor.reserve()
+    batch = pipeline.queue_import(sqlite_sf, job)
+    executor.submit(batch, job)
+    assert first_chunk_read.wait(30)
+    executor.shutdown(timeout=30)
+    stopped = _batch(sqlite_sf, batch.id)
+    assert stopped.status == "failed" and "interrupted" in (stopped.error or "")
+    assert _count(sqlite_sf) == 0  # nothing of it was published
 
 
 def test_publishing_a_batch_marked_interrupted_is_refused(
