@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.forecasting.runs import execute_run
+from service.store.base import utcnow
+from service.store.tables import ForecastRun
 
 __all__ = ["RunExecutor"]
 
@@ -20,16 +23,14 @@ class RunExecutor:
                  on_finished: Callable[[str], None] | None = None) -> None:
         """``on_finished(run_id)`` is called once a run has ended (finished or failed), e.g.
         to forget the API's memo of the newest finished run."""
-        from concurrent.futures import ThreadPoolExecutor
-
         self._factory = session_factory
         self._settings = settings
         self._on_finished = on_finished
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forecast-run")
-        self._futures: list[Any] = []
+        self._futures: dict[str, Future[None]] = {}
 
     def submit(self, run_id: str) -> None:
-        self._futures.append(self._pool.submit(self._run, run_id))
+        self._futures[run_id] = self._pool.submit(self._run, run_id)
 
     def _run(self, run_id: str) -> None:
         import structlog
@@ -48,10 +49,21 @@ class RunExecutor:
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until every submitted run has finished (tests, shutdown)."""
-        from concurrent.futures import wait
-
-        wait(self._futures, timeout=timeout)
-        self._futures = [f for f in self._futures if not f.done()]
+        wait(list(self._futures.values()), timeout=timeout)
+        self._futures = {rid: f for rid, f in self._futures.items() if not f.done()}
 
     def shutdown(self) -> None:
+        """Take no more runs. The queued runs this process would have run are marked failed
+        ("interrupted", nothing stored), so that none holds the deployment's one waiting place
+        (a queued run blocks new ones with 409); a run already running goes on to its end, as
+        it has no stop point between fits."""
+        cancelled = [rid for rid, f in list(self._futures.items()) if f.cancel()]
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if not cancelled:
+            return
+        with self._factory() as s:
+            s.execute(update(ForecastRun).where(ForecastRun.id.in_(cancelled),
+                                                ForecastRun.status == "queued").values(
+                status="failed", finished_at=utcnow(), error="interrupted: the server stopped "
+                "before this run started; nothing was stored; request it again"))
+            s.commit()

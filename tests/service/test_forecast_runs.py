@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 from collections.abc import Iterator
 
@@ -23,6 +24,7 @@ from service.config import Settings
 from service.db import make_sessionmaker
 from service.errors import PROBLEM_JSON
 from service.forecasting import create_run, execute_run, list_peaks, series_forecast
+from service.forecasting.executor import RunExecutor
 from service.store.keys import create_key
 from service.store.reference import load_reference
 from service.store.summary import rebuild
@@ -351,3 +353,43 @@ def test_a_pinned_p_min_is_used_everywhere(seeded: Engine, settings: Settings) -
         peaks = list_peaks(session=s, run_id=run.id)
         assert peaks and {p.p_min for p in peaks} == {0.3}
         assert s.scalar(select(func.count()).select_from(DecisionBacktest)) == 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_shutdown_marks_the_runs_it_never_started_interrupted(engine: Engine,
+                                                               settings: Settings) -> None:
+    """A run still queued when the API stops is marked failed, so that it does not hold the
+    one waiting place (409 for every new run) until it goes stale; the running one is left
+    to finish."""
+    factory = make_sessionmaker(engine)
+    with factory() as s:
+        running = create_run(session=s, settings=settings, requested_by="test").id
+        queued = create_run(session=s, settings=settings, requested_by="test").id
+    executor = RunExecutor(factory, settings)
+    started, release = threading.Event(), threading.Event()
+
+    def hold(run_id: str) -> None:  # stands in for execute_run: starts, then holds the worker
+        with factory() as s:
+            row = s.get(ForecastRun, run_id)
+            assert row is not None
+            row.status = "running"
+            s.commit()
+        started.set()
+        release.wait(30)
+
+    executor._run = hold  # type: ignore[method-assign]
+    executor.submit(running)
+    executor.submit(queued)
+    assert started.wait(30)
+    executor.shutdown()
+    release.set()
+    executor.wait(timeout=30)
+    with factory() as s:
+        left = s.get(ForecastRun, queued)
+        assert left is not None and left.status == "failed"
+        assert left.error is not None and left.error.startswith("interrupted")
+        assert left.finished_at is not None
+        still = s.get(ForecastRun, running)
+        assert still is not None and still.status == "running"  # left to finish
+    with factory() as s:  # the waiting place is free again
+        assert create_run(session=s, settings=settings, bounded=True).status == "queued"
