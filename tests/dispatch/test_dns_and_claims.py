@@ -139,23 +139,27 @@ def test_a_dead_postgresql_leader_is_not_shown_alive(
     key = 0x0F0E_3A99
     leader = make_leadership(engine, holder="pg-leader:1", lease_seconds=300,
                              advisory_lock_key=key)
-    assert leader.try_acquire()
-    with factory() as s:
-        state = lease_state(s, key)
-        assert state["alive"] is True and state["holder"] == "pg-leader:1"
-    # the leader's lock connection dies (kill -9 of its process): the server frees the lock
-    killer = create_engine(url, isolation_level="AUTOCOMMIT")
-    with killer.connect() as c:
-        pids = list(c.scalars(text(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND objid::bigint = ((:k)::bigint & 4294967295)"), {"k": key}))
-        assert len(pids) == 1
-        c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pids[0]})
-    killer.dispose()
-    with factory() as s:
-        lease = s.get(SchedulerLease, LEASE_NAME)
-        assert lease is not None and lease.expires_at is not None
-        assert lease.expires_at > utcnow()  # the row still says so
-        state = lease_state(s, key)
-    assert state["alive"] is False and state["holder"] == "pg-leader:1"
-    engine.dispose()
+    try:
+        assert leader.try_acquire()
+        with factory() as s:
+            state = lease_state(s, key)
+            assert state["alive"] is True and state["holder"] == "pg-leader:1"
+        # the leader's lock connection dies (kill -9 of its process): the server frees the
+        # lock. pg_terminate_backend only signals; its timeout (ms) waits for the exit.
+        killer = create_engine(url, isolation_level="AUTOCOMMIT")
+        with killer.connect() as c:
+            pids = list(c.scalars(text(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND objid::bigint = ((:k)::bigint & 4294967295)"), {"k": key}))
+            assert len(pids) == 1
+            assert c.scalar(text("SELECT pg_terminate_backend(:p, 30000)"), {"p": pids[0]})
+        killer.dispose()
+        with factory() as s:
+            lease = s.get(SchedulerLease, LEASE_NAME)
+            assert lease is not None and lease.expires_at is not None
+            assert lease.expires_at > utcnow()  # the row still says so
+            state = lease_state(s, key)
+        assert state["alive"] is False and state["holder"] == "pg-leader:1"
+    finally:
+        leader.release()  # closes the dead lock connection (no ResourceWarning later)
+        engine.dispose()
