@@ -98,19 +98,22 @@ def test_access_log_has_request_id_and_no_query_or_secrets(
 
 
 def test_key_cache_keeps_db_off_the_hot_path_and_honours_revocation(tmp_path: Path) -> None:
-    import time as _time
-
+    from service.api.deps import KeyCache
     from service.store.keys import revoke_key
 
     c, key = _client(tmp_path, key_cache_seconds=0.5)
+    assert c.app.state.key_cache.ttl == 0.5  # type: ignore[attr-defined]  # the setting
+    now = [0.0]  # the cache's clock, moved by hand: no race with a slow machine
+    c.app.state.key_cache = KeyCache(ttl=0.5, timer=lambda: now[0])  # type: ignore[attr-defined]
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     with c:
         assert c.get("/v1/series", headers={"X-API-Key": key}).status_code == 200
         with make_sessionmaker(engine)() as s:
             revoke_key(session=s, prefix=key.split("_")[1])
+        now[0] = 0.4
         # within the cache time the verified key is still accepted …
         assert c.get("/v1/series", headers={"X-API-Key": key}).status_code == 200
-        _time.sleep(0.6)
+        now[0] = 0.6
         # … and refused once it has run out
         assert c.get("/v1/series", headers={"X-API-Key": key}).status_code == 401
     engine.dispose()
