@@ -8,12 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import socket
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.errors import BadRequest, Conflict, NotFound, ServiceError
 from service.ingest.limits import ImportBusy
 from service.ingest.mapping import KINDS, KindSpec
+from service.store.owners import owner_alive, process_owner
 from service.store.tables import ImportBatch, RejectedRow, new_id, utcnow
 
 __all__ = [
@@ -106,15 +104,6 @@ def _spec(kind: str) -> KindSpec:
         raise BadRequest(f"kind must be one of {', '.join(KINDS)}, not '{kind}'") from None
 
 
-_PROCESS_TOKEN = uuid.uuid4().hex[:12]
-
-
-def _owner() -> str:
-    """``host:pid:token`` of this process (the token tells a restarted process with the
-    same pid, as in a container, from the one that crashed)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TOKEN}"
-
-
 @dataclass(frozen=True)
 class _BatchRef:
     id: str
@@ -148,7 +137,7 @@ def create_batch(
     with _busy_is_503(), session_factory() as s:
         s.add(ImportBatch(id=ref.id, kind=kind, source=source, filename=filename,
                           status=status, options=options, started_at=ref.started_at,
-                          file_sha256=file_sha256, owner=_owner(), heartbeat_at=utcnow(),
+                          file_sha256=file_sha256, owner=process_owner(), heartbeat_at=utcnow(),
                           progress={"rows": 0, "bytes_read": 0}))
         s.commit()
     return ref
@@ -170,27 +159,6 @@ def _mark_failed(session_factory: sessionmaker[Session], batch_id: str, exc: Bas
                   error_type=type(mark_exc).__name__)
 
 
-def _process_alive(owner: str | None) -> bool | None:
-    """Whether the process named by ``owner`` runs (``None``: cannot tell, another host)."""
-    if not owner or owner.count(":") != 2:
-        return None
-    host, pid_text, token = owner.split(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return None
-    if token == _PROCESS_TOKEN:
-        return True
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False  # an earlier process with this pid (a restarted container)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover_interrupted(session_factory: sessionmaker[Session], *,
                         stale_after_seconds: float = 900.0) -> list[str]:
     """Mark ``failed`` ("interrupted") the batches left ``queued`` or ``running`` by a process
@@ -206,7 +174,7 @@ def recover_interrupted(session_factory: sessionmaker[Session], *,
         dead = []
         for batch_id, owner, beat, started in rows:
             last = beat or started or now
-            alive = _process_alive(owner)  # same host: known; another host: None
+            alive = owner_alive(owner)  # same host: known; another host: None
             if alive is False or (alive is None and
                                   (now - last).total_seconds() > stale_after_seconds):
                 dead.append(batch_id)

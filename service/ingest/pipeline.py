@@ -68,7 +68,6 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.errors import ServiceError, UnprocessableContent
-from service.ingest.batches import _PROCESS_TOKEN as _PROCESS_TOKEN
 from service.ingest.batches import (
     BatchSummary,
     _already_imported,
@@ -77,7 +76,6 @@ from service.ingest.batches import (
     _find_earlier,
     _Heartbeat,
     _mark_failed,
-    _owner,
     create_batch,
 )
 from service.ingest.jobs import ImportJob, declared_coverage, file_job, records_job, validate_job
@@ -91,6 +89,7 @@ from service.ingest.rows import _strip_nulls as _strip_nulls
 from service.ingest.staging import _PostgresStage as _PostgresStage
 from service.ingest.staging import _SqliteStage as _SqliteStage
 from service.ingest.staging import _Stage
+from service.store.owners import process_owner
 from service.store.summary import Coverage
 from service.store.tables import ImportBatch, utcnow
 
@@ -125,7 +124,7 @@ def run_import(session_factory: sessionmaker[Session], job: ImportJob,
             with _busy_is_503(), session_factory() as s:
                 claimed = s.execute(update(ImportBatch).where(ImportBatch.id == batch.id)
                                     .where(ImportBatch.status == "queued").values(
-                    status="running", owner=_owner(), heartbeat_at=utcnow()))
+                    status="running", owner=process_owner(), heartbeat_at=utcnow()))
                 s.commit()
             if cast(Any, claimed).rowcount != 1:
                 raise Interrupted("the queued batch was marked failed before it ran; "

@@ -37,6 +37,7 @@ from service.ingest.batches import create_batch, get_batch, recover_interrupted
 from service.ingest.jobs import records_job
 from service.ingest.limits import Guard, ImportBusy, ImportLimits, TooSlow
 from service.ingest.readers import TableReader
+from service.store import owners
 from service.store.tables import Complaint, ImportBatch, RejectedRow, utcnow
 from tests.ingest.conftest import EN_HEADER, csv_bytes, gz, imp, load_ref, zh_rows
 
@@ -356,7 +357,7 @@ def test_batches_of_dead_processes_become_interrupted(sqlite_sf: sessionmaker[Se
             ImportBatch(id="a" * 32, kind="complaints", status="running",
                         owner=f"{host}:{dead_pid}:x", heartbeat_at=utcnow()),
             ImportBatch(id="b" * 32, kind="complaints", status="running",
-                        owner=f"{host}:{os.getpid()}:{pipeline._PROCESS_TOKEN}",
+                        owner=f"{host}:{os.getpid()}:{owners.PROCESS_TOKEN}",
                         heartbeat_at=utcnow()),
             ImportBatch(id="c" * 32, kind="complaints", status="queued",
                         owner="elsewhere:1:y",
@@ -364,7 +365,7 @@ def test_batches_of_dead_processes_become_interrupted(sqlite_sf: sessionmaker[Se
             ImportBatch(id="d" * 32, kind="complaints", status="running",
                         owner="elsewhere:1:y", heartbeat_at=utcnow()),
             ImportBatch(id="e" * 32, kind="complaints", status="queued",  # waits its turn
-                        owner=f"{host}:{os.getpid()}:{pipeline._PROCESS_TOKEN}",
+                        owner=f"{host}:{os.getpid()}:{owners.PROCESS_TOKEN}",
                         heartbeat_at=utcnow() - pd.Timedelta(hours=2)),
         ])
         s.commit()

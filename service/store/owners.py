@@ -1,0 +1,44 @@
+"""Which process owns a queued or running row (an import batch, a forecast run), and
+whether that process still runs.
+
+A row names its owner as ``host:pid:token``; the token is drawn once per process, so a
+restarted process that got the same pid (as in a container) is told from the one that died.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+__all__ = ["PROCESS_TOKEN", "process_owner", "owner_alive"]
+
+#: Drawn once per process: tells this process from an earlier one with the same pid.
+PROCESS_TOKEN = uuid.uuid4().hex[:12]
+
+
+def process_owner() -> str:
+    """``host:pid:token`` of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{PROCESS_TOKEN}"
+
+
+def owner_alive(owner: str | None) -> bool | None:
+    """Whether the process named by ``owner`` runs (``None``: cannot tell -- another host, or
+    a row written before owners were recorded)."""
+    if not owner or owner.count(":") != 2:
+        return None
+    host, pid_text, token = owner.split(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    if token == PROCESS_TOKEN:
+        return True
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # an earlier process with this pid (a restarted container)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
