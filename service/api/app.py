@@ -45,7 +45,7 @@ from service.api.routes.evaluation import ServedAnswers
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
 from service.evaluation.worker import EvaluationExecutor
-from service.forecasting import RunExecutor
+from service.forecasting import RunExecutor, recover_interrupted_runs
 from service.ingest.background import ImportExecutor
 from service.ingest.batches import recover_interrupted
 from service.migrate import upgrade
@@ -95,9 +95,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         on_finished=lambda _run_id: forecasts.forget_latest_run(app.state))
     app.state.import_executor = ImportExecutor(app.state.sessionmaker, settings)
     app.state.evaluation_executor = EvaluationExecutor(app.state.sessionmaker, settings)
-    if migrate:  # batches left queued/running by a process that died: failed (interrupted)
+    if migrate:  # batches and runs left queued/running by a process that died: interrupted
         recover_interrupted(app.state.sessionmaker,
                             stale_after_seconds=settings.imports.stale_after_seconds)
+        recover_interrupted_runs(app.state.sessionmaker)
     app.state.response_cache = ResponseCache()
     app.state.read_cache = ReadCache(api.read_cache_seconds, api.read_cache_max_bytes)
     forecasts.forget_latest_run(app.state)  # the newest finished run: not read yet

@@ -41,7 +41,7 @@ def forecast(
 
     from service.db import make_engine, make_sessionmaker
     from service.errors import ServiceError
-    from service.forecasting import create_run, execute_run, latest_run
+    from service.forecasting import create_run, execute_run, latest_run, recover_interrupted_runs
 
     settings = cli_settings()
     if if_none:
@@ -54,6 +54,8 @@ def forecast(
     until = dt.date.fromisoformat(train_until) if train_until else None
     if engine not in (None, "local", "dask", "serial"):
         raise typer.BadParameter("engine must be local, dask or serial")
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    recover_interrupted_runs(factory)  # runs a dead process left "running": failed
     with cli_session(settings) as session:
         try:
             run = create_run(session=session, settings=settings, horizon_days=days,
@@ -61,7 +63,6 @@ def forecast(
                              requested_by="cli")
         except ServiceError as exc:
             raise typer.BadParameter(exc.detail) from exc
-    factory = make_sessionmaker(make_engine(settings.database_url))
     with Progress(transient=True) as bar:
         task = bar.add_task("fitting series", total=None)
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import pandas as pd
+import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,13 +26,16 @@ from service.forecasting.decisions import Decider
 from service.forecasting.queries import latest_run
 from service.forecasting.storing import store_results
 from service.metrics import FORECAST_RUNS
+from service.store.owners import owner_alive, process_owner
 from service.store.series import SIGNALS, daily_frame
 from service.store.tables import FittedModel, ForecastRun, utcnow
 
 if TYPE_CHECKING:
     from models.runner import Engine, RunResult
 
-__all__ = ["create_run", "execute_run", "QUEUE_STALE"]
+log = structlog.get_logger(__name__)
+
+__all__ = ["create_run", "execute_run", "recover_interrupted_runs", "QUEUE_STALE"]
 
 
 def create_run(
@@ -71,6 +75,8 @@ def create_run(
                 "decision_min_windows": fc.decision_min_windows,
                 "decision_anchor_weeks": fc.decision_anchor_weeks, "warm_start": True},
         requested_by=requested_by,
+        owner=process_owner(),  # queued in this process: it dies, the run is interrupted
+        heartbeat_at=utcnow(),
     )
     session.add(run)
     if bounded:
@@ -95,6 +101,33 @@ def create_run(
 #: A queued or running run older than this no longer blocks the queue (its process died).
 QUEUE_STALE = dt.timedelta(hours=12)
 _QUEUE_LOCK_KEY = 0x0F0E_3A2F
+_INTERRUPTED = ("interrupted: the process running this forecast run stopped (a crash or a "
+                "restart) before it finished; nothing of it was stored; request it again")
+
+
+def recover_interrupted_runs(session_factory: sessionmaker[Session], *,
+                             stale_after: dt.timedelta = QUEUE_STALE) -> list[str]:
+    """Mark ``failed`` ("interrupted") the runs left ``queued`` or ``running`` by a process
+    that is gone: on this host, its pid no longer runs (or is this process's pid under
+    another start token); on another host, no sign of life (progress) for ``stale_after``.
+    Nothing of such a run was stored (:func:`~service.forecasting.storing.store_results`
+    writes a run's results and its outcome in one transaction). Returns their ids; called at
+    API start-up, scheduler start-up and before a CLI run."""
+    now = utcnow()
+    with session_factory() as s:
+        rows = s.execute(select(ForecastRun.id, ForecastRun.owner, ForecastRun.heartbeat_at,
+                                ForecastRun.created_at)
+                         .where(ForecastRun.status.in_(("queued", "running")))).all()
+        dead = [run_id for run_id, owner, beat, created in rows
+                if (alive := owner_alive(owner)) is False
+                or (alive is None and now - (beat or created) > stale_after)]
+        if dead:
+            s.execute(update(ForecastRun).where(
+                ForecastRun.id.in_(dead), ForecastRun.status.in_(("queued", "running")))
+                .values(status="failed", finished_at=now, error=_INTERRUPTED))
+            s.commit()
+            log.warning("forecast_runs_interrupted", count=len(dead))
+    return dead
 
 
 class _Progress:
@@ -111,7 +144,7 @@ class _Progress:
         self.last = now
         with self.factory() as s:
             s.execute(update(ForecastRun).where(ForecastRun.id == self.run_id)
-                      .values(done=self.offset + done))
+                      .values(done=self.offset + done, heartbeat_at=utcnow()))
             s.commit()
 
 
@@ -161,6 +194,7 @@ def _start(session_factory: sessionmaker[Session], run_id: str) -> _Queued:
         if run is None:
             raise NotFound(f"forecast run {run_id} does not exist")
         run.status, run.started_at = "running", utcnow()
+        run.owner, run.heartbeat_at = process_owner(), run.started_at
         s.commit()
         return _Queued(dict(run.params), run.engine, run.horizon_days, run.train_until)
 

@@ -74,9 +74,10 @@ def _begin(job_id: str) -> Runtime:
 
 def refit_job() -> dict[str, Any]:
     """Refit every series, forecast, store peaks, then replan campaigns."""
-    from service.forecasting import create_run, execute_run
+    from service.forecasting import create_run, execute_run, recover_interrupted_runs
 
     rt = _begin("refit")
+    recover_interrupted_runs(rt.session_factory)  # runs a dead process left "running"
     with rt.session_factory() as s:
         run = create_run(session=s, settings=rt.settings, requested_by="scheduler")
     done = execute_run(session_factory=rt.session_factory, run_id=run.id, settings=rt.settings)

@@ -234,7 +234,11 @@ class ApiKey(Base):
 
 
 class ForecastRun(Base):
-    """One forecast run: parameters, engine, data cut-off, progress, durations, outcome."""
+    """One forecast run: parameters, engine, data cut-off, progress, durations, outcome.
+
+    ``owner`` (host:pid:token of the process that queued or runs it) and ``heartbeat_at``
+    (its last progress) let a later start tell a run left behind by a crash
+    (:func:`service.forecasting.runs.recover_interrupted_runs`)."""
 
     __tablename__ = "forecast_runs"
     __table_args__ = (Index("ix_forecast_runs_status_finished", "status", "finished_at"),)
@@ -254,6 +258,8 @@ class ForecastRun(Base):
     decisions: Mapped[dict[str, Any]] = mapped_column(default=dict,
                                                       server_default=text("'{}'"))
     requested_by: Mapped[str | None] = mapped_column(String(100))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())

@@ -273,3 +273,56 @@ def test_paused_gc_nests_and_restores_the_collector() -> None:
         assert not gc.isenabled()  # it was off before: left off
     finally:
         gc.enable()
+
+
+@pytest.mark.slow
+def test_a_forecast_run_killed_mid_run_is_interrupted_at_the_next_start(env: Path) -> None:
+    """kill -9 of ``forewarn forecast`` while it fits: the run row still says ``running``;
+    the next start (here the API's) marks it failed -- interrupted, nothing stored -- so that
+    the API does not show it running for 12 hours."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import func, select
+
+    from service.api.app import create_app
+    from service.config import Settings
+    from service.db import make_engine, make_sessionmaker
+    from service.store.tables import ForecastPoint, ForecastRun
+
+    _two_seasonal_series(env)
+    factory = make_sessionmaker(make_engine(Settings().database_url))
+
+    def run_row() -> ForecastRun | None:
+        with factory() as s:
+            return s.scalars(select(ForecastRun)).first()
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from service.cli import app; app()", "forecast",
+         "--engine", "serial", "--signal", "complaints"],
+        cwd=env, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while ((row := run_row()) is None or row.status != "running") \
+                and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert row is not None and row.status == "running" and proc.poll() is None, \
+            "the CLI run never showed running while its process lived"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    left = run_row()
+    assert left is not None and left.status == "running" and left.owner is not None
+    assert str(proc.pid) in left.owner
+    with TestClient(create_app(Settings())):  # the next start
+        pass
+    after = run_row()
+    assert after is not None and after.status == "failed"
+    assert (after.error or "").startswith("interrupted") and after.finished_at is not None
+    with factory() as s:  # nothing of it was stored
+        assert s.scalar(select(func.count()).select_from(ForecastPoint)) == 0

@@ -393,3 +393,41 @@ def test_shutdown_marks_the_runs_it_never_started_interrupted(engine: Engine,
         assert still is not None and still.status == "running"  # left to finish
     with factory() as s:  # the waiting place is free again
         assert create_run(session=s, settings=settings, bounded=True).status == "queued"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_runs_of_dead_processes_become_interrupted(engine: Engine) -> None:
+    """Same host: a dead pid is interrupted at once; another host (or a row from before
+    owners were recorded): only after ``stale_after`` without progress."""
+    import os
+    import socket
+
+    from service.forecasting import recover_interrupted_runs
+    from service.store.owners import PROCESS_TOKEN
+
+    host, now = socket.gethostname(), dt.datetime.now(dt.UTC)
+    ours = f"{host}:{os.getpid()}:{PROCESS_TOKEN}"
+    old = now - dt.timedelta(hours=13)
+    rows = {  # id: (status, owner, heartbeat, expected status)
+        "dead": ("running", f"{host}:{2**22 + 12345}:x", now, "failed"),  # above pid_max
+        "restarted": ("running", f"{host}:{os.getpid()}:other", now, "failed"),
+        "mine": ("running", ours, old, "running"),
+        "mine-queued": ("queued", ours, old, "queued"),
+        "far-recent": ("running", "elsewhere:1:y", now, "running"),
+        "far-silent": ("queued", "elsewhere:1:y", old, "failed"),
+        "legacy": ("running", None, None, "failed"),  # created 13 h ago, no owner
+        "done": ("succeeded", f"{host}:{2**22 + 12345}:x", old, "succeeded"),
+    }
+    factory = make_sessionmaker(engine)
+    with factory() as s:
+        s.add_all(ForecastRun(id=rid, status=status, engine="serial", horizon_days=7,
+                              owner=owner, heartbeat_at=beat, created_at=old)
+                  for rid, (status, owner, beat, _) in rows.items())
+        s.commit()
+    dead = recover_interrupted_runs(factory, stale_after=dt.timedelta(hours=12))
+    assert sorted(dead) == ["dead", "far-silent", "legacy", "restarted"]
+    with factory() as s:
+        got = {r.id: r for r in s.scalars(select(ForecastRun))}
+    assert {rid: got[rid].status for rid in rows} == {rid: r[3] for rid, r in rows.items()}
+    assert all((got[rid].error or "").startswith("interrupted") and got[rid].finished_at
+               for rid in dead)
