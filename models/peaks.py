@@ -290,22 +290,19 @@ def split_weeks(first: pd.Timestamp, last: pd.Timestamp, max_weeks: int
     return out
 
 
-def _per_series(value: float | Mapping[str, float] | pd.Series, uid: str, name: str
-                ) -> float:
+def _per_series(value: float | Mapping[str, float] | pd.Series, uid: str, name: str,
+                default: float | None = None) -> float:
+    """``value`` for series ``uid`` (one value, or one per series); a series missing from
+    the mapping gets ``default`` (so does a NaN there), or raises :class:`KeyError` without
+    one."""
     if isinstance(value, (int, float, np.floating, np.integer)):
         return float(value)
-    try:
-        return float(value[uid])
-    except KeyError:
-        raise KeyError(f"no {name} for series {uid!r}") from None
-
-
-def _open_factor_of(value: float | Mapping[str, float] | pd.Series, uid: str) -> float:
-    """A series' open factor (1 when a mapping has none for it)."""
-    if isinstance(value, (int, float, np.floating, np.integer)):
-        return float(value)
-    got = value.get(uid, DEFAULT_OPEN_FACTOR)
-    return DEFAULT_OPEN_FACTOR if got is None or pd.isna(got) else float(got)
+    got = value.get(uid)
+    if got is None or (default is not None and pd.isna(got)):
+        if default is None:
+            raise KeyError(f"no {name} for series {uid!r}")
+        return default
+    return float(got)
 
 
 def _onset(paths: np.ndarray, weeks: pd.DatetimeIndex, threshold: float, first: pd.Timestamp,
@@ -449,7 +446,8 @@ def peak_windows(
         weeks = pd.DatetimeIndex(pd.to_datetime(g["week"]))
         p = _per_series(p_min, str(uid), "p_min")
         cap = int(_per_series(max_weeks, str(uid), "max_weeks"))
-        opens = float(open_probability(p, _open_factor_of(open_factor, str(uid))))
+        opens = float(open_probability(p, _per_series(open_factor, str(uid), "open factor",
+                                                      DEFAULT_OPEN_FACTOR)))
         paths: np.ndarray | None = None
         path_weeks = pd.DatetimeIndex([])
         if weekly_samples is not None and uid in weekly_samples.index.get_level_values(0):
