@@ -1,8 +1,11 @@
 """Which process owns a queued or running row (an import batch, a forecast run), and
 whether that process still runs.
 
-A row names its owner as ``host:pid:token``; the token is drawn once per process, so a
-restarted process that got the same pid (as in a container) is told from the one that died.
+A row names its owner as ``host:pid:token``. ``host`` is the host name and, on Linux, the
+pid namespace: two containers sharing the host's name (host networking) do not see each
+other's pids, so neither may judge the other's rows by pid. The token is drawn once per
+process, so a restarted process that got the same pid (as in a container) is told from the
+one that died.
 """
 
 from __future__ import annotations
@@ -11,15 +14,27 @@ import os
 import socket
 import uuid
 
-__all__ = ["PROCESS_TOKEN", "process_owner", "owner_alive"]
+__all__ = ["HOST", "PROCESS_TOKEN", "process_owner", "owner_alive"]
 
 #: Drawn once per process: tells this process from an earlier one with the same pid.
 PROCESS_TOKEN = uuid.uuid4().hex[:12]
 
 
+def _host() -> str:
+    """The host name, with the pid namespace where there is one (``name/inode``)."""
+    try:
+        return f"{socket.gethostname()}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:  # no /proc (not Linux): the host name alone
+        return socket.gethostname()
+
+
+#: Where this process's pids mean something: rows of other hosts are judged by silence.
+HOST = _host()
+
+
 def process_owner() -> str:
     """``host:pid:token`` of this process."""
-    return f"{socket.gethostname()}:{os.getpid()}:{PROCESS_TOKEN}"
+    return f"{HOST}:{os.getpid()}:{PROCESS_TOKEN}"
 
 
 def owner_alive(owner: str | None) -> bool | None:
@@ -28,7 +43,7 @@ def owner_alive(owner: str | None) -> bool | None:
     if not owner or owner.count(":") != 2:
         return None
     host, pid_text, token = owner.split(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != HOST or not pid_text.isdigit():
         return None
     if token == PROCESS_TOKEN:
         return True

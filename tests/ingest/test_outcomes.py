@@ -350,7 +350,7 @@ def test_a_locked_database_is_a_503_not_a_500(tmp_path: Path) -> None:
 
 
 def test_batches_of_dead_processes_become_interrupted(sqlite_sf: sessionmaker[Session]) -> None:
-    host = __import__("socket").gethostname()
+    host = owners.HOST
     dead_pid = 2**22 + 12345  # above the default pid_max: no such process
     with sqlite_sf() as s:
         s.add_all([

@@ -400,12 +400,11 @@ def test_runs_of_dead_processes_become_interrupted(engine: Engine) -> None:
     """Same host: a dead pid is interrupted at once; another host (or a row from before
     owners were recorded): only after ``stale_after`` without progress."""
     import os
-    import socket
 
     from service.forecasting import recover_interrupted_runs
-    from service.store.owners import PROCESS_TOKEN
+    from service.store.owners import HOST, PROCESS_TOKEN
 
-    host, now = socket.gethostname(), dt.datetime.now(dt.UTC)
+    host, now = HOST, dt.datetime.now(dt.UTC)
     ours = f"{host}:{os.getpid()}:{PROCESS_TOKEN}"
     old = now - dt.timedelta(hours=13)
     rows = {  # id: (status, owner, heartbeat, expected status)
@@ -415,6 +414,8 @@ def test_runs_of_dead_processes_become_interrupted(engine: Engine) -> None:
         "mine-queued": ("queued", ours, old, "queued"),
         "far-recent": ("running", "elsewhere:1:y", now, "running"),
         "far-silent": ("queued", "elsewhere:1:y", old, "failed"),
+        # the same host name in another pid namespace (a container on host networking)
+        "twin": ("running", f"{HOST.split('/')[0]}/1:{2**22 + 12345}:x", now, "running"),
         "legacy": ("running", None, None, "failed"),  # created 13 h ago, no owner
         "done": ("succeeded", f"{host}:{2**22 + 12345}:x", old, "succeeded"),
     }
