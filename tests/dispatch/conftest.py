@@ -36,7 +36,9 @@ def free_port() -> int:
 
 
 def fast_settings(base: Settings, tmp_path: Path, **scheduler: Any) -> Settings:
-    """``base`` with short intervals, loopback webhooks and the test secret."""
+    """``base`` with short intervals, loopback webhooks and the test secret. The read and
+    claim timeouts stay long: a reply slowed by a busy machine must not turn into a retry
+    (and a second acknowledgement) in tests that count deliveries exactly."""
     sched = base.scheduler.model_copy(update={
         "refit_enabled": False, "dispatch_interval_seconds": 0.5,
         "retry_interval_seconds": 0.5, "dispatch_misfire_grace_seconds": 5,
@@ -44,9 +46,9 @@ def fast_settings(base: Settings, tmp_path: Path, **scheduler: Any) -> Settings:
         **scheduler})
     disp = base.dispatch.model_copy(update={
         "batch_size": 50, "concurrency": 8, "max_attempts": 4, "backoff_base_seconds": 0.1,
-        "backoff_max_seconds": 0.5, "claim_timeout_seconds": 5.0, "tick_budget_seconds": 5.0})
+        "backoff_max_seconds": 0.5, "claim_timeout_seconds": 300.0, "tick_budget_seconds": 5.0})
     webhook = base.channels.webhook.model_copy(update={
-        "secrets": [SecretStr(SECRET)], "allow_loopback": True, "read_timeout_seconds": 2.0})
+        "secrets": [SecretStr(SECRET)], "allow_loopback": True, "read_timeout_seconds": 30.0})
     channels = base.channels.model_copy(update={"webhook": webhook,
                                                 "file_dir": tmp_path / "outbox"})
     return base.model_copy(update={"scheduler": sched, "dispatch": disp, "channels": channels})
@@ -77,6 +79,8 @@ def env_for(settings: Settings) -> dict[str, str]:
         "FOREWARN_DISPATCH__TICK_BUDGET_SECONDS": str(d.tick_budget_seconds),
         "FOREWARN_CHANNELS__WEBHOOK__SECRETS": f'["{SECRET}"]',
         "FOREWARN_CHANNELS__WEBHOOK__ALLOW_LOOPBACK": "true",
+        "FOREWARN_CHANNELS__WEBHOOK__READ_TIMEOUT_SECONDS":
+            str(settings.channels.webhook.read_timeout_seconds),
         "FOREWARN_CHANNELS__FILE_DIR": str(settings.channels.file_dir),
     })
     return env
