@@ -75,13 +75,15 @@ def locked_by_other(settings: Settings) -> Iterator[None]:
             conn.close()
         return
     engine = create_engine(settings.database_url)
-    with engine.connect() as c:
-        c.execute(text("LOCK TABLE forecast_runs IN EXCLUSIVE MODE"))
-        try:
-            yield
-        finally:
-            c.rollback()
-    engine.dispose()
+    try:
+        with engine.connect() as c:
+            c.execute(text("LOCK TABLE forecast_runs IN EXCLUSIVE MODE"))
+            try:
+                yield
+            finally:
+                c.rollback()
+    finally:
+        engine.dispose()
 
 
 def test_a_lock_not_granted_in_time_is_503(settings: Settings, keys: dict[str, str]) -> None:

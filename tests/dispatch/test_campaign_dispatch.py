@@ -31,15 +31,14 @@ from service.errors import Conflict
 from service.store.reference import load_reference
 from tests.dispatch.conftest import free_port
 
-TODAY = local_today(Settings(_env_file=None))
-
 
 def _campaign(factory: sessionmaker[Session], settings: Settings, region: str = "150100"
               ) -> str:
+    today = local_today(settings)  # read now: a run may cross midnight in Shanghai
     with factory() as s:
         c = create_campaign(session=s, settings=settings, actor="test", category="fireworks",
-                            region=region, window_start=TODAY + dt.timedelta(days=10),
-                            window_end=TODAY + dt.timedelta(days=24), send_date=TODAY)
+                            region=region, window_start=today + dt.timedelta(days=10),
+                            window_end=today + dt.timedelta(days=24), send_date=today)
         approve_campaign(session=s, settings=settings, campaign_id=c.id, actor="test")
         return c.id
 
@@ -73,7 +72,7 @@ def test_schedule_then_dispatch_through_every_channel(
             return "250 OK"
 
     port = free_port()
-    smtp = Controller(Handler(), hostname="127.0.0.1", port=port)
+    smtp = Controller(Handler(), hostname="127.0.0.1", port=port, ready_timeout=60)
     smtp.start()
     rec = receiver_factory()
     email_cfg = world.channels.email.model_copy(update={"host": "127.0.0.1", "port": port,
@@ -130,7 +129,11 @@ def test_rows_wait_for_the_send_time_and_cancelled_campaigns_are_not_sent(
                    hooks=CampaignHooks())
     now_local = dt.datetime.now(dt.UTC).astimezone(__import__("zoneinfo").ZoneInfo(
         world.timezone))
-    if now_local.date() == TODAY and now_local.time() < dt.time(23, 59, 50):
+    with factory() as sess:
+        campaign = sess.get(Campaign, cid)
+        assert campaign is not None
+        send_date = campaign.send_date
+    if now_local.date() == send_date and now_local.time() < dt.time(23, 59, 50):
         assert d.run().claimed == 0  # not due before the send time
     with factory() as sess:
         sess.execute(Outbox.__table__.update().values(  # type: ignore[attr-defined]

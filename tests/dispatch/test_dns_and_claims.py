@@ -147,13 +147,18 @@ def test_a_dead_postgresql_leader_is_not_shown_alive(
         # the leader's lock connection dies (kill -9 of its process): the server frees the
         # lock. pg_terminate_backend only signals; its timeout (ms) waits for the exit.
         killer = create_engine(url, isolation_level="AUTOCOMMIT")
-        with killer.connect() as c:
-            pids = list(c.scalars(text(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND objid::bigint = ((:k)::bigint & 4294967295)"), {"k": key}))
-            assert len(pids) == 1
-            assert c.scalar(text("SELECT pg_terminate_backend(:p, 30000)"), {"p": pids[0]})
-        killer.dispose()
+        try:
+            with killer.connect() as c:
+                pids = list(c.scalars(text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) "
+                    "AND objid::bigint = ((:k)::bigint & 4294967295)"), {"k": key}))
+                assert len(pids) == 1
+                assert c.scalar(text("SELECT pg_terminate_backend(:p, 30000)"),
+                                {"p": pids[0]})
+        finally:
+            killer.dispose()
         with factory() as s:
             lease = s.get(SchedulerLease, LEASE_NAME)
             assert lease is not None and lease.expires_at is not None

@@ -101,9 +101,11 @@ def test_missed_run_is_recorded_and_caught_up(settings: Settings, engine: Engine
                       retry_interval_seconds=30.0, dispatch_misfire_grace_seconds=1)
     first = SchedulerService(s, engine=engine)
     first.start()
-    assert wait_for(lambda: any(r.outcome == "executed" for r in _runs(factory, "dispatch")),
-                    15)
-    first.stop()
+    try:
+        assert wait_for(lambda: any(r.outcome == "executed"
+                                    for r in _runs(factory, "dispatch")), 15)
+    finally:
+        first.stop()
     time.sleep(2.5)  # down across at least one fire time, beyond the 1 s grace
     second = SchedulerService(s, engine=engine)
     second.start()
@@ -129,8 +131,10 @@ def test_skip_policy_records_without_running_at_once(settings: Settings, engine:
                       missed_policy="skip")
     svc = SchedulerService(s, engine=engine)
     svc.start()
-    assert wait_for(svc.became_leader.is_set, 10)
-    svc.stop()
+    try:
+        assert wait_for(svc.became_leader.is_set, 10)
+    finally:
+        svc.stop()
     # pretend the stored fire time passed an hour ago while nothing ran
     from sqlalchemy import update
 

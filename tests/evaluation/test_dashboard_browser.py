@@ -96,12 +96,14 @@ def test_dashboard_draws_and_approves(stack: tuple[str, dict[str, str], Seeded, 
     _browser_or_fail()
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # a busy 2-core machine: not Playwright's 5 s
     base, keys, seeded, draft_id = stack
     problems: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.set_default_timeout(60_000)
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.on("response", lambda r: problems.append(f"{r.status} {r.url}")

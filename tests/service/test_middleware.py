@@ -175,7 +175,9 @@ def test_rate_limit_storage_shared_or_per_process(tmp_path: Path, storage: str,
     the memory storage each keeps its own."""
     api: dict[str, object] = {"rate_limit_per_minute": 3}
     if storage == "redis":
-        api |= {"rate_limit_storage": REDIS_URL,
+        # the service's 0.5 s socket timeouts, lengthened through the URL (it overrides
+        # them): a stalled call on a busy machine would let a request through as "storage down"
+        api |= {"rate_limit_storage": REDIS_URL + "?socket_timeout=10&socket_connect_timeout=10",
                 "rate_limit_key_prefix": request.getfixturevalue("redis_prefix")}
     a, b, key = _two_apps(tmp_path, **api)
     h = {"X-API-Key": key}
