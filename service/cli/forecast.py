@@ -54,27 +54,31 @@ def forecast(
     until = dt.date.fromisoformat(train_until) if train_until else None
     if engine not in (None, "local", "dask", "serial"):
         raise typer.BadParameter("engine must be local, dask or serial")
-    factory = make_sessionmaker(make_engine(settings.database_url))
-    recover_interrupted_runs(factory)  # runs a dead process left "running": failed
-    with cli_session(settings) as session:
-        try:
-            run = create_run(session=session, settings=settings, horizon_days=days,
-                             train_until=until, engine=engine, jobs=jobs, signals=signal,
-                             requested_by="cli")
-        except ServiceError as exc:
-            raise typer.BadParameter(exc.detail) from exc
-    with Progress(transient=True) as bar:
-        task = bar.add_task("fitting series", total=None)
+    db = make_engine(settings.database_url)
+    try:
+        factory = make_sessionmaker(db)
+        recover_interrupted_runs(factory)  # runs a dead process left "running": failed
+        with cli_session(settings) as session:
+            try:
+                run = create_run(session=session, settings=settings, horizon_days=days,
+                                 train_until=until, engine=engine, jobs=jobs, signals=signal,
+                                 requested_by="cli")
+            except ServiceError as exc:
+                raise typer.BadParameter(exc.detail) from exc
+        with Progress(transient=True) as bar:
+            task = bar.add_task("fitting series", total=None)
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
 
-        try:
-            done = execute_run(session_factory=factory, run_id=run.id, settings=settings,
-                               on_progress=progress)
-        except ServiceError as exc:
-            typer.echo(f"error: {exc.detail}", err=True)
-            raise typer.Exit(2) from exc
+            try:
+                done = execute_run(session_factory=factory, run_id=run.id, settings=settings,
+                                   on_progress=progress)
+            except ServiceError as exc:
+                typer.echo(f"error: {exc.detail}", err=True)
+                raise typer.Exit(2) from exc
+    finally:
+        db.dispose()  # the run's own engine: no connection left open
     typer.echo(f"run {done.id}: {done.status}, {done.total} series, {done.failed} failed, "
                f"data until {done.train_until}, {done.durations.get('total_seconds')} s")
     from service.forecasting.decisions import summary_lines
