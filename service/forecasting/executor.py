@@ -48,8 +48,10 @@ class RunExecutor:
                 self._on_finished(run_id)
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until every submitted run has finished (tests, shutdown)."""
-        wait(list(self._futures.values()), timeout=timeout)
+        """Block until every submitted run has finished (tests, shutdown). A run cancelled
+        before it started (:meth:`shutdown`) counts as finished: ``concurrent.futures.wait``
+        would wait out the timeout on it, as no worker ever takes it to notify it."""
+        wait([f for f in self._futures.values() if not f.cancelled()], timeout=timeout)
         self._futures = {rid: f for rid, f in self._futures.items() if not f.done()}
 
     def shutdown(self) -> None:
