@@ -72,8 +72,10 @@ class ImportExecutor:
             self._futures.pop(batch.id, None)
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until every submitted import has finished (tests, shutdown)."""
-        wait(list(self._futures.values()), timeout=timeout)
+        """Block until every submitted import has finished (tests, shutdown); one cancelled
+        by :meth:`shutdown` before it ran counts as finished (no worker ever notifies it, so
+        ``concurrent.futures.wait`` would wait out the timeout on it)."""
+        wait([f for f in self._futures.values() if not f.cancelled()], timeout=timeout)
 
     def shutdown(self, timeout: float = SHUTDOWN_WAIT_SECONDS) -> None:
         """Interrupt the running import, drop the queued ones (marked failed), and wait up to
