@@ -19,8 +19,11 @@ def db_upgrade(revision: str = "head") -> None:
 
     settings = cli_settings()
     engine = make_engine(settings.database_url)
-    upgrade(engine, revision)
-    typer.echo(f"database at revision {current_revision(engine)}")
+    try:
+        upgrade(engine, revision)
+        typer.echo(f"database at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
 
 
 @db_app.command("current")
@@ -30,4 +33,7 @@ def db_current() -> None:
     from service.migrate import current_revision, head_revision
 
     engine = make_engine(cli_settings().database_url)
-    typer.echo(f"current {current_revision(engine)} head {head_revision()}")
+    try:
+        typer.echo(f"current {current_revision(engine)} head {head_revision()}")
+    finally:
+        engine.dispose()

@@ -51,14 +51,18 @@ def samples_load(
             return
         load_reference(session=session, categories_file=settings.categories_file,
                        regions_file=settings.regions_file)
-    factory = make_sessionmaker(make_engine(settings.database_url))
-    samples: tuple[tuple[Literal["complaints", "enforcement"], str], ...] = (
-        ("complaints", "complaints.csv.gz"), ("enforcement", "enforcement.csv.gz"))
-    for kind, name in samples:
-        with paused_gc():
-            summary = import_file(session_factory=factory, kind=kind,
-                                  path=settings.samples_dir / name, filename=name,
-                                  chunk_rows=settings.import_chunk_rows, tz=settings.timezone,
-                                  force=True)
-        typer.echo(f"{kind}: received {summary.received}, inserted {summary.inserted}, "
-                   f"duplicates {summary.duplicates}, rejected {summary.rejected}")
+    engine = make_engine(settings.database_url)
+    try:
+        factory = make_sessionmaker(engine)
+        samples: tuple[tuple[Literal["complaints", "enforcement"], str], ...] = (
+            ("complaints", "complaints.csv.gz"), ("enforcement", "enforcement.csv.gz"))
+        for kind, name in samples:
+            with paused_gc():
+                summary = import_file(session_factory=factory, kind=kind,
+                                      path=settings.samples_dir / name, filename=name,
+                                      chunk_rows=settings.import_chunk_rows, tz=settings.timezone,
+                                      force=True)
+            typer.echo(f"{kind}: received {summary.received}, inserted {summary.inserted}, "
+                       f"duplicates {summary.duplicates}, rejected {summary.rejected}")
+    finally:
+        engine.dispose()

@@ -29,6 +29,10 @@ def serve(
     from service.db import make_engine
     from service.migrate import upgrade
 
-    upgrade(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()  # the server's workers open their own
     uvicorn.run("service.api.main:app", host=host, port=port, workers=workers,
                 log_config=None, access_log=False)
