@@ -102,7 +102,8 @@ def create_run(
 QUEUE_STALE = dt.timedelta(hours=12)
 _QUEUE_LOCK_KEY = 0x0F0E_3A2F
 _INTERRUPTED = ("interrupted: the process running this forecast run stopped (a crash or a "
-                "restart) before it finished; nothing of it was stored; request it again")
+                "restart) before it finished; none of its forecasts, peaks or thresholds "
+                "were stored; request it again")
 
 
 def recover_interrupted_runs(session_factory: sessionmaker[Session], *,
@@ -110,9 +111,11 @@ def recover_interrupted_runs(session_factory: sessionmaker[Session], *,
     """Mark ``failed`` ("interrupted") the runs left ``queued`` or ``running`` by a process
     that is gone: on this host, its pid no longer runs (or is this process's pid under
     another start token); on another host, no sign of life (progress) for ``stale_after``.
-    Nothing of such a run was stored (:func:`~service.forecasting.storing.store_results`
-    writes a run's results and its outcome in one transaction). Returns their ids; called at
-    API start-up, scheduler start-up and before a CLI run."""
+    None of such a run's forecasts, peaks or thresholds were stored
+    (:func:`~service.forecasting.storing.store_results` writes them and the run's outcome in
+    one transaction); the decision backtests it had finished are kept, keyed by their
+    fingerprint, for the next run to reuse. Returns their ids; called at API start-up, before
+    the scheduler's refit and before a CLI run."""
     now = utcnow()
     with session_factory() as s:
         rows = s.execute(select(ForecastRun.id, ForecastRun.owner, ForecastRun.heartbeat_at,
