@@ -26,7 +26,7 @@ from service.forecasting.decisions import Decider
 from service.forecasting.queries import latest_run
 from service.forecasting.storing import store_results
 from service.metrics import FORECAST_RUNS
-from service.store.owners import owner_alive, process_owner
+from service.store.owners import owner_gone, process_owner
 from service.store.series import SIGNALS, daily_frame
 from service.store.tables import FittedModel, ForecastRun, utcnow
 
@@ -122,8 +122,7 @@ def recover_interrupted_runs(session_factory: sessionmaker[Session], *,
                                 ForecastRun.created_at)
                          .where(ForecastRun.status.in_(("queued", "running")))).all()
         dead = [run_id for run_id, owner, beat, created in rows
-                if (alive := owner_alive(owner)) is False
-                or (alive is None and now - (beat or created) > stale_after)]
+                if owner_gone(owner, beat or created, now=now, stale_after=stale_after)]
         if dead:
             s.execute(update(ForecastRun).where(
                 ForecastRun.id.in_(dead), ForecastRun.status.in_(("queued", "running")))

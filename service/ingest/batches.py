@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.errors import BadRequest, Conflict, NotFound, ServiceError
 from service.ingest.limits import ImportBusy
 from service.ingest.mapping import KINDS, KindSpec
-from service.store.owners import owner_alive, process_owner
+from service.store.owners import owner_gone, process_owner
 from service.store.tables import ImportBatch, RejectedRow, new_id, utcnow
 
 __all__ = [
@@ -171,13 +171,9 @@ def recover_interrupted(session_factory: sessionmaker[Session], *,
         rows = s.execute(select(ImportBatch.id, ImportBatch.owner, ImportBatch.heartbeat_at,
                                 ImportBatch.started_at)
                          .where(ImportBatch.status.in_(("queued", "running")))).all()
-        dead = []
-        for batch_id, owner, beat, started in rows:
-            last = beat or started or now
-            alive = owner_alive(owner)  # same host: known; another host: None
-            if alive is False or (alive is None and
-                                  (now - last).total_seconds() > stale_after_seconds):
-                dead.append(batch_id)
+        stale = dt.timedelta(seconds=stale_after_seconds)
+        dead = [batch_id for batch_id, owner, beat, started in rows
+                if owner_gone(owner, beat or started, now=now, stale_after=stale)]
         if dead:
             s.execute(update(ImportBatch).where(ImportBatch.id.in_(dead)).where(
                 ImportBatch.status.in_(("queued", "running"))).values(

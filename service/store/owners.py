@@ -10,11 +10,12 @@ one that died.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import uuid
 
-__all__ = ["HOST", "PROCESS_TOKEN", "process_owner", "owner_alive"]
+__all__ = ["HOST", "PROCESS_TOKEN", "process_owner", "owner_alive", "owner_gone"]
 
 #: Drawn once per process: tells this process from an earlier one with the same pid.
 PROCESS_TOKEN = uuid.uuid4().hex[:12]
@@ -57,3 +58,14 @@ def owner_alive(owner: str | None) -> bool | None:
     except PermissionError:
         return True
     return True
+
+
+def owner_gone(owner: str | None, last_seen: dt.datetime | None, *, now: dt.datetime,
+               stale_after: dt.timedelta) -> bool:
+    """Whether the owner of a row left ``queued`` or ``running`` is gone: on this host, its
+    process no longer runs; elsewhere (or unknown), no sign of life since ``last_seen`` for
+    ``stale_after`` (a row with no sign of life at all counts as seen ``now``)."""
+    alive = owner_alive(owner)
+    if alive is not None:
+        return not alive
+    return now - (last_seen or now) > stale_after
