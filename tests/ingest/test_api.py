@@ -223,7 +223,7 @@ def test_background_import_over_the_api(api: tuple[TestClient, dict[str, str]]) 
                     data={"source": "bg"},
                     files={"file": ("bg.csv", csv_bytes(zh_rows(40, prefix="BG")), "text/csv")})
     assert r.status_code == 202, r.text
-    assert r.json()["status"] in ("queued", "running")
+    assert r.json()["status"] == "queued"  # as accepted, however fast the worker is
     client.app.state.import_executor.wait(120)  # type: ignore[attr-defined]
     batch = client.get(r.headers["location"], headers=h).json()
     assert (batch["status"], batch["inserted"], batch["progress"]) == ("completed", 40, None)

@@ -166,7 +166,7 @@ def test_api_run_lifecycle(api: tuple[TestClient, dict[str, str]]) -> None:
     assert r.status_code == 422 and r.headers["content-type"] == PROBLEM_JSON
     r = client.post("/v1/forecast-runs", json={"horizon_days": 35, "engine": "serial",
                                                 "signals": ["complaints"]}, headers=plan)
-    assert r.status_code == 202
+    assert r.status_code == 202 and r.json()["status"] == "queued"  # as accepted
     location = r.headers["Location"]
     assert location == f"/v1/forecast-runs/{r.json()['id']}"
     client.app.state.run_executor.wait(timeout=120)  # type: ignore[attr-defined]

@@ -201,9 +201,12 @@ def post_forecast_run(
     run = create_run(session=session, settings=settings, horizon_days=body.horizon_days,
                      train_until=body.train_until, engine=body.engine, jobs=body.jobs,
                      signals=list(body.signals), requested_by=key.prefix, bounded=True)
-    request.app.state.run_executor.submit(run.id)
+    try:
+        public = _run_public(session, run.id)  # as accepted: read before a worker takes it
+    finally:
+        request.app.state.run_executor.submit(run.id)
     response.headers["Location"] = f"/v1/forecast-runs/{run.id}"
-    return _run_public(session, run.id)
+    return public
 
 
 @router.get("/forecast-runs/{run_id}", summary="A forecast run's status, progress and failures",
