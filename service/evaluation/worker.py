@@ -353,33 +353,39 @@ class EvaluationExecutor:
         self._lock = threading.Lock()
         self._future: Future[None] | None = None
         self._again = False
+        self._running = False  # under the lock; not future.done(), which lags _run's decision
         self._stopping = False
 
     def nudge(self) -> None:
         if not self._settings.evaluation.background:
             return
         with self._lock:
-            if self._future is not None and not self._future.done():
+            if self._running:  # the loop will look at _again before it ends
                 self._again = True
                 return
             try:
                 self._future = self._pool.submit(self._run)
             except RuntimeError:  # shut down (the app is stopping): the scheduler's job runs it
                 self._future = None
+                return
+            self._running = True
 
     def _run(self) -> None:
         while True:
             with self._lock:
                 self._again = False
             if self._stopping:
-                return
+                break
             try:
                 run_refresh(self._factory, self._settings, lambda: self._stopping)
             except Exception as exc:  # logged; the next nudge tries again
                 log.error("evaluation_refresh_failed", error_type=type(exc).__name__)
             with self._lock:
                 if not self._again:
+                    self._running = False
                     return
+        with self._lock:
+            self._running = False
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the refresh in progress (if any) has finished (tests, benchmarks)."""

@@ -198,3 +198,42 @@ def test_shutdown_gives_up_waiting_after_its_timeout(
     assert still_running and waited < 10
     ex.wait(10)
     assert finished.is_set()
+
+
+def test_a_nudge_as_the_refresh_ends_is_not_lost(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nudge that arrives after the refresh loop decided to end but before its future
+    counts as done starts a new refresh (it used to set a flag nobody read again, leaving the
+    answer stale until the next request)."""
+    from service.evaluation import worker
+
+    refreshes: list[int] = []
+    ex = worker.EvaluationExecutor(None, settings)  # type: ignore[arg-type]
+    monkeypatch.setattr(worker, "run_refresh",
+                        lambda *a, **k: refreshes.append(1) or {})
+
+    class NudgeAfterTheLoopsLastLook:
+        """The executor's lock; on the worker thread's second release (the loop's "anything
+        more?" look after its first refresh) it nudges once, as a request would."""
+
+        def __init__(self) -> None:
+            self.lock, self.releases, self.fired = threading.Lock(), 0, False
+
+        def __enter__(self) -> None:
+            self.lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            self.lock.release()
+            if threading.current_thread().name.startswith("evaluation"):
+                self.releases += 1
+                if self.releases == 2 and not self.fired:
+                    self.fired = True
+                    ex.nudge()
+
+    monkeypatch.setattr(ex, "_lock", NudgeAfterTheLoopsLastLook())
+    ex.nudge()
+    deadline = time.monotonic() + 30
+    while len(refreshes) < 2 and time.monotonic() < deadline:
+        ex.wait(10)
+    ex.shutdown(timeout=10)
+    assert len(refreshes) == 2
