@@ -209,8 +209,12 @@ def test_a_nudge_as_the_refresh_ends_is_not_lost(
 
     refreshes: list[int] = []
     ex = worker.EvaluationExecutor(None, settings)  # type: ignore[arg-type]
-    monkeypatch.setattr(worker, "run_refresh",
-                        lambda *a, **k: refreshes.append(1) or {})
+
+    def counted_refresh(*args: object, **kwargs: object) -> dict[str, Any]:
+        refreshes.append(1)
+        return {}
+
+    monkeypatch.setattr(worker, "run_refresh", counted_refresh)
 
     class NudgeAfterTheLoopsLastLook:
         """The executor's lock; on the worker thread's second release (the loop's "anything
