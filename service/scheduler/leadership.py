@@ -12,6 +12,7 @@ Both write the leader's identity to ``scheduler_leases`` so the API can show who
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
@@ -117,13 +118,24 @@ class AdvisoryLockLeadership(Leadership):
             isolation_level="AUTOCOMMIT")
         self._conn: Connection | None = None
 
+    def _drop_connection(self) -> None:
+        """Close the lock connection (a dead one too: a failed query leaves it unusable for
+        good), so that the next :meth:`try_acquire` opens a fresh one."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # already gone with its server process
+                conn.close()
+
     def try_acquire(self) -> bool:
         if self._conn is None:
             self._conn = self._lock_engine.connect()
-        got = bool(self._conn.scalar(select(func.pg_try_advisory_lock(self.key))))
+        try:
+            got = bool(self._conn.scalar(select(func.pg_try_advisory_lock(self.key))))
+        except Exception:
+            self._drop_connection()
+            raise
         if not got:
-            self._conn.close()
-            self._conn = None
+            self._drop_connection()
             return False
         self._ensure_row()
         with self.engine.begin() as conn:
@@ -143,13 +155,18 @@ class AdvisoryLockLeadership(Leadership):
                 "AND classid::bigint = ((:k)::bigint >> 32) "
                 "AND objid::bigint = ((:k)::bigint & 4294967295)"),
                 {"k": self.key})  # held by this very connection (leader_alive: by anyone)
-            if not held:
+            if not held:  # the server freed it (the connection was killed or reset)
+                self._drop_connection()
                 return False
+        except Exception:  # the connection died (server restart, failover, a killed backend)
+            self._drop_connection()
+            return False
+        try:
             with self.engine.begin() as conn:
                 self._write(conn, only_if_free=False, acquired=False)
-            return True
-        except Exception:
-            return False
+        except Exception:  # the lock is held, only the informational row was not written
+            pass
+        return True
 
     def release(self) -> None:
         if self._conn is None:
@@ -163,8 +180,7 @@ class AdvisoryLockLeadership(Leadership):
         except Exception:  # the lock dies with the connection anyway
             pass
         finally:
-            self._conn.close()
-            self._conn = None
+            self._drop_connection()
             self._lock_engine.dispose()
 
 

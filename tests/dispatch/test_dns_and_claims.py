@@ -165,6 +165,13 @@ def test_a_dead_postgresql_leader_is_not_shown_alive(
             assert lease.expires_at > utcnow()  # the row still says so
             state = lease_state(s, key)
         assert state["alive"] is False and state["holder"] == "pg-leader:1"
+        # the same process (a database restart, not a crash) notices and can lead again: a
+        # dead lock connection is dropped, not reused forever (PendingRollbackError)
+        assert leader.renew() is False
+        assert leader.try_acquire() is True
+        assert leader.renew() is True
+        with factory() as s:
+            assert lease_state(s, key)["alive"] is True
     finally:
-        leader.release()  # closes the dead lock connection (no ResourceWarning later)
+        leader.release()  # closes the lock connection (no ResourceWarning later)
         engine.dispose()
