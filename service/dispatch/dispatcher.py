@@ -86,8 +86,12 @@ class Dispatcher:
     def __init__(self, *, session_factory: sessionmaker[Session], settings: Settings,
                  channels: dict[str, Channel], hooks: DispatchHooks | None = None,
                  on_sent: Callable[[outbox.ClaimedRow], None] | None = None,
-                 holder: str | None = None) -> None:
+                 holder: str | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> None:
         self.factory = session_factory
+        # asked before each claim and each send (the scheduler stepped down): claimed rows
+        # not yet sent are given back, due at once for whoever leads next
+        self.should_stop = should_stop or (lambda: False)
         self.holder = holder  # the scheduler's leadership id, kept on its claims
         self.settings = settings
         self.channels = channels
@@ -99,9 +103,10 @@ class Dispatcher:
 
     def _deliver(self, row: outbox.ClaimedRow) -> str:
         d = self.settings.dispatch
-        if row.deadline and row.deadline - time.monotonic() < d.claim_timeout_seconds / 2:
-            # the batch ran long: a send starting now could outlive the claim and race the
-            # dispatcher that takes it over; give the row back to be claimed afresh
+        if self.should_stop() or (
+                row.deadline and row.deadline - time.monotonic() < d.claim_timeout_seconds / 2):
+            # stopping, or the batch ran long: a send starting now could outlive the claim
+            # and race the dispatcher that takes it over; give the row back to be claimed
             with self.factory() as s:
                 outbox.release(session=s, row=row)
             return "skipped"
@@ -159,7 +164,7 @@ class Dispatcher:
         t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=max(1, d.concurrency),
                                 thread_name_prefix="dispatch") as pool:
-            while time.monotonic() - t0 < budget:
+            while time.monotonic() - t0 < budget and not self.should_stop():
                 if max_batches is not None and stats.batches >= max_batches:
                     break
                 rows = outbox.claim(session_factory=self.factory, limit=d.batch_size,

@@ -36,6 +36,9 @@ class Runtime:
     hooks: DispatchHooks | None = None
     holder: str = ""
     started: dict[str, dt.datetime] = field(default_factory=dict)
+    # set when this process stops leading: a running dispatch claims nothing more and starts
+    # no new send, so the next leader does not send the same rows alongside it
+    stepping_down: threading.Event = field(default_factory=threading.Event)
 
 
 _lock = threading.Lock()
@@ -95,7 +98,8 @@ def _dispatch(statuses: tuple[str, ...], job_id: str) -> dict[str, Any]:
 
     rt = _begin(job_id)
     dispatcher = Dispatcher(session_factory=rt.session_factory, settings=rt.settings,
-                            channels=rt.channels, hooks=rt.hooks, holder=rt.holder)
+                            channels=rt.channels, hooks=rt.hooks, holder=rt.holder,
+                            should_stop=rt.stepping_down.is_set)
     stats = dispatcher.run(statuses=statuses)
     return dict(stats.as_dict())
 

@@ -131,6 +131,8 @@ class SchedulerService:
         self._closed: deque[tuple[str, str]] = deque(maxlen=256)
         self.became_leader = threading.Event()
         self._active_channels: dict[str, Channel] = {}
+        self._runtime: jobs.Runtime | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -187,9 +189,10 @@ class SchedulerService:
         channels = self._channels if self._channels is not None \
             else load_channels(self.settings)
         self._active_channels = channels
-        jobs.install(jobs.Runtime(settings=self.settings, session_factory=self.factory,
-                                  channels=channels, hooks=CampaignHooks(),
-                                  holder=self.holder))
+        self._runtime = jobs.Runtime(settings=self.settings, session_factory=self.factory,
+                                     channels=channels, hooks=CampaignHooks(),
+                                     holder=self.holder)
+        jobs.install(self._runtime)
         self._close_orphaned_runs()
         # rows a previous leader held when it died: back at once, not after claim_timeout
         reclaimed = reclaim_orphans(session_factory=self.factory, holder=self.holder,
@@ -197,10 +200,11 @@ class SchedulerService:
         if reclaimed:
             log.warning("dispatch_reclaimed", rows=reclaimed, holder=self.holder)
         tz = ZoneInfo(sc.timezone or self.settings.timezone)
+        self._executor = ThreadPoolExecutor(max_workers=max(2, sc.threads))
         scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self.engine,
                                                      tablename=JOBSTORE_TABLE)},
-            executors={"default": ThreadPoolExecutor(max_workers=max(2, sc.threads))},
+            executors={"default": self._executor},
             job_defaults={"coalesce": True, "max_instances": 1,
                           "misfire_grace_time": sc.dispatch_misfire_grace_seconds},
             timezone=tz)
@@ -226,17 +230,28 @@ class SchedulerService:
         self.became_leader.set()
 
     def _step_down(self, *, wait: bool) -> None:
+        """Stop leading. A dispatch that is running claims nothing more and starts no new
+        send (its unsent rows go back, due at once for the next leader). With ``wait=False``
+        (leadership lost: back to contending at once) the jobs still running finish on their
+        own and the channels built here are closed after them, not under their sends."""
         scheduler, self.scheduler = self.scheduler, None
+        runtime, self._runtime = self._runtime, None
+        executor, self._executor = self._executor, None
+        if runtime is not None:
+            runtime.stepping_down.set()
         if scheduler is not None:
             try:
                 scheduler.shutdown(wait=wait)
             except Exception as exc:  # already stopped
                 log.warning("scheduler_shutdown_failed", error=str(exc))
         jobs.uninstall()
-        if self._channels is None:  # built here: close their connections
-            for channel in self._active_channels.values():
-                channel.close()
+        built = list(self._active_channels.values()) if self._channels is None else []
         self._active_channels = {}
+        if wait or executor is None:
+            _close_after(None, built)
+        else:
+            threading.Thread(target=_close_after, args=(executor, built), daemon=True,
+                             name="scheduler-step-down").start()
         self.became_leader.clear()
         log.info("scheduler_standby", holder=self.holder)
 
@@ -368,6 +383,14 @@ class SchedulerService:
         self._record(JobRun(job_id=event.job_id, scheduled_at=_as_utc(when), outcome="missed",
                             finished_at=utcnow(), holder=self.holder,
                             error="the previous run was still going (max_instances=1)"))
+
+
+def _close_after(executor: ThreadPoolExecutor | None, channels: list[Channel]) -> None:
+    """Close ``channels`` once the jobs still running on ``executor`` have ended."""
+    if executor is not None:
+        executor.shutdown(wait=True)  # a second shutdown: waits for the running jobs
+    for channel in channels:
+        channel.close()
 
 
 def _own_start(job_id: str, scheduled: dt.datetime | None) -> dt.datetime | None:

@@ -124,6 +124,37 @@ def test_failures_retry_then_dead_and_delivered_rows_are_never_resent(
     assert d.run(statuses=("pending", "retrying")).claimed == 0
 
 
+def test_a_dispatcher_told_to_stop_gives_its_unsent_rows_back(
+        factory: sessionmaker[Session], fast: Settings) -> None:
+    """The leader steps down in the middle of a batch: the send under way finishes, the rest
+    of the batch goes back (pending, due at once, never counted as an attempt) and no further
+    batch is claimed, so the next leader does not send the same rows alongside it."""
+    keys = add_rows(factory, n=9, channel="fake", destination="x")
+    stop = threading.Event()
+
+    class StepsDownOnFirstSend(Recorder):
+        def send(self, message: Message) -> Receipt:
+            stop.set()  # leadership is lost while this send is under way
+            return super().send(message)
+
+    fake = StepsDownOnFirstSend()
+    one_at_a_time = fast.model_copy(update={"dispatch": fast.dispatch.model_copy(
+        update={"batch_size": 3, "concurrency": 1})})
+    stats = Dispatcher(session_factory=factory, settings=one_at_a_time,
+                       channels={"fake": fake}, should_stop=stop.is_set).run()
+    assert (stats.batches, stats.claimed, stats.delivered, stats.skipped) == (1, 3, 1, 2)
+    with factory() as s:
+        rows = {r.idempotency_key: r for r in s.scalars(select(Outbox))}
+    assert fake.sent == [keys[0]] and rows[keys[0]].status == "delivered"
+    rest = [rows[k] for k in keys[1:]]
+    assert all(r.status == "pending" and r.attempts == 0 and r.claim_token is None
+               for r in rest)
+    assert all(r.next_attempt_at is not None and r.next_attempt_at <= utcnow() for r in rest)
+    # whoever leads next sends them, each once
+    after = Dispatcher(session_factory=factory, settings=fast, channels={"fake": fake}).run()
+    assert after.delivered == 8 and Counter(fake.sent) == Counter(keys)
+
+
 def test_expired_claims_are_taken_over(factory: sessionmaker[Session], fast: Settings) -> None:
     add_rows(factory, n=3, channel="fake", destination="x")
     dead_worker = claim(session_factory=factory, limit=3, claim_timeout=60)

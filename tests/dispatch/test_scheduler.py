@@ -4,17 +4,20 @@ while no scheduler was up is recorded and caught up, and the jobs/runs endpoints
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.app import create_app
+from service.channels.base import Channel, Message, Receipt
 from service.config import Settings
 from service.dispatch.tables import Outbox
 from service.scheduler.runner import SchedulerService
@@ -92,6 +95,59 @@ def test_refusing_receiver_is_retried_and_a_hopeless_one_ends_dead(
             if cursor is None:
                 break
         assert seen == recorded
+
+
+def test_a_leader_that_loses_its_lease_mid_send_finishes_that_send_and_gives_the_rest_back(
+        fast: Settings, engine: Engine, factory: sessionmaker[Session],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leadership lost while a dispatch tick sends (on SQLite, an import holding the write
+    lock past the lease can do it): the send under way completes with its channel still
+    open, the rest of the batch goes back unsent and due at once, and the channels built
+    for the leader are closed only after the tick ended."""
+    entered, release, finished, closed = (threading.Event() for _ in range(4))
+    closed_after_the_send: list[bool] = []
+
+    class HeldChannel(Channel):
+        name = "held"
+
+        @classmethod
+        def from_settings(cls, settings: Settings) -> HeldChannel:
+            return cls()
+
+        def send(self, message: Message) -> Receipt:
+            entered.set()
+            assert release.wait(60)
+            finished.set()
+            return Receipt(status=200)
+
+        def close(self) -> None:
+            closed_after_the_send.append(finished.is_set())
+            closed.set()
+
+    monkeypatch.setattr("service.channels.registry.load_channels",
+                        lambda settings: {"held": HeldChannel()})
+    keys = add_rows(factory, n=6, channel="held", destination="x")
+    one_at_a_time = fast.model_copy(update={"dispatch": fast.dispatch.model_copy(
+        update={"concurrency": 1})})
+    svc = SchedulerService(one_at_a_time, engine=engine)  # builds its own channels
+    svc.start()
+    try:
+        assert entered.wait(30)  # the first row is being sent
+        monkeypatch.setattr(svc.leadership, "renew", lambda: False)  # the lease is lost
+        monkeypatch.setattr(svc.leadership, "try_acquire", lambda: False)
+        assert wait_for(lambda: not svc.is_leader, 30)
+        assert not closed.is_set()  # not under the send
+        release.set()
+        assert closed.wait(30)
+    finally:
+        release.set()
+        svc.stop()
+    assert closed_after_the_send == [True]
+    with factory() as s:
+        rows = {r.idempotency_key: r for r in s.scalars(select(Outbox))}
+    assert rows[keys[0]].status == "delivered"
+    assert all(rows[k].status == "pending" and rows[k].attempts == 0
+               and rows[k].claim_token is None for k in keys[1:])
 
 
 def test_missed_run_is_recorded_and_caught_up(settings: Settings, engine: Engine,
