@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
 
 from service.audit import record
@@ -72,6 +72,8 @@ def transition(
         raise Conflict(f"campaign {campaign.id} is {frm}; it cannot become {to}",
                        status_now=frm, allowed=sorted(allowed))
     now = utcnow()
+    if inspect(campaign).has_identity:
+        _compare_and_set(session, campaign, frm, to, now)
     campaign.status = to
     campaign.status_changed_at = now
     # the evaluation reads campaign statuses; a move among committed statuses (dispatch)
@@ -88,6 +90,23 @@ def transition(
            entity_id=campaign.id, remote_addr=remote_addr,
            detail={"from": frm, "to": to, "reason": reason, **(detail or {})})
     return campaign
+
+
+def _compare_and_set(session: Session, campaign: Campaign, frm: str, to: str,
+                     now: dt.datetime) -> None:
+    """Write the new status only where the row still has the status this change was judged
+    on. Two changes that read the same status (on SQLite, where a read takes no lock: the
+    scheduler scheduling while an operator cancels) cannot both win; the loser gets 409
+    instead of overwriting the winner. On SQLite this write also takes the write lock, so the
+    rest of the caller's transaction (outbox rows) commits with the status or not at all."""
+    res = session.execute(
+        update(Campaign).where(Campaign.id == campaign.id, Campaign.status == frm)
+        .values(status=to, status_changed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False))
+    if res.rowcount == 0:  # type: ignore[attr-defined]
+        now_status = session.scalar(select(Campaign.status).where(Campaign.id == campaign.id))
+        raise Conflict(f"campaign {campaign.id} changed meanwhile (now {now_status}); it "
+                       f"cannot become {to}", status_now=now_status)
 
 
 def _parse_date(value: Any, name: str) -> dt.date:

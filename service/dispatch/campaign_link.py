@@ -180,7 +180,9 @@ class CampaignHooks:
         return {str(r.id) for r in rows if r.status not in SENDABLE}
 
     def _move(self, session_factory: sessionmaker[Session], campaign_id: str,
-              wanted: dict[str, str] | None) -> None:
+              wanted: dict[str, str] | None) -> str | None:
+        """Move the campaign as ``wanted`` says (None: roll up); returns its status after,
+        None for an unknown campaign."""
         from service.campaigns.service import transition
         from service.campaigns.tables import Campaign
 
@@ -188,29 +190,34 @@ class CampaignHooks:
             pg = s.get_bind().dialect.name == "postgresql"
             c = s.get(Campaign, campaign_id, with_for_update=pg or None)
             if c is None:
-                return
+                return None
             if wanted is None:  # roll-up
                 counts = campaign_counts(session=s, campaign_ids=[campaign_id])[campaign_id]
                 to = rollup_status(counts)
                 if to is None or to == c.status or c.status not in ("dispatching",
                                                                     "partially_failed"):
-                    return
+                    return c.status
                 detail: dict[str, Any] = {"outbox": counts}
             else:
                 to = wanted.get(c.status, "")
                 if not to:
-                    return
+                    return c.status
                 detail = {}
             try:
                 transition(session=s, campaign=c, to=to, actor=ACTOR, detail=detail)
                 s.commit()
-            except Conflict:
+                return to
+            except Conflict as exc:  # changed since read (a cancel that won the race)
                 s.rollback()
+                return str(exc.extensions.get("status_now") or "")
 
-    def started(self, session_factory: sessionmaker[Session], campaign_ids: set[str]) -> None:
-        for cid in sorted(campaign_ids):
-            self._move(session_factory, cid, {"scheduled": "dispatching",
-                                              "partially_failed": "dispatching"})
+    def started(self, session_factory: sessionmaker[Session], campaign_ids: set[str]
+                ) -> set[str]:
+        moved = {cid: self._move(session_factory, cid, {"scheduled": "dispatching",
+                                                       "partially_failed": "dispatching"})
+                 for cid in sorted(campaign_ids)}
+        return {cid for cid, status in moved.items()
+                if status is not None and status not in SENDABLE}
 
     def settled(self, session_factory: sessionmaker[Session], campaign_ids: set[str]) -> None:
         for cid in sorted(campaign_ids):

@@ -42,8 +42,10 @@ class DispatchHooks(Protocol):
         """Campaigns whose rows must not go out any more (cancelled, superseded)."""
         ...
 
-    def started(self, session_factory: sessionmaker[Session], campaign_ids: set[str]) -> None:
-        """Rows of these campaigns are being sent (scheduled → dispatching)."""
+    def started(self, session_factory: sessionmaker[Session], campaign_ids: set[str]
+                ) -> set[str]:
+        """Rows of these campaigns are being sent (scheduled → dispatching); returns those
+        that turned unsendable since :meth:`blocked` looked (a cancel that won the race)."""
         ...
 
     def settled(self, session_factory: sessionmaker[Session], campaign_ids: set[str]) -> None:
@@ -178,11 +180,11 @@ class Dispatcher:
                 stats.campaigns |= campaigns
                 if self.hooks is not None:
                     blocked = self.hooks.blocked(self.factory, campaigns)
+                    blocked |= self.hooks.started(self.factory, campaigns - blocked)
                     if blocked:
                         stats.cancelled += self._cancel(
                             r for r in rows if r.campaign_id in blocked)
                         rows = [r for r in rows if r.campaign_id not in blocked]
-                    self.hooks.started(self.factory, campaigns - blocked)
                 for row, outcome in zip(rows, pool.map(self._deliver, rows), strict=True):
                     setattr(stats, outcome, getattr(stats, outcome) + 1)
                     if outcome in ("delivered", "dead"):

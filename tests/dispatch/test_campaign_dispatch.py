@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections import Counter
 from typing import Any
 
@@ -149,3 +150,90 @@ def test_rows_wait_for_the_send_time_and_cancelled_campaigns_are_not_sent(
         schedule_campaign(session=sess, campaign_id=cid2, actor="test", settings=world)
     assert d.run().delivered == 1
     assert _status(factory, cid2) == "sent"
+
+
+def test_a_cancel_during_scheduling_is_not_overwritten(
+        world: Settings, factory: sessionmaker[Session], engine: Engine,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduler reads an approved campaign and builds its outbox rows (resolving every
+    webhook host can take seconds); an operator cancels meanwhile and is told it worked. The
+    cancel must stand: on SQLite (reads take no lock) scheduling loses with 409 and writes no
+    row; on PostgreSQL the cancel waits on the scheduler's row lock and then cancels the
+    scheduled campaign. Before, SQLite wrote "scheduled" over "cancelled" and sent it."""
+    from service.dispatch import campaign_link
+
+    cid = _campaign(factory, world)
+    pg = engine.dialect.name == "postgresql"
+    cancelled = threading.Event()
+    errors: list[BaseException] = []
+
+    def cancel() -> None:
+        try:
+            with factory() as other:
+                cancel_campaign(session=other, campaign_id=cid, actor="operator")
+            cancelled.set()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    canceller = threading.Thread(target=cancel)
+    real = campaign_link.outbox_rows_for
+
+    def rows_while_an_operator_cancels(**kw: Any) -> list[dict[str, Any]]:
+        canceller.start()
+        if pg:
+            assert not cancelled.wait(0.5)  # held by this transaction's row lock
+        else:
+            canceller.join(60)
+            assert cancelled.is_set()
+        return real(**kw)
+
+    monkeypatch.setattr(campaign_link, "outbox_rows_for", rows_while_an_operator_cancels)
+    with factory() as sess:
+        if pg:
+            schedule_campaign(session=sess, campaign_id=cid, actor="test", settings=world)
+        else:
+            with pytest.raises(Conflict, match="changed meanwhile") as lost:
+                schedule_campaign(session=sess, campaign_id=cid, actor="test", settings=world)
+            assert lost.value.extensions["status_now"] == "cancelled"
+    canceller.join(60)
+    assert not errors and cancelled.is_set()
+    assert _status(factory, cid) == "cancelled"
+    with factory() as sess:
+        rows = list(sess.scalars(select(Outbox).where(Outbox.campaign_id == cid)))
+    assert len(rows) == (1 if pg else 0)
+    channels = load_channels(world, ["file"])
+    try:
+        stats = Dispatcher(session_factory=factory, settings=world, channels=channels,
+                           hooks=CampaignHooks()).run()
+    finally:
+        for ch in channels.values():
+            ch.close()
+    assert stats.delivered == 0 and stats.cancelled == (1 if pg else 0)
+
+
+def test_a_cancel_between_the_dispatchers_check_and_its_start_stops_the_rows(
+        world: Settings, factory: sessionmaker[Session]) -> None:
+    """A cancel that commits after the dispatcher found the campaign sendable but before it
+    moved it to dispatching: the claimed rows are cancelled, not sent."""
+    cid = _campaign(factory, world)
+    with factory() as sess:
+        schedule_campaign(session=sess, campaign_id=cid, actor="test", settings=world)
+
+    class CancelledRightAfterTheCheck(CampaignHooks):
+        def blocked(self, session_factory: sessionmaker[Session], campaign_ids: set[str]
+                    ) -> set[str]:
+            found = super().blocked(session_factory, campaign_ids)
+            with session_factory() as other:
+                cancel_campaign(session=other, campaign_id=cid, actor="operator")
+            return found
+
+    channels = load_channels(world, ["file"])
+    try:
+        stats = Dispatcher(session_factory=factory, settings=world, channels=channels,
+                           hooks=CancelledRightAfterTheCheck()).run()
+    finally:
+        for ch in channels.values():
+            ch.close()
+    assert (stats.claimed, stats.delivered, stats.cancelled) == (1, 0, 1)
+    assert _status(factory, cid) == "cancelled"
+    assert not (world.channels.file_dir / "public.jsonl").exists()
