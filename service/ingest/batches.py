@@ -198,6 +198,9 @@ class _Heartbeat:
         self.last = time.monotonic()
 
     def beat(self, progress: dict[str, Any], *, force: bool = False) -> None:
+        """Also a sign of life for this process's queued batches: they wait (up to the
+        queue's length of imports) without a beat of their own, and another host's recovery
+        would otherwise take them for a dead process's after ``stale_after_seconds``."""
         now = time.monotonic()
         if not force and now - self.last < self.every:
             return
@@ -207,6 +210,9 @@ class _Heartbeat:
                 s.execute(update(ImportBatch).where(ImportBatch.id == self.batch_id)
                           .where(ImportBatch.status == "running")
                           .values(progress=progress, heartbeat_at=utcnow()))
+                s.execute(update(ImportBatch).where(ImportBatch.owner == process_owner())
+                          .where(ImportBatch.status == "queued")
+                          .values(heartbeat_at=utcnow()))
                 s.commit()
         except OperationalError:  # busy: the next beat will do
             log.info("import_heartbeat_skipped", batch_id=self.batch_id)

@@ -38,6 +38,7 @@ from service.ingest.jobs import records_job
 from service.ingest.limits import Guard, ImportBusy, ImportLimits, TooSlow
 from service.ingest.readers import TableReader
 from service.store import owners
+from service.store.base import as_utc
 from service.store.tables import Complaint, ImportBatch, RejectedRow, utcnow
 from tests.ingest.conftest import EN_HEADER, csv_bytes, gz, imp, load_ref, zh_rows
 
@@ -375,6 +376,33 @@ def test_batches_of_dead_processes_become_interrupted(sqlite_sf: sessionmaker[Se
     assert _batch(sqlite_sf, "b" * 32).status == "running"  # ours, alive
     assert _batch(sqlite_sf, "d" * 32).status == "running"  # another host, recent
     assert _batch(sqlite_sf, "e" * 32).status == "queued"  # its process is alive
+
+
+def test_a_running_import_keeps_this_processs_queued_batches_alive(
+        sqlite_sf: sessionmaker[Session]) -> None:
+    """Batches queued behind a long import have no beat of their own; the running one's beat
+    is theirs too, so another host's recovery does not take them for a dead process's."""
+    from service.ingest.batches import _Heartbeat
+
+    mine = owners.process_owner()
+    long_ago = utcnow() - pd.Timedelta(hours=2)
+    with sqlite_sf() as s:
+        s.add_all([
+            ImportBatch(id="r" * 32, kind="complaints", status="running", owner=mine,
+                        heartbeat_at=long_ago),
+            ImportBatch(id="q" * 32, kind="complaints", status="queued", owner=mine,
+                        heartbeat_at=long_ago),
+            ImportBatch(id="o" * 32, kind="complaints", status="queued",
+                        owner="elsewhere:1:y", heartbeat_at=long_ago),
+        ])
+        s.commit()
+    _Heartbeat(sqlite_sf, "r" * 32).beat({"rows": 10, "bytes_read": 100}, force=True)
+
+    def fresh(batch_id: str) -> bool:
+        beat = as_utc(_batch(sqlite_sf, batch_id).heartbeat_at)
+        return beat is not None and beat > utcnow() - pd.Timedelta(minutes=1)
+
+    assert [fresh(b * 32) for b in "rqo"] == [True, True, False]  # the other host's: not ours
 
 
 def test_shutdown_waits_for_the_running_import_to_record_its_interruption(
