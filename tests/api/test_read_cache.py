@@ -189,3 +189,50 @@ def test_the_cache_is_bounded_and_entries_expire() -> None:
     now[0] = 5.0 + 1e-6
     assert cache.get(("k", 49)) is None and len(cache) == 0
     assert not ReadCache(ttl=0, max_bytes=1000).enabled
+
+
+def test_the_latest_answer_from_an_older_run_never_answers_for_the_newest_run(
+        served: Served) -> None:
+    """The newest run covers only some series; the latest forecast of another series comes
+    from the older run and is cached. Asking the newest run by id for that series must not
+    get the older run's cached answer (both used to share one cache key)."""
+    from service.api.routes.forecasts import forget_latest_run
+    from tests.api.conftest import seed_run
+
+    client, app, read, old_run, series = (served.client, served.app, served.read,
+                                          served.run_id, served.series)
+    app.state.read_cache = ReadCache(ttl=0, max_bytes=0)  # the route's own cache only
+    new_run, covered = seed_run(app.state.sessionmaker, n_series=2)
+    forget_latest_run(app.state)
+    uncovered = series[5]
+    assert uncovered not in covered
+    latest = client.get(f"/v1/series/{uncovered}/forecast", headers=read)
+    assert latest.status_code == 200 and latest.json()["run_id"] == old_run
+    assert app.state.latest_run_memo[1] == new_run  # the newest run, remembered
+    by_id = client.get(f"/v1/series/{uncovered}/forecast", params={"run_id": new_run},
+                       headers=read)
+    assert by_id.status_code == 404 or by_id.json()["run_id"] == new_run, by_id.text
+    again = client.get(f"/v1/series/{uncovered}/forecast", headers=read)  # from the cache
+    assert again.content == latest.content
+
+
+def test_a_run_ending_during_the_lookup_does_not_leave_the_old_id_remembered(
+        served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The newest run is read, a run ends (its executor drops the memo), then the read's
+    result arrives: it answers this request but is not remembered, so the next request
+    reads the run that just ended instead of the older one for another second."""
+    from service.api.routes import forecasts
+
+    client, app, read, series = served.client, served.app, served.read, served.series
+    real = forecasts.latest_run  # type: ignore[attr-defined]
+
+    def a_run_ends_meanwhile(**kw: Any) -> Any:
+        got = real(**kw)
+        if "series_id" not in kw:  # the lookup of the newest run, not the route's own read
+            forecasts.forget_latest_run(app.state)
+        return got
+
+    forecasts.forget_latest_run(app.state)
+    monkeypatch.setattr(forecasts, "latest_run", a_run_ends_meanwhile)
+    assert client.get(f"/v1/series/{series[0]}/forecast", headers=read).status_code == 200
+    assert app.state.latest_run_memo == (float("-inf"), None)  # not written back

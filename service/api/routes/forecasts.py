@@ -224,9 +224,12 @@ def get_forecast_run(run_id: _RunPath, session: SessionDep, response: Response,
 
 
 def _lookup_latest_run_id(request: Request) -> str | None:
-    with request.app.state.sessionmaker() as session:
+    state = request.app.state
+    forgotten = getattr(state, "latest_run_forgotten", 0)
+    with state.sessionmaker() as session:
         run = latest_run(session=session)
-    request.app.state.latest_run_memo = (time.monotonic(), run.id if run else None)
+    if getattr(state, "latest_run_forgotten", 0) == forgotten:  # else a run ended meanwhile:
+        state.latest_run_memo = (time.monotonic(), run.id if run else None)  # read it again
     return run.id if run else None
 
 
@@ -239,6 +242,7 @@ def forget_latest_run(state: Any) -> None:
     run ends), so the next request reads it again: a run finished in this process shows at
     once; one finished elsewhere (the scheduler's process, the CLI) within
     :data:`LATEST_RUN_TTL`."""
+    state.latest_run_forgotten = getattr(state, "latest_run_forgotten", 0) + 1
     state.latest_run_memo = (float("-inf"), None)
 
 
@@ -251,11 +255,19 @@ async def latest_run_id(request: Request) -> str | None:
     return await run_in_threadpool(_lookup_latest_run_id, request)
 
 
+def _cache_key(series_id: str, run_id: str | None, rid: str | None) -> tuple[str, ...] | None:
+    """Where the answer is cached: by the run asked for, or (no ``run_id``) as the latest
+    answer while ``rid`` is the newest run. Two spaces: the latest answer may come from an
+    older run (the newest does not cover the series) and must never answer ``?run_id=rid``."""
+    if run_id is not None:
+        return ("forecast", run_id, series_id)
+    return None if rid is None else ("forecast-latest", rid, series_id)
+
+
 def _forecast_body(request: Request, series_id: str, run_id: str | None,
                    rid: str | None) -> tuple[bytes, bool]:
     """The answer and whether it comes from a finished run (immutable)."""
     cache = request.app.state.response_cache
-    key = ("forecast", rid, series_id)
     with request.app.state.sessionmaker() as session:
         run = get_run(session=session, run_id=run_id) if run_id else latest_run(
             session=session, series_id=series_id)
@@ -265,8 +277,9 @@ def _forecast_body(request: Request, series_id: str, run_id: str | None,
         body: bytes = dump_json(SeriesForecast.model_validate(data))
         if run.status in FINISHED:
             cache.put(("forecast", run.id, series_id), body)
-            if run.id != rid and rid is not None:
-                cache.put(key, body)  # the newest run does not cover it: remember the answer
+            latest = _cache_key(series_id, run_id, rid)
+            if run_id is None and latest is not None:
+                cache.put(latest, body)
     return body, run.status in FINISHED
 
 
@@ -280,7 +293,8 @@ async def get_series_forecast(request: Request, series_id: _SeriesPath,
     served from a cache. Needs the ``read`` scope; 404 when no finished run covers it."""
     parse_series_id(series_id)
     rid = run_id or await latest_run_id(request)
-    body = request.app.state.response_cache.get(("forecast", rid, series_id)) if rid else None
+    key = _cache_key(series_id, run_id, rid)
+    body = request.app.state.response_cache.get(key) if key is not None else None
     finished = body is not None  # only answers of finished runs are cached
     if body is None:
         body, finished = await run_in_threadpool(_forecast_body, request, series_id, run_id,
