@@ -81,7 +81,7 @@ from service.ingest.batches import (
 from service.ingest.jobs import ImportJob, declared_coverage, file_job, records_job, validate_job
 from service.ingest.limits import Guard, ImportLimits, Interrupted
 from service.ingest.mapping import KindSpec
-from service.ingest.publish import _add, _publish, _reference, _Totals
+from service.ingest.publish import _add, _publish, _reference, _Totals, other_sources_warning
 from service.ingest.readers import TableReader
 from service.ingest.rows import _longer_than_each as _longer_than_each
 from service.ingest.rows import _Processor
@@ -264,13 +264,7 @@ def _closing_warnings(totals: _Totals, processor: _Processor, stage: _Stage,
     if not job.force:
         others = stage.drop_duplicates_of_other_sources()
         if others:
-            n = sum(k for _, _, k in others)
-            src, bid, _ = others[0]
-            totals.warnings.append(
-                f"{n:,} records were already stored under another source ('{src}', "
-                f"batch {bid or '-'}) with the same id, time, category and region; "
-                "they were skipped as duplicates (import with --force / force=true "
-                "to store them again)")
+            totals.warnings.append(other_sources_warning(others))
 
 
 def _summary(batch: _BatchRef, spec: KindSpec, job: ImportJob, reader: TableReader,

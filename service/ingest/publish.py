@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from service.ingest.batches import MAX_ERRORS, RowError, _BatchRef
@@ -20,7 +20,7 @@ from service.store.freshness import mark_stale
 from service.store.summary import BatchDelta, refresh_from_batch
 from service.store.tables import Category, ImportBatch, Region, utcnow
 
-__all__ = ["PublishedBatch"]
+__all__ = ["PublishedBatch", "other_sources_warning"]
 
 
 def _reference(conn: Connection) -> tuple[ReferenceIndex, ReferenceIndex]:
@@ -99,6 +99,20 @@ def _add(totals: _Totals, p: _Processed) -> None:
                                       problem=r["problem"], detail=r["detail"]))
 
 
+#: PostgreSQL transaction-level advisory lock keys serialising the publishes of each kind,
+#: so the late check for another source's records sees every publish before its own
+_PUBLISH_LOCK = {"complaints": 0x0F0E_1001, "enforcement": 0x0F0E_1002}
+
+
+def other_sources_warning(others: list[tuple[str, str | None, int]]) -> str:
+    """The batch warning for staged records already stored under another source."""
+    n = sum(k for _, _, k in others)
+    src, bid, _ = others[0]
+    return (f"{n:,} records were already stored under another source ('{src}', batch "
+            f"{bid or '-'}) with the same id, time, category and region; they were skipped "
+            "as duplicates (import with --force / force=true to store them again)")
+
+
 def _publish(conn: Connection, stage: _Stage, spec: KindSpec, batch: _BatchRef,
              totals: _Totals, status: str, options: dict[str, Any], is_sqlite: bool) -> int:
     """One short transaction: register new codes, copy the staged rows, store the counts.
@@ -119,6 +133,11 @@ def _publish(conn: Connection, stage: _Stage, spec: KindSpec, batch: _BatchRef,
         if claimed.rowcount != 1:
             raise Interrupted("the batch was marked interrupted or failed while it ran; "
                               "nothing of it was published; import the file again")
+        if not is_sqlite:  # publishes of a kind one at a time (SQLite: its write lock)
+            conn.execute(select(func.pg_advisory_xact_lock(_PUBLISH_LOCK[spec.kind])))
+        late = stage.drop_duplicates_of_other_sources(late=True)
+        if late:  # another source's import published the same records since the first check
+            totals.warnings.append(other_sources_warning(late))
         _register(conn, Category.__table__, totals.new_categories)
         _register(conn, Region.__table__, totals.new_regions)
         delta = BatchDelta(spec.kind)

@@ -84,10 +84,17 @@ class _Stage:
     def write(self, payload: Any, rejected: list[dict[str, Any]]) -> None:
         raise NotImplementedError
 
-    def drop_duplicates_of_other_sources(self) -> list[tuple[str, str | None, int]]:
+    def drop_duplicates_of_other_sources(self, *, late: bool = False
+                                         ) -> list[tuple[str, str | None, int]]:
         """Remove staged rows that are already stored under another source (same record key:
-        external id, time, category, region); ``(source, batch, rows)`` of what was found."""
+        external id, time, category, region); ``(source, batch, rows)`` of what was found.
+        The first call (after reading, outside any lock) remembers the table's highest id;
+        ``late=True`` (inside the publishing transaction, uncommitted, with publishes of the
+        kind serialised) looks only at records stored since, i.e. by an import of another
+        source that published in between."""
         raise NotImplementedError
+
+    checked_up_to: int | None = None  # the table's highest id at the first check
 
     def publish(self) -> int:
         """Copy the staged rows into the real tables (inside the caller's transaction);
@@ -141,21 +148,30 @@ class _SqliteStage(_Stage):
                   json.dumps(r["raw"], ensure_ascii=False)) for r in rejected])
         self.raw.commit()
 
-    def drop_duplicates_of_other_sources(self) -> list[tuple[str, str | None, int]]:
+    def drop_duplicates_of_other_sources(self, *, late: bool = False
+                                         ) -> list[tuple[str, str | None, int]]:
         t = self.spec.table
-        if not self.staged or self.raw.execute(f"SELECT 1 FROM main.{t} LIMIT 1").fetchone() \
-                is None:
+        floor = self.checked_up_to if late else None
+        if late and floor is None:
+            return []  # never checked (forced): nothing to repeat
+        if not late:
+            self.checked_up_to = int(self.raw.execute(
+                f"SELECT coalesce(max(id), 0) FROM main.{t}").fetchone()[0])
+        if not self.staged or self.raw.execute(
+                f"SELECT 1 FROM main.{t} WHERE id > ? LIMIT 1", (floor or 0,)).fetchone() is None:
             return []
+        newer = f" AND c.id > {int(floor)}" if floor is not None else ""
         found = self.raw.execute(
             f"SELECT c.source, c.batch_id, count(*) FROM temp.{self.rows_table} s "
-            f"JOIN main.{t} c ON {self._key_match('s', 'c')} AND c.source <> s.source "
+            f"JOIN main.{t} c ON {self._key_match('s', 'c')} AND c.source <> s.source{newer} "
             "GROUP BY c.source, c.batch_id ORDER BY count(*) DESC").fetchall()
         if found:
             self.raw.execute(
                 f"DELETE FROM temp.{self.rows_table} WHERE EXISTS (SELECT 1 FROM main.{t} c "
                 f"WHERE {self._key_match(self.rows_table, 'c')} "
-                f"AND c.source <> {self.rows_table}.source)")
-        self.raw.commit()
+                f"AND c.source <> {self.rows_table}.source{newer})")
+        if not late:
+            self.raw.commit()
         return [(str(a), b, int(n)) for a, b, n in found]
 
     def publish(self) -> int:
@@ -244,24 +260,32 @@ class _PostgresStage(_Stage):
                       json.dumps(r["raw"], ensure_ascii=False)) for r in rejected])
         self.raw.commit()
 
-    def drop_duplicates_of_other_sources(self) -> list[tuple[str, str | None, int]]:
+    def drop_duplicates_of_other_sources(self, *, late: bool = False
+                                         ) -> list[tuple[str, str | None, int]]:
         t = self.spec.table
+        floor = self.checked_up_to if late else None
+        if late and floor is None:
+            return []  # never checked (forced): nothing to repeat
+        found: list[Any] = []
         with self.raw.cursor() as cur:
-            cur.execute(f"SELECT 1 FROM {t} LIMIT 1")
-            if not self.staged or cur.fetchone() is None:
-                self.raw.commit()
-                return []
-            tf = self.spec.time_field
-            match = (f"c.category = s.category AND c.region = s.region AND c.day = s.day::date "
-                     f"AND c.external_id = s.external_id AND c.{tf} = s.{tf}::timestamptz "
-                     "AND c.source <> s.source")
-            cur.execute(f"SELECT c.source, c.batch_id, count(*) FROM {self.rows_table} s "
-                        f"JOIN {t} c ON {match} GROUP BY c.source, c.batch_id "
-                        "ORDER BY count(*) DESC")
-            found = cur.fetchall()
-            if found:
-                cur.execute(f"DELETE FROM {self.rows_table} s USING {t} c WHERE {match}")
-        self.raw.commit()
+            if not late:
+                cur.execute(f"SELECT coalesce(max(id), 0) FROM {t}")
+                self.checked_up_to = int(cur.fetchone()[0])
+            cur.execute(f"SELECT 1 FROM {t} WHERE id > %s LIMIT 1", (floor or 0,))
+            if self.staged and cur.fetchone() is not None:
+                tf = self.spec.time_field
+                match = (f"c.category = s.category AND c.region = s.region "
+                         f"AND c.day = s.day::date AND c.external_id = s.external_id "
+                         f"AND c.{tf} = s.{tf}::timestamptz AND c.source <> s.source"
+                         + (f" AND c.id > {int(floor)}" if floor is not None else ""))
+                cur.execute(f"SELECT c.source, c.batch_id, count(*) FROM {self.rows_table} s "
+                            f"JOIN {t} c ON {match} GROUP BY c.source, c.batch_id "
+                            "ORDER BY count(*) DESC")
+                found = cur.fetchall()
+                if found:
+                    cur.execute(f"DELETE FROM {self.rows_table} s USING {t} c WHERE {match}")
+        if not late:
+            self.raw.commit()
         return [(str(a), b, int(n)) for a, b, n in found]
 
     def publish(self) -> int:

@@ -105,6 +105,30 @@ def test_same_file_under_another_source_is_refused(sf: sessionmaker[Session],
     assert forced.inserted == 50 and _count(sqlite_sf) == 100
 
 
+def test_another_source_publishing_the_same_records_meanwhile_is_caught(
+        sf: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two imports of the same records under different sources, the second publishing after
+    the first had read and checked its file but before it published: the first skips them
+    in its own publishing transaction (it used to store every record a second time)."""
+    data = csv_bytes(zh_rows(30))
+    real = pipeline._closing_warnings
+    other: list[Any] = []
+    nested = threading.Event()
+
+    def the_other_source_publishes_now(*args: Any, **kw: Any) -> None:
+        real(*args, **kw)  # the first check: nothing stored yet
+        if not nested.is_set():  # the other import runs the plain way
+            nested.set()
+            other.append(imp(sf, gz(data), "hotline.csv.gz", source="hotline"))
+
+    monkeypatch.setattr(pipeline, "_closing_warnings", the_other_source_publishes_now)
+    first = imp(sf, data, "portal.csv", source="portal")
+    assert other[0].inserted == 30
+    assert (first.inserted, first.duplicates) == (0, 30)
+    assert any("'hotline'" in w and other[0].batch_id in w for w in first.warnings)
+    assert _count(sf) == 30
+
+
 # ------------------------------------------------------------------ day/month order
 
 
