@@ -30,6 +30,8 @@ class RunExecutor:
         self._futures: dict[str, Future[None]] = {}
 
     def submit(self, run_id: str) -> None:
+        # finished runs' futures go here (wait() prunes too): the map holds only open runs
+        self._futures = {k: f for k, f in self._futures.items() if not f.done()}
         self._futures[run_id] = self._pool.submit(self._run, run_id)
 
     def _run(self, run_id: str) -> None:
