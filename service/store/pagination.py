@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import math
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
@@ -71,19 +72,28 @@ def encode_cursor(key: Sequence[KeyValue]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+_INT64 = range(-(2**63), 2**63)  # what a key column holds, on SQLite and PostgreSQL alike
+
+
 def _convert(value: Any, kind: type) -> Any:
+    """One key value of a cursor as ``kind``; TypeError / ValueError / OverflowError for a
+    value no issued cursor holds (sort keys are never null; integers are 64-bit; instants
+    convert to UTC; numbers are finite)."""
     if value is None:
-        return None
+        raise TypeError("a sort key is never null")
     if kind is dt.datetime:
-        return as_utc(dt.datetime.fromisoformat(value))
+        return as_utc(dt.datetime.fromisoformat(value)).astimezone(dt.UTC)
     if kind is dt.date:
         return dt.date.fromisoformat(value)
     if kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError("not a number")
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value):
+            raise TypeError("not a finite number")
         return float(value)
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise TypeError(f"not a {kind.__name__}")
+    if kind is int and value not in _INT64:
+        raise ValueError("not a 64-bit integer")
     return value
 
 
@@ -101,7 +111,7 @@ def decode_cursor(cursor: str, types: Sequence[type]) -> list[Any]:
         if not isinstance(values, list) or len(values) != len(types):
             raise ValueError("wrong shape")
         return [_convert(v, t) for v, t in zip(values, types, strict=True)]
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, OverflowError, UnicodeDecodeError) as exc:
         raise InvalidCursor() from exc
 
 

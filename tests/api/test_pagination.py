@@ -14,6 +14,7 @@ from service.api.pagination import InvalidCursor, decode_cursor, encode_cursor
 from service.campaigns.lookups import local_today
 from service.config import Settings
 from service.errors import PROBLEM_JSON
+from service.store.pagination import KeyValue
 from tests.api.conftest import CATEGORIES, REGIONS, seed_run
 
 
@@ -118,7 +119,11 @@ def test_campaign_audit_and_public_reminders_page(
 def test_foreign_cursor_is_a_422_problem_naming_the_cursor(api: tuple[TestClient, dict[str, str]],
                                          path: str) -> None:
     client, keys = api
-    for bad in ("not-a-cursor!", encode_cursor(("a", "b", "c", "d", "e")), "e30"):
+    # also keys no list issues (found by fuzzing the OpenAPI schema; each was a 500): nulls
+    # of every length, an integer beyond 64 bits, an instant that overflows on the way to UTC
+    odd = [encode_cursor([None] * n) for n in range(1, 5)] + [
+        encode_cursor([10**23]), encode_cursor(["0001-01-01T00:00:00+05:00", "x"])]
+    for bad in ("not-a-cursor!", encode_cursor(("a", "b", "c", "d", "e")), "e30", *odd):
         r = client.get(path, params={"cursor": bad}, headers={"X-API-Key": keys["read"]})
         if path.endswith("/audit"):
             assert r.status_code == 404  # the campaign is checked first
@@ -137,3 +142,13 @@ def test_cursor_round_trip_and_validation() -> None:
         decode_cursor(encode_cursor(["x", "2026-13-01", 1.0, 1]), (str, dt.date, float, int))
     with pytest.raises(InvalidCursor):
         decode_cursor(encode_cursor([True]), (int,))
+    cases: list[tuple[list[KeyValue], tuple[type, ...]]] = [
+        ([None], (int,)), ([2**63], (int,)), (["a", None], (str, str)),
+        (["0001-01-01T00:00:00+05:00", "x"], (dt.datetime, str)),
+        (["x", "2026-01-05", float("inf"), 1], (str, dt.date, float, int))]
+    for odd, types in cases:
+        with pytest.raises(InvalidCursor):
+            decode_cursor(encode_cursor(odd), types)
+    assert decode_cursor(encode_cursor([2**63 - 1]), (int,)) == [2**63 - 1]
+    assert decode_cursor(encode_cursor(["2026-01-05T08:00:00+08:00"]), (dt.datetime,)) == [
+        dt.datetime(2026, 1, 5, 0, 0, tzinfo=dt.UTC)]
