@@ -222,6 +222,10 @@ def update_recipient(*, session: Session, settings: Settings, actor: str, recipi
     unknown = sorted(set(changes) - set(_EDITABLE))
     if unknown:
         raise UnprocessableContent(f"these fields cannot be changed: {', '.join(unknown)}")
+    for flag in ("may_contact", "active"):  # stored flags are never empty
+        if flag in changes and changes[flag] is None:
+            raise UnprocessableContent(f"{flag}: must be true or false, not null (leave it "
+                                       "out to keep the current value)", field=flag)
     new = {k: getattr(row, k) for k in _EDITABLE} | changes
     if not str(new["name"] or "").strip():
         raise UnprocessableContent("name: must not be empty", field="name")

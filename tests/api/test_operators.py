@@ -24,6 +24,7 @@ from service.channels.base import Message
 from service.channels.webhook import WebhookChannel
 from service.config import ChannelSettings, Settings, WebhookSettings
 from service.db import make_engine, make_sessionmaker
+from service.errors import PROBLEM_JSON
 from tests.api.conftest import seed_keys_and_reference
 from tests.dispatch.receiver import Receiver, ReceiverConfig
 
@@ -104,6 +105,10 @@ def test_recipient_lifecycle_and_signing(ops: tuple[TestClient, dict[str, str]],
     bad = client.patch(f"/v1/recipients/{rid}", headers=admin,
                        json={"webhook_url": "http://169.254.169.254/x"})
     assert bad.status_code == 422 and "link-local" in bad.json()["detail"]
+    for flag in ("may_contact", "active"):  # a stored flag is never null (was a 500)
+        null = client.patch(f"/v1/recipients/{rid}", headers=admin, json={flag: None})
+        assert null.status_code == 422 and null.headers["content-type"] == PROBLEM_JSON
+        assert null.json()["field"] == flag and "not null" in null.json()["detail"]
     ok = client.patch(f"/v1/recipients/{rid}", headers=admin,
                       json={"categories": ["fireworks", "food_safety"]})
     assert ok.status_code == 200 and ok.json()["categories"] == ["fireworks", "food_safety"]

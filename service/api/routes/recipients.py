@@ -109,11 +109,13 @@ class RecipientPatch(BaseModel):
     categories: list[str] | None = Field(None, description="Category codes; [] = every one")
     sectors: list[str] | None = Field(None, description="Sectors; [] = every one")
     entity_id: str | None = Field(None, max_length=100, description="Entity id")
-    may_contact: bool | None = Field(None, description="false erases the contacts")
+    may_contact: bool | None = Field(None, description="false erases the contacts (null is "
+                                     "refused: leave the field out to keep it)")
     webhook_url: str | None = Field(None, max_length=2000, description="Webhook URL; null "
                                     "removes the webhook")
     email: str | None = Field(None, max_length=320, description="E-mail; null removes it")
-    active: bool | None = Field(None, description="false disables, true enables again")
+    active: bool | None = Field(None, description="false disables, true enables again (null "
+                                "is refused)")
 
 
 class DisableRequest(BaseModel):
