@@ -26,7 +26,7 @@ from service.campaigns.tables import Campaign
 from service.channels import load_channels
 from service.config import Settings
 from service.dispatch.campaign_link import CampaignHooks, schedule_campaign
-from service.dispatch.dispatcher import Dispatcher
+from service.dispatch.dispatcher import Dispatcher, DispatchStats
 from service.dispatch.tables import Outbox
 from service.errors import Conflict
 from service.store.reference import load_reference
@@ -152,6 +152,18 @@ def test_rows_wait_for_the_send_time_and_cancelled_campaigns_are_not_sent(
     assert _status(factory, cid2) == "sent"
 
 
+def _dispatch_to_files(world: Settings, factory: sessionmaker[Session],
+                       hooks: CampaignHooks) -> DispatchStats:
+    """One dispatcher run through the file channel, its channels closed after."""
+    channels = load_channels(world, ["file"])
+    try:
+        return Dispatcher(session_factory=factory, settings=world, channels=channels,
+                          hooks=hooks).run()
+    finally:
+        for ch in channels.values():
+            ch.close()
+
+
 def test_a_cancel_during_scheduling_is_not_overwritten(
         world: Settings, factory: sessionmaker[Session], engine: Engine,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,13 +213,7 @@ def test_a_cancel_during_scheduling_is_not_overwritten(
     with factory() as sess:
         rows = list(sess.scalars(select(Outbox).where(Outbox.campaign_id == cid)))
     assert len(rows) == (1 if pg else 0)
-    channels = load_channels(world, ["file"])
-    try:
-        stats = Dispatcher(session_factory=factory, settings=world, channels=channels,
-                           hooks=CampaignHooks()).run()
-    finally:
-        for ch in channels.values():
-            ch.close()
+    stats = _dispatch_to_files(world, factory, CampaignHooks())
     assert stats.delivered == 0 and stats.cancelled == (1 if pg else 0)
 
 
@@ -227,13 +233,7 @@ def test_a_cancel_between_the_dispatchers_check_and_its_start_stops_the_rows(
                 cancel_campaign(session=other, campaign_id=cid, actor="operator")
             return found
 
-    channels = load_channels(world, ["file"])
-    try:
-        stats = Dispatcher(session_factory=factory, settings=world, channels=channels,
-                           hooks=CancelledRightAfterTheCheck()).run()
-    finally:
-        for ch in channels.values():
-            ch.close()
+    stats = _dispatch_to_files(world, factory, CancelledRightAfterTheCheck())
     assert (stats.claimed, stats.delivered, stats.cancelled) == (1, 0, 1)
     assert _status(factory, cid) == "cancelled"
     assert not (world.channels.file_dir / "public.jsonl").exists()
