@@ -7,6 +7,7 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -143,6 +144,40 @@ def test_unsupported_and_unparseable_uploads(api: tuple[TestClient, dict[str, st
     r = client.post("/v1/complaints/import", headers=h, data={"source": "x"},
                     files={"other": ("a.csv", b"a\n", "text/csv")})
     assert r.status_code == 400
+
+
+HOSTILE = [  # (what, request, status, words of the detail); each was a 500 or worse
+    ("a JSON array nested 9,000 deep (ijson.items' memory grew with its square: 24 GB for "
+     "100,000 levels, the server was killed)",
+     {"files": {"file": ("d.json", b"[" * 9000 + b"]" * 9000, "application/json")}},
+     422, "nested deeper than 32 levels"),
+    ("JSON Lines nested past the parser's recursion limit",
+     {"content": b"[" * 2000 + b"]" * 2000 + b"\n",
+      "headers": {"Content-Type": "application/x-ndjson"}},
+     422, "every row of the file was rejected"),
+    ("a CSV whose quote is never closed",
+     {"files": {"file": ("q.csv", b'received_at,category,region\n"2026-11-01,fireworks,1\n',
+                         "text/csv")}},
+     422, "the CSV cannot be parsed"),
+    ("a codec that is not a text encoding",
+     {"files": {"file": ("ok.csv", b"received_at,category,region\n", "text/csv")},
+      "data": {"encoding": "rot13"}},
+     400, "unknown text encoding 'rot13'"),
+]
+
+
+@pytest.mark.parametrize(("what", "request_kw", "status", "words"), HOSTILE,
+                         ids=[h[0].split(" (")[0] for h in HOSTILE])
+def test_hostile_uploads_get_a_problem_not_a_crash(
+        api: tuple[TestClient, dict[str, str]], what: str, request_kw: dict[str, Any],
+        status: int, words: str) -> None:
+    client, keys = api
+    kw = {**request_kw, "headers": {**_h(keys["importer"]), **request_kw.get("headers", {})}}
+    kw.setdefault("data", {})["source"] = "fuzz"
+    for path in ("/v1/complaints/import", "/v1/enforcement-actions/import"):
+        r = client.post(path, **kw)
+        assert r.status_code == status, (what, r.text)
+        assert r.headers["content-type"] == PROBLEM_JSON and words in r.json()["detail"], what
 
 
 def test_auth_on_every_endpoint(api: tuple[TestClient, dict[str, str]]) -> None:

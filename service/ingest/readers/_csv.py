@@ -56,6 +56,8 @@ def csv_reader(stream: IO[bytes], encoding: str, text_sample: str, complete: boo
         )
     except UnicodeDecodeError as exc:
         raise decode_failure(exc, reopen, encoding) from exc
+    except (pd.errors.ParserError, ValueError) as exc:  # a small file is read at once
+        raise _unparseable(exc) from exc
 
     def gen() -> Iterator[Chunk]:
         with reader:
@@ -70,7 +72,7 @@ def csv_reader(stream: IO[bytes], encoding: str, text_sample: str, complete: boo
                     except UnicodeDecodeError as exc:
                         raise decode_failure(exc, reopen, encoding) from exc
                     except (pd.errors.ParserError, ValueError) as exc:
-                        raise UnprocessableContent(f"the CSV cannot be parsed: {exc}") from exc
+                        raise _unparseable(exc) from exc
                 bad = _bad_lines(caught)
                 if bad:
                     nums = np.asarray([line - 1 for line, _ in bad], dtype=np.int64)
@@ -85,6 +87,11 @@ def csv_reader(stream: IO[bytes], encoding: str, text_sample: str, complete: boo
                     yield Chunk(frame, numberer.take(len(frame)))
 
     return TableReader("csv", encoding, headers, gen(), closers)
+
+
+def _unparseable(exc: Exception) -> UnprocessableContent:
+    """A CSV pandas cannot tokenise (e.g. a quote never closed), with its reason."""
+    return UnprocessableContent(f"the CSV cannot be parsed: {exc}")
 
 
 def _bad_lines(caught: list[warnings.WarningMessage]) -> list[tuple[int, str]]:

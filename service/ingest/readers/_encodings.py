@@ -14,9 +14,13 @@ from service.errors import BadRequest, UnprocessableContent
 def check_encoding_name(name: str) -> str:
     """The codec name Python knows for ``name`` (a user's ``--encoding``), else 400."""
     try:
+        # a probe (not of b"": that returns "" without asking the codec) refusing codecs that
+        # are not text encodings (rot13, base64, zlib, …) and those that decode nothing the
+        # way files are read (idna, undefined)
+        b"x".decode(name, "ignore")
         return codecs.lookup(name).name
-    except LookupError:
-        raise BadRequest(f"unknown encoding '{name}'; e.g. utf-8, gb18030, gbk, big5, "
+    except (LookupError, UnicodeError):
+        raise BadRequest(f"unknown text encoding '{name}'; e.g. utf-8, gb18030, gbk, big5, "
                          "utf-16, latin-1") from None
 
 

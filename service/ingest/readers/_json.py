@@ -63,6 +63,8 @@ def _json_lines(text: IO[str]) -> Iterator[Any]:
             yield json.loads(line)
         except ValueError as exc:
             yield _BadLine(f"file line {lineno}: not valid JSON ({exc.args[0]})")
+        except RecursionError:
+            yield _BadLine(f"file line {lineno}: nested too deeply to be a record")
 
 
 def jsonl_reader(text: IO[str], encoding: str, chunk_rows: int, closers: list[IO[Any]],
@@ -115,7 +117,8 @@ def iter_json_array(text: IO[str], block: int = 1 << 16,
         raise UnprocessableContent("the JSON document is not an array of records")
     feed = _Utf8Feed(head, text, block, max_chars)
     try:
-        for value in ijson.items(feed, "item", use_float=True, buf_size=block):
+        for value in _array_items(ijson.basic_parse(feed, use_float=True, buf_size=block),
+                                  feed):
             yield value
             feed.since_record = 0
             feed.records += 1
@@ -126,6 +129,50 @@ def iter_json_array(text: IO[str], block: int = 1 << 16,
                                        "cut off (truncated file?)") from exc
         raise UnprocessableContent(f"the JSON array is not valid JSON ({why}, after data row "
                                    f"{feed.records})") from exc
+
+
+#: Nesting levels of a JSON array file: the array, a record, and values within a record
+#: (a record's nested values become text). Deeper is not a table of records.
+MAX_JSON_DEPTH = 32
+
+
+def _array_items(events: Iterable[tuple[str, Any]], feed: _Utf8Feed) -> Iterator[Any]:
+    """The elements of the top-level array, built from :func:`ijson.basic_parse` events.
+
+    Not ``ijson.items``: its event prefixes grow with the depth, so its memory grows with the
+    square of it (100,000 nested ``[`` in a 200 KB upload took 24 GB and the server was
+    killed). Here a nesting deeper than :data:`MAX_JSON_DEPTH` is refused as it is read. The
+    containers are built inline rather than with ijson's ``ObjectBuilder``: measured on 200,000
+    records of 9 fields, 0.87 s against 1.46 s (``ijson.items``, in C: 0.69 s)."""
+    depth = 0
+    stack: list[Any] = []  # the containers being built, outermost first
+    keys: list[Any] = []  # the pending key of each (None for an array)
+    for event, value in events:
+        if event == "map_key":
+            keys[-1] = value
+            continue
+        if event == "start_map" or event == "start_array":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise UnprocessableContent(
+                    f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels (after data row "
+                    f"{feed.records}); a file of records is an array of flat objects")
+            if depth > 1:  # not the top-level array
+                stack.append({} if event == "start_map" else [])
+                keys.append(None)
+            continue
+        if event == "end_map" or event == "end_array":
+            depth -= 1
+            if depth == 0:
+                continue  # the array ended: the parser refuses anything after it
+            keys.pop()
+            value = stack.pop()
+        if not stack:  # an element of the top-level array, complete
+            yield value
+        elif type(stack[-1]) is dict:
+            stack[-1][keys[-1]] = value
+        else:
+            stack[-1].append(value)
 
 
 def json_array_reader(text: IO[str], encoding: str, chunk_rows: int,
