@@ -18,6 +18,9 @@ max_text_chars             --     a longer complaint text is cut, with a marker;
 max_seconds                422    wall time of the import, checked between chunks and every
                                   1,000 rows inside a reader
 ========================== ====== ==========================================================
+
+Fixed, not settings: a JSON array file nested deeper than 32 levels is refused (422) as it is
+read, and a JSON Lines line nested past the parser's recursion limit is a rejected row.
 """
 
 from __future__ import annotations
