@@ -200,6 +200,14 @@ def _hostile_cases() -> list[tuple[str, Callable[[], bytes], str, dict[str, str]
     def header_only() -> bytes:
         return csv_bytes([])
 
+    def corrupt_sheet() -> bytes:
+        """A workbook whose sheet's compressed data is damaged mid-way (a bad CRC or a
+        broken deflate stream as the sheet is read; was a 500)."""
+        data = bytearray(_xlsx_rows(5000, lambda i: f"<c><v>{i}</v></c>"))
+        at = data.index(b"xl/worksheets/sheet1.xml") + 600
+        data[at:at + 40] = bytes(40)
+        return bytes(data)
+
     def rejected() -> bytes:
         return csv_bytes([[*r[:3], "火星", *r[4:]] for r in zh_rows(20, prefix="RJ")])
 
@@ -246,6 +254,9 @@ def _hostile_cases() -> list[tuple[str, Callable[[], bytes], str, dict[str, str]
          "far.xlsx", {}, 413, "imports.max_columns"),
         ("not an XLSX", lambda: b"PK\x03\x04" + b"\x00" * 200, "broken.xlsx", {}, 422,
          "XLSX"),
+        ("XLSX whose sheet is corrupt", corrupt_sheet, "crc.xlsx", {}, 422, "XLSX"),
+        ("XLSX row of 5 million empty cells", lambda: _xlsx_rows(1, lambda i: "<c/>" * 5_000_000),
+         "widerow.xlsx", {}, 413, "cells (imports.max_columns)"),
         ("binary", lambda: bytes(range(256)) * 40, "blob.csv", {}, 415, "binary"),
     ]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -104,7 +105,8 @@ def _open_sheet(stream: IO[bytes], closers: list[IO[Any]], limits: ImportLimits,
             target = next((rel.target for _, rel in book.parser.find_sheets()
                            if rel.target in book.valid_files and "chartsheet" not in rel.Type),
                           None)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError, SyntaxError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, OSError, ValueError, TypeError,
+            SyntaxError) as exc:
         raise UnprocessableContent(f"the XLSX workbook cannot be opened: {exc}") from exc
     closers.append(book.archive)
     if target is None:
@@ -122,19 +124,26 @@ def _sheet_rows(src: IO[bytes], parser: Any, limits: ImportLimits,
                 guard: Guard) -> Iterator[tuple[int, list[str | None]]]:
     """``(sheet row, cell texts)`` of the rows present in the sheet's XML; the parsed
     rows are dropped from the tree as they go (no padding, no materialised sheet)."""
-    from openpyxl.worksheet._reader import ROW_TAG
+    from openpyxl.worksheet._reader import CELL_TAG, ROW_TAG
     from openpyxl.xml.functions import iterparse
 
     parent = None
-    scanned = 0
+    scanned = cells_in_row = 0
     try:
         for event, el in iterparse(src, events=("start", "end")):
             if event == "start":
-                if parent is None and el.tag.endswith("}sheetData"):
+                if el.tag == CELL_TAG:  # counted as they come: a row of millions of empty
+                    cells_in_row += 1  # cells is refused before it is built in memory
+                    if cells_in_row > limits.max_columns:
+                        raise TooLarge(f"a sheet row has more than {limits.max_columns:,} "
+                                       "cells (imports.max_columns)",
+                                       limit="max_columns", value=limits.max_columns)
+                elif parent is None and el.tag.endswith("}sheetData"):
                     parent = el
                 continue
             if el.tag != ROW_TAG:
                 continue
+            cells_in_row = 0
             idx, cells = parser.parse_row(el)
             el.clear()
             if parent is not None:
@@ -155,6 +164,8 @@ def _sheet_rows(src: IO[bytes], parser: Any, limits: ImportLimits,
             yield idx, values
     except SyntaxError as exc:  # ElementTree.ParseError
         raise UnprocessableContent(f"the sheet's XML is broken: {exc}") from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a corrupt member, as read
+        raise UnprocessableContent(f"the XLSX file is corrupt: {exc}") from exc
     guard.add_rows(scanned % 1000)
 
 
