@@ -92,6 +92,22 @@ class _Stage:
         ``late=True`` (inside the publishing transaction, uncommitted, with publishes of the
         kind serialised) looks only at records stored since, i.e. by an import of another
         source that published in between."""
+        if late and self.checked_up_to is None:
+            return []  # never checked (forced): nothing to repeat
+        floor = self.checked_up_to if late else None
+        if not late:
+            self.checked_up_to = self._max_id()
+        found = self._drop_stored_elsewhere(floor) if self.staged else []
+        if not late:
+            self.raw.commit()
+        return [(str(a), b, int(n)) for a, b, n in found]
+
+    def _max_id(self) -> int:
+        raise NotImplementedError
+
+    def _drop_stored_elsewhere(self, floor: int | None) -> list[Any]:
+        """Delete the staged rows stored under another source (with an id above ``floor``
+        when given); the ``(source, batch, count)`` rows found."""
         raise NotImplementedError
 
     checked_up_to: int | None = None  # the table's highest id at the first check
@@ -148,20 +164,17 @@ class _SqliteStage(_Stage):
                   json.dumps(r["raw"], ensure_ascii=False)) for r in rejected])
         self.raw.commit()
 
-    def drop_duplicates_of_other_sources(self, *, late: bool = False
-                                         ) -> list[tuple[str, str | None, int]]:
+    def _max_id(self) -> int:
+        return int(self.raw.execute(
+            f"SELECT coalesce(max(id), 0) FROM main.{self.spec.table}").fetchone()[0])
+
+    def _drop_stored_elsewhere(self, floor: int | None) -> list[Any]:
         t = self.spec.table
-        floor = self.checked_up_to if late else None
-        if late and floor is None:
-            return []  # never checked (forced): nothing to repeat
-        if not late:
-            self.checked_up_to = int(self.raw.execute(
-                f"SELECT coalesce(max(id), 0) FROM main.{t}").fetchone()[0])
-        if not self.staged or self.raw.execute(
-                f"SELECT 1 FROM main.{t} WHERE id > ? LIMIT 1", (floor or 0,)).fetchone() is None:
+        if self.raw.execute(f"SELECT 1 FROM main.{t} WHERE id > ? LIMIT 1",
+                            (floor or 0,)).fetchone() is None:
             return []
         newer = f" AND c.id > {int(floor)}" if floor is not None else ""
-        found = self.raw.execute(
+        found: list[Any] = self.raw.execute(
             f"SELECT c.source, c.batch_id, count(*) FROM temp.{self.rows_table} s "
             f"JOIN main.{t} c ON {self._key_match('s', 'c')} AND c.source <> s.source{newer} "
             "GROUP BY c.source, c.batch_id ORDER BY count(*) DESC").fetchall()
@@ -170,9 +183,7 @@ class _SqliteStage(_Stage):
                 f"DELETE FROM temp.{self.rows_table} WHERE EXISTS (SELECT 1 FROM main.{t} c "
                 f"WHERE {self._key_match(self.rows_table, 'c')} "
                 f"AND c.source <> {self.rows_table}.source{newer})")
-        if not late:
-            self.raw.commit()
-        return [(str(a), b, int(n)) for a, b, n in found]
+        return found
 
     def publish(self) -> int:
         t = self.spec.table
@@ -260,33 +271,29 @@ class _PostgresStage(_Stage):
                       json.dumps(r["raw"], ensure_ascii=False)) for r in rejected])
         self.raw.commit()
 
-    def drop_duplicates_of_other_sources(self, *, late: bool = False
-                                         ) -> list[tuple[str, str | None, int]]:
-        t = self.spec.table
-        floor = self.checked_up_to if late else None
-        if late and floor is None:
-            return []  # never checked (forced): nothing to repeat
-        found: list[Any] = []
+    def _max_id(self) -> int:
         with self.raw.cursor() as cur:
-            if not late:
-                cur.execute(f"SELECT coalesce(max(id), 0) FROM {t}")
-                self.checked_up_to = int(cur.fetchone()[0])
+            cur.execute(f"SELECT coalesce(max(id), 0) FROM {self.spec.table}")
+            return int(cur.fetchone()[0])
+
+    def _drop_stored_elsewhere(self, floor: int | None) -> list[Any]:
+        t = self.spec.table
+        with self.raw.cursor() as cur:
             cur.execute(f"SELECT 1 FROM {t} WHERE id > %s LIMIT 1", (floor or 0,))
-            if self.staged and cur.fetchone() is not None:
-                tf = self.spec.time_field
-                match = (f"c.category = s.category AND c.region = s.region "
-                         f"AND c.day = s.day::date AND c.external_id = s.external_id "
-                         f"AND c.{tf} = s.{tf}::timestamptz AND c.source <> s.source"
-                         + (f" AND c.id > {int(floor)}" if floor is not None else ""))
-                cur.execute(f"SELECT c.source, c.batch_id, count(*) FROM {self.rows_table} s "
-                            f"JOIN {t} c ON {match} GROUP BY c.source, c.batch_id "
-                            "ORDER BY count(*) DESC")
-                found = cur.fetchall()
-                if found:
-                    cur.execute(f"DELETE FROM {self.rows_table} s USING {t} c WHERE {match}")
-        if not late:
-            self.raw.commit()
-        return [(str(a), b, int(n)) for a, b, n in found]
+            if cur.fetchone() is None:
+                return []
+            tf = self.spec.time_field
+            match = (f"c.category = s.category AND c.region = s.region AND c.day = s.day::date "
+                     f"AND c.external_id = s.external_id AND c.{tf} = s.{tf}::timestamptz "
+                     "AND c.source <> s.source"
+                     + (f" AND c.id > {int(floor)}" if floor is not None else ""))
+            cur.execute(f"SELECT c.source, c.batch_id, count(*) FROM {self.rows_table} s "
+                        f"JOIN {t} c ON {match} GROUP BY c.source, c.batch_id "
+                        "ORDER BY count(*) DESC")
+            found: list[Any] = cur.fetchall()
+            if found:
+                cur.execute(f"DELETE FROM {self.rows_table} s USING {t} c WHERE {match}")
+        return found
 
     def publish(self) -> int:
         t = self.spec.table
