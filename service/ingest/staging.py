@@ -44,6 +44,7 @@ class _Stage:
         self.rejected_table = f"_fw_rejected_{batch_id}"
         self.bulk = False
         self.staged = 0
+        self.checked_up_to: int | None = None  # the table's highest id at the first check
 
     def start(self, *, first_chunk: int, chunk_rows: int) -> None:
         """Called once before the first chunk is written: a large file (its first chunk is
@@ -109,8 +110,6 @@ class _Stage:
         """Delete the staged rows stored under another source (with an id above ``floor``
         when given); the ``(source, batch, count)`` rows found."""
         raise NotImplementedError
-
-    checked_up_to: int | None = None  # the table's highest id at the first check
 
     def publish(self) -> int:
         """Copy the staged rows into the real tables (inside the caller's transaction);
